@@ -1,0 +1,4 @@
+//! Purview: an embeddable relationship-based access (ReBAC) graph engine.
+
+pub mod diag;
+pub mod syntax;

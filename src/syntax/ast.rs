@@ -1,0 +1,288 @@
+//! The spanned abstract syntax tree of a Purview schema.
+//!
+//! Every front end (Purview's own language, SpiceDB and OpenFGA imports) lowers into these types;
+//! no parser types (pest `Pair`, `Rule`) appear here. Spans are byte offsets into the source text
+//! the tree was parsed from, so diagnostics of later stages can point back into that file.
+
+use serde::{Deserialize, Serialize};
+
+/// A half-open byte range `start..end` in one source text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub const fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+
+    /// The smallest span that covers both.
+    pub fn join(self, other: Span) -> Span {
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+}
+
+/// A name with the place it was written.
+///
+/// Equality ignores the span, so trees parsed from differently formatted texts compare equal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+impl Ident {
+    pub fn new(name: impl Into<String>, span: Span) -> Self {
+        Ident { name: name.into(), span }
+    }
+}
+
+impl PartialEq for Ident {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Ident {}
+
+/// A whole schema file: object types and conditions, in source order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Item {
+    Type(TypeDef),
+    Condition(ConditionDef),
+}
+
+/// `type company { ... }`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeDef {
+    pub name: Ident,
+    /// Text of the `///` doc comment lines before the definition, without the markers, joined by `\n`.
+    pub doc: Option<String>,
+    pub members: Vec<Member>,
+    #[serde(skip)]
+    pub span: SpanEq,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Member {
+    Relation(RelationDef),
+    Permission(PermissionDef),
+    Constraint(ConstraintDef),
+}
+
+/// `relation subsidiary-of: company` or, with a rewrite, `relation viewer: user = this + editor`.
+///
+/// A relation stores relationships whose subjects match one of `subjects`. Its value is `this`
+/// (the stored relationships) unless `rewrite` says otherwise; `this` may appear in the rewrite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationDef {
+    pub name: Ident,
+    pub doc: Option<String>,
+    pub subjects: Vec<SubjectType>,
+    pub rewrite: Option<Expr>,
+    #[serde(skip)]
+    pub span: SpanEq,
+}
+
+/// One allowed subject of a relation: `user`, `user:*`, `usergroup#member`,
+/// optionally `with condition_name`, `with expiration` or `with condition_name and expiration`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectType {
+    pub ty: Ident,
+    pub kind: SubjectKind,
+    pub condition: Option<Ident>,
+    pub expiration: bool,
+    #[serde(skip)]
+    pub span: SpanEq,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubjectKind {
+    /// `user`: a concrete object of the type.
+    Direct,
+    /// `user:*`: every object of the type.
+    Wildcard,
+    /// `usergroup#member`: every subject of that relation of an object of the type.
+    Userset(Ident),
+}
+
+/// `permission view = viewer + parent->view`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionDef {
+    pub name: Ident,
+    pub doc: Option<String>,
+    pub expr: Expr,
+    #[serde(skip)]
+    pub span: SpanEq,
+}
+
+/// A permission (or relation rewrite) expression.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expr {
+    /// A relation or permission of the same type, by name.
+    Ref(Ident),
+    /// The relationships stored in the enclosing relation (only valid inside a relation rewrite).
+    This(SpanEq),
+    /// `tupleset->target` (any) or `tupleset.all(target)` (all): follow the stored relationships of
+    /// `tupleset` to their subject objects and evaluate `target` there.
+    Arrow { tupleset: Ident, target: Ident, mode: ArrowMode },
+    /// `a + b + c`
+    Union(Vec<Expr>),
+    /// `a & b & c`
+    Intersection(Vec<Expr>),
+    /// `a - b`
+    Exclusion(Box<Expr>, Box<Expr>),
+    /// `nil`: the empty set.
+    Nil(SpanEq),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ArrowMode {
+    /// Allowed if the target holds on any subject object (`->` or `.any()`).
+    Any,
+    /// Allowed if the target holds on every subject object, and there is at least one (`.all()`).
+    All,
+}
+
+/// `condition within_region(region: string, allowed: list<string>) { region in allowed }`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionDef {
+    pub name: Ident,
+    pub doc: Option<String>,
+    pub params: Vec<Param>,
+    /// The CEL expression source, trimmed.
+    pub expr: String,
+    /// Where the expression stands in the source.
+    #[serde(skip)]
+    pub expr_span: SpanEq,
+    #[serde(skip)]
+    pub span: SpanEq,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Param {
+    pub name: Ident,
+    pub ty: ParamType,
+    #[serde(skip)]
+    pub ty_span: SpanEq,
+}
+
+/// The type of a condition parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ParamType {
+    Int,
+    Uint,
+    Bool,
+    String,
+    Double,
+    Bytes,
+    Duration,
+    Timestamp,
+    IpAddress,
+    Any,
+    List(Box<ParamType>),
+    Map(Box<ParamType>),
+}
+
+impl ParamType {
+    /// The name of a type without arguments, as written in a schema.
+    pub fn from_name(name: &str) -> Option<ParamType> {
+        Some(match name {
+            "int" => ParamType::Int,
+            "uint" => ParamType::Uint,
+            "bool" => ParamType::Bool,
+            "string" => ParamType::String,
+            "double" => ParamType::Double,
+            "bytes" => ParamType::Bytes,
+            "duration" => ParamType::Duration,
+            "timestamp" => ParamType::Timestamp,
+            "ipaddress" => ParamType::IpAddress,
+            "any" => ParamType::Any,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for ParamType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamType::Int => f.write_str("int"),
+            ParamType::Uint => f.write_str("uint"),
+            ParamType::Bool => f.write_str("bool"),
+            ParamType::String => f.write_str("string"),
+            ParamType::Double => f.write_str("double"),
+            ParamType::Bytes => f.write_str("bytes"),
+            ParamType::Duration => f.write_str("duration"),
+            ParamType::Timestamp => f.write_str("timestamp"),
+            ParamType::IpAddress => f.write_str("ipaddress"),
+            ParamType::Any => f.write_str("any"),
+            ParamType::List(t) => write!(f, "list<{t}>"),
+            ParamType::Map(t) => write!(f, "map<{t}>"),
+        }
+    }
+}
+
+/// A schema-level constraint on the relationships of one type, enforced atomically on write.
+///
+/// Reserved for constraint declarations (`at most`, `at least`, `one of`, `requires`, ...);
+/// the syntax and the variants grow with the language.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConstraintDef {
+    pub kind: ConstraintKind,
+    #[serde(skip)]
+    pub span: SpanEq,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConstraintKind {
+    /// `constraint at most 5 account-admin`: per object, at most N subjects hold the relation.
+    AtMost { count: u32, relation: Ident },
+    /// `constraint at least 1 admin`: per object, at least N subjects hold the relation once any
+    /// relationship of the object's type has been written for the object.
+    AtLeast { count: u32, relation: Ident },
+    /// `constraint one of (complaints-supervisor, complaints-manager)`: per object and subject,
+    /// at most one of the relations.
+    OneOf { relations: Vec<Ident> },
+    /// `constraint staff-director requires complaints-role`: holding the first relation on an object
+    /// requires holding the second on the same object.
+    Requires { relation: Ident, required: Ident },
+}
+
+/// A span that compares equal to every other span, so that trees compare by content only.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct SpanEq(pub Span);
+
+impl PartialEq for SpanEq {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for SpanEq {}
+
+impl From<Span> for SpanEq {
+    fn from(s: Span) -> Self {
+        SpanEq(s)
+    }
+}
+
+impl Expr {
+    /// The source range the expression covers.
+    pub fn span(&self) -> Span {
+        match self {
+            Expr::Ref(i) => i.span,
+            Expr::This(s) | Expr::Nil(s) => s.0,
+            Expr::Arrow { tupleset, target, .. } => tupleset.span.join(target.span),
+            Expr::Union(v) | Expr::Intersection(v) => match (v.first(), v.last()) {
+                (Some(a), Some(b)) => a.span().join(b.span()),
+                _ => Span::default(),
+            },
+            Expr::Exclusion(a, b) => a.span().join(b.span()),
+        }
+    }
+}

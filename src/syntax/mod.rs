@@ -1,0 +1,5 @@
+//! Text to AST: Purview's schema language, and the SpiceDB and OpenFGA languages it imports.
+//!
+//! Pest types stay inside this module; callers get [`ast::Schema`] or [`Diagnostics`].
+
+pub mod ast;
