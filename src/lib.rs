@@ -1,4 +1,12 @@
 //! Purview: an embeddable relationship-based access (ReBAC) graph engine.
 
+pub mod api;
 pub mod diag;
+pub mod eval;
+pub mod schema;
+pub mod store;
 pub mod syntax;
+
+pub use api::{Purview, SchemaError};
+pub use eval::{Decision, EvalError, EvalOptions, Tri};
+pub use store::{ObjectRef, Relationship, Snapshot, SubjectRef, WriteOp};

@@ -1,0 +1,398 @@
+//! The library facade for embedding hosts: load a schema, write relationships, ask questions.
+//!
+//! ```
+//! use purview::{Purview, EvalOptions, Decision};
+//! let mut pv = Purview::from_schema_text("schema.pv", r#"
+//!     type user {}
+//!     type company {
+//!       relation subsidiary-of: company
+//!       relation administrator: user
+//!       permission administer = administrator + subsidiary-of->administer
+//!     }
+//! "#)?;
+//! pv.write_text("company:emea#subsidiary-of@company:hq\ncompany:hq#administrator@user:ann")?;
+//! let snap = pv.snapshot();
+//! let opts = EvalOptions::default();
+//! assert_eq!(snap.check_str("company:emea", "administer", "user:ann", &opts)?, Decision::Allowed);
+//! let who = snap.who_str("company:emea", "administer", "user", &opts)?;
+//! assert_eq!(who.subjects[0].subject.to_string(), "user:ann");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::diag::{Diagnostics, SourceFile};
+use crate::eval::explain::{self, Tree};
+use crate::eval::reference::Reference;
+use crate::eval::{Decision, EvalError, EvalOptions, Tri};
+use crate::schema::{self, RelId, Schema};
+use crate::store::{
+    Obj, ObjectRef, Relationship, RelationshipSyntaxError, Revision, Snapshot, Store, Subject, SubjectRef,
+    WriteError, WriteOp, WILDCARD,
+};
+use crate::syntax;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// An object id that was never written: it has no relationships.
+const FRESH_OBJECT: u32 = u32::MAX - 1;
+/// A subject id that was never written (distinct from [`FRESH_OBJECT`]).
+const FRESH_SUBJECT: u32 = u32::MAX - 2;
+
+/// The language a schema is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaFormat {
+    Purview,
+}
+
+/// A schema that did not compile: every diagnostic, with the source to render them against.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.diagnostics.render(&self.file))]
+pub struct SchemaError {
+    pub file: SourceFile,
+    pub diagnostics: Diagnostics,
+}
+
+/// Parses and compiles a schema in Purview's language.
+pub fn compile_schema(name: &str, text: &str) -> Result<Schema, SchemaError> {
+    let file = SourceFile::new(name, text);
+    let ast =
+        syntax::parse_schema(text).map_err(|diagnostics| SchemaError { file: file.clone(), diagnostics })?;
+    schema::compile(&ast).map_err(|diagnostics| SchemaError { file, diagnostics })
+}
+
+/// A bad line in a relationships text.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("line {line}: {error}")]
+    Syntax { line: usize, error: RelationshipSyntaxError },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Parses relationships, one per line; blank lines and `//` or `#` comments are skipped.
+pub fn parse_relationships(text: &str) -> Result<Vec<Relationship>, LoadError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") || line.starts_with("# ") {
+            continue;
+        }
+        out.push(Relationship::parse(line).map_err(|error| LoadError::Syntax { line: i + 1, error })?);
+    }
+    Ok(out)
+}
+
+/// A schema and its relationships: the writer side of an embedded Purview.
+#[derive(Debug, Clone)]
+pub struct Purview {
+    store: Store,
+}
+
+impl Purview {
+    pub fn new(schema: Schema) -> Self {
+        Purview { store: Store::new(Arc::new(schema)) }
+    }
+
+    pub fn from_schema_text(name: &str, text: &str) -> Result<Self, SchemaError> {
+        Ok(Purview::new(compile_schema(name, text)?))
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        self.store.schema()
+    }
+
+    /// Applies a batch atomically and returns the new revision.
+    pub fn write(&mut self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
+        self.store.write(ops)
+    }
+
+    /// Touches every relationship in the text (one per line), as one atomic batch.
+    pub fn write_text(&mut self, text: &str) -> Result<Revision, LoadError> {
+        let rels = parse_relationships(text)?;
+        Ok(self.store.touch(rels)?)
+    }
+
+    /// The current state, for reading. Cheap; unaffected by later writes.
+    pub fn snapshot(&self) -> Snapshot {
+        self.store.snapshot()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// One subject found by `who`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FoundSubject {
+    pub subject: SubjectRef,
+    /// `Cond` when access depends on context that was not supplied.
+    pub outcome: Tri,
+}
+
+/// A wildcard found by `who`: every subject of the type, except the listed ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FoundWildcard {
+    pub outcome: Tri,
+    /// Subjects the wildcard does not cover (`False`) or covers only conditionally (`Cond`).
+    pub excluded: Vec<FoundSubject>,
+}
+
+/// The answer of `who`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct WhoResult {
+    pub subjects: Vec<FoundSubject>,
+    pub wildcard: Option<FoundWildcard>,
+}
+
+/// One object found by `what`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FoundObject {
+    pub object: ObjectRef,
+    pub outcome: Tri,
+}
+
+/// A page of `what` results, in object-id order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct WhatResult {
+    pub objects: Vec<FoundObject>,
+    /// Pass back to get the next page; `None` when this was the last one.
+    pub cursor: Option<String>,
+}
+
+/// Where a lookup starts and how much it returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+/// The answer of `explain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub decision: Decision,
+    pub tree: Tree,
+}
+
+/// A subject type filter for `who`: `user` or `group#member`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectFilter {
+    pub ty: String,
+    pub relation: Option<String>,
+}
+
+impl SubjectFilter {
+    pub fn parse(s: &str) -> SubjectFilter {
+        match s.split_once('#') {
+            Some((t, r)) => SubjectFilter { ty: t.trim().to_string(), relation: Some(r.trim().to_string()) },
+            None => SubjectFilter { ty: s.trim().to_string(), relation: None },
+        }
+    }
+}
+
+/// Read operations on a snapshot (reference evaluator).
+impl Snapshot {
+    fn resolve_rel(&self, ty: u32, name: &str) -> Result<RelId, EvalError> {
+        let tdef = self.schema.type_def(ty);
+        tdef.relation_id(name)
+            .ok_or_else(|| EvalError::UnknownRelation { ty: tdef.name.clone(), relation: name.to_string() })
+    }
+
+    fn resolve_obj(&self, o: &ObjectRef) -> Result<Obj, EvalError> {
+        let ty = self.schema.type_id(&o.ty).ok_or_else(|| EvalError::UnknownType(o.ty.clone()))?;
+        if o.id == "*" {
+            return Err(EvalError::InvalidSubject(o.to_string()));
+        }
+        Ok(Obj { ty, id: self.data.object_id(ty, &o.id).unwrap_or(FRESH_OBJECT) })
+    }
+
+    fn resolve_subject(&self, s: &SubjectRef, object: &ObjectRef) -> Result<Subject, EvalError> {
+        let ty = self.schema.type_id(&s.ty).ok_or_else(|| EvalError::UnknownType(s.ty.clone()))?;
+        let rel = match &s.relation {
+            Some(r) => Some(self.resolve_rel(ty, r)?),
+            None => None,
+        };
+        let fresh = if s.ty == object.ty && s.id == object.id { FRESH_OBJECT } else { FRESH_SUBJECT };
+        let id = self.data.object_id(ty, &s.id).unwrap_or(fresh);
+        if id == WILDCARD && rel.is_some() {
+            return Err(EvalError::InvalidSubject(s.to_string()));
+        }
+        Ok(Subject { ty, id, rel })
+    }
+
+    fn name_subject(&self, s: Subject, object: &ObjectRef) -> SubjectRef {
+        if s.id == FRESH_OBJECT {
+            let t = self.schema.type_def(s.ty);
+            return SubjectRef::new(
+                &t.name,
+                &object.id,
+                s.rel.map(|r| t.relations[r as usize].name.as_str()),
+            );
+        }
+        self.subject_ref(s)
+    }
+
+    /// May `subject` do `permission` on `object`?
+    pub fn check(
+        &self,
+        object: &ObjectRef,
+        permission: &str,
+        subject: &SubjectRef,
+        opts: &EvalOptions,
+    ) -> Result<Decision, EvalError> {
+        let o = self.resolve_obj(object)?;
+        let rel = self.resolve_rel(o.ty, permission)?;
+        let s = self.resolve_subject(subject, object)?;
+        let mut ev = Reference::new(self, opts);
+        let t = ev.check(o, rel, s)?;
+        ev.decide(t)
+    }
+
+    /// [`Snapshot::check`] with names as text (`document:d1`, `view`, `user:ann`).
+    pub fn check_str(
+        &self,
+        object: &str,
+        permission: &str,
+        subject: &str,
+        opts: &EvalOptions,
+    ) -> Result<Decision, QueryError> {
+        let o = ObjectRef::parse(object)?;
+        let s = SubjectRef::parse(subject)?;
+        Ok(self.check(&o, permission, &s, opts)?)
+    }
+
+    /// Which subjects of a type may do `permission` on `object`?
+    pub fn who(
+        &self,
+        object: &ObjectRef,
+        permission: &str,
+        filter: &SubjectFilter,
+        opts: &EvalOptions,
+    ) -> Result<WhoResult, EvalError> {
+        let o = self.resolve_obj(object)?;
+        let rel = self.resolve_rel(o.ty, permission)?;
+        let fty = self.schema.type_id(&filter.ty).ok_or_else(|| EvalError::UnknownType(filter.ty.clone()))?;
+        let frel = match &filter.relation {
+            Some(r) => Some(self.resolve_rel(fty, r)?),
+            None => None,
+        };
+        let mut ev = Reference::new(self, opts);
+        let set = ev.lookup_subjects(o, rel, fty, frel)?;
+        let any_cond = set.default == Tri::Cond || set.explicit.values().any(|t| *t == Tri::Cond);
+        if any_cond && opts.missing_context == crate::eval::MissingContext::Error {
+            ev.decide(Tri::Cond)?;
+        }
+        let name = |s: &Subject| self.name_subject(*s, object);
+        let mut out = WhoResult {
+            subjects: set.members().map(|(s, t)| FoundSubject { subject: name(s), outcome: t }).collect(),
+            wildcard: None,
+        };
+        if set.default != Tri::False {
+            out.wildcard = Some(FoundWildcard {
+                outcome: set.default,
+                excluded: set
+                    .exclusions()
+                    .map(|(s, t)| FoundSubject { subject: name(s), outcome: t })
+                    .collect(),
+            });
+        }
+        out.subjects.sort_by(|a, b| a.subject.cmp(&b.subject));
+        Ok(out)
+    }
+
+    /// [`Snapshot::who`] with names as text.
+    pub fn who_str(
+        &self,
+        object: &str,
+        permission: &str,
+        filter: &str,
+        opts: &EvalOptions,
+    ) -> Result<WhoResult, QueryError> {
+        let o = ObjectRef::parse(object)?;
+        Ok(self.who(&o, permission, &SubjectFilter::parse(filter), opts)?)
+    }
+
+    /// Which objects of type `object_type` may `subject` do `permission` on? In object-id order,
+    /// a page at a time.
+    pub fn what(
+        &self,
+        subject: &SubjectRef,
+        permission: &str,
+        object_type: &str,
+        page: &Page,
+        opts: &EvalOptions,
+    ) -> Result<WhatResult, EvalError> {
+        let ty = self
+            .schema
+            .type_id(object_type)
+            .ok_or_else(|| EvalError::UnknownType(object_type.to_string()))?;
+        let rel = self.resolve_rel(ty, permission)?;
+        let start = match &page.cursor {
+            None => 0,
+            Some(c) => c.parse::<u32>().map_err(|_| EvalError::InvalidSubject(format!("cursor `{c}`")))?,
+        };
+        let limit = page.limit.unwrap_or(usize::MAX);
+        let mut out = WhatResult::default();
+        let placeholder = ObjectRef::new(object_type, "");
+        let s = self.resolve_subject(subject, &placeholder)?;
+        let mut ev = Reference::new(self, opts);
+        for id in start..self.data.object_count(ty) {
+            let o = Obj { ty, id };
+            let t = ev.check(o, rel, s)?;
+            if t == Tri::False {
+                continue;
+            }
+            if out.objects.len() == limit {
+                out.cursor = Some(id.to_string());
+                break;
+            }
+            if t == Tri::Cond && opts.missing_context == crate::eval::MissingContext::Error {
+                ev.decide(t)?;
+            }
+            out.objects.push(FoundObject { object: self.object_ref(o), outcome: t });
+            if out.objects.len() > opts.limits.max_results {
+                return Err(EvalError::TooManyResults { limit: opts.limits.max_results });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The userset tree of `permission` on `object`.
+    pub fn expand(
+        &self,
+        object: &ObjectRef,
+        permission: &str,
+        opts: &EvalOptions,
+    ) -> Result<Tree, EvalError> {
+        let o = self.resolve_obj(object)?;
+        let rel = self.resolve_rel(o.ty, permission)?;
+        let mut ev = Reference::new(self, opts);
+        explain::expand(&mut ev, o, rel)
+    }
+
+    /// Why `subject` may (or may not) do `permission` on `object`.
+    pub fn explain(
+        &self,
+        object: &ObjectRef,
+        permission: &str,
+        subject: &SubjectRef,
+        opts: &EvalOptions,
+    ) -> Result<Explanation, EvalError> {
+        let o = self.resolve_obj(object)?;
+        let rel = self.resolve_rel(o.ty, permission)?;
+        let s = self.resolve_subject(subject, object)?;
+        let mut ev = Reference::new(self, opts);
+        let t = ev.check(o, rel, s)?;
+        let decision = ev.decide(t)?;
+        let tree = explain::explain(&mut ev, o, rel, s)?;
+        Ok(Explanation { decision, tree })
+    }
+}
+
+/// A question that could not be asked or answered.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Syntax(#[from] RelationshipSyntaxError),
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}

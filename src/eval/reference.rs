@@ -1,0 +1,378 @@
+//! The reference evaluator: the oracle every faster path is tested against.
+//!
+//! It walks the rewrite rules top-down over the store, keeps the relations it is inside of on a
+//! stack, and treats re-entering one as "not by this path" (least fixpoint), so cycles in the data
+//! terminate with the right answer. Results that did not depend on such a cut are memoized.
+//! Deeper recursion than `limits.max_depth` is an error, never a silent "denied".
+
+use super::{Decision, EvalError, EvalOptions, MissingContext, SubjectSet, Tri};
+use crate::schema::condition::ConditionOutcome;
+use crate::schema::{RelId, Rewrite};
+use crate::store::{Obj, Snapshot, StoredCaveat, Subject, TupleAttrs};
+use crate::syntax::ast::ArrowMode;
+use std::collections::{BTreeSet, HashMap};
+
+/// Evaluates one question against one snapshot.
+pub struct Reference<'a> {
+    pub snap: &'a Snapshot,
+    pub opts: &'a EvalOptions,
+    stack: Vec<(Obj, RelId)>,
+    /// Lowest stack index of a cut (re-entered relation) seen since the marker was reset.
+    lowest_cut: usize,
+    check_memo: HashMap<(Obj, RelId, Subject), Tri>,
+    lookup_memo: HashMap<(Obj, RelId, u32, Option<RelId>), SubjectSet>,
+    /// Condition parameters found missing.
+    pub missing: BTreeSet<String>,
+}
+
+impl<'a> Reference<'a> {
+    pub fn new(snap: &'a Snapshot, opts: &'a EvalOptions) -> Self {
+        Reference {
+            snap,
+            opts,
+            stack: Vec::new(),
+            lowest_cut: usize::MAX,
+            check_memo: HashMap::new(),
+            lookup_memo: HashMap::new(),
+            missing: BTreeSet::new(),
+        }
+    }
+
+    /// Turns a three-valued result into a decision, honouring the missing-context policy.
+    pub fn decide(&self, t: Tri) -> Result<Decision, EvalError> {
+        Ok(match t {
+            Tri::True => Decision::Allowed,
+            Tri::False => Decision::Denied,
+            Tri::Cond => {
+                let missing: Vec<String> = self.missing.iter().cloned().collect();
+                if self.opts.missing_context == MissingContext::Error {
+                    return Err(EvalError::MissingContext { missing });
+                }
+                Decision::Conditional { missing }
+            }
+        })
+    }
+
+    /// Whether a stored relationship holds now: its time window and its condition.
+    pub fn tuple_tri(&mut self, attrs: &TupleAttrs) -> Result<Tri, EvalError> {
+        if !attrs.active_at(self.opts.at) {
+            return Ok(Tri::False);
+        }
+        match &attrs.caveat {
+            None => Ok(Tri::True),
+            Some(c) => self.caveat_tri(c),
+        }
+    }
+
+    fn caveat_tri(&mut self, c: &StoredCaveat) -> Result<Tri, EvalError> {
+        let cond = self.snap.schema.condition(c.cond);
+        match cond.evaluate(c.context.as_deref(), &self.opts.context) {
+            ConditionOutcome::True => Ok(Tri::True),
+            ConditionOutcome::False => Ok(Tri::False),
+            ConditionOutcome::Missing(m) => {
+                self.missing.extend(m);
+                Ok(Tri::Cond)
+            }
+            ConditionOutcome::Error(e) => Err(EvalError::Condition(e)),
+        }
+    }
+
+    /// Enters `object#rel`; `Ok(None)` means it is already being evaluated (a cycle).
+    fn enter(&mut self, object: Obj, rel: RelId) -> Result<Option<usize>, EvalError> {
+        if let Some(i) = self.stack.iter().position(|&n| n == (object, rel)) {
+            self.lowest_cut = self.lowest_cut.min(i);
+            return Ok(None);
+        }
+        if self.stack.len() >= self.opts.limits.max_depth as usize {
+            return Err(EvalError::DepthExceeded { limit: self.opts.limits.max_depth });
+        }
+        self.stack.push((object, rel));
+        let saved = self.lowest_cut;
+        self.lowest_cut = usize::MAX;
+        Ok(Some(saved))
+    }
+
+    /// Leaves the current relation; returns whether its result may be memoized.
+    fn leave(&mut self, saved_cut: usize) -> bool {
+        let depth = self.stack.len() - 1;
+        self.stack.pop();
+        let exact = self.lowest_cut >= depth;
+        // Cuts below this node also taint the callers.
+        let inner = if self.lowest_cut >= depth { usize::MAX } else { self.lowest_cut };
+        self.lowest_cut = saved_cut.min(inner);
+        exact
+    }
+
+    // ---- check -------------------------------------------------------------------------------
+
+    /// Whether `subject` has `rel` on `object`.
+    pub fn check(&mut self, object: Obj, rel: RelId, subject: Subject) -> Result<Tri, EvalError> {
+        if subject.rel == Some(rel) && subject.object() == object {
+            return Ok(Tri::True);
+        }
+        if let Some(&t) = self.check_memo.get(&(object, rel, subject)) {
+            return Ok(t);
+        }
+        let Some(saved) = self.enter(object, rel)? else { return Ok(Tri::False) };
+        let rewrite = &self.snap.schema.rel_def(object.ty, rel).rewrite;
+        let result = self.check_rewrite(object, rel, rewrite, subject);
+        let exact = self.leave(saved);
+        let t = result?;
+        if exact {
+            self.check_memo.insert((object, rel, subject), t);
+        }
+        Ok(t)
+    }
+
+    fn check_rewrite(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        rw: &Rewrite,
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        Ok(match rw {
+            Rewrite::Nil => Tri::False,
+            Rewrite::This => self.check_this(object, rel, subject)?,
+            Rewrite::Computed(r) => self.check(object, *r, subject)?,
+            Rewrite::Union(items) => {
+                let mut acc = Tri::False;
+                for i in items {
+                    acc = acc.or(self.check_rewrite(object, rel, i, subject)?);
+                    if acc == Tri::True {
+                        break;
+                    }
+                }
+                acc
+            }
+            Rewrite::Intersection(items) => {
+                let mut acc = Tri::True;
+                for i in items {
+                    acc = acc.and(self.check_rewrite(object, rel, i, subject)?);
+                    if acc == Tri::False {
+                        break;
+                    }
+                }
+                acc
+            }
+            Rewrite::Exclusion(a, b) => {
+                let a = self.check_rewrite(object, rel, a, subject)?;
+                if a == Tri::False {
+                    Tri::False
+                } else {
+                    a.and(self.check_rewrite(object, rel, b, subject)?.not())
+                }
+            }
+            Rewrite::Arrow { tupleset, targets, mode, .. } => {
+                let tuples: Vec<(Subject, TupleAttrs)> =
+                    self.snap.data.subjects(object, *tupleset).map(|(s, a)| (*s, a.clone())).collect();
+                let mut any = Tri::False;
+                let mut all = Tri::True;
+                for (s, attrs) in tuples {
+                    if s.is_wildcard() {
+                        continue;
+                    }
+                    let exists = self.tuple_tri(&attrs)?;
+                    if exists == Tri::False {
+                        continue;
+                    }
+                    let v = match targets.get(s.ty as usize).copied().flatten() {
+                        Some(target) => self.check(s.object(), target, subject)?,
+                        None => Tri::False,
+                    };
+                    match mode {
+                        ArrowMode::Any => {
+                            any = any.or(exists.and(v));
+                            if any == Tri::True {
+                                break;
+                            }
+                        }
+                        ArrowMode::All => {
+                            any = any.or(exists);
+                            all = all.and(exists.not().or(v));
+                        }
+                    }
+                }
+                match mode {
+                    ArrowMode::Any => any,
+                    ArrowMode::All => any.and(all),
+                }
+            }
+        })
+    }
+
+    /// Evaluates one rewrite node of `object#rel` for `subject` (used by explain).
+    pub fn check_rewrite_pub(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        rw: &Rewrite,
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        self.check_rewrite(object, rel, rw, subject)
+    }
+
+    fn check_this(&mut self, object: Obj, rel: RelId, subject: Subject) -> Result<Tri, EvalError> {
+        let tuples: Vec<(Subject, TupleAttrs)> =
+            self.snap.data.subjects(object, rel).map(|(s, a)| (*s, a.clone())).collect();
+        let mut acc = Tri::False;
+        for (s, attrs) in tuples {
+            let direct = s == subject || (s.is_wildcard() && s.ty == subject.ty && subject.rel.is_none());
+            let via_userset = s.rel.is_some() && !direct;
+            if !direct && !via_userset {
+                continue;
+            }
+            let exists = self.tuple_tri(&attrs)?;
+            if exists == Tri::False {
+                continue;
+            }
+            let v = if direct {
+                exists
+            } else {
+                let r = s.rel.unwrap_or_default();
+                exists.and(self.check(s.object(), r, subject)?)
+            };
+            acc = acc.or(v);
+            if acc == Tri::True {
+                break;
+            }
+        }
+        Ok(acc)
+    }
+
+    // ---- who (lookup subjects) ---------------------------------------------------------------
+
+    /// Every subject of type `filter_ty` (with relation `filter_rel`, for usersets) that has
+    /// `rel` on `object`.
+    pub fn lookup_subjects(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        filter_ty: u32,
+        filter_rel: Option<RelId>,
+    ) -> Result<SubjectSet, EvalError> {
+        if let Some(s) = self.lookup_memo.get(&(object, rel, filter_ty, filter_rel)) {
+            return Ok(s.clone());
+        }
+        let mut out = SubjectSet::empty();
+        if filter_ty == object.ty && filter_rel == Some(rel) {
+            out.add(Subject { ty: object.ty, id: object.id, rel: Some(rel) }, Tri::True);
+        }
+        let Some(saved) = self.enter(object, rel)? else { return Ok(out) };
+        let rewrite = &self.snap.schema.rel_def(object.ty, rel).rewrite;
+        let result = self.lookup_rewrite(object, rel, rewrite, filter_ty, filter_rel);
+        let exact = self.leave(saved);
+        let set = out.union(&result?);
+        if exact {
+            self.lookup_memo.insert((object, rel, filter_ty, filter_rel), set.clone());
+        }
+        self.check_result_limit(&set)?;
+        Ok(set)
+    }
+
+    fn check_result_limit(&self, set: &SubjectSet) -> Result<(), EvalError> {
+        let limit = self.opts.limits.max_results;
+        if set.explicit.len() > limit {
+            return Err(EvalError::TooManyResults { limit });
+        }
+        Ok(())
+    }
+
+    fn lookup_rewrite(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        rw: &Rewrite,
+        fty: u32,
+        frel: Option<RelId>,
+    ) -> Result<SubjectSet, EvalError> {
+        Ok(match rw {
+            Rewrite::Nil => SubjectSet::empty(),
+            Rewrite::Computed(r) => self.lookup_subjects(object, *r, fty, frel)?,
+            Rewrite::Union(items) => {
+                let mut acc = SubjectSet::empty();
+                for i in items {
+                    acc = acc.union(&self.lookup_rewrite(object, rel, i, fty, frel)?);
+                }
+                acc
+            }
+            Rewrite::Intersection(items) => {
+                let mut acc: Option<SubjectSet> = None;
+                for i in items {
+                    let s = self.lookup_rewrite(object, rel, i, fty, frel)?;
+                    acc = Some(match acc {
+                        None => s,
+                        Some(a) => a.intersect(&s),
+                    });
+                }
+                acc.unwrap_or_default()
+            }
+            Rewrite::Exclusion(a, b) => {
+                let a = self.lookup_rewrite(object, rel, a, fty, frel)?;
+                if a.is_empty() {
+                    a
+                } else {
+                    a.exclude(&self.lookup_rewrite(object, rel, b, fty, frel)?)
+                }
+            }
+            Rewrite::This => {
+                let tuples: Vec<(Subject, TupleAttrs)> =
+                    self.snap.data.subjects(object, rel).map(|(s, a)| (*s, a.clone())).collect();
+                let mut acc = SubjectSet::empty();
+                for (s, attrs) in tuples {
+                    let exists = self.tuple_tri(&attrs)?;
+                    if exists == Tri::False {
+                        continue;
+                    }
+                    if s.ty == fty && s.rel == frel {
+                        if s.is_wildcard() {
+                            acc.add_wildcard(exists);
+                        } else {
+                            acc.add(s, exists);
+                        }
+                    }
+                    if let Some(r) = s.rel {
+                        let sub = self.lookup_subjects(s.object(), r, fty, frel)?;
+                        acc = acc.union(&sub.and_with(exists));
+                    }
+                }
+                acc
+            }
+            Rewrite::Arrow { tupleset, targets, mode, .. } => {
+                let tuples: Vec<(Subject, TupleAttrs)> =
+                    self.snap.data.subjects(object, *tupleset).map(|(s, a)| (*s, a.clone())).collect();
+                let mut any = SubjectSet::empty();
+                let mut exists_any = Tri::False;
+                let mut all: Option<SubjectSet> = None;
+                for (s, attrs) in tuples {
+                    if s.is_wildcard() {
+                        continue;
+                    }
+                    let exists = self.tuple_tri(&attrs)?;
+                    if exists == Tri::False {
+                        continue;
+                    }
+                    let sub = match targets.get(s.ty as usize).copied().flatten() {
+                        Some(target) => self.lookup_subjects(s.object(), target, fty, frel)?,
+                        None => SubjectSet::empty(),
+                    };
+                    match mode {
+                        ArrowMode::Any => any = any.union(&sub.and_with(exists)),
+                        ArrowMode::All => {
+                            exists_any = exists_any.or(exists);
+                            let term = sub.or_with(exists.not());
+                            all = Some(match all {
+                                None => term,
+                                Some(a) => a.intersect(&term),
+                            });
+                        }
+                    }
+                }
+                match mode {
+                    ArrowMode::Any => any,
+                    ArrowMode::All => all.map(|a| a.and_with(exists_any)).unwrap_or_default(),
+                }
+            }
+        })
+    }
+}

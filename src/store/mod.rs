@@ -1,0 +1,255 @@
+//! The relationship store: validated writes, dense ids, immutable snapshots with revisions.
+//!
+//! Strings are interned on the way in: every object id gets a dense `u32` per type, so later
+//! stages work on `(TypeId, ObjId)` pairs. A write batch is validated whole (names, subject
+//! types, conditions, expiration, schema constraints) against a copy of the data; only if all of
+//! it is valid does the copy become the next snapshot. A failed write changes nothing.
+
+mod constraints;
+mod intern;
+pub mod relationship;
+mod write;
+
+pub use intern::Interner;
+pub use relationship::{CaveatRef, ObjectRef, Relationship, RelationshipSyntaxError, SubjectRef};
+pub use write::{WriteError, WriteOp};
+
+use crate::schema::condition::JsonMap;
+use crate::schema::{CondId, RelId, Schema, TypeId};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Dense id of an object within its type.
+pub type ObjId = u32;
+/// The object id that stands for `*` in a subject.
+pub const WILDCARD: ObjId = u32::MAX;
+
+/// An object, by dense ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Obj {
+    pub ty: TypeId,
+    pub id: ObjId,
+}
+
+/// A subject, by dense ids: an object, a wildcard (`id == WILDCARD`) or a userset (`rel` set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Subject {
+    pub ty: TypeId,
+    pub id: ObjId,
+    pub rel: Option<RelId>,
+}
+
+impl Subject {
+    pub fn object(self) -> Obj {
+        Obj { ty: self.ty, id: self.id }
+    }
+    pub fn is_wildcard(self) -> bool {
+        self.id == WILDCARD
+    }
+}
+
+/// What is stored with a relationship besides its key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TupleAttrs {
+    pub caveat: Option<StoredCaveat>,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl TupleAttrs {
+    /// Whether the relationship holds at `at` (ignoring its condition).
+    pub fn active_at(&self, at: DateTime<Utc>) -> bool {
+        self.valid_from.is_none_or(|f| f <= at) && self.expires_at.is_none_or(|e| at < e)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCaveat {
+    pub cond: CondId,
+    pub context: Option<Arc<JsonMap>>,
+}
+
+/// A revision token: the number of the snapshot a write produced.
+pub type Revision = u64;
+
+/// The relationships at one revision, by dense ids.
+#[derive(Clone, Debug, Default)]
+pub struct Data {
+    names: Vec<Interner>,
+    /// `(object, relation)` → subject → attributes.
+    tuples: BTreeMap<(Obj, RelId), BTreeMap<Subject, TupleAttrs>>,
+    len: usize,
+}
+
+impl Data {
+    fn new(schema: &Schema) -> Self {
+        Data { names: vec![Interner::default(); schema.types.len()], tuples: BTreeMap::new(), len: 0 }
+    }
+
+    /// The stored relationships of `object#rel`, in subject order.
+    pub fn subjects(&self, object: Obj, rel: RelId) -> impl Iterator<Item = (&Subject, &TupleAttrs)> {
+        self.tuples.get(&(object, rel)).into_iter().flat_map(|m| m.iter())
+    }
+
+    pub fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<&TupleAttrs> {
+        self.tuples.get(&(object, rel)).and_then(|m| m.get(&subject))
+    }
+
+    /// Every stored relationship, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (Obj, RelId, Subject, &TupleAttrs)> {
+        self.tuples.iter().flat_map(|(&(o, r), m)| m.iter().map(move |(s, a)| (o, r, *s, a)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of distinct object ids interned for a type.
+    pub fn object_count(&self, ty: TypeId) -> u32 {
+        self.names.get(ty as usize).map_or(0, |n| n.len() as u32)
+    }
+
+    pub fn object_id(&self, ty: TypeId, name: &str) -> Option<ObjId> {
+        if name == "*" {
+            return Some(WILDCARD);
+        }
+        self.names.get(ty as usize)?.get(name)
+    }
+
+    pub fn object_name(&self, ty: TypeId, id: ObjId) -> &str {
+        if id == WILDCARD {
+            return "*";
+        }
+        self.names.get(ty as usize).and_then(|n| n.name(id)).unwrap_or("?")
+    }
+
+    pub(crate) fn intern(&mut self, ty: TypeId, name: &str) -> ObjId {
+        if name == "*" {
+            return WILDCARD;
+        }
+        match self.names.get_mut(ty as usize) {
+            Some(n) => n.intern(name),
+            None => WILDCARD,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs) {
+        if self.tuples.entry((object, rel)).or_default().insert(subject, attrs).is_none() {
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
+        let m = self.tuples.get_mut(&(object, rel))?;
+        let old = m.remove(&subject);
+        if m.is_empty() {
+            self.tuples.remove(&(object, rel));
+        }
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+}
+
+/// An immutable view of the store at one revision. Cheap to clone; readers never block writers.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub schema: Arc<Schema>,
+    pub revision: Revision,
+    pub data: Arc<Data>,
+}
+
+impl Snapshot {
+    /// Names an object for output.
+    pub fn object_ref(&self, o: Obj) -> ObjectRef {
+        ObjectRef::new(&self.schema.type_def(o.ty).name, self.data.object_name(o.ty, o.id))
+    }
+
+    /// Names a subject for output.
+    pub fn subject_ref(&self, s: Subject) -> SubjectRef {
+        let t = self.schema.type_def(s.ty);
+        SubjectRef::new(
+            &t.name,
+            self.data.object_name(s.ty, s.id),
+            s.rel.map(|r| t.relations[r as usize].name.as_str()),
+        )
+    }
+
+    /// Resolves an object by name; `None` if the type is unknown. An id never written resolves
+    /// to `Some(None)`: a valid object that has no relationships.
+    pub fn resolve_object(&self, o: &ObjectRef) -> Option<Option<Obj>> {
+        let ty = self.schema.type_id(&o.ty)?;
+        Some(self.data.object_id(ty, &o.id).map(|id| Obj { ty, id }))
+    }
+
+    /// Every stored relationship, as text types.
+    pub fn relationships(&self) -> Vec<Relationship> {
+        self.data
+            .iter()
+            .map(|(o, r, s, a)| {
+                let mut rel = Relationship::new(
+                    self.object_ref(o),
+                    self.schema.rel_def(o.ty, r).name.clone(),
+                    self.subject_ref(s),
+                );
+                rel.caveat = a.caveat.as_ref().map(|c| CaveatRef {
+                    name: self.schema.condition(c.cond).name.clone(),
+                    context: c.context.as_ref().map(|c| (**c).clone()),
+                });
+                rel.valid_from = a.valid_from;
+                rel.expires_at = a.expires_at;
+                rel
+            })
+            .collect()
+    }
+}
+
+/// A store of relationships for one schema: the writer side. Readers take [`Store::snapshot`].
+#[derive(Debug, Clone)]
+pub struct Store {
+    current: Snapshot,
+}
+
+impl Store {
+    pub fn new(schema: Arc<Schema>) -> Self {
+        let data = Arc::new(Data::new(&schema));
+        Store { current: Snapshot { schema, revision: 0, data } }
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.current.schema
+    }
+
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        self.current.clone()
+    }
+
+    pub fn revision(&self) -> Revision {
+        self.current.revision
+    }
+
+    /// Applies a batch atomically: all of it, or (on any error) nothing.
+    pub fn write(&mut self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
+        let mut data = (*self.current.data).clone();
+        write::apply(&self.current.schema, &mut data, ops)?;
+        self.current = Snapshot {
+            schema: self.current.schema.clone(),
+            revision: self.current.revision + 1,
+            data: Arc::new(data),
+        };
+        Ok(self.current.revision)
+    }
+
+    /// Writes (touches) relationships.
+    pub fn touch(&mut self, rels: impl IntoIterator<Item = Relationship>) -> Result<Revision, WriteError> {
+        let ops: Vec<WriteOp> = rels.into_iter().map(WriteOp::Touch).collect();
+        self.write(&ops)
+    }
+}

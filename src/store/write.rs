@@ -1,0 +1,216 @@
+//! Validating and applying a write batch.
+
+use super::relationship::Relationship;
+use super::{constraints, Data, Obj, StoredCaveat, Subject, TupleAttrs};
+use crate::diag::did_you_mean;
+use crate::schema::condition::json_to_cel;
+use crate::schema::{AllowedKind, RelKind, Schema};
+use std::sync::Arc;
+
+/// One change in a write batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteOp {
+    /// Create the relationship, or replace its condition and times if it exists.
+    Touch(Relationship),
+    /// Create the relationship; fails if it already exists.
+    Create(Relationship),
+    /// Delete the relationship (by resource, relation and subject); absent is not an error.
+    Delete(Relationship),
+}
+
+impl WriteOp {
+    pub fn relationship(&self) -> &Relationship {
+        match self {
+            WriteOp::Touch(r) | WriteOp::Create(r) | WriteOp::Delete(r) => r,
+        }
+    }
+}
+
+/// Why a write batch was rejected. Nothing of the batch was written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("unknown type `{name}` in `{relationship}`{}", hint_suffix(.hint))]
+    UnknownType { relationship: String, name: String, hint: Option<String> },
+    #[error("type `{ty}` has no relation `{relation}` (in `{relationship}`){}", hint_suffix(.hint))]
+    UnknownRelation { relationship: String, ty: String, relation: String, hint: Option<String> },
+    #[error("`{ty}#{relation}` is a permission and cannot be written (in `{relationship}`)")]
+    Permission { relationship: String, ty: String, relation: String },
+    #[error("`{relationship}`: {reason}; `{ty}#{relation}` allows {allowed}")]
+    SubjectNotAllowed { relationship: String, ty: String, relation: String, reason: String, allowed: String },
+    #[error("`{relationship}`: {reason}")]
+    InvalidCondition { relationship: String, reason: String },
+    #[error("`{relationship}` already exists")]
+    AlreadyExists { relationship: String },
+    #[error("constraint `{constraint}` violated by `{relationship}`; current holders: {holders}")]
+    Constraint { constraint: String, relationship: String, holders: String },
+}
+
+fn hint_suffix(h: &Option<String>) -> String {
+    h.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
+}
+
+/// Validates the whole batch against `schema` and applies it to `data`. On error `data` may be
+/// partly changed; the caller applies batches to a copy.
+pub(crate) fn apply(schema: &Schema, data: &mut Data, ops: &[WriteOp]) -> Result<(), WriteError> {
+    let mut touched = Vec::with_capacity(ops.len());
+    for op in ops {
+        let r = op.relationship();
+        let (object, rel, subject, attrs) = resolve(schema, data, r)?;
+        match op {
+            WriteOp::Touch(_) => data.insert(object, rel, subject, attrs),
+            WriteOp::Create(_) => {
+                if data.get(object, rel, subject).is_some() {
+                    return Err(WriteError::AlreadyExists { relationship: r.to_string() });
+                }
+                data.insert(object, rel, subject, attrs);
+            }
+            WriteOp::Delete(_) => {
+                data.remove(object, rel, subject);
+            }
+        }
+        touched.push((object, rel, subject, op));
+    }
+    constraints::check(schema, data, &touched)
+}
+
+/// Resolves names to ids (interning new object ids) and checks the relationship against the
+/// schema: relation exists and is writable, subject type allowed, condition and expiration fit.
+pub(crate) fn resolve(
+    schema: &Schema,
+    data: &mut Data,
+    r: &Relationship,
+) -> Result<(Obj, u32, Subject, TupleAttrs), WriteError> {
+    let text = || r.to_string();
+    let ty = |name: &str| {
+        schema.type_id(name).ok_or_else(|| WriteError::UnknownType {
+            relationship: text(),
+            name: name.to_string(),
+            hint: did_you_mean(name, schema.type_names()),
+        })
+    };
+    let rty = ty(&r.resource.ty)?;
+    let tdef = schema.type_def(rty);
+    let rel = tdef.relation_id(&r.relation).ok_or_else(|| WriteError::UnknownRelation {
+        relationship: text(),
+        ty: tdef.name.clone(),
+        relation: r.relation.clone(),
+        hint: did_you_mean(&r.relation, tdef.relation_names()),
+    })?;
+    let rdef = &tdef.relations[rel as usize];
+    if rdef.kind == RelKind::Permission {
+        return Err(WriteError::Permission {
+            relationship: text(),
+            ty: tdef.name.clone(),
+            relation: r.relation.clone(),
+        });
+    }
+    let sty = ty(&r.subject.ty)?;
+    let sdef = schema.type_def(sty);
+    let srel = match &r.subject.relation {
+        None => None,
+        Some(name) => Some(sdef.relation_id(name).ok_or_else(|| WriteError::UnknownRelation {
+            relationship: text(),
+            ty: sdef.name.clone(),
+            relation: name.clone(),
+            hint: did_you_mean(name, sdef.relation_names()),
+        })?),
+    };
+    let kind = match (r.subject.is_wildcard(), srel) {
+        (true, _) => AllowedKind::Wildcard,
+        (false, Some(sr)) => AllowedKind::Userset(sr),
+        (false, None) => AllowedKind::Direct,
+    };
+    let describe = |a: &crate::schema::AllowedSubject| {
+        let t = &schema.type_def(a.ty).name;
+        let mut s = match a.kind {
+            AllowedKind::Direct => t.clone(),
+            AllowedKind::Wildcard => format!("{t}:*"),
+            AllowedKind::Userset(ur) => format!("{t}#{}", schema.rel_def(a.ty, ur).name),
+        };
+        match (a.condition, a.expiration) {
+            (Some(c), true) => s += &format!(" with {} and expiration", schema.condition(c).name),
+            (Some(c), false) => s += &format!(" with {}", schema.condition(c).name),
+            (None, true) => s += " with expiration",
+            (None, false) => {}
+        }
+        s
+    };
+    let allowed_list =
+        || rdef.allowed.iter().map(describe).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+    let candidates: Vec<_> = rdef.allowed.iter().filter(|a| a.ty == sty && a.kind == kind).collect();
+    let not_allowed = |reason: String| WriteError::SubjectNotAllowed {
+        relationship: text(),
+        ty: tdef.name.clone(),
+        relation: rdef.name.clone(),
+        reason,
+        allowed: allowed_list(),
+    };
+    if candidates.is_empty() {
+        let what = match kind {
+            AllowedKind::Direct => format!("subject type `{}`", sdef.name),
+            AllowedKind::Wildcard => format!("wildcard `{}:*`", sdef.name),
+            AllowedKind::Userset(ur) => format!("userset `{}#{}`", sdef.name, schema.rel_def(sty, ur).name),
+        };
+        return Err(not_allowed(format!("{what} is not allowed here")));
+    }
+    let cond = match &r.caveat {
+        None => None,
+        Some(c) => match schema.condition_id(&c.name) {
+            Some(id) => Some(id),
+            None => {
+                return Err(WriteError::InvalidCondition {
+                    relationship: text(),
+                    reason: format!("unknown condition `{}`", c.name),
+                })
+            }
+        },
+    };
+    let has_time = r.expires_at.is_some() || r.valid_from.is_some();
+    let fits = candidates.iter().any(|a| a.condition == cond && (a.expiration || !has_time));
+    if !fits {
+        let reason = match (cond, has_time) {
+            (Some(c), _) if !candidates.iter().any(|a| a.condition == Some(c)) => {
+                format!("condition `{}` is not allowed on this subject type", schema.condition(c).name)
+            }
+            (None, _) if !candidates.iter().any(|a| a.condition.is_none()) => {
+                "this subject type requires a condition".to_string()
+            }
+            _ => "expiration is not allowed on this subject type (declare it `with expiration`)".to_string(),
+        };
+        return Err(not_allowed(reason));
+    }
+    let caveat = match (cond, &r.caveat) {
+        (Some(id), Some(c)) => {
+            let compiled = schema.condition(id);
+            if let Some(ctx) = &c.context {
+                for (k, v) in ctx {
+                    let Some((_, pty)) = compiled.params.iter().find(|(p, _)| p == k) else {
+                        return Err(WriteError::InvalidCondition {
+                            relationship: text(),
+                            reason: format!("condition `{}` has no parameter `{k}`", compiled.name),
+                        });
+                    };
+                    if let Err(e) = json_to_cel(v, pty) {
+                        return Err(WriteError::InvalidCondition {
+                            relationship: text(),
+                            reason: format!("parameter `{k}` of condition `{}`: {e}", compiled.name),
+                        });
+                    }
+                }
+            }
+            Some(StoredCaveat { cond: id, context: c.context.clone().map(Arc::new) })
+        }
+        _ => None,
+    };
+    if let (Some(from), Some(to)) = (r.valid_from, r.expires_at) {
+        if to <= from {
+            return Err(WriteError::InvalidCondition {
+                relationship: text(),
+                reason: "the validity interval ends before it starts".to_string(),
+            });
+        }
+    }
+    let object = Obj { ty: rty, id: data.intern(rty, &r.resource.id) };
+    let subject = Subject { ty: sty, id: data.intern(sty, &r.subject.id), rel: srel };
+    Ok((object, rel, subject, TupleAttrs { caveat, valid_from: r.valid_from, expires_at: r.expires_at }))
+}
