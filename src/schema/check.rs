@@ -420,6 +420,22 @@ impl Checker {
     /// Reports permissions that can never be granted because they only refer back to themselves.
     fn check_grounded(&mut self, out: &Schema) {
         let graph = SchemaGraph::build(out);
+        for (a, b) in graph.negative_cycles() {
+            let (ta, ra) = (out.type_def(a.0), out.rel_def(a.0, a.1));
+            let tb = out.type_def(b.0);
+            self.diags.push(
+                Diagnostic::new(
+                    "recursive-exclusion",
+                    ra.span,
+                    format!(
+                        "`{}#{}` excludes `{}#{}`, which depends on `{}#{}` again",
+                        ta.name, ra.name, tb.name, out.rel_def(b.0, b.1).name, ta.name, ra.name
+                    ),
+                )
+                .with_label("recursion through an exclusion has no well-defined answer")
+                .with_help("exclude a relation that does not lead back here, e.g. `(viewer + parent->view) - banned`"),
+            );
+        }
         let grounded = graph.grounded(out);
         for (t, tdef) in out.types.iter().enumerate() {
             for (r, rdef) in tdef.relations.iter().enumerate() {

@@ -15,7 +15,8 @@ pub type Node = (TypeId, RelId);
 
 #[derive(Debug, Clone)]
 pub struct SchemaGraph {
-    pub graph: DiGraph<Node, ()>,
+    /// Edge weight: `true` when the dependency is negative (the right side of an exclusion).
+    pub graph: DiGraph<Node, bool>,
     index: HashMap<Node, NodeIndex>,
     /// For each node, the id of its strongly connected component.
     scc_of: HashMap<Node, usize>,
@@ -37,10 +38,15 @@ impl SchemaGraph {
             for (r, rdef) in tdef.relations.iter().enumerate() {
                 let from = index[&(t as TypeId, r as RelId)];
                 let mut deps = Vec::new();
-                collect_deps(schema, t as TypeId, r as RelId, &rdef.rewrite, &mut deps);
-                for d in deps {
+                collect_deps(schema, t as TypeId, r as RelId, &rdef.rewrite, false, &mut deps);
+                for (d, negative) in deps {
                     if let Some(&to) = index.get(&d) {
-                        graph.update_edge(from, to, ());
+                        match graph.find_edge(from, to) {
+                            Some(e) => graph[e] |= negative,
+                            None => {
+                                graph.add_edge(from, to, negative);
+                            }
+                        }
                     }
                 }
             }
@@ -67,6 +73,18 @@ impl SchemaGraph {
     /// Whether `a` and `b` are in the same recursive component.
     pub fn same_cycle(&self, a: Node, b: Node) -> bool {
         self.in_cycle(a) && self.scc_of.get(&a) == self.scc_of.get(&b)
+    }
+
+    /// Negative edges (exclusions) inside a recursive component: `a` excludes something that
+    /// depends on `a` again, which has no well-defined meaning (the schema is not stratified).
+    pub fn negative_cycles(&self) -> Vec<(Node, Node)> {
+        self.graph
+            .edge_indices()
+            .filter(|&e| self.graph[e])
+            .filter_map(|e| self.graph.edge_endpoints(e))
+            .map(|(a, b)| (self.graph[a], self.graph[b]))
+            .filter(|&(a, b)| self.same_cycle(a, b))
+            .collect()
     }
 
     /// Nodes that `from` can reach (including itself).
@@ -116,32 +134,32 @@ fn can_hold(schema: &Schema, t: TypeId, r: RelId, rw: &Rewrite, g: &HashSet<Node
     }
 }
 
-fn collect_deps(schema: &Schema, t: TypeId, r: RelId, rw: &Rewrite, out: &mut Vec<Node>) {
+fn collect_deps(schema: &Schema, t: TypeId, r: RelId, rw: &Rewrite, neg: bool, out: &mut Vec<(Node, bool)>) {
     match rw {
         Rewrite::This => {
             for a in &schema.rel_def(t, r).allowed {
                 if let AllowedKind::Userset(ur) = a.kind {
-                    out.push((a.ty, ur));
+                    out.push(((a.ty, ur), neg));
                 }
             }
         }
-        Rewrite::Computed(c) => out.push((t, *c)),
+        Rewrite::Computed(c) => out.push(((t, *c), neg)),
         Rewrite::Arrow { tupleset, targets, .. } => {
-            out.push((t, *tupleset));
+            out.push(((t, *tupleset), neg));
             for (st, tr) in targets.iter().enumerate() {
                 if let Some(tr) = tr {
-                    out.push((st as TypeId, *tr));
+                    out.push(((st as TypeId, *tr), neg));
                 }
             }
         }
         Rewrite::Union(v) | Rewrite::Intersection(v) => {
             for x in v {
-                collect_deps(schema, t, r, x, out);
+                collect_deps(schema, t, r, x, neg, out);
             }
         }
         Rewrite::Exclusion(a, b) => {
-            collect_deps(schema, t, r, a, out);
-            collect_deps(schema, t, r, b, out);
+            collect_deps(schema, t, r, a, neg, out);
+            collect_deps(schema, t, r, b, true, out);
         }
         Rewrite::Nil => {}
     }

@@ -75,10 +75,10 @@ fn check_one(
         holders: list(&holders(schema, data, object, holders_of)),
     };
     match *c {
-        Constraint::AtMost { count, relation } if relation == rel => {
-            if data.subjects(object, rel).count() > count as usize {
-                return Err(violation(rel));
-            }
+        Constraint::AtMost { count, relation }
+            if relation == rel && data.subjects(object, rel).count() > count as usize =>
+        {
+            return Err(violation(rel));
         }
         Constraint::AtLeast { count, relation } if relation == rel => {
             let any_left = schema
@@ -104,14 +104,13 @@ fn check_one(
                 });
             }
         }
-        Constraint::Requires { relation, required } => {
-            // Adding `relation` needs `required`; removing `required` must not orphan `relation`.
+        // Adding `relation` needs `required`; removing `required` must not orphan `relation`.
+        Constraint::Requires { relation, required }
             if (rel == relation || rel == required)
                 && data.get(object, relation, subject).is_some()
-                && data.get(object, required, subject).is_none()
-            {
-                return Err(violation(required));
-            }
+                && data.get(object, required, subject).is_none() =>
+        {
+            return Err(violation(required));
         }
         _ => {}
     }
