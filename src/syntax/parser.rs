@@ -150,7 +150,7 @@ impl<'a> Driver<'a> {
             }
             lx = Lexer::new(self.text, self.member(lx, &mut members));
         };
-        let (Some(name), true) = (name, stop.is_punct("{")) else { return end };
+        let Some(name) = name else { return end };
         self.check_members(&name, &members);
         let span = Span::new(kw.start, end).into();
         self.items.push(Item::Type(TypeDef { name, doc, members, span }));

@@ -234,6 +234,11 @@ fn help(positives: &[Rule], found: &Token<'_>, prev: Option<&Token<'_>>, member:
             return Some(format!("write `{op}` instead of `{w}` to combine permissions"));
         }
     }
+    if found.is_invisible() {
+        return Some(
+            "only spaces, tabs and line breaks separate words; replace this character with a space".into(),
+        );
+    }
     if found_is("-") && has(Rule::param_colon) {
         return Some("parameter names are CEL identifiers: letters, digits and `_`, no `-`".to_string());
     }

@@ -45,9 +45,17 @@ impl Token<'_> {
         matches!(self.kind, Kind::Eof | Kind::UnclosedComment)
     }
 
+    /// Whitespace the grammar does not know (a no-break space, ...) or a control character.
+    pub fn is_invisible(&self) -> bool {
+        self.kind == Kind::Punct && self.text.chars().all(|c| c.is_whitespace() || c.is_control())
+    }
+
     /// How an error message names the token.
     pub fn describe(&self) -> String {
         match self.kind {
+            Kind::Punct if self.is_invisible() => {
+                format!("the invisible character `{}`", self.text.escape_unicode())
+            }
             Kind::Word | Kind::Punct => format!("`{}`", self.text),
             Kind::Doc => "a doc comment".to_string(),
             Kind::UnclosedComment => "an unclosed `/*` comment".to_string(),
@@ -99,13 +107,14 @@ impl<'a> Lexer<'a> {
         self.skip_trivia();
         let start = self.pos;
         let rest = &self.text[start..];
-        let line_start = self.text[..start].rsplit('\n').next().is_none_or(|l| l.trim().is_empty());
+        let line_start = self.text[..start]
+            .rsplit('\n')
+            .next()
+            .is_none_or(|l| l.trim_matches([' ', '\t', '\r']).is_empty());
         let (kind, len) = match rest.chars().next() {
             None => (Kind::Eof, 0),
             Some(c) if c.is_ascii_alphanumeric() || c == '_' => (Kind::Word, word_len(rest)),
-            Some(_) if rest.starts_with("///") && !rest.starts_with("////") => {
-                (Kind::Doc, rest.find('\n').unwrap_or(rest.len()))
-            }
+            Some(_) if rest.starts_with("///") && !rest.starts_with("////") => (Kind::Doc, line_len(rest)),
             Some(_) if rest.starts_with("/*") => (Kind::UnclosedComment, rest.len()),
             Some(_) if rest.starts_with("->") => (Kind::Punct, 2),
             Some(c) => (Kind::Punct, c.len_utf8()),
@@ -115,14 +124,14 @@ impl<'a> Lexer<'a> {
         Token { kind, start, end: self.pos, text: text.trim_end_matches('\r'), line_start }
     }
 
-    /// Skips whitespace, `//` comments (not `///`) and closed `/* */` comments.
+    /// Skips whitespace, `//` comments (not `///`) and closed `/* */` comments, as the grammar does.
     fn skip_trivia(&mut self) {
         loop {
             let rest = &self.text[self.pos..];
-            let trimmed = rest.trim_start();
+            let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r']);
             self.pos += rest.len() - trimmed.len();
             if trimmed.starts_with("//") && (!trimmed.starts_with("///") || trimmed.starts_with("////")) {
-                self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
+                self.pos += line_len(trimmed);
             } else if let Some(body) = trimmed.strip_prefix("/*") {
                 match body.find("*/") {
                     Some(i) => self.pos += 2 + i + 2,
@@ -135,12 +144,17 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// Length of the text before the first line break (`\n` or `\r`).
+fn line_len(s: &str) -> usize {
+    s.find(['\n', '\r']).unwrap_or(s.len())
+}
+
 fn is_alnum(c: Option<u8>) -> bool {
     c.is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
 /// Length of the word at the start of `s`: name characters, `-` before a letter or digit, `/` before
-/// a letter, and a `:*` or `#name` suffix.
+/// a letter or `_`, and a `:*` or `#name` suffix.
 fn word_len(s: &str) -> usize {
     let b = s.as_bytes();
     let at = |i: usize| b.get(i).copied();
@@ -149,7 +163,9 @@ fn word_len(s: &str) -> usize {
     while let Some(c) = at(i) {
         if c.is_ascii_alphanumeric() || c == b'_' {
             i += 1;
-        } else if (c == b'-' && is_alnum(at(i + 1))) || (c == b'/' && is_alnum(at(i + 1))) {
+        } else if (c == b'-' && is_alnum(at(i + 1)))
+            || (c == b'/' && at(i + 1).is_some_and(|c| c.is_ascii_alphabetic() || c == b'_'))
+        {
             i += 2;
         } else if !suffix_done
             && ((c == b':' && at(i + 1) == Some(b'*')) || (c == b'#' && is_alnum(at(i + 1))))
