@@ -3,3 +3,5 @@
 //! Pest types stay inside this module; callers get [`ast::Schema`] or [`Diagnostics`].
 
 pub mod ast;
+mod import_diag;
+pub mod spicedb;

@@ -1,1 +1,1 @@
-
+mod peer_parse;
