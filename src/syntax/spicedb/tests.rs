@@ -1,4 +1,5 @@
 use super::*;
+use crate::syntax::ast::{ArrowMode, Expr, ParamType, SpanEq, SubjectKind};
 
 fn perm_expr(schema: &Schema, def: &str, perm: &str) -> Expr {
     for item in &schema.items {
@@ -168,4 +169,10 @@ fn deep_nesting_is_refused_not_overflowed() {
     let text = format!("definition d {{\n permission v = {}a{}\n}}", "(".repeat(5000), ")".repeat(5000));
     let err = parse_spicedb(&text).unwrap_err();
     assert_eq!(err.0[0].code, "nesting-too-deep");
+}
+
+#[test]
+fn unexpected_top_level_tokens_list_the_items() {
+    let err = parse_spicedb("nonsense thing {}").unwrap_err();
+    assert_eq!(err.0[0].message, "expected a `definition`, `caveat` or `use`, found `nonsense`");
 }
