@@ -4,4 +4,6 @@
 
 pub mod ast;
 mod import_diag;
+pub mod openfga;
+pub mod openfga_check;
 pub mod spicedb;
