@@ -1,1 +1,2 @@
+mod import_props;
 mod peer_parse;
