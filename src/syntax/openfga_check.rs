@@ -22,8 +22,13 @@ use std::collections::{HashMap, HashSet};
 
 /// Checks an imported OpenFGA model; `Err` holds every problem found.
 pub fn validate_openfga(schema: &Schema) -> Result<(), Diagnostics> {
-    let mut cx =
-        Check { types: HashMap::new(), conditions: HashMap::new(), used: HashSet::new(), diags: Vec::new() };
+    let mut cx = Check {
+        types: HashMap::new(),
+        members: HashMap::new(),
+        conditions: HashMap::new(),
+        used: HashSet::new(),
+        diags: Vec::new(),
+    };
     let types: Vec<&TypeDef> = schema
         .items
         .iter()
@@ -36,6 +41,15 @@ pub fn validate_openfga(schema: &Schema) -> Result<(), Diagnostics> {
         if let Item::Condition(c) = i {
             cx.conditions.entry(c.name.name.as_str()).or_insert(c);
         }
+    }
+    for t in &types {
+        let mut index = HashMap::new();
+        for m in &t.members {
+            if let Some(name) = member_name(m) {
+                index.entry(name).or_insert(m);
+            }
+        }
+        cx.members.insert(std::ptr::from_ref(*t), index);
     }
     for t in &types {
         cx.names(t);
@@ -94,14 +108,13 @@ pub fn validate_openfga(schema: &Schema) -> Result<(), Diagnostics> {
 struct Check<'a> {
     /// Types by name (the first definition of a duplicate).
     types: HashMap<&'a str, &'a TypeDef>,
+    /// The members of each type definition by name (the first of a duplicate), keyed by the
+    /// definition's identity so that a duplicate type keeps its own members.
+    members: HashMap<*const TypeDef, HashMap<&'a str, &'a Member>>,
     conditions: HashMap<&'a str, &'a ConditionDef>,
     /// Conditions some type restriction uses.
     used: HashSet<&'a str>,
     diags: Vec<Diagnostic>,
-}
-
-fn member<'a>(t: &'a TypeDef, name: &str) -> Option<&'a Member> {
-    t.members.iter().find(|m| member_name(m) == Some(name))
 }
 
 fn member_name(m: &Member) -> Option<&str> {
@@ -128,6 +141,10 @@ fn operand_text(e: &Expr) -> String {
 }
 
 impl<'a> Check<'a> {
+    fn member(&self, t: &TypeDef, name: &str) -> Option<&'a Member> {
+        self.members.get(&std::ptr::from_ref(t)).and_then(|m| m.get(name)).copied()
+    }
+
     fn names(&mut self, t: &TypeDef) {
         let n = &t.name;
         if matches!(n.name.as_str(), "self" | "this") {
@@ -197,7 +214,7 @@ impl<'a> Check<'a> {
                 }
                 Some(t) => {
                     if let SubjectKind::Userset(rel) = &s.kind {
-                        if member(t, &rel.name).is_none() {
+                        if self.member(t, &rel.name).is_none() {
                             let help = did_you_mean(&rel.name, t.members.iter().filter_map(member_name));
                             let d = Diagnostic::new(
                                 "unknown-relation",
@@ -231,7 +248,7 @@ impl<'a> Check<'a> {
     fn expr(&mut self, t: &TypeDef, rel: &str, e: &Expr) {
         match e {
             Expr::Ref(x) => {
-                if member(t, &x.name).is_none() {
+                if self.member(t, &x.name).is_none() {
                     let help = did_you_mean(&x.name, t.members.iter().filter_map(member_name));
                     let d = Diagnostic::new(
                         "unknown-relation",
@@ -285,7 +302,7 @@ impl<'a> Check<'a> {
                 tupleset.name
             ))
         };
-        match member(t, &tupleset.name) {
+        match self.member(t, &tupleset.name) {
             None => {
                 let help = did_you_mean(&tupleset.name, t.members.iter().filter_map(member_name));
                 let d = Diagnostic::new(
@@ -305,7 +322,7 @@ impl<'a> Check<'a> {
                     } else if self
                         .types
                         .get(s.ty.name.as_str())
-                        .and_then(|u| member(u, &target.name))
+                        .and_then(|u| self.member(u, &target.name))
                         .is_none()
                     {
                         missing.push(&s.ty.name);
@@ -362,7 +379,7 @@ impl<'a> Check<'a> {
                 if entry.contains(&(t.name.name.as_str(), name.as_str())) {
                     continue;
                 }
-                let why = if reaches_loop(t, name) {
+                let why = if self.reaches_loop(t, name) {
                     "it only leads around a loop"
                 } else {
                     "it has no entry point"
@@ -401,7 +418,7 @@ impl<'a> Check<'a> {
         match e {
             Expr::This(_) => r.is_some_and(|r| direct_entry(&r.subjects, entry)),
             Expr::Ref(x) => entry.contains(&(t.name.name.as_str(), x.name.as_str())),
-            Expr::Arrow { tupleset, target, .. } => match member(t, &tupleset.name) {
+            Expr::Arrow { tupleset, target, .. } => match self.member(t, &tupleset.name) {
                 Some(Member::Relation(ts)) => ts.subjects.iter().any(|s| {
                     s.kind == SubjectKind::Direct
                         && entry.contains(&(s.ty.name.as_str(), target.name.as_str()))
@@ -413,6 +430,50 @@ impl<'a> Check<'a> {
             Expr::Exclusion(a, b) => self.expr_entry(t, r, a, entry) && self.expr_entry(t, r, b, entry),
             Expr::Nil(_) => false,
         }
+    }
+
+    /// Whether following the computed relations of `start` (same type) can go around a loop.
+    fn reaches_loop(&self, t: &TypeDef, start: &str) -> bool {
+        let refs = |name: &str| -> Vec<&str> {
+            let mut out = Vec::new();
+            let mut todo: Vec<&Expr> = match self.member(t, name) {
+                Some(Member::Relation(r)) => r.rewrite.iter().collect(),
+                Some(Member::Permission(p)) => vec![&p.expr],
+                _ => Vec::new(),
+            };
+            while let Some(e) = todo.pop() {
+                match e {
+                    Expr::Ref(x) => out.push(x.name.as_str()),
+                    Expr::Union(v) | Expr::Intersection(v) => todo.extend(v),
+                    Expr::Exclusion(a, b) => todo.extend([a.as_ref(), b.as_ref()]),
+                    _ => {}
+                }
+            }
+            out
+        };
+        // Iterative depth-first search; a node met again while still on the path closes a loop.
+        let mut on_path: HashSet<&str> = HashSet::new();
+        let mut done: HashSet<&str> = HashSet::new();
+        let mut stack: Vec<(&str, Vec<&str>)> = vec![(start, refs(start))];
+        on_path.insert(start);
+        while let Some((node, next)) = stack.last_mut() {
+            match next.pop() {
+                Some(n) if on_path.contains(n) => return true,
+                Some(n) if !done.contains(n) && self.member(t, n).is_some() => {
+                    on_path.insert(n);
+                    let r = refs(n);
+                    stack.push((n, r));
+                }
+                Some(_) => {}
+                None => {
+                    let node = *node;
+                    on_path.remove(node);
+                    done.insert(node);
+                    stack.pop();
+                }
+            }
+        }
+        false
     }
 }
 
@@ -433,50 +494,6 @@ fn restriction_text(s: &SubjectType) -> String {
         Some(c) => format!("{base} with {}", c.name),
         None => base,
     }
-}
-
-/// Whether following the computed relations of `start` (same type) can go around a loop.
-fn reaches_loop(t: &TypeDef, start: &str) -> bool {
-    let refs = |name: &str| -> Vec<&str> {
-        let mut out = Vec::new();
-        let mut todo: Vec<&Expr> = match member(t, name) {
-            Some(Member::Relation(r)) => r.rewrite.iter().collect(),
-            Some(Member::Permission(p)) => vec![&p.expr],
-            _ => Vec::new(),
-        };
-        while let Some(e) = todo.pop() {
-            match e {
-                Expr::Ref(x) => out.push(x.name.as_str()),
-                Expr::Union(v) | Expr::Intersection(v) => todo.extend(v),
-                Expr::Exclusion(a, b) => todo.extend([a.as_ref(), b.as_ref()]),
-                _ => {}
-            }
-        }
-        out
-    };
-    // Iterative depth-first search; a node met again while still on the path closes a loop.
-    let mut on_path: HashSet<&str> = HashSet::new();
-    let mut done: HashSet<&str> = HashSet::new();
-    let mut stack: Vec<(&str, Vec<&str>)> = vec![(start, refs(start))];
-    on_path.insert(start);
-    while let Some((node, next)) = stack.last_mut() {
-        match next.pop() {
-            Some(n) if on_path.contains(n) => return true,
-            Some(n) if !done.contains(n) && member(t, n).is_some() => {
-                on_path.insert(n);
-                let r = refs(n);
-                stack.push((n, r));
-            }
-            Some(_) => {}
-            None => {
-                let node = *node;
-                on_path.remove(node);
-                done.insert(node);
-                stack.pop();
-            }
-        }
-    }
-    false
 }
 
 #[cfg(test)]
