@@ -160,6 +160,7 @@ fn caveat_types_are_checked() {
     assert_eq!(codes("caveat c(x strin) { x }"), ["unknown-param-type"]);
     assert_eq!(codes("caveat c(x list) { x }"), ["param-type-arity"]);
     assert_eq!(codes("caveat c(x int) { }"), ["syntax"]);
+    assert_eq!(codes("caveat c() { true }"), ["syntax"]);
     assert_eq!(codes("caveat c(x int) { x == `a` }"), ["syntax"]);
     assert!(parse_spicedb("caveat c(x int) { {\"a\": '}'}.contains(\"}\") }").is_ok());
 }
