@@ -155,3 +155,16 @@ fn json_errors() {
     let Item::Type(t) = &s.items[1] else { panic!() };
     assert_eq!(&text[t.name.span.start..t.name.span.end], "doc");
 }
+
+#[test]
+fn deep_nesting_is_refused_not_overflowed() {
+    let n = 5000;
+    let dsl = format!("{HEAD}type doc\n  relations\n    define a: {}a{}\n", "(".repeat(n), ")".repeat(n));
+    assert_eq!(parse_openfga_dsl(&dsl).unwrap_err().0[0].code, "nesting-too-deep");
+    let json = format!(
+        r#"{{"schema_version": "1.1", "type_definitions": [{{"type": "d", "relations": {{"a": {}{{"this": {{}}}}{}}}}}]}}"#,
+        r#"{"union": {"child": ["#.repeat(n),
+        "]}}".repeat(n)
+    );
+    assert!(parse_openfga_json(&json).is_err());
+}

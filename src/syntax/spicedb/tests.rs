@@ -177,3 +177,12 @@ fn unexpected_top_level_tokens_list_the_items() {
     let err = parse_spicedb("nonsense thing {}").unwrap_err();
     assert_eq!(err.0[0].message, "expected a `definition`, `caveat` or `use`, found `nonsense`");
 }
+
+#[test]
+fn deep_caveat_bodies_and_types_are_refused_not_overflowed() {
+    let n = 100_000;
+    let body = format!("caveat c(x int) {{ {}x{} }}", "{".repeat(n), "}".repeat(n));
+    assert!(parse_spicedb(&body).is_err());
+    let ty = format!("caveat c(x {}int{}) {{ x }}", "list<".repeat(n), ">".repeat(n));
+    assert!(parse_spicedb(&ty).is_err());
+}
