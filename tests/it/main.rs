@@ -5,5 +5,7 @@
 
 mod eval_props;
 mod gen;
+mod import_props;
 mod index_diff;
+mod peer_parse;
 mod syntax;
