@@ -2,3 +2,4 @@
 
 mod eval_props;
 mod gen;
+mod query;
