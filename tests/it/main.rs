@@ -1,5 +1,6 @@
 //! The one integration-test binary: every area is a module.
 
+mod cli;
 mod eval_props;
 mod gen;
 mod query;

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly on a broken fixture")]
 
+use proptest::prelude::*;
 use purview::diag::SourceFile;
 use purview::query::parse_queries;
 use std::path::{Path, PathBuf};
@@ -80,4 +81,30 @@ fn rejected_queries_match_their_diagnostics() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Tokens of the query language, glued at random, and arbitrary text.
+fn query_text() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        "(check|who|what|expand|explain|can|with|at|limit|after|CHECK)",
+        "[a-z]{1,3}(:[a-z0-9*]{1,3})?(#[a-z.]{1,3})?(@[a-z]{1,3}(:[a-z*]{1,2})?(#[a-z]{1,2})?)?",
+        r#"(\{"a": ?[0-9]\}|\{|\}|"x|"y z"|2024-05-01T00:00:00Z|[0-9]{1,3}|;|\n|// c|# c|#)"#,
+        any::<String>(),
+    ];
+    prop::collection::vec(token, 0..12).prop_map(|ts| ts.join(" "))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The parser never panics; what it accepts prints in a canonical form that parses back to
+    /// the same queries.
+    #[test]
+    fn parsing_never_panics_and_canonical_forms_round_trip(text in query_text()) {
+        if let Ok(queries) = parse_queries(&text) {
+            let canonical: Vec<String> = queries.iter().map(ToString::to_string).collect();
+            let again = parse_queries(&canonical.join("\n"));
+            prop_assert_eq!(again.as_ref().ok(), Some(&queries), "{:?}", canonical);
+        }
+    }
 }
