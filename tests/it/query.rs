@@ -108,3 +108,118 @@ proptest! {
         }
     }
 }
+
+/// A fixed schema from the property-test generator: `doc` with `r0: user | user:* | group#member
+/// | user with big`, `r1: user` and `p0 = r0 - r1`; `big(x: int)` is `x > 5`.
+fn snapshot(data: &str) -> purview::Snapshot {
+    use crate::gen::{ExprGen, SchemaGen, SubjGen};
+    let sg = SchemaGen {
+        relations: vec![
+            vec![SubjGen::User, SubjGen::UserWild, SubjGen::GroupMember, SubjGen::UserCond],
+            vec![SubjGen::User],
+        ],
+        permissions: vec![ExprGen::Excl(Box::new(ExprGen::Rel(0)), Box::new(ExprGen::Rel(1)))],
+        group_wildcard: false,
+    };
+    let mut pv = purview::Purview::new(sg.compile().unwrap());
+    pv.write_text(data).unwrap();
+    pv.snapshot()
+}
+
+fn answers(snap: &purview::Snapshot, text: &str, opts: &purview::EvalOptions) -> Vec<String> {
+    let queries = parse_queries(text).unwrap();
+    purview::query::validate_queries(&snap.schema, &queries).unwrap();
+    queries.iter().map(|q| purview::query::run_query(snap, q, opts).render()).collect()
+}
+
+#[test]
+fn answers_render_for_people() {
+    let snap = snapshot(
+        "doc:d0#r0@user:*\ndoc:d0#r1@user:bob\ndoc:d1#r0@user:ann[big]\ndoc:d2#r0@group:g0#member\ngroup:g0#member@user:ann",
+    );
+    let opts = purview::EvalOptions::default();
+    let out = answers(
+        &snap,
+        r#"check doc:d0#p0@user:ann
+           check doc:d0#p0@user:bob
+           check doc:d1#p0@user:ann
+           check doc:d1#p0@user:ann with {"x": 9}
+           who doc:d0#p0@user
+           who doc:d1#p0@user
+           who doc:d3#p0@user
+           what doc#p0@user:ann limit 2
+           what doc#p0@user:ann limit 2 after 2"#,
+        &opts,
+    );
+    assert_eq!(
+        out,
+        [
+            "allowed\n",
+            "denied\n",
+            "conditional (missing: x)\n",
+            "allowed\n",
+            "user:* except user:bob\n",
+            "user:ann (conditional)\n",
+            "(no subjects)\n",
+            "doc:d0\ndoc:d1 (conditional)\nnext cursor: 2\n",
+            "doc:d2\n",
+        ]
+    );
+    let explain = answers(&snap, "explain doc:d2#p0@user:ann", &opts).remove(0);
+    assert!(explain.starts_with("allowed\n"), "{explain}");
+    assert!(explain.contains("group:g0#member"), "{explain}");
+    let expand = answers(&snap, "expand doc:d0#p0", &opts).remove(0);
+    assert!(expand.contains("doc:d0#r0@user:*"), "{expand}");
+}
+
+#[test]
+fn answers_serialize_with_the_query_in_canonical_form() {
+    let snap = snapshot("doc:d1#r0@user:ann[big]");
+    let q = &parse_queries("check user:ann can p0 doc:d1").unwrap()[0];
+    let out = purview::query::run_query(&snap, q, &purview::EvalOptions::default());
+    let v = serde_json::to_value(&out).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"op": "check", "query": "check doc:d1#p0@user:ann", "decision": "conditional", "missing": ["x"]})
+    );
+    let q = &parse_queries("what doc#p0@user:ann").unwrap()[0];
+    let v =
+        serde_json::to_value(purview::query::run_query(&snap, q, &purview::EvalOptions::default())).unwrap();
+    assert_eq!(v["op"], "what");
+    assert_eq!(v["objects"][0]["object"], serde_json::json!({"ty": "doc", "id": "d1"}));
+}
+
+#[test]
+fn failures_are_typed_outputs() {
+    use purview::query::{run_query, FailureKind, QueryOutput};
+    let chain: String = (0..10).map(|i| format!("group:g{i}#member@group:g{}#member\n", i + 1)).collect();
+    let snap = snapshot(&format!("{chain}doc:d0#r0@group:g0#member"));
+    let mut opts = purview::EvalOptions::default();
+    opts.limits.max_depth = 4;
+    let q = &parse_queries("check doc:d0#p0@user:ann").unwrap()[0];
+    let QueryOutput::Error { error, .. } = run_query(&snap, q, &opts) else { panic!("expected an error") };
+    assert_eq!((error.kind, error.code), (FailureKind::Evaluation, "depth-exceeded"));
+    let q = &parse_queries("what doc#p0@user:ann after nope").unwrap()[0];
+    let QueryOutput::Error { error, .. } = run_query(&snap, q, &purview::EvalOptions::default()) else {
+        panic!("expected an error")
+    };
+    assert_eq!((error.kind, error.code), (FailureKind::Input, "invalid-cursor"));
+}
+
+#[test]
+fn names_are_checked_against_the_schema_with_suggestions() {
+    let snap = snapshot("");
+    let queries =
+        parse_queries("check dok:d0#p0@user:ann\nwho doc:d0#px0@group#membr\nwhat doc#p0@usr:ann").unwrap();
+    let d = purview::query::validate_queries(&snap.schema, &queries).unwrap_err();
+    let got: Vec<(&str, Option<&str>)> = d.0.iter().map(|d| (d.code, d.help.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            ("unknown-type", Some("did you mean `doc`?")),
+            ("unknown-relation", Some("did you mean `p0`?")),
+            ("unknown-relation", Some("did you mean `member`?")),
+            ("unknown-type", Some("did you mean `user`?")),
+        ]
+    );
+}
