@@ -103,7 +103,7 @@ pub(super) fn answer(
     let problems: Vec<(SourceFile, Diagnostics)> = sources
         .iter()
         .zip(&parsed)
-        .filter_map(|(s, qs)| validate_queries(&snap.schema, qs).err().map(|d| (s.clone(), d)))
+        .filter_map(|(s, qs)| validate_queries(snap.schema(), qs).err().map(|d| (s.clone(), d)))
         .collect();
     if !problems.is_empty() {
         return Err(CliError::diagnostics(String::new(), problems));

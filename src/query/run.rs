@@ -1,10 +1,9 @@
 //! Running a query on a snapshot, and its answer as data (serde) or text.
 
 use super::ast::{Op, Query};
-use crate::api::{FoundSubject, Page, WhatResult, WhoResult};
+use crate::api::{FoundSubject, Page, View, WhatResult, WhoResult};
 use crate::eval::explain::Tree;
 use crate::eval::{Decision, EvalError, EvalOptions, Tri};
-use crate::store::Snapshot;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -76,7 +75,7 @@ impl From<EvalError> for QueryFailure {
             EvalError::Condition(_) => (FailureKind::Evaluation, "condition-error"),
             EvalError::UnknownType(_) => (FailureKind::Input, "unknown-type"),
             EvalError::UnknownRelation { .. } => (FailureKind::Input, "unknown-relation"),
-            // `Snapshot::what` reports a cursor it cannot read as `cursor `…``.
+            // `View::what` reports a cursor it cannot read as `cursor `…``.
             EvalError::InvalidSubject(s) if s.starts_with("cursor ") => {
                 let message = format!("invalid {s}: pass a cursor printed by a previous page");
                 return QueryFailure { kind: FailureKind::Input, code: "invalid-cursor", message };
@@ -89,7 +88,7 @@ impl From<EvalError> for QueryFailure {
 
 /// Answers `q` on `snap`. The query's `with` context is merged over `base.context` (the query's
 /// keys win), its `at` replaces `base.at`; `limit` and `after` page a `what`.
-pub fn run_query(snap: &Snapshot, q: &Query, base: &EvalOptions) -> QueryOutput {
+pub fn run_query(snap: &View, q: &Query, base: &EvalOptions) -> QueryOutput {
     let mut opts = base.clone();
     if let Some(ctx) = &q.clauses.context {
         for (k, v) in ctx {

@@ -1,8 +1,6 @@
 //! The `purview` binary: exit codes, `--json` output, errors in both formats, and no panic on
 //! any input.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
-
 use proptest::prelude::*;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

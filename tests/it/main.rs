@@ -1,6 +1,10 @@
 //! The one integration-test binary: every area is a module.
 
+// Helpers outside `#[test]` functions panic on purpose: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
 mod eval_props;
 mod gen;
+mod index_diff;
 mod query;

@@ -4,8 +4,6 @@
 //! query, one a line. `tests/data/query/err/*.q` must fail; `.err` holds the rendered diagnostics.
 //! Run with `UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change.
 
-#![allow(clippy::unwrap_used, reason = "test helpers fail loudly on a broken fixture")]
-
 use proptest::prelude::*;
 use purview::diag::SourceFile;
 use purview::query::parse_queries;
@@ -111,7 +109,7 @@ proptest! {
 
 /// A fixed schema from the property-test generator: `doc` with `r0: user | user:* | group#member
 /// | user with big`, `r1: user` and `p0 = r0 - r1`; `big(x: int)` is `x > 5`.
-fn snapshot(data: &str) -> purview::Snapshot {
+fn snapshot(data: &str) -> purview::api::View {
     use crate::gen::{ExprGen, SchemaGen, SubjGen};
     let sg = SchemaGen {
         relations: vec![
@@ -126,9 +124,9 @@ fn snapshot(data: &str) -> purview::Snapshot {
     pv.snapshot()
 }
 
-fn answers(snap: &purview::Snapshot, text: &str, opts: &purview::EvalOptions) -> Vec<String> {
+fn answers(snap: &purview::api::View, text: &str, opts: &purview::EvalOptions) -> Vec<String> {
     let queries = parse_queries(text).unwrap();
-    purview::query::validate_queries(&snap.schema, &queries).unwrap();
+    purview::query::validate_queries(snap.schema(), &queries).unwrap();
     queries.iter().map(|q| purview::query::run_query(snap, q, opts).render()).collect()
 }
 
@@ -211,7 +209,7 @@ fn names_are_checked_against_the_schema_with_suggestions() {
     let snap = snapshot("");
     let queries =
         parse_queries("check dok:d0#p0@user:ann\nwho doc:d0#px0@group#membr\nwhat doc#p0@usr:ann").unwrap();
-    let d = purview::query::validate_queries(&snap.schema, &queries).unwrap_err();
+    let d = purview::query::validate_queries(snap.schema(), &queries).unwrap_err();
     let got: Vec<(&str, Option<&str>)> = d.0.iter().map(|d| (d.code, d.help.as_deref())).collect();
     assert_eq!(
         got,
