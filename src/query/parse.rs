@@ -40,6 +40,14 @@ pub fn parse_queries(text: &str) -> Result<Vec<Query>, Diagnostics> {
 /// Parses exactly one query (the statement at `span` of `text`); spans point into `text`.
 fn parse_statement(text: &str, span: Span) -> Result<Query, Vec<Diagnostic>> {
     let src = text.get(span.start..span.end).unwrap_or("");
+    if let Some(at) = too_deep(src) {
+        let at = span.start + at;
+        return Err(vec![Diagnostic::new(
+            "query-syntax",
+            Span::new(at, at + 1),
+            format!("JSON in `with` is nested deeper than {MAX_NESTING} levels"),
+        )]);
+    }
     let mut pairs = match QueryParser::parse(Rule::statement, src) {
         Ok(p) => p,
         Err(e) => return Err(vec![syntax_error(src, span.start, &e)]),
@@ -54,6 +62,30 @@ fn parse_statement(text: &str, span: Span) -> Result<Query, Vec<Diagnostic>> {
         Some(q) if lower.errors.is_empty() => Ok(q),
         _ => Err(lower.errors),
     }
+}
+
+/// How deep `{` and `[` may nest in a query (the parser and serde_json recurse on them).
+const MAX_NESTING: usize = 64;
+
+/// Where brackets first nest deeper than [`MAX_NESTING`], outside strings.
+fn too_deep(src: &str) -> Option<usize> {
+    let (mut depth, mut in_string, mut escape) = (0usize, false, false);
+    for (i, b) in src.bytes().enumerate() {
+        match b {
+            _ if escape => escape = false,
+            b'\\' if in_string => escape = true,
+            b'"' => in_string = !in_string,
+            b'{' | b'[' if !in_string => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b'}' | b']' if !in_string => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 struct Lower {
