@@ -72,8 +72,8 @@ pub(super) fn run(queries: &[String], eval: &EvalFlags, show: bool) -> CliResult
         print(&outputs, true, false);
     } else {
         let _ = writeln!(out, "{INTRO}");
-        for ((what, _), o) in TOUR.iter().zip(&outputs) {
-            let _ = writeln!(out, "# {what}\n> {}\n{}", o.query(), o.render());
+        for ((what, query), o) in TOUR.iter().zip(&outputs) {
+            let _ = writeln!(out, "# {what}\n> {query}\n{}", o.render());
         }
         let _ = write!(out, "{NEXT}");
     }

@@ -85,6 +85,21 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 pub(super) fn fmt(file: &Path, write: bool, check: bool) -> CliResult<Exit> {
     let text = load::read(file)?;
     let formatted = format_schema(&file.display().to_string(), &text)?;
+    let lost = lost_comments(&text, &formatted);
+    if !lost.is_empty() && !check {
+        let lines: Vec<String> = lost.iter().map(ToString::to_string).collect();
+        let e = CliError::input(format!(
+            "formatting `{}` would drop the `//` comments on line{} {}",
+            file.display(),
+            if lost.len() == 1 { "" } else { "s" },
+            lines.join(", ")
+        ))
+        .with_help("the formatter keeps `///` doc comments on types, relations and conditions only");
+        if write {
+            return Err(e);
+        }
+        e.report(super::error::ErrorFormat::Human);
+    }
     if check {
         if formatted == text {
             return Ok(Exit::Success);
@@ -105,9 +120,25 @@ pub(super) fn fmt(file: &Path, write: bool, check: bool) -> CliResult<Exit> {
 }
 
 /// The canonical text of a schema.
-fn format_schema(_name: &str, _text: &str) -> CliResult<String> {
-    // The formatter (`purview::syntax::format_schema`) arrives with the schema parser.
-    Err(CliError::usage("`fmt` needs the schema formatter, which is not part of this build yet"))
+fn format_schema(name: &str, text: &str) -> CliResult<String> {
+    let ast = purview::syntax::parse_schema(text)
+        .map_err(|d| CliError::diagnostics(String::new(), vec![(SourceFile::new(name, text), d)]))?;
+    Ok(purview::syntax::format_schema(&ast))
+}
+
+/// The lines of `source` whose `//` comment does not survive in `formatted`.
+fn lost_comments(source: &str, formatted: &str) -> Vec<usize> {
+    source
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let at = line.find("//")?;
+            let comment = line[at..].trim();
+            let doc = comment.starts_with("///");
+            let kept = formatted.lines().any(|l| l.trim_end().ends_with(comment));
+            (!doc && !kept).then_some(i + 1)
+        })
+        .collect()
 }
 
 /// Runs test files; prints each failure, then `N passed, M failed`.

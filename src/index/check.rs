@@ -5,7 +5,7 @@
 //! evaluated; re-entering one is "not by this path"; results that did not depend on such a cut
 //! are memoized), so both compute the same least fixpoint.
 
-use super::plan::SlotKind;
+use super::plan::{FastPath, SlotId, SlotKind};
 use super::IndexData;
 use crate::eval::{Decision, EvalError, EvalOptions, MissingContext, Tri};
 use crate::schema::condition::ConditionOutcome;
@@ -101,7 +101,15 @@ impl<'a> IndexEval<'a> {
         }
         let Some(saved) = self.enter(object, rel)? else { return Ok(Tri::False) };
         let data = self.data;
-        let result = self.check_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, subject);
+        let result = match data.plan.fast.get(&(object.ty, rel)) {
+            Some((id, FastPath::Membership { closure })) => {
+                self.check_membership(object, rel, *id, *closure, subject)
+            }
+            Some((id, FastPath::ArrowChain { closure, tupleset, arrow })) => {
+                self.check_chain(object, rel, *id, *closure, *tupleset, *arrow, subject)
+            }
+            None => self.check_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, subject),
+        };
         let exact = self.leave(saved);
         let t = result?;
         if exact {
@@ -210,7 +218,109 @@ impl<'a> IndexEval<'a> {
         }
     }
 
+    /// `rel` nests through its own usersets: one intersection answers the plain part for the
+    /// whole nest; only the nodes with other kinds of relationships are evaluated one by one.
+    fn check_membership(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fast_id: usize,
+        closure: SlotId,
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        let data = self.data;
+        let Some(c) = data.closure(closure) else {
+            return self.check_rewrite(object, rel, &Rewrite::This, subject);
+        };
+        let nest = c.down.get(object.id);
+        // Plain relationships naming the subject (directly, or as the same userset).
+        let kind = match subject.rel {
+            None if !subject.is_wildcard() => Some(SlotKind::Direct),
+            Some(r) => Some(SlotKind::Userset(r)),
+            None => None,
+        };
+        if let Some(slot) = kind.and_then(|k| data.plan.slot(object.ty, rel, subject.ty, k)) {
+            let holders = data.rev(slot, subject.id);
+            if holders.contains(object.id) || nest.iter().any(|n| holders.contains(n)) {
+                return Ok(Tri::True);
+            }
+        }
+        let others = data.others(fast_id);
+        let mut acc = Tri::False;
+        let nodes = std::iter::once(object.id).chain(nest.iter()).filter(|n| others.contains(*n));
+        for n in nodes.collect::<Vec<_>>() {
+            acc =
+                acc.or(self.check_this_except(Obj { ty: object.ty, id: n }, rel, subject, Some(closure))?);
+            if acc == Tri::True {
+                break;
+            }
+        }
+        Ok(acc)
+    }
+
+    /// `rel = ... + tupleset->rel` over a chain of objects of one type: the other branches are
+    /// evaluated on the object and on everything its chain reaches.
+    #[allow(clippy::too_many_arguments)]
+    fn check_chain(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fast_id: usize,
+        closure: SlotId,
+        tupleset: RelId,
+        arrow: usize,
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        let data = self.data;
+        let rewrite = &data.schema.rel_def(object.ty, rel).rewrite;
+        let (Some(c), Rewrite::Union(items)) = (data.closure(closure), rewrite) else {
+            return self.check_rewrite(object, rel, rewrite, subject);
+        };
+        let nodes: Vec<u32> = std::iter::once(object.id).chain(c.down.get(object.id).iter()).collect();
+        let others = data.others(fast_id);
+        let mut acc = Tri::False;
+        for n in nodes {
+            let node = Obj { ty: object.ty, id: n };
+            for (i, item) in items.iter().enumerate() {
+                if i == arrow {
+                    continue;
+                }
+                acc = acc.or(self.check_rewrite(node, rel, item, subject)?);
+                if acc == Tri::True {
+                    return Ok(acc);
+                }
+            }
+            if others.contains(n) {
+                let specials: Vec<(Subject, TupleAttrs)> =
+                    data.special_of(node, tupleset).map(|(k, a)| (k.3, a.clone())).collect();
+                for (s, attrs) in specials {
+                    let e = self.tuple_tri(&attrs)?;
+                    if e == Tri::False || s.ty != object.ty {
+                        continue;
+                    }
+                    acc = acc.or(e.and(self.check(s.object(), rel, subject)?));
+                    if acc == Tri::True {
+                        return Ok(acc);
+                    }
+                }
+            }
+        }
+        Ok(acc)
+    }
+
     fn check_this(&mut self, object: Obj, rel: RelId, subject: Subject) -> Result<Tri, EvalError> {
+        self.check_this_except(object, rel, subject, None)
+    }
+
+    /// The stored relationships of `object#rel`, leaving out the plain ones of slot `skip`
+    /// (whose contribution a closure already gave).
+    fn check_this_except(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        subject: Subject,
+        skip: Option<SlotId>,
+    ) -> Result<Tri, EvalError> {
         let data = self.data;
         let slots = data.plan.slots_of(object.ty, rel);
         // Direct hits first: one lookup each.
@@ -234,6 +344,9 @@ impl<'a> IndexEval<'a> {
         for &slot in slots {
             let info = data.plan.info(slot);
             let SlotKind::Userset(r) = info.kind else { continue };
+            if Some(slot) == skip {
+                continue;
+            }
             for x in data.fwd(slot, object.id).iter() {
                 acc = acc.or(self.check(Obj { ty: info.subject_ty, id: x }, r, subject)?);
                 if acc == Tri::True {

@@ -11,6 +11,7 @@
 //!   snapshot. Readers keep whatever snapshot they hold; nothing blocks them.
 
 mod check;
+pub mod closure;
 pub mod lists;
 mod lookup;
 mod names;
@@ -24,8 +25,10 @@ use crate::schema::{RelId, Schema, TypeId};
 use crate::store::{
     apply_batch, Obj, ObjId, Revision, Subject, TupleAttrs, TupleStore, WriteError, WriteOp, WILDCARD,
 };
+use closure::Closure;
 use lists::{ListRef, Lists};
-use plan::{Plan, SlotId, SlotKind};
+use plan::{FastPath, Plan, SlotId, SlotKind};
+use roaring::RoaringBitmap;
 use std::sync::Arc;
 
 /// Key of a special relationship: `(type, relation, object, subject)`.
@@ -42,6 +45,10 @@ pub struct IndexData {
     fwd: Vec<Lists>,
     rev: Vec<Lists>,
     special: imbl::OrdMap<SpecialKey, TupleAttrs>,
+    /// Closures of the self-edge slots, by slot.
+    closures: Vec<Option<Closure>>,
+    /// Per fast path: the nodes it must evaluate individually (see [`plan::FastPath`]).
+    others: Vec<Arc<RoaringBitmap>>,
     len: usize,
     pub revision: Revision,
 }
@@ -65,10 +72,64 @@ impl IndexData {
             fwd: vec![Lists::default(); n],
             rev: vec![Lists::default(); n],
             special: imbl::OrdMap::new(),
+            closures: (0..n)
+                .map(|s| plan.closure_slots.contains(&(s as SlotId)).then(Closure::default))
+                .collect(),
+            others: vec![Arc::new(RoaringBitmap::new()); plan.fast.len()],
             len: 0,
             revision: 0,
             schema,
             plan,
+        }
+    }
+
+    pub fn closure(&self, slot: SlotId) -> Option<&Closure> {
+        self.closures.get(slot as usize).and_then(|c| c.as_ref())
+    }
+
+    /// The nodes a fast path must evaluate one by one.
+    pub fn others(&self, fast_id: usize) -> &RoaringBitmap {
+        &self.others[fast_id]
+    }
+
+    /// Recomputes whether `object` is one of the "others" of the fast paths that depend on `rel`.
+    fn update_others(&mut self, object: Obj, rel: RelId) {
+        let Some(deps) = self.plan.others_deps.get(&(object.ty, rel)) else { return };
+        for &(id, key) in deps {
+            let is_other = match self.plan.fast.get(&key).map(|(_, fp)| fp) {
+                Some(FastPath::Membership { closure }) => {
+                    self.plan.slots_of(object.ty, rel).iter().any(|&slot| {
+                        let kind = self.plan.info(slot).kind;
+                        slot != *closure
+                            && kind != SlotKind::Direct
+                            && !self.fwd[slot as usize].get(object.id).is_empty()
+                    }) || self.special_of(object, rel).next().is_some()
+                }
+                Some(FastPath::ArrowChain { .. }) => self.special_of(object, rel).next().is_some(),
+                None => false,
+            };
+            let cur = self.others[id].contains(object.id);
+            if cur != is_other {
+                let bm = Arc::make_mut(&mut self.others[id]);
+                if is_other {
+                    bm.insert(object.id);
+                } else {
+                    bm.remove(object.id);
+                }
+            }
+        }
+    }
+
+    fn closure_insert(&mut self, slot: SlotId, a: u32, b: u32) {
+        if let Some(Some(c)) = self.closures.get_mut(slot as usize) {
+            c.on_insert(a, b);
+        }
+    }
+
+    fn closure_remove(&mut self, slot: SlotId, a: u32, b: u32) {
+        let (fwd, rev) = (&self.fwd[slot as usize], &self.rev[slot as usize]);
+        if let Some(Some(c)) = self.closures.get_mut(slot as usize) {
+            c.on_remove(fwd, rev, a, b);
         }
     }
 
@@ -177,6 +238,26 @@ impl IndexData {
             self.rev[i] = r;
         }
         self.len = self.fwd.iter().map(|l| l.entries() as usize).sum();
+        for &slot in &self.plan.closure_slots.clone() {
+            let c = Closure::build(&self.fwd[slot as usize], &self.rev[slot as usize]);
+            self.closures[slot as usize] = Some(c);
+        }
+        let deps: Vec<(TypeId, RelId)> = self.plan.others_deps.keys().copied().collect();
+        for (ty, rel) in deps {
+            let mut objects = RoaringBitmap::new();
+            for &slot in self.plan.slots_of(ty, rel) {
+                if self.plan.info(slot).kind != SlotKind::Direct {
+                    for key in 0..self.fwd[slot as usize].key_bound() {
+                        if !self.fwd[slot as usize].get(key).is_empty() {
+                            objects.insert(key);
+                        }
+                    }
+                }
+            }
+            for id in &objects {
+                self.update_others(Obj { ty, id }, rel);
+            }
+        }
         for (o, r, s, a) in tuples {
             self.insert(o, r, s, a);
         }
@@ -219,22 +300,28 @@ impl TupleStore for IndexData {
                 self.fwd[slot as usize].insert(object.id, v);
                 self.rev[slot as usize].insert(v, object.id);
                 self.len += 1;
+                self.closure_insert(slot, object.id, v);
+                self.update_others(object, rel);
                 return;
             }
         }
         self.special.insert((object.ty, rel, object.id, subject), attrs);
         self.len += 1;
+        self.update_others(object, rel);
     }
 
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
         if let Some(a) = self.special.remove(&(object.ty, rel, object.id, subject)) {
             self.len -= 1;
+            self.update_others(object, rel);
             return Some(a);
         }
         let (slot, v) = self.slot_for(object, rel, subject)?;
         if self.fwd[slot as usize].remove(object.id, v) {
             self.rev[slot as usize].remove(v, object.id);
             self.len -= 1;
+            self.closure_remove(slot, object.id, v);
+            self.update_others(object, rel);
             return Some(PLAIN);
         }
         None

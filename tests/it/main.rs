@@ -1,4 +1,4 @@
-//! The one integration-test binary: every area is a module.
+//! The one integration-test binary: every area of Purview is a module.
 
 // Helpers outside `#[test]` functions panic on purpose: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,3 +8,4 @@ mod eval_props;
 mod gen;
 mod index_diff;
 mod query;
+mod syntax;
