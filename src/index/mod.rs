@@ -75,7 +75,7 @@ impl IndexData {
             closures: (0..n)
                 .map(|s| plan.closure_slots.contains(&(s as SlotId)).then(Closure::default))
                 .collect(),
-            others: vec![Arc::new(RoaringBitmap::new()); plan.fast.len()],
+            others: (0..plan.fast.len()).map(|_| Arc::new(RoaringBitmap::new())).collect(),
             len: 0,
             revision: 0,
             schema,

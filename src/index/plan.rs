@@ -11,6 +11,9 @@ use std::collections::HashMap;
 
 pub type SlotId = u32;
 
+/// A fast path's dense index and the `(type, relation)` it answers.
+pub type FastRef = (usize, (TypeId, RelId));
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SlotKind {
     Direct,
@@ -57,7 +60,7 @@ pub struct Plan {
     pub closure_slots: Vec<SlotId>,
     /// `(type, relation)` whose relationships decide which nodes a fast path must look at
     /// individually (its "others"), with the fast paths concerned.
-    pub others_deps: HashMap<(TypeId, RelId), Vec<(usize, (TypeId, RelId))>>,
+    pub others_deps: HashMap<(TypeId, RelId), Vec<FastRef>>,
     /// `[type][relation]` → its slots.
     by_rel: Vec<Vec<Vec<SlotId>>>,
     lookup: HashMap<(TypeId, RelId, TypeId, SlotKind), SlotId>,

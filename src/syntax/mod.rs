@@ -7,7 +7,11 @@
 pub mod ast;
 mod cel_text;
 pub mod format;
+mod import_diag;
+pub mod openfga;
+pub mod openfga_check;
 pub mod parser;
+pub mod spicedb;
 
 pub use format::format_schema;
 pub use parser::parse_schema;

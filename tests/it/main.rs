@@ -6,6 +6,8 @@
 mod cli;
 mod eval_props;
 mod gen;
+mod import_props;
 mod index_diff;
+mod peer_parse;
 mod query;
 mod syntax;
