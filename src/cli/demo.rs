@@ -13,27 +13,9 @@ const SCHEMA: &str = include_str!("../../examples/quickstart/schema.pv");
 const DATA_NAME: &str = "examples/quickstart/data.rels";
 const DATA: &str = include_str!("../../examples/quickstart/data.rels");
 
-/// The tour: what each query shows, and the query.
-const TOUR: &[(&str, &str)] = &[
-    ("Sam supervises the traders group, and m1 is tagged with it", "check message:m1#view@user:sam"),
-    ("m2 is tagged only with sales, which Sam does not supervise", "check message:m2#view@user:sam"),
-    (
-        "Carol supervises sales as a member of the compliance team (alias form)",
-        "check user:carol can view message:m2",
-    ),
-    (
-        "Rita reviews m1 in business hours only: without the hour, the answer is conditional",
-        "check message:m1#view@user:rita",
-    ),
-    (
-        "... and with the hour in the request context, it is decided",
-        r#"check message:m1#view@user:rita with {"hour": 9}"#,
-    ),
-    ("Who can see m3? It is tagged with two groups, so supervisors of either", "who message:m3#view@user"),
-    ("Which messages can Sam see?", "what message#view@user:sam"),
-    ("Sam can view m4 but not review it: he took part in it. Why?", "explain message:m4#review@user:sam"),
-    ("Why can Dan see m2?", "explain message:m2#view@user:dan"),
-];
+const TOUR_NAME: &str = "examples/quickstart/queries.q";
+/// The tour: queries, each under a `# ` comment that says what it shows.
+const TOUR: &str = include_str!("../../examples/quickstart/queries.q");
 
 const INTRO: &str = "\
 Purview demo: a small communications-surveillance model, bundled with this binary.
@@ -65,20 +47,36 @@ pub(super) fn run(queries: &[String], eval: &EvalFlags, show: bool) -> CliResult
         print(&outputs, eval.json, outputs.len() > 1);
         return Ok(exit_of(&outputs));
     }
-    let sources: Vec<SourceFile> = TOUR.iter().map(|(_, q)| SourceFile::new("<demo>", *q)).collect();
+    let tour = tour();
+    let sources: Vec<SourceFile> = tour.iter().map(|(_, q)| SourceFile::new(TOUR_NAME, *q)).collect();
     let parsed = parse_all(&sources)?;
     let outputs = answer(&pv, &sources, parsed, eval, &page)?;
     if eval.json {
         print(&outputs, true, false);
     } else {
         let _ = writeln!(out, "{INTRO}");
-        for ((what, query), o) in TOUR.iter().zip(&outputs) {
+        for ((what, query), o) in tour.iter().zip(&outputs) {
             let _ = writeln!(out, "# {what}\n> {query}\n{}", o.render());
         }
         let _ = write!(out, "{NEXT}");
     }
     let failed = outputs.iter().any(|o| matches!(o, QueryOutput::Error { .. }));
     Ok(if failed { exit_of(&outputs) } else { Exit::Success })
+}
+
+/// The tour's (description, query) pairs: each query line with the `# ` comment just above it.
+fn tour() -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    let mut what = "";
+    for line in TOUR.lines().map(str::trim) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            what = comment;
+        } else if !line.is_empty() && !line.starts_with('#') && !line.starts_with("//") {
+            out.push((what, line));
+            what = "";
+        }
+    }
+    out
 }
 
 /// The bundled schema and relationships.

@@ -97,7 +97,8 @@ enum Command {
     },
     /// Run example queries on a bundled model (no files needed), or your own queries on it.
     ///
-    /// The model is `examples/quickstart/schema.pv` with `examples/quickstart/data.rels`.
+    /// The model is `examples/quickstart/schema.pv` with `examples/quickstart/data.rels`; the tour
+    /// is `examples/quickstart/queries.q`.
     #[command(after_help = EXIT_CODES)]
     Demo {
         /// Queries to run instead of the tour, e.g. `who message:m1#view@user`.

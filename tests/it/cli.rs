@@ -278,8 +278,9 @@ fn bad_schemas_and_data_are_reported_with_their_place() {
         "{}",
         r.stderr
     );
-    let r = purview(&["validate", SCHEMA, DATA, "--schema", SCHEMA]);
+    let r = purview(&["validate", SCHEMA, DATA, "examples/quickstart/queries.q", "--schema", SCHEMA]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("queries.q: ok (9 queries)"), "{}", r.stdout);
     assert!(r.stdout.contains("schema.pv: ok (4 types, 1 condition)"), "{}", r.stdout);
     let r = purview(&["--error-format", "json", "validate", SCHEMA, bad_schema.to_str().unwrap()]);
     assert_eq!(r.code, 4);
