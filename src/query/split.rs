@@ -1,8 +1,8 @@
 //! Cuts a query file into statements, so that each is parsed (and each error reported) on its own.
 //!
 //! A statement ends at a newline or `;` that is outside strings, JSON braces and comments. Comments
-//! follow the grammar: `//` to the end of the line, or `#` followed by a space, a tab or the end
-//! of the line. A `{` never closed is reported, and cutting resumes on the line after it so the
+//! follow the grammar: `//` to the end of the line, or `#` followed by a space, a tab, `;` or the
+//! end of the line. A `{` never closed is reported, and cutting resumes on the line after it so the
 //! queries below it are still read.
 
 use crate::diag::Diagnostic;
@@ -69,7 +69,9 @@ fn split_from(text: &str, from: usize, out: &mut Vec<Piece>) -> usize {
                 i = line_end(bytes, i);
                 continue;
             }
-            b'#' if at_top && matches!(bytes.get(i + 1), None | Some(b' ' | b'\t' | b'\r' | b'\n')) => {
+            b'#' if at_top
+                && matches!(bytes.get(i + 1), None | Some(b' ' | b'\t' | b'\r' | b'\n' | b';')) =>
+            {
                 i = line_end(bytes, i);
                 continue;
             }

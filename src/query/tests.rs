@@ -78,3 +78,22 @@ fn an_unclosed_brace_does_not_hide_later_queries() {
     assert_eq!(e.0.len(), 2, "{e:?}");
     assert_eq!(e.0[0].message, "unclosed `{`");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 1000, ..Default::default() })]
+
+    /// The statement splitter and the whole-file grammar agree: what parses statement by
+    /// statement parses as a file.
+    #[test]
+    fn splitter_agrees_with_the_file_grammar(
+        parts in proptest::collection::vec(
+            "(check a:b#c@d:e|who a:b#c@d|what a#c@d:e|expand a:b#c|with \\{\"k\": \"v;#\"\\}|limit 2|after \"x;y\"|at 2024-05-01T00:00:00Z|// c;|# c;|#;|#|;|\n|\\{|\\}| |\t|\")",
+            0..12,
+        )
+    ) {
+        let text = parts.concat();
+        if parse_queries(&text).is_ok() {
+            proptest::prop_assert!(file_parses(&text), "{:?}", text);
+        }
+    }
+}
