@@ -148,14 +148,10 @@ impl Lower {
         let form = pair.into_inner().find(|p| !is_keyword(p.as_rule()))?;
         let form_rule = form.as_rule();
         let parts: Vec<Pair<'_, Rule>> = form.into_inner().filter(|p| !is_keyword(p.as_rule())).collect();
-        let op = match (rule, form_rule) {
-            (Rule::check | Rule::explain, Rule::triple)
-            | (Rule::check | Rule::explain, Rule::triple_alias) => {
-                let (o, p, s) = if form_rule == Rule::triple {
-                    (parts.first()?, parts.get(1)?, parts.get(2)?)
-                } else {
-                    (parts.get(2)?, parts.get(1)?, parts.first()?)
-                };
+        let alias = matches!(form_rule, Rule::triple_alias | Rule::who_alias | Rule::what_alias);
+        let op = match rule {
+            Rule::check | Rule::explain => {
+                let (o, p, s) = in_order(&parts, alias)?;
                 let t =
                     Triple { object: self.object(o)?, permission: self.name(p), subject: self.subject(s)? };
                 if rule == Rule::check {
@@ -164,23 +160,15 @@ impl Lower {
                     Op::Explain(t)
                 }
             }
-            (Rule::who, _) => {
-                let (o, p, f) = if form_rule == Rule::who_primary {
-                    (parts.first()?, parts.get(1)?, parts.get(2)?)
-                } else {
-                    (parts.get(2)?, parts.get(1)?, parts.first()?)
-                };
+            Rule::who => {
+                let (o, p, f) = in_order(&parts, alias)?;
                 Op::Who { object: self.object(o)?, permission: self.name(p), filter: self.filter(f) }
             }
-            (Rule::what, _) => {
-                let (t, p, s) = if form_rule == Rule::what_primary {
-                    (parts.first()?, parts.get(1)?, parts.get(2)?)
-                } else {
-                    (parts.get(2)?, parts.get(1)?, parts.first()?)
-                };
+            Rule::what => {
+                let (t, p, s) = in_order(&parts, alias)?;
                 Op::What { object_type: self.name(t), permission: self.name(p), subject: self.subject(s)? }
             }
-            (Rule::expand, _) => {
+            Rule::expand => {
                 Op::Expand { object: self.object(parts.first()?)?, permission: self.name(parts.get(1)?) }
             }
             _ => return None,
@@ -271,6 +259,16 @@ impl Lower {
             }
         }
     }
+}
+
+/// The parts of a form as `(object side, permission, subject side)`: the primary form writes them
+/// in that order, the alias (`SUBJECT can PERMISSION OBJECT`) the other way round.
+fn in_order<'p, 'i>(
+    parts: &'p [Pair<'i, Rule>],
+    alias: bool,
+) -> Option<(&'p Pair<'i, Rule>, &'p Pair<'i, Rule>, &'p Pair<'i, Rule>)> {
+    let (a, p, b) = (parts.first()?, parts.get(1)?, parts.get(2)?);
+    Some(if alias { (b, p, a) } else { (a, p, b) })
 }
 
 /// Keywords and punctuation: rules that carry no value of their own.
