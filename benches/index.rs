@@ -8,6 +8,9 @@
 //! evaluator over a smaller copy of the data (the reference store is a plain map and is only
 //! meant as an oracle).
 
+// Benchmarks panic on purpose when their fixed data is not as expected.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "datasets.rs"]
 mod datasets;
 
