@@ -12,7 +12,8 @@ use crate::schema::condition::ConditionOutcome;
 use crate::schema::{RelId, Rewrite};
 use crate::store::{Obj, Subject, TupleAttrs};
 use crate::syntax::ast::ArrowMode;
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 
 /// Evaluates questions against one index revision.
 pub struct IndexEval<'a> {
@@ -20,7 +21,7 @@ pub struct IndexEval<'a> {
     pub opts: &'a EvalOptions,
     stack: Vec<(Obj, RelId)>,
     lowest_cut: usize,
-    memo: HashMap<(Obj, RelId, Subject), Tri>,
+    memo: FxHashMap<(Obj, RelId, Subject), Tri>,
     pub missing: BTreeSet<String>,
 }
 
@@ -29,9 +30,9 @@ impl<'a> IndexEval<'a> {
         IndexEval {
             data,
             opts,
-            stack: Vec::new(),
+            stack: Vec::with_capacity(16),
             lowest_cut: usize::MAX,
-            memo: HashMap::new(),
+            memo: FxHashMap::default(),
             missing: BTreeSet::new(),
         }
     }
@@ -246,6 +247,9 @@ impl<'a> IndexEval<'a> {
             }
         }
         let others = data.others(fast_id);
+        if others.is_empty() {
+            return Ok(Tri::False);
+        }
         let mut acc = Tri::False;
         let nodes = std::iter::once(object.id).chain(nest.iter()).filter(|n| others.contains(*n));
         for n in nodes.collect::<Vec<_>>() {
@@ -276,10 +280,9 @@ impl<'a> IndexEval<'a> {
         let (Some(c), Rewrite::Union(items)) = (data.closure(closure), rewrite) else {
             return self.check_rewrite(object, rel, rewrite, subject);
         };
-        let nodes: Vec<u32> = std::iter::once(object.id).chain(c.down.get(object.id).iter()).collect();
         let others = data.others(fast_id);
         let mut acc = Tri::False;
-        for n in nodes {
+        for n in std::iter::once(object.id).chain(c.down.get(object.id).iter()) {
             let node = Obj { ty: object.ty, id: n };
             for (i, item) in items.iter().enumerate() {
                 if i == arrow {

@@ -45,6 +45,8 @@ pub struct IndexData {
     fwd: Vec<Lists>,
     rev: Vec<Lists>,
     special: imbl::OrdMap<SpecialKey, TupleAttrs>,
+    /// Number of special relationships per relation (by [`Plan::flat`]), to skip empty ranges.
+    special_count: Vec<u32>,
     /// Closures of the self-edge slots, by slot.
     closures: Vec<Option<Closure>>,
     /// Per fast path: the nodes it must evaluate individually (see [`plan::FastPath`]).
@@ -72,6 +74,7 @@ impl IndexData {
             fwd: vec![Lists::default(); n],
             rev: vec![Lists::default(); n],
             special: imbl::OrdMap::new(),
+            special_count: vec![0; plan.relation_count()],
             closures: (0..n)
                 .map(|s| plan.closure_slots.contains(&(s as SlotId)).then(Closure::default))
                 .collect(),
@@ -169,13 +172,26 @@ impl IndexData {
 
     /// The special relationships of `object#rel`.
     pub fn special_of(&self, object: Obj, rel: RelId) -> impl Iterator<Item = (&SpecialKey, &TupleAttrs)> {
-        self.special
-            .range((object.ty, rel, object.id, MIN_SUBJECT)..=(object.ty, rel, object.id, MAX_SUBJECT))
+        let range = (object.ty, rel, object.id, MIN_SUBJECT)..=(object.ty, rel, object.id, MAX_SUBJECT);
+        self.has_special(object.ty, rel).then(|| self.special.range(range)).into_iter().flatten()
     }
 
     /// Every special relationship of `type#rel`.
     pub fn special_of_rel(&self, ty: TypeId, rel: RelId) -> impl Iterator<Item = (&SpecialKey, &TupleAttrs)> {
-        self.special.range((ty, rel, 0, MIN_SUBJECT)..=(ty, rel, u32::MAX, MAX_SUBJECT))
+        let range = (ty, rel, 0, MIN_SUBJECT)..=(ty, rel, u32::MAX, MAX_SUBJECT);
+        self.has_special(ty, rel).then(|| self.special.range(range)).into_iter().flatten()
+    }
+
+    /// Whether `type#rel` has any special relationship.
+    pub fn has_special(&self, ty: TypeId, rel: RelId) -> bool {
+        self.special_count.get(self.plan.flat(ty, rel)).is_some_and(|&n| n > 0)
+    }
+
+    fn count_special(&mut self, ty: TypeId, rel: RelId, delta: i32) {
+        let i = self.plan.flat(ty, rel);
+        if let Some(c) = self.special_count.get_mut(i) {
+            *c = c.saturating_add_signed(delta);
+        }
     }
 
     fn slot_for(&self, object: Obj, rel: RelId, subject: Subject) -> Option<(SlotId, u32)> {
@@ -301,7 +317,8 @@ impl TupleStore for IndexData {
     }
 
     fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
-        if let Some(a) = self.special.get(&(object.ty, rel, object.id, subject)) {
+        let key = (object.ty, rel, object.id, subject);
+        if let Some(a) = self.has_special(object.ty, rel).then(|| self.special.get(&key)).flatten() {
             return Some(a.clone());
         }
         let (slot, v) = self.slot_for(object, rel, subject)?;
@@ -321,12 +338,14 @@ impl TupleStore for IndexData {
             }
         }
         self.special.insert((object.ty, rel, object.id, subject), attrs);
+        self.count_special(object.ty, rel, 1);
         self.len += 1;
         self.update_others(object, rel);
     }
 
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
         if let Some(a) = self.special.remove(&(object.ty, rel, object.id, subject)) {
+            self.count_special(object.ty, rel, -1);
             self.len -= 1;
             self.update_others(object, rel);
             return Some(a);
