@@ -6,6 +6,7 @@ pub mod eval;
 pub mod schema;
 pub mod store;
 pub mod syntax;
+pub mod testfile;
 
 pub use api::{Purview, SchemaError};
 pub use eval::{Decision, EvalError, EvalOptions, Tri};
