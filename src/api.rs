@@ -22,11 +22,12 @@
 use crate::diag::{Diagnostics, SourceFile};
 use crate::eval::explain::{self, Tree};
 use crate::eval::reference::Reference;
-use crate::eval::{Decision, EvalError, EvalOptions, Tri};
+use crate::eval::{Decision, EvalError, EvalOptions, MissingContext, Tri};
+use crate::index::{Index, IndexData, IndexEval};
 use crate::schema::{self, RelId, Schema};
 use crate::store::{
-    Obj, ObjectRef, Relationship, RelationshipSyntaxError, Revision, Snapshot, Store, Subject, SubjectRef,
-    WriteError, WriteOp, WILDCARD,
+    Obj, ObjectRef, Relationship, RelationshipSyntaxError, Revision, Snapshot, Source, Store, Subject,
+    SubjectRef, WriteError, WriteOp, WILDCARD,
 };
 use crate::syntax;
 use serde::Serialize;
@@ -81,44 +82,89 @@ pub fn parse_relationships(text: &str) -> Result<Vec<Relationship>, LoadError> {
     Ok(out)
 }
 
+/// Which evaluator answers questions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// The compiled index (bitmaps, closures, parallel lookups).
+    #[default]
+    Index,
+    /// The simple reference evaluator over a plain store: the oracle the index is tested against.
+    Reference,
+}
+
 /// A schema and its relationships: the writer side of an embedded Purview.
 #[derive(Debug, Clone)]
 pub struct Purview {
-    store: Store,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Reference(Store),
+    Index(Index),
 }
 
 impl Purview {
     pub fn new(schema: Schema) -> Self {
-        Purview { store: Store::new(Arc::new(schema)) }
+        Purview::with_engine(schema, Engine::default())
+    }
+
+    pub fn with_engine(schema: Schema, engine: Engine) -> Self {
+        let schema = Arc::new(schema);
+        let backend = match engine {
+            Engine::Reference => Backend::Reference(Store::new(schema)),
+            Engine::Index => Backend::Index(Index::new(schema)),
+        };
+        Purview { backend }
     }
 
     pub fn from_schema_text(name: &str, text: &str) -> Result<Self, SchemaError> {
         Ok(Purview::new(compile_schema(name, text)?))
     }
 
-    pub fn schema(&self) -> &Arc<Schema> {
-        self.store.schema()
+    pub fn engine(&self) -> Engine {
+        match self.backend {
+            Backend::Reference(_) => Engine::Reference,
+            Backend::Index(_) => Engine::Index,
+        }
+    }
+
+    pub fn schema(&self) -> Arc<Schema> {
+        self.snapshot().schema().clone()
     }
 
     /// Applies a batch atomically and returns the new revision.
     pub fn write(&mut self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
-        self.store.write(ops)
+        match &mut self.backend {
+            Backend::Reference(s) => s.write(ops),
+            Backend::Index(i) => i.write(ops),
+        }
     }
 
     /// Touches every relationship in the text (one per line), as one atomic batch.
     pub fn write_text(&mut self, text: &str) -> Result<Revision, LoadError> {
-        let rels = parse_relationships(text)?;
-        Ok(self.store.touch(rels)?)
+        let ops: Vec<WriteOp> = parse_relationships(text)?.into_iter().map(WriteOp::Touch).collect();
+        Ok(self.write(&ops)?)
     }
 
     /// The current state, for reading. Cheap; unaffected by later writes.
-    pub fn snapshot(&self) -> Snapshot {
-        self.store.snapshot()
+    pub fn snapshot(&self) -> View {
+        match &self.backend {
+            Backend::Reference(s) => View::Reference(s.snapshot()),
+            Backend::Index(i) => View::Index(i.snapshot()),
+        }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn revision(&self) -> Revision {
+        self.snapshot().revision()
     }
+}
+
+/// One revision of the data, for reading: queries never block writers and see no later write.
+#[derive(Debug, Clone)]
+pub enum View {
+    Reference(Snapshot),
+    Index(Arc<IndexData>),
 }
 
 /// One subject found by `who`.
@@ -189,30 +235,46 @@ impl SubjectFilter {
     }
 }
 
-/// Read operations on a snapshot (reference evaluator).
-impl Snapshot {
+/// Read operations on a revision.
+impl View {
+    /// The relationships, as the reference evaluator reads them.
+    pub fn source(&self) -> &dyn Source {
+        match self {
+            View::Reference(s) => s,
+            View::Index(i) => &**i,
+        }
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        self.source().schema()
+    }
+
+    pub fn revision(&self) -> Revision {
+        self.source().revision()
+    }
+
     fn resolve_rel(&self, ty: u32, name: &str) -> Result<RelId, EvalError> {
-        let tdef = self.schema.type_def(ty);
+        let tdef = self.schema().type_def(ty);
         tdef.relation_id(name)
             .ok_or_else(|| EvalError::UnknownRelation { ty: tdef.name.clone(), relation: name.to_string() })
     }
 
     fn resolve_obj(&self, o: &ObjectRef) -> Result<Obj, EvalError> {
-        let ty = self.schema.type_id(&o.ty).ok_or_else(|| EvalError::UnknownType(o.ty.clone()))?;
+        let ty = self.schema().type_id(&o.ty).ok_or_else(|| EvalError::UnknownType(o.ty.clone()))?;
         if o.id == "*" {
             return Err(EvalError::InvalidSubject(o.to_string()));
         }
-        Ok(Obj { ty, id: self.data.object_id(ty, &o.id).unwrap_or(FRESH_OBJECT) })
+        Ok(Obj { ty, id: self.source().object_id(ty, &o.id).unwrap_or(FRESH_OBJECT) })
     }
 
     fn resolve_subject(&self, s: &SubjectRef, object: &ObjectRef) -> Result<Subject, EvalError> {
-        let ty = self.schema.type_id(&s.ty).ok_or_else(|| EvalError::UnknownType(s.ty.clone()))?;
+        let ty = self.schema().type_id(&s.ty).ok_or_else(|| EvalError::UnknownType(s.ty.clone()))?;
         let rel = match &s.relation {
             Some(r) => Some(self.resolve_rel(ty, r)?),
             None => None,
         };
         let fresh = if s.ty == object.ty && s.id == object.id { FRESH_OBJECT } else { FRESH_SUBJECT };
-        let id = self.data.object_id(ty, &s.id).unwrap_or(fresh);
+        let id = self.source().object_id(ty, &s.id).unwrap_or(fresh);
         if id == WILDCARD && rel.is_some() {
             return Err(EvalError::InvalidSubject(s.to_string()));
         }
@@ -221,14 +283,14 @@ impl Snapshot {
 
     fn name_subject(&self, s: Subject, object: &ObjectRef) -> SubjectRef {
         if s.id == FRESH_OBJECT {
-            let t = self.schema.type_def(s.ty);
+            let t = self.schema().type_def(s.ty);
             return SubjectRef::new(
                 &t.name,
                 &object.id,
                 s.rel.map(|r| t.relations[r as usize].name.as_str()),
             );
         }
-        self.subject_ref(s)
+        self.source().subject_ref(s)
     }
 
     /// May `subject` do `permission` on `object`?
@@ -242,12 +304,21 @@ impl Snapshot {
         let o = self.resolve_obj(object)?;
         let rel = self.resolve_rel(o.ty, permission)?;
         let s = self.resolve_subject(subject, object)?;
-        let mut ev = Reference::new(self, opts);
-        let t = ev.check(o, rel, s)?;
-        ev.decide(t)
+        match self {
+            View::Index(data) => {
+                let mut ev = IndexEval::new(data, opts);
+                let t = ev.check(o, rel, s)?;
+                ev.decide(t)
+            }
+            View::Reference(_) => {
+                let mut ev = Reference::new(self.source(), opts);
+                let t = ev.check(o, rel, s)?;
+                ev.decide(t)
+            }
+        }
     }
 
-    /// [`Snapshot::check`] with names as text (`document:d1`, `view`, `user:ann`).
+    /// [`View::check`] with names as text (`document:d1`, `view`, `user:ann`).
     pub fn check_str(
         &self,
         object: &str,
@@ -270,36 +341,54 @@ impl Snapshot {
     ) -> Result<WhoResult, EvalError> {
         let o = self.resolve_obj(object)?;
         let rel = self.resolve_rel(o.ty, permission)?;
-        let fty = self.schema.type_id(&filter.ty).ok_or_else(|| EvalError::UnknownType(filter.ty.clone()))?;
+        let fty =
+            self.schema().type_id(&filter.ty).ok_or_else(|| EvalError::UnknownType(filter.ty.clone()))?;
         let frel = match &filter.relation {
             Some(r) => Some(self.resolve_rel(fty, r)?),
             None => None,
         };
-        let mut ev = Reference::new(self, opts);
-        let set = ev.lookup_subjects(o, rel, fty, frel)?;
-        let any_cond = set.default == Tri::Cond || set.explicit.values().any(|t| *t == Tri::Cond);
-        if any_cond && opts.missing_context == crate::eval::MissingContext::Error {
-            ev.decide(Tri::Cond)?;
-        }
-        let name = |s: &Subject| self.name_subject(*s, object);
-        let mut out = WhoResult {
-            subjects: set.members().map(|(s, t)| FoundSubject { subject: name(s), outcome: t }).collect(),
-            wildcard: None,
+        let name = |id: u32| self.name_subject(Subject { ty: fty, id, rel: frel }, object);
+        let found = |id: u32, outcome: Tri| FoundSubject { subject: name(id), outcome };
+        let (members, default, exclusions): (Vec<FoundSubject>, Tri, Vec<FoundSubject>) = match self {
+            View::Index(data) => {
+                let mut ev = IndexEval::new(data, opts);
+                let set = ev.who(o, rel, fty, frel)?;
+                let any_cond = set.default == Tri::Cond || set.c.len() > set.t.len();
+                if any_cond && opts.missing_context == MissingContext::Error {
+                    ev.decide(Tri::Cond)?;
+                }
+                let members = set.c.iter().map(|id| found(id, set.get(id))).collect();
+                let exclusions = if set.default == Tri::False {
+                    Vec::new()
+                } else {
+                    (&set.keys - &set.t).iter().map(|id| found(id, set.get(id))).collect()
+                };
+                (members, set.default, exclusions)
+            }
+            View::Reference(_) => {
+                let mut ev = Reference::new(self.source(), opts);
+                let set = ev.lookup_subjects(o, rel, fty, frel)?;
+                let any_cond = set.default == Tri::Cond || set.explicit.values().any(|t| *t == Tri::Cond);
+                if any_cond && opts.missing_context == MissingContext::Error {
+                    ev.decide(Tri::Cond)?;
+                }
+                let members = set.members().map(|(s, t)| found(s.id, t)).collect();
+                let exclusions = set.exclusions().map(|(s, t)| found(s.id, t)).collect();
+                (members, set.default, exclusions)
+            }
         };
-        if set.default != Tri::False {
-            out.wildcard = Some(FoundWildcard {
-                outcome: set.default,
-                excluded: set
-                    .exclusions()
-                    .map(|(s, t)| FoundSubject { subject: name(s), outcome: t })
-                    .collect(),
-            });
+        let mut out = WhoResult { subjects: members, wildcard: None };
+        if default != Tri::False {
+            out.wildcard = Some(FoundWildcard { outcome: default, excluded: exclusions });
         }
         out.subjects.sort_by(|a, b| a.subject.cmp(&b.subject));
+        if let Some(w) = &mut out.wildcard {
+            w.excluded.sort_by(|a, b| a.subject.cmp(&b.subject));
+        }
         Ok(out)
     }
 
-    /// [`Snapshot::who`] with names as text.
+    /// [`View::who`] with names as text.
     pub fn who_str(
         &self,
         object: &str,
@@ -322,7 +411,7 @@ impl Snapshot {
         opts: &EvalOptions,
     ) -> Result<WhatResult, EvalError> {
         let ty = self
-            .schema
+            .schema()
             .type_id(object_type)
             .ok_or_else(|| EvalError::UnknownType(object_type.to_string()))?;
         let rel = self.resolve_rel(ty, permission)?;
@@ -334,23 +423,45 @@ impl Snapshot {
         let mut out = WhatResult::default();
         let placeholder = ObjectRef::new(object_type, "");
         let s = self.resolve_subject(subject, &placeholder)?;
-        let mut ev = Reference::new(self, opts);
-        for id in start..self.data.object_count(ty) {
-            let o = Obj { ty, id };
-            let t = ev.check(o, rel, s)?;
-            if t == Tri::False {
-                continue;
-            }
+        let push = |out: &mut WhatResult, id: u32, t: Tri| -> Result<bool, EvalError> {
             if out.objects.len() == limit {
                 out.cursor = Some(id.to_string());
-                break;
+                return Ok(false);
             }
-            if t == Tri::Cond && opts.missing_context == crate::eval::MissingContext::Error {
-                ev.decide(t)?;
+            if t == Tri::Cond && opts.missing_context == MissingContext::Error {
+                return Err(EvalError::MissingContext { missing: Vec::new() });
             }
-            out.objects.push(FoundObject { object: self.object_ref(o), outcome: t });
+            out.objects.push(FoundObject { object: self.source().object_ref(Obj { ty, id }), outcome: t });
             if out.objects.len() > opts.limits.max_results {
                 return Err(EvalError::TooManyResults { limit: opts.limits.max_results });
+            }
+            Ok(true)
+        };
+        match self {
+            View::Index(data) => {
+                let mut ev = IndexEval::new(data, opts);
+                let set = ev.what(s, ty, rel)?;
+                let mut it = set.maybe.iter();
+                if start > 0 {
+                    it.advance_to(start);
+                }
+                for id in it {
+                    if id >= data.object_count(ty) {
+                        break;
+                    }
+                    if !push(&mut out, id, set.get(id))? {
+                        break;
+                    }
+                }
+            }
+            View::Reference(_) => {
+                let mut ev = Reference::new(self.source(), opts);
+                for id in start..self.source().object_count(ty) {
+                    let t = ev.check(Obj { ty, id }, rel, s)?;
+                    if t != Tri::False && !push(&mut out, id, t)? {
+                        break;
+                    }
+                }
             }
         }
         Ok(out)
@@ -365,7 +476,7 @@ impl Snapshot {
     ) -> Result<Tree, EvalError> {
         let o = self.resolve_obj(object)?;
         let rel = self.resolve_rel(o.ty, permission)?;
-        let mut ev = Reference::new(self, opts);
+        let mut ev = Reference::new(self.source(), opts);
         explain::expand(&mut ev, o, rel)
     }
 
@@ -380,7 +491,7 @@ impl Snapshot {
         let o = self.resolve_obj(object)?;
         let rel = self.resolve_rel(o.ty, permission)?;
         let s = self.resolve_subject(subject, object)?;
-        let mut ev = Reference::new(self, opts);
+        let mut ev = Reference::new(self.source(), opts);
         let t = ev.check(o, rel, s)?;
         let decision = ev.decide(t)?;
         let tree = explain::explain(&mut ev, o, rel, s)?;

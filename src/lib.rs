@@ -3,6 +3,7 @@
 pub mod api;
 pub mod diag;
 pub mod eval;
+pub mod index;
 pub mod schema;
 pub mod store;
 pub mod syntax;

@@ -100,7 +100,7 @@ pub fn explain(ev: &mut Reference<'_>, object: Obj, rel: RelId, subject: Subject
 
 impl Builder<'_, '_> {
     fn name(&self, o: Obj, rel: RelId) -> String {
-        format!("{}#{}", self.ev.snap.object_ref(o), self.ev.snap.schema.rel_def(o.ty, rel).name)
+        format!("{}#{}", self.ev.snap.object_ref(o), self.ev.snap.schema().rel_def(o.ty, rel).name)
     }
 
     fn outcome(&mut self, o: Obj, rel: RelId) -> Result<Option<Tri>, EvalError> {
@@ -113,7 +113,7 @@ impl Builder<'_, '_> {
     fn relation(&mut self, o: Obj, rel: RelId) -> Result<Tree, EvalError> {
         self.nodes += 1;
         let outcome = self.outcome(o, rel)?;
-        let rdef = self.ev.snap.schema.rel_def(o.ty, rel);
+        let rdef = self.ev.snap.schema().rel_def(o.ty, rel);
         let kind = if rdef.kind == RelKind::Permission { "permission" } else { "relation" };
         let label = format!("{} ({kind})", self.name(o, rel));
         if self.stack.contains(&(o, rel)) {
@@ -206,15 +206,14 @@ impl Builder<'_, '_> {
                 Ok(t)
             }
             Rewrite::Arrow { tupleset, target_name, targets, mode } => {
-                let ts_name = self.ev.snap.schema.rel_def(o.ty, *tupleset).name.clone();
+                let ts_name = self.ev.snap.schema().rel_def(o.ty, *tupleset).name.clone();
                 let how = if *mode == ArrowMode::All { "every" } else { "any" };
                 let mut t = Tree::new(
                     Step::Arrow,
                     format!("{how} `{ts_name}` of {} with `{target_name}`", self.ev.snap.object_ref(o)),
                     outcome,
                 );
-                let tuples: Vec<(Subject, TupleAttrs)> =
-                    self.ev.snap.data.subjects(o, *tupleset).map(|(s, a)| (*s, a.clone())).collect();
+                let tuples: Vec<(Subject, TupleAttrs)> = self.ev.snap.tuples(o, *tupleset);
                 for (s, attrs) in tuples {
                     if s.is_wildcard() {
                         continue;
@@ -239,7 +238,7 @@ impl Builder<'_, '_> {
                             Step::Missing,
                             format!(
                                 "type `{}` has no `{target_name}`",
-                                self.ev.snap.schema.type_def(s.ty).name
+                                self.ev.snap.schema().type_def(s.ty).name
                             ),
                             self.subject.map(|_| Tri::False),
                         )),
@@ -274,9 +273,8 @@ impl Builder<'_, '_> {
 
     fn this(&mut self, o: Obj, rel: RelId, outcome: Option<Tri>) -> Result<Tree, EvalError> {
         let mut t = Tree::new(Step::Union, "stored relationships", outcome);
-        let tuples: Vec<(Subject, TupleAttrs)> =
-            self.ev.snap.data.subjects(o, rel).map(|(s, a)| (*s, a.clone())).collect();
-        let rname = self.ev.snap.schema.rel_def(o.ty, rel).name.clone();
+        let tuples: Vec<(Subject, TupleAttrs)> = self.ev.snap.tuples(o, rel);
+        let rname = self.ev.snap.schema().rel_def(o.ty, rel).name.clone();
         for (s, attrs) in tuples {
             let label = format!(
                 "{}#{rname}@{}{}",
@@ -329,7 +327,7 @@ impl Builder<'_, '_> {
     fn attrs_note(&self, a: &TupleAttrs) -> String {
         let mut parts = Vec::new();
         if let Some(c) = &a.caveat {
-            parts.push(format!("if `{}`", self.ev.snap.schema.condition(c.cond).name));
+            parts.push(format!("if `{}`", self.ev.snap.schema().condition(c.cond).name));
         }
         if let Some(f) = a.valid_from {
             parts.push(format!("from {}", f.to_rfc3339()));

@@ -16,8 +16,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// Three-valued truth.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Tri {
+    #[default]
     False,
     /// Depends on condition parameters that were not supplied.
     Cond,

@@ -8,13 +8,13 @@
 use super::{Decision, EvalError, EvalOptions, MissingContext, SubjectSet, Tri};
 use crate::schema::condition::ConditionOutcome;
 use crate::schema::{RelId, Rewrite};
-use crate::store::{Obj, Snapshot, StoredCaveat, Subject, TupleAttrs};
+use crate::store::{Obj, Source, StoredCaveat, Subject, TupleAttrs};
 use crate::syntax::ast::ArrowMode;
 use std::collections::{BTreeSet, HashMap};
 
 /// Evaluates one question against one snapshot.
 pub struct Reference<'a> {
-    pub snap: &'a Snapshot,
+    pub snap: &'a dyn Source,
     pub opts: &'a EvalOptions,
     stack: Vec<(Obj, RelId)>,
     /// Lowest stack index of a cut (re-entered relation) seen since the marker was reset.
@@ -26,7 +26,7 @@ pub struct Reference<'a> {
 }
 
 impl<'a> Reference<'a> {
-    pub fn new(snap: &'a Snapshot, opts: &'a EvalOptions) -> Self {
+    pub fn new(snap: &'a dyn Source, opts: &'a EvalOptions) -> Self {
         Reference {
             snap,
             opts,
@@ -65,7 +65,7 @@ impl<'a> Reference<'a> {
     }
 
     fn caveat_tri(&mut self, c: &StoredCaveat) -> Result<Tri, EvalError> {
-        let cond = self.snap.schema.condition(c.cond);
+        let cond = self.snap.schema().condition(c.cond);
         match cond.evaluate(c.context.as_deref(), &self.opts.context) {
             ConditionOutcome::True => Ok(Tri::True),
             ConditionOutcome::False => Ok(Tri::False),
@@ -114,7 +114,7 @@ impl<'a> Reference<'a> {
             return Ok(t);
         }
         let Some(saved) = self.enter(object, rel)? else { return Ok(Tri::False) };
-        let rewrite = &self.snap.schema.rel_def(object.ty, rel).rewrite;
+        let rewrite = &self.snap.schema().rel_def(object.ty, rel).rewrite;
         let result = self.check_rewrite(object, rel, rewrite, subject);
         let exact = self.leave(saved);
         let t = result?;
@@ -164,8 +164,7 @@ impl<'a> Reference<'a> {
                 }
             }
             Rewrite::Arrow { tupleset, targets, mode, .. } => {
-                let tuples: Vec<(Subject, TupleAttrs)> =
-                    self.snap.data.subjects(object, *tupleset).map(|(s, a)| (*s, a.clone())).collect();
+                let tuples: Vec<(Subject, TupleAttrs)> = self.snap.tuples(object, *tupleset);
                 let mut any = Tri::False;
                 let mut all = Tri::True;
                 for (s, attrs) in tuples {
@@ -188,7 +187,9 @@ impl<'a> Reference<'a> {
                             }
                         }
                         ArrowMode::All => {
-                            any = any.or(exists);
+                            // `∨(e ∧ v)` rather than `∨e`: equal in two-valued logic, sharper
+                            // in three-valued (an unrelated subject stays `False`).
+                            any = any.or(exists.and(v));
                             all = all.and(exists.not().or(v));
                         }
                     }
@@ -213,8 +214,7 @@ impl<'a> Reference<'a> {
     }
 
     fn check_this(&mut self, object: Obj, rel: RelId, subject: Subject) -> Result<Tri, EvalError> {
-        let tuples: Vec<(Subject, TupleAttrs)> =
-            self.snap.data.subjects(object, rel).map(|(s, a)| (*s, a.clone())).collect();
+        let tuples: Vec<(Subject, TupleAttrs)> = self.snap.tuples(object, rel);
         let mut acc = Tri::False;
         for (s, attrs) in tuples {
             let direct = s == subject || (s.is_wildcard() && s.ty == subject.ty && subject.rel.is_none());
@@ -259,7 +259,7 @@ impl<'a> Reference<'a> {
             out.add(Subject { ty: object.ty, id: object.id, rel: Some(rel) }, Tri::True);
         }
         let Some(saved) = self.enter(object, rel)? else { return Ok(out) };
-        let rewrite = &self.snap.schema.rel_def(object.ty, rel).rewrite;
+        let rewrite = &self.snap.schema().rel_def(object.ty, rel).rewrite;
         let result = self.lookup_rewrite(object, rel, rewrite, filter_ty, filter_rel);
         let exact = self.leave(saved);
         let set = out.union(&result?);
@@ -316,8 +316,7 @@ impl<'a> Reference<'a> {
                 }
             }
             Rewrite::This => {
-                let tuples: Vec<(Subject, TupleAttrs)> =
-                    self.snap.data.subjects(object, rel).map(|(s, a)| (*s, a.clone())).collect();
+                let tuples: Vec<(Subject, TupleAttrs)> = self.snap.tuples(object, rel);
                 let mut acc = SubjectSet::empty();
                 for (s, attrs) in tuples {
                     let exists = self.tuple_tri(&attrs)?;
@@ -339,10 +338,8 @@ impl<'a> Reference<'a> {
                 acc
             }
             Rewrite::Arrow { tupleset, targets, mode, .. } => {
-                let tuples: Vec<(Subject, TupleAttrs)> =
-                    self.snap.data.subjects(object, *tupleset).map(|(s, a)| (*s, a.clone())).collect();
+                let tuples: Vec<(Subject, TupleAttrs)> = self.snap.tuples(object, *tupleset);
                 let mut any = SubjectSet::empty();
-                let mut exists_any = Tri::False;
                 let mut all: Option<SubjectSet> = None;
                 for (s, attrs) in tuples {
                     if s.is_wildcard() {
@@ -359,7 +356,7 @@ impl<'a> Reference<'a> {
                     match mode {
                         ArrowMode::Any => any = any.union(&sub.and_with(exists)),
                         ArrowMode::All => {
-                            exists_any = exists_any.or(exists);
+                            any = any.union(&sub.and_with(exists));
                             let term = sub.or_with(exists.not());
                             all = Some(match all {
                                 None => term,
@@ -370,7 +367,7 @@ impl<'a> Reference<'a> {
                 }
                 match mode {
                     ArrowMode::Any => any,
-                    ArrowMode::All => all.map(|a| a.and_with(exists_any)).unwrap_or_default(),
+                    ArrowMode::All => all.map(|a| a.intersect(&any)).unwrap_or_default(),
                 }
             }
         })

@@ -65,6 +65,19 @@ impl SchemaGraph {
         SchemaGraph { graph, index, scc_of, recursive }
     }
 
+    /// The members of the node's strongly connected component (the node alone if none).
+    pub fn component(&self, n: Node) -> Vec<Node> {
+        match self.scc_of.get(&n) {
+            Some(c) => {
+                let mut v: Vec<Node> =
+                    self.scc_of.iter().filter(|(_, sc)| *sc == c).map(|(k, _)| *k).collect();
+                v.sort();
+                v
+            }
+            None => vec![n],
+        }
+    }
+
     /// Whether the node is part of a recursive component.
     pub fn in_cycle(&self, n: Node) -> bool {
         self.scc_of.get(&n).is_some_and(|c| self.recursive.contains(c))

@@ -1,14 +1,14 @@
 //! Schema constraints checked after a batch is applied to a copy of the data.
 
 use super::write::{WriteError, WriteOp};
-use super::{Data, Obj, Subject};
+use super::{Obj, Subject, TupleStore};
 use crate::schema::{Constraint, RelId, Schema};
 use std::collections::BTreeSet;
 
 /// Checks every constraint that a changed relationship could break.
-pub(crate) fn check(
+pub(crate) fn check<S: TupleStore>(
     schema: &Schema,
-    data: &Data,
+    data: &S,
     touched: &[(Obj, RelId, Subject, &WriteOp)],
 ) -> Result<(), WriteError> {
     let mut seen = BTreeSet::new();
@@ -23,9 +23,10 @@ pub(crate) fn check(
     Ok(())
 }
 
-fn holders(schema: &Schema, data: &Data, object: Obj, rel: RelId) -> Vec<String> {
-    data.subjects(object, rel)
-        .map(|(s, _)| {
+fn holders<S: TupleStore>(schema: &Schema, data: &S, object: Obj, rel: RelId) -> Vec<String> {
+    data.subjects_of(object, rel)
+        .into_iter()
+        .map(|s| {
             let t = schema.type_def(s.ty);
             let mut n = format!("{}:{}", t.name, data.object_name(s.ty, s.id));
             if let Some(r) = s.rel {
@@ -60,9 +61,9 @@ pub fn describe(schema: &Schema, ty: u32, c: &Constraint) -> String {
     }
 }
 
-fn check_one(
+fn check_one<S: TupleStore>(
     schema: &Schema,
-    data: &Data,
+    data: &S,
     c: &Constraint,
     object: Obj,
     rel: RelId,
@@ -76,7 +77,7 @@ fn check_one(
     };
     match *c {
         Constraint::AtMost { count, relation }
-            if relation == rel && data.subjects(object, rel).count() > count as usize =>
+            if relation == rel && data.subjects_of(object, rel).len() > count as usize =>
         {
             return Err(violation(rel));
         }
@@ -86,8 +87,8 @@ fn check_one(
                 .relations
                 .iter()
                 .enumerate()
-                .any(|(r, _)| data.subjects(object, r as RelId).next().is_some());
-            if any_left && data.subjects(object, rel).count() < count as usize {
+                .any(|(r, _)| !data.subjects_of(object, r as RelId).is_empty());
+            if any_left && data.subjects_of(object, rel).len() < count as usize {
                 return Err(violation(rel));
             }
         }

@@ -12,7 +12,7 @@ mod write;
 
 pub use intern::Interner;
 pub use relationship::{CaveatRef, ObjectRef, Relationship, RelationshipSyntaxError, SubjectRef};
-pub use write::{WriteError, WriteOp};
+pub use write::{apply_batch, WriteError, WriteOp};
 
 use crate::schema::condition::JsonMap;
 use crate::schema::{CondId, RelId, Schema, TypeId};
@@ -157,6 +157,88 @@ impl Data {
     }
 }
 
+/// What the write path needs from a storage: interning, lookups and changes by dense ids.
+/// Implemented by the reference [`Data`] and by the compiled index.
+pub trait TupleStore {
+    fn intern(&mut self, ty: TypeId, name: &str) -> ObjId;
+    fn object_name(&self, ty: TypeId, id: ObjId) -> String;
+    fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs>;
+    fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs);
+    fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs>;
+    /// The subjects stored for `object#rel`, in subject order.
+    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject>;
+}
+
+impl TupleStore for Data {
+    fn intern(&mut self, ty: TypeId, name: &str) -> ObjId {
+        Data::intern(self, ty, name)
+    }
+    fn object_name(&self, ty: TypeId, id: ObjId) -> String {
+        Data::object_name(self, ty, id).to_string()
+    }
+    fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
+        Data::get(self, object, rel, subject).cloned()
+    }
+    fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs) {
+        Data::insert(self, object, rel, subject, attrs)
+    }
+    fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
+        Data::remove(self, object, rel, subject)
+    }
+    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject> {
+        self.subjects(object, rel).map(|(s, _)| *s).collect()
+    }
+}
+
+/// Read access to the relationships of one revision, as the reference evaluator needs it.
+/// Implemented by the reference [`Snapshot`] and by the index.
+pub trait Source: Send + Sync {
+    fn schema(&self) -> &Arc<Schema>;
+    fn revision(&self) -> Revision;
+    /// Every stored relationship of `object#rel`, with its attributes.
+    fn tuples(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)>;
+    /// Objects of a type have ids `0..object_count(ty)`.
+    fn object_count(&self, ty: TypeId) -> u32;
+    fn object_id(&self, ty: TypeId, name: &str) -> Option<ObjId>;
+    fn object_name(&self, ty: TypeId, id: ObjId) -> String;
+
+    /// Names an object for output.
+    fn object_ref(&self, o: Obj) -> ObjectRef {
+        ObjectRef::new(&self.schema().type_def(o.ty).name, self.object_name(o.ty, o.id))
+    }
+
+    /// Names a subject for output.
+    fn subject_ref(&self, s: Subject) -> SubjectRef {
+        let t = self.schema().type_def(s.ty);
+        SubjectRef::new(
+            &t.name,
+            self.object_name(s.ty, s.id),
+            s.rel.map(|r| t.relations[r as usize].name.as_str()),
+        )
+    }
+}
+
+impl Source for Snapshot {
+    fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+    fn tuples(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        self.data.subjects(object, rel).map(|(s, a)| (*s, a.clone())).collect()
+    }
+    fn object_count(&self, ty: TypeId) -> u32 {
+        self.data.object_count(ty)
+    }
+    fn object_id(&self, ty: TypeId, name: &str) -> Option<ObjId> {
+        self.data.object_id(ty, name)
+    }
+    fn object_name(&self, ty: TypeId, id: ObjId) -> String {
+        self.data.object_name(ty, id).to_string()
+    }
+}
+
 /// An immutable view of the store at one revision. Cheap to clone; readers never block writers.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -166,37 +248,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Names an object for output.
-    pub fn object_ref(&self, o: Obj) -> ObjectRef {
-        ObjectRef::new(&self.schema.type_def(o.ty).name, self.data.object_name(o.ty, o.id))
-    }
-
-    /// Names a subject for output.
-    pub fn subject_ref(&self, s: Subject) -> SubjectRef {
-        let t = self.schema.type_def(s.ty);
-        SubjectRef::new(
-            &t.name,
-            self.data.object_name(s.ty, s.id),
-            s.rel.map(|r| t.relations[r as usize].name.as_str()),
-        )
-    }
-
-    /// Resolves an object by name; `None` if the type is unknown. An id never written resolves
-    /// to `Some(None)`: a valid object that has no relationships.
-    pub fn resolve_object(&self, o: &ObjectRef) -> Option<Option<Obj>> {
-        let ty = self.schema.type_id(&o.ty)?;
-        Some(self.data.object_id(ty, &o.id).map(|id| Obj { ty, id }))
-    }
-
     /// Every stored relationship, as text types.
     pub fn relationships(&self) -> Vec<Relationship> {
         self.data
             .iter()
             .map(|(o, r, s, a)| {
                 let mut rel = Relationship::new(
-                    self.object_ref(o),
+                    Source::object_ref(self, o),
                     self.schema.rel_def(o.ty, r).name.clone(),
-                    self.subject_ref(s),
+                    Source::subject_ref(self, s),
                 );
                 rel.caveat = a.caveat.as_ref().map(|c| CaveatRef {
                     name: self.schema.condition(c.cond).name.clone(),
@@ -238,7 +298,7 @@ impl Store {
     /// Applies a batch atomically: all of it, or (on any error) nothing.
     pub fn write(&mut self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
         let mut data = (*self.current.data).clone();
-        write::apply(&self.current.schema, &mut data, ops)?;
+        write::apply_batch(&self.current.schema, &mut data, ops)?;
         self.current = Snapshot {
             schema: self.current.schema.clone(),
             revision: self.current.revision + 1,

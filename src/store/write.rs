@@ -1,7 +1,7 @@
 //! Validating and applying a write batch.
 
 use super::relationship::Relationship;
-use super::{constraints, Data, Obj, StoredCaveat, Subject, TupleAttrs};
+use super::{constraints, Obj, StoredCaveat, Subject, TupleAttrs, TupleStore};
 use crate::diag::did_you_mean;
 use crate::schema::condition::json_to_cel;
 use crate::schema::{AllowedKind, RelKind, Schema};
@@ -51,7 +51,7 @@ fn hint_suffix(h: &Option<String>) -> String {
 
 /// Validates the whole batch against `schema` and applies it to `data`. On error `data` may be
 /// partly changed; the caller applies batches to a copy.
-pub(crate) fn apply(schema: &Schema, data: &mut Data, ops: &[WriteOp]) -> Result<(), WriteError> {
+pub fn apply_batch<S: TupleStore>(schema: &Schema, data: &mut S, ops: &[WriteOp]) -> Result<(), WriteError> {
     let mut touched = Vec::with_capacity(ops.len());
     for op in ops {
         let r = op.relationship();
@@ -75,9 +75,9 @@ pub(crate) fn apply(schema: &Schema, data: &mut Data, ops: &[WriteOp]) -> Result
 
 /// Resolves names to ids (interning new object ids) and checks the relationship against the
 /// schema: relation exists and is writable, subject type allowed, condition and expiration fit.
-pub(crate) fn resolve(
+pub(crate) fn resolve<S: TupleStore>(
     schema: &Schema,
-    data: &mut Data,
+    data: &mut S,
     r: &Relationship,
 ) -> Result<(Obj, u32, Subject, TupleAttrs), WriteError> {
     let text = || r.to_string();

@@ -156,9 +156,12 @@ pub struct ConditionDef {
     pub name: Ident,
     pub doc: Option<String>,
     pub params: Vec<Param>,
-    /// The CEL expression source, trimmed.
+    /// The CEL expression source, trimmed. Lines after the first are stored without the body's own
+    /// indentation (up to the column of the first character), and without trailing whitespace;
+    /// lines inside multi-line string literals stay as written. So the text does not depend on how
+    /// deeply the body was indented, and formatting a schema does not change it.
     pub expr: String,
-    /// Where the expression stands in the source.
+    /// Where the expression stands in the source (as written: before its indentation is removed).
     #[serde(skip)]
     pub expr_span: SpanEq,
     #[serde(skip)]

@@ -1,10 +1,17 @@
 //! Text to AST: Purview's schema language, and the SpiceDB and OpenFGA languages it imports.
 //!
 //! Pest types stay inside this module; callers get [`ast::Schema`] or [`Diagnostics`].
+//!
+//! [`Diagnostics`]: crate::diag::Diagnostics
 
 pub mod ast;
+mod cel_text;
+pub mod format;
+mod import_diag;
+pub mod openfga;
+pub mod openfga_check;
+pub mod parser;
+pub mod spicedb;
 
-/// Placeholder until the parser lands.
-pub fn parse_schema(_text: &str) -> Result<ast::Schema, crate::diag::Diagnostics> {
-    Err(crate::diag::Diagnostics(vec![]))
-}
+pub use format::format_schema;
+pub use parser::parse_schema;

@@ -50,7 +50,7 @@ fn subj_gen() -> impl Strategy<Value = SubjGen> {
         3 => Just(SubjGen::User),
         1 => Just(SubjGen::UserWild),
         2 => Just(SubjGen::GroupMember),
-        2 => Just(SubjGen::UserCond),
+        3 => Just(SubjGen::UserCond),
         1 => Just(SubjGen::UserExpiring),
     ]
 }
@@ -139,7 +139,10 @@ impl SchemaGen {
         let mut members = vec![Member::Relation(ast::RelationDef {
             name: id("parent"),
             doc: None,
-            subjects: vec![subject("doc", SubjectKind::Direct, None, false)],
+            subjects: vec![
+                subject("doc", SubjectKind::Direct, None, false),
+                subject("doc", SubjectKind::Direct, Some("big"), false),
+            ],
             rewrite: None,
             span: Default::default(),
         })];
@@ -215,9 +218,9 @@ pub fn tuple_gen() -> impl Strategy<Value = TupleGen> {
     )
 }
 
-pub const USERS: u8 = 4;
-pub const GROUPS: u8 = 3;
-pub const DOCS: u8 = 4;
+pub const USERS: u8 = 2;
+pub const GROUPS: u8 = 2;
+pub const DOCS: u8 = 3;
 
 /// Turns generated parameters into a relationship the schema accepts.
 pub fn relationship(schema: &Schema, t: &TupleGen) -> Relationship {

@@ -1,4 +1,11 @@
-//! The one integration-test binary: every area is a module.
+//! The one integration-test binary: every area of Purview is a module.
+
+// Helpers outside `#[test]` functions panic on purpose: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod eval_props;
 mod gen;
+mod import_props;
+mod index_diff;
+mod peer_parse;
+mod syntax;

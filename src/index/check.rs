@@ -1,0 +1,417 @@
+//! Check on the index: the rewrite rules evaluated top-down, with stored relationships found by
+//! binary search or bitmap membership instead of scans.
+//!
+//! Recursion is handled as in the reference evaluator (a stack of the relations being
+//! evaluated; re-entering one is "not by this path"; results that did not depend on such a cut
+//! are memoized), so both compute the same least fixpoint.
+
+use super::plan::{FastPath, SlotId, SlotKind};
+use super::IndexData;
+use crate::eval::{Decision, EvalError, EvalOptions, MissingContext, Tri};
+use crate::schema::condition::ConditionOutcome;
+use crate::schema::{RelId, Rewrite};
+use crate::store::{Obj, Subject, TupleAttrs};
+use crate::syntax::ast::ArrowMode;
+use std::collections::{BTreeSet, HashMap};
+
+/// Evaluates questions against one index revision.
+pub struct IndexEval<'a> {
+    pub data: &'a IndexData,
+    pub opts: &'a EvalOptions,
+    stack: Vec<(Obj, RelId)>,
+    lowest_cut: usize,
+    memo: HashMap<(Obj, RelId, Subject), Tri>,
+    pub missing: BTreeSet<String>,
+}
+
+impl<'a> IndexEval<'a> {
+    pub fn new(data: &'a IndexData, opts: &'a EvalOptions) -> Self {
+        IndexEval {
+            data,
+            opts,
+            stack: Vec::new(),
+            lowest_cut: usize::MAX,
+            memo: HashMap::new(),
+            missing: BTreeSet::new(),
+        }
+    }
+
+    pub fn decide(&self, t: Tri) -> Result<Decision, EvalError> {
+        Ok(match t {
+            Tri::True => Decision::Allowed,
+            Tri::False => Decision::Denied,
+            Tri::Cond => {
+                let missing: Vec<String> = self.missing.iter().cloned().collect();
+                if self.opts.missing_context == MissingContext::Error {
+                    return Err(EvalError::MissingContext { missing });
+                }
+                Decision::Conditional { missing }
+            }
+        })
+    }
+
+    /// Whether a special relationship holds now: its time window and its condition.
+    pub fn tuple_tri(&mut self, attrs: &TupleAttrs) -> Result<Tri, EvalError> {
+        if !attrs.active_at(self.opts.at) {
+            return Ok(Tri::False);
+        }
+        let Some(c) = &attrs.caveat else { return Ok(Tri::True) };
+        let cond = self.data.schema.condition(c.cond);
+        match cond.evaluate(c.context.as_deref(), &self.opts.context) {
+            ConditionOutcome::True => Ok(Tri::True),
+            ConditionOutcome::False => Ok(Tri::False),
+            ConditionOutcome::Missing(m) => {
+                self.missing.extend(m);
+                Ok(Tri::Cond)
+            }
+            ConditionOutcome::Error(e) => Err(EvalError::Condition(e)),
+        }
+    }
+
+    pub(super) fn enter(&mut self, object: Obj, rel: RelId) -> Result<Option<usize>, EvalError> {
+        if let Some(i) = self.stack.iter().position(|&n| n == (object, rel)) {
+            self.lowest_cut = self.lowest_cut.min(i);
+            return Ok(None);
+        }
+        if self.stack.len() >= self.opts.limits.max_depth as usize {
+            return Err(EvalError::DepthExceeded { limit: self.opts.limits.max_depth });
+        }
+        self.stack.push((object, rel));
+        let saved = self.lowest_cut;
+        self.lowest_cut = usize::MAX;
+        Ok(Some(saved))
+    }
+
+    pub(super) fn leave(&mut self, saved_cut: usize) -> bool {
+        let depth = self.stack.len() - 1;
+        self.stack.pop();
+        let exact = self.lowest_cut >= depth;
+        let inner = if exact { usize::MAX } else { self.lowest_cut };
+        self.lowest_cut = saved_cut.min(inner);
+        exact
+    }
+
+    /// Whether `subject` has `rel` on `object`.
+    pub fn check(&mut self, object: Obj, rel: RelId, subject: Subject) -> Result<Tri, EvalError> {
+        if subject.rel == Some(rel) && subject.object() == object {
+            return Ok(Tri::True);
+        }
+        if let Some(&t) = self.memo.get(&(object, rel, subject)) {
+            return Ok(t);
+        }
+        let Some(saved) = self.enter(object, rel)? else { return Ok(Tri::False) };
+        let data = self.data;
+        let result = match data.plan.fast.get(&(object.ty, rel)) {
+            Some((id, FastPath::Membership { closure })) => {
+                self.check_membership(object, rel, *id, *closure, subject)
+            }
+            Some((id, FastPath::ArrowChain { closure, tupleset, arrow })) => {
+                self.check_chain(object, rel, *id, *closure, *tupleset, *arrow, subject)
+            }
+            None => self.check_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, subject),
+        };
+        let exact = self.leave(saved);
+        let t = result?;
+        if exact {
+            self.memo.insert((object, rel, subject), t);
+        }
+        Ok(t)
+    }
+
+    fn check_rewrite(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        rw: &Rewrite,
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        Ok(match rw {
+            Rewrite::Nil => Tri::False,
+            Rewrite::This => self.check_this(object, rel, subject)?,
+            Rewrite::Computed(r) => self.check(object, *r, subject)?,
+            Rewrite::Union(items) => {
+                let mut acc = Tri::False;
+                for i in items {
+                    acc = acc.or(self.check_rewrite(object, rel, i, subject)?);
+                    if acc == Tri::True {
+                        break;
+                    }
+                }
+                acc
+            }
+            Rewrite::Intersection(items) => {
+                let mut acc = Tri::True;
+                for i in items {
+                    acc = acc.and(self.check_rewrite(object, rel, i, subject)?);
+                    if acc == Tri::False {
+                        break;
+                    }
+                }
+                acc
+            }
+            Rewrite::Exclusion(a, b) => {
+                let a = self.check_rewrite(object, rel, a, subject)?;
+                if a == Tri::False {
+                    Tri::False
+                } else {
+                    a.and(self.check_rewrite(object, rel, b, subject)?.not())
+                }
+            }
+            Rewrite::Arrow { tupleset, targets, mode, .. } => {
+                self.check_arrow(object, *tupleset, targets, *mode, subject)?
+            }
+        })
+    }
+
+    fn check_arrow(
+        &mut self,
+        object: Obj,
+        tupleset: RelId,
+        targets: &[Option<RelId>],
+        mode: ArrowMode,
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        let data = self.data;
+        let mut acc = ArrowAcc { any: Tri::False, all: Tri::True, mode };
+        'outer: for &slot in data.plan.slots_of(object.ty, tupleset) {
+            let info = data.plan.info(slot);
+            if info.kind == SlotKind::Wildcard {
+                continue;
+            }
+            for y in data.fwd(slot, object.id).iter() {
+                let target_obj = Obj { ty: info.subject_ty, id: y };
+                let v = self.arrow_target(target_obj, targets, subject)?;
+                if acc.step(Tri::True, v) {
+                    break 'outer;
+                }
+            }
+        }
+        if !acc.done() {
+            let specials: Vec<(Subject, TupleAttrs)> =
+                data.special_of(object, tupleset).map(|(k, a)| (k.3, a.clone())).collect();
+            for (s, attrs) in specials {
+                if s.is_wildcard() {
+                    continue;
+                }
+                let exists = self.tuple_tri(&attrs)?;
+                if exists == Tri::False {
+                    continue;
+                }
+                let v = self.arrow_target(s.object(), targets, subject)?;
+                if acc.step(exists, v) {
+                    break;
+                }
+            }
+        }
+        Ok(acc.result())
+    }
+
+    fn arrow_target(
+        &mut self,
+        target_obj: Obj,
+        targets: &[Option<RelId>],
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        match targets.get(target_obj.ty as usize).copied().flatten() {
+            Some(t) => self.check(target_obj, t, subject),
+            None => Ok(Tri::False),
+        }
+    }
+
+    /// `rel` nests through its own usersets: one intersection answers the plain part for the
+    /// whole nest; only the nodes with other kinds of relationships are evaluated one by one.
+    fn check_membership(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fast_id: usize,
+        closure: SlotId,
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        let data = self.data;
+        let Some(c) = data.closure(closure) else {
+            return self.check_rewrite(object, rel, &Rewrite::This, subject);
+        };
+        let nest = c.down.get(object.id);
+        // Plain relationships naming the subject (directly, or as the same userset).
+        let kind = match subject.rel {
+            None if !subject.is_wildcard() => Some(SlotKind::Direct),
+            Some(r) => Some(SlotKind::Userset(r)),
+            None => None,
+        };
+        if let Some(slot) = kind.and_then(|k| data.plan.slot(object.ty, rel, subject.ty, k)) {
+            let holders = data.rev(slot, subject.id);
+            if holders.contains(object.id) || nest.iter().any(|n| holders.contains(n)) {
+                return Ok(Tri::True);
+            }
+        }
+        let others = data.others(fast_id);
+        let mut acc = Tri::False;
+        let nodes = std::iter::once(object.id).chain(nest.iter()).filter(|n| others.contains(*n));
+        for n in nodes.collect::<Vec<_>>() {
+            acc =
+                acc.or(self.check_this_except(Obj { ty: object.ty, id: n }, rel, subject, Some(closure))?);
+            if acc == Tri::True {
+                break;
+            }
+        }
+        Ok(acc)
+    }
+
+    /// `rel = ... + tupleset->rel` over a chain of objects of one type: the other branches are
+    /// evaluated on the object and on everything its chain reaches.
+    #[allow(clippy::too_many_arguments)]
+    fn check_chain(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fast_id: usize,
+        closure: SlotId,
+        tupleset: RelId,
+        arrow: usize,
+        subject: Subject,
+    ) -> Result<Tri, EvalError> {
+        let data = self.data;
+        let rewrite = &data.schema.rel_def(object.ty, rel).rewrite;
+        let (Some(c), Rewrite::Union(items)) = (data.closure(closure), rewrite) else {
+            return self.check_rewrite(object, rel, rewrite, subject);
+        };
+        let nodes: Vec<u32> = std::iter::once(object.id).chain(c.down.get(object.id).iter()).collect();
+        let others = data.others(fast_id);
+        let mut acc = Tri::False;
+        for n in nodes {
+            let node = Obj { ty: object.ty, id: n };
+            for (i, item) in items.iter().enumerate() {
+                if i == arrow {
+                    continue;
+                }
+                acc = acc.or(self.check_rewrite(node, rel, item, subject)?);
+                if acc == Tri::True {
+                    return Ok(acc);
+                }
+            }
+            if others.contains(n) {
+                let specials: Vec<(Subject, TupleAttrs)> =
+                    data.special_of(node, tupleset).map(|(k, a)| (k.3, a.clone())).collect();
+                for (s, attrs) in specials {
+                    let e = self.tuple_tri(&attrs)?;
+                    if e == Tri::False || s.ty != object.ty {
+                        continue;
+                    }
+                    acc = acc.or(e.and(self.check(s.object(), rel, subject)?));
+                    if acc == Tri::True {
+                        return Ok(acc);
+                    }
+                }
+            }
+        }
+        Ok(acc)
+    }
+
+    fn check_this(&mut self, object: Obj, rel: RelId, subject: Subject) -> Result<Tri, EvalError> {
+        self.check_this_except(object, rel, subject, None)
+    }
+
+    /// The stored relationships of `object#rel`, leaving out the plain ones of slot `skip`
+    /// (whose contribution a closure already gave).
+    fn check_this_except(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        subject: Subject,
+        skip: Option<SlotId>,
+    ) -> Result<Tri, EvalError> {
+        let data = self.data;
+        let slots = data.plan.slots_of(object.ty, rel);
+        // Direct hits first: one lookup each.
+        for &slot in slots {
+            let info = data.plan.info(slot);
+            if info.subject_ty != subject.ty {
+                continue;
+            }
+            let hit = match info.kind {
+                SlotKind::Direct => subject.rel.is_none() && data.fwd(slot, object.id).contains(subject.id),
+                SlotKind::Wildcard => subject.rel.is_none() && data.fwd(slot, object.id).contains(0),
+                SlotKind::Userset(r) => {
+                    subject.rel == Some(r) && data.fwd(slot, object.id).contains(subject.id)
+                }
+            };
+            if hit {
+                return Ok(Tri::True);
+            }
+        }
+        let mut acc = Tri::False;
+        for &slot in slots {
+            let info = data.plan.info(slot);
+            let SlotKind::Userset(r) = info.kind else { continue };
+            if Some(slot) == skip {
+                continue;
+            }
+            for x in data.fwd(slot, object.id).iter() {
+                acc = acc.or(self.check(Obj { ty: info.subject_ty, id: x }, r, subject)?);
+                if acc == Tri::True {
+                    return Ok(acc);
+                }
+            }
+        }
+        let specials: Vec<(Subject, TupleAttrs)> =
+            data.special_of(object, rel).map(|(k, a)| (k.3, a.clone())).collect();
+        for (s, attrs) in specials {
+            let direct = s == subject || (s.is_wildcard() && s.ty == subject.ty && subject.rel.is_none());
+            if !direct && s.rel.is_none() {
+                continue;
+            }
+            let exists = self.tuple_tri(&attrs)?;
+            if exists == Tri::False {
+                continue;
+            }
+            let v = match (direct, s.rel) {
+                (true, _) => exists,
+                (false, Some(r)) => exists.and(self.check(s.object(), r, subject)?),
+                (false, None) => Tri::False,
+            };
+            acc = acc.or(v);
+            if acc == Tri::True {
+                break;
+            }
+        }
+        Ok(acc)
+    }
+}
+
+/// Accumulates an arrow's value over the relationships it follows.
+struct ArrowAcc {
+    any: Tri,
+    all: Tri,
+    mode: ArrowMode,
+}
+
+impl ArrowAcc {
+    /// Adds one followed relationship (`exists`) whose target evaluated to `v`; returns whether
+    /// the answer is settled.
+    fn step(&mut self, exists: Tri, v: Tri) -> bool {
+        match self.mode {
+            ArrowMode::Any => self.any = self.any.or(exists.and(v)),
+            ArrowMode::All => {
+                // `∨(e ∧ v)` rather than `∨e`: equal in two-valued logic, sharper in three-valued.
+                self.any = self.any.or(exists.and(v));
+                self.all = self.all.and(exists.not().or(v));
+            }
+        }
+        self.done()
+    }
+
+    fn done(&self) -> bool {
+        match self.mode {
+            ArrowMode::Any => self.any == Tri::True,
+            ArrowMode::All => self.all == Tri::False,
+        }
+    }
+
+    fn result(&self) -> Tri {
+        match self.mode {
+            ArrowMode::Any => self.any,
+            ArrowMode::All => self.any.and(self.all),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Persistent adjacency lists: `key → sorted set of u32`, cheap to snapshot, cheap to update.
+//!
+//! Keys are dense ids grouped in chunks of [`CHUNK`]. A chunk keeps its short lists packed in
+//! one array (CSR: offsets + items, 4 bytes an entry) and its long lists as roaring bitmaps. The
+//! chunks sit in a persistent vector of `Arc`s, so cloning [`Lists`] (taking a snapshot) is
+//! O(1), and a write copies one chunk at most (nothing when no snapshot shares it).
+
+use roaring::RoaringBitmap;
+use std::sync::Arc;
+
+/// Keys per chunk.
+pub const CHUNK: usize = 128;
+/// Lists longer than this are kept as roaring bitmaps.
+pub const BIG: usize = 64;
+
+#[derive(Clone, Debug, Default)]
+struct Chunk {
+    /// `offsets[k]..offsets[k + 1]` is the short list of key `k` in `items`; `CHUNK + 1` long.
+    offsets: Vec<u32>,
+    items: Vec<u32>,
+    /// Long lists, by key within the chunk, sorted by key. Their range in `items` is empty.
+    big: Vec<(u16, Arc<RoaringBitmap>)>,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk { offsets: vec![0; CHUNK + 1], items: Vec::new(), big: Vec::new() }
+    }
+
+    fn get(&self, k: usize) -> ListRef<'_> {
+        if let Ok(i) = self.big.binary_search_by_key(&(k as u16), |(key, _)| *key) {
+            return ListRef::Big(&self.big[i].1);
+        }
+        let (a, b) = (self.offsets[k] as usize, self.offsets[k + 1] as usize);
+        ListRef::Small(&self.items[a..b])
+    }
+
+    fn shift(&mut self, k: usize, delta: i64) {
+        for o in &mut self.offsets[k + 1..] {
+            *o = (*o as i64 + delta) as u32;
+        }
+    }
+
+    fn insert(&mut self, k: usize, v: u32) -> bool {
+        if let Ok(i) = self.big.binary_search_by_key(&(k as u16), |(key, _)| *key) {
+            return Arc::make_mut(&mut self.big[i].1).insert(v);
+        }
+        let (a, b) = (self.offsets[k] as usize, self.offsets[k + 1] as usize);
+        match self.items[a..b].binary_search(&v) {
+            Ok(_) => false,
+            Err(pos) => {
+                if b - a >= BIG {
+                    let mut bm: RoaringBitmap = self.items[a..b].iter().copied().collect();
+                    bm.insert(v);
+                    self.items.drain(a..b);
+                    self.shift(k, -((b - a) as i64));
+                    let at = self.big.partition_point(|(key, _)| (*key as usize) < k);
+                    self.big.insert(at, (k as u16, Arc::new(bm)));
+                } else {
+                    self.items.insert(a + pos, v);
+                    self.shift(k, 1);
+                }
+                true
+            }
+        }
+    }
+
+    fn remove(&mut self, k: usize, v: u32) -> bool {
+        if let Ok(i) = self.big.binary_search_by_key(&(k as u16), |(key, _)| *key) {
+            let removed = Arc::make_mut(&mut self.big[i].1).remove(v);
+            if self.big[i].1.len() <= (BIG / 2) as u64 {
+                let (_, bm) = self.big.remove(i);
+                let a = self.offsets[k] as usize;
+                let n = bm.len() as usize;
+                self.items.splice(a..a, bm.iter());
+                self.shift(k, n as i64);
+            }
+            return removed;
+        }
+        let (a, b) = (self.offsets[k] as usize, self.offsets[k + 1] as usize);
+        match self.items[a..b].binary_search(&v) {
+            Ok(pos) => {
+                self.items.remove(a + pos);
+                self.shift(k, -1);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// A read-only view of one list.
+#[derive(Clone, Copy, Debug)]
+pub enum ListRef<'a> {
+    Small(&'a [u32]),
+    Big(&'a RoaringBitmap),
+}
+
+impl<'a> ListRef<'a> {
+    pub const EMPTY: ListRef<'static> = ListRef::Small(&[]);
+
+    pub fn contains(&self, v: u32) -> bool {
+        match self {
+            ListRef::Small(s) => s.binary_search(&v).is_ok(),
+            ListRef::Big(b) => b.contains(v),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ListRef::Small(s) => s.len(),
+            ListRef::Big(b) => b.len() as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values in ascending order.
+    pub fn iter(&self) -> ListIter<'a> {
+        match *self {
+            ListRef::Small(s) => ListIter::Small(s.iter()),
+            ListRef::Big(b) => ListIter::Big(b.iter()),
+        }
+    }
+
+    pub fn to_bitmap(&self) -> RoaringBitmap {
+        match self {
+            ListRef::Small(s) => RoaringBitmap::from_sorted_iter(s.iter().copied()).unwrap_or_default(),
+            ListRef::Big(b) => (*b).clone(),
+        }
+    }
+
+    /// Adds the values to `out`.
+    pub fn union_into(&self, out: &mut RoaringBitmap) {
+        match self {
+            ListRef::Small(s) => {
+                out.extend(s.iter().copied());
+            }
+            ListRef::Big(b) => *out |= *b,
+        }
+    }
+
+    /// Whether the list and the bitmap share a value.
+    pub fn intersects(&self, other: &RoaringBitmap) -> bool {
+        match self {
+            ListRef::Small(s) => s.iter().any(|v| other.contains(*v)),
+            ListRef::Big(b) => !b.is_disjoint(other),
+        }
+    }
+}
+
+pub enum ListIter<'a> {
+    Small(std::slice::Iter<'a, u32>),
+    Big(roaring::bitmap::Iter<'a>),
+}
+
+impl Iterator for ListIter<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            ListIter::Small(i) => i.next().copied(),
+            ListIter::Big(i) => i.next(),
+        }
+    }
+}
+
+/// `key → sorted set of u32`, persistent.
+#[derive(Clone, Debug, Default)]
+pub struct Lists {
+    chunks: imbl::Vector<Arc<Chunk>>,
+    entries: u64,
+}
+
+impl Lists {
+    pub fn get(&self, key: u32) -> ListRef<'_> {
+        let (c, k) = (key as usize / CHUNK, key as usize % CHUNK);
+        match self.chunks.get(c) {
+            Some(chunk) => chunk.get(k),
+            None => ListRef::EMPTY,
+        }
+    }
+
+    pub fn contains(&self, key: u32, v: u32) -> bool {
+        self.get(key).contains(v)
+    }
+
+    /// Number of `(key, value)` entries.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// One past the largest key that may have a list.
+    pub fn key_bound(&self) -> u32 {
+        (self.chunks.len() * CHUNK) as u32
+    }
+
+    fn chunk_mut(&mut self, key: u32) -> &mut Chunk {
+        let c = key as usize / CHUNK;
+        while self.chunks.len() <= c {
+            self.chunks.push_back(Arc::new(Chunk::new()));
+        }
+        Arc::make_mut(&mut self.chunks[c])
+    }
+
+    pub fn insert(&mut self, key: u32, v: u32) -> bool {
+        let added = self.chunk_mut(key).insert(key as usize % CHUNK, v);
+        self.entries += u64::from(added);
+        added
+    }
+
+    pub fn remove(&mut self, key: u32, v: u32) -> bool {
+        if key as usize / CHUNK >= self.chunks.len() {
+            return false;
+        }
+        let removed = self.chunk_mut(key).remove(key as usize % CHUNK, v);
+        self.entries -= u64::from(removed);
+        removed
+    }
+
+    /// Builds from `(key, value)` pairs sorted by key then value (duplicates are skipped).
+    pub fn from_sorted(pairs: impl IntoIterator<Item = (u32, u32)>) -> Lists {
+        let mut chunks: Vec<Arc<Chunk>> = Vec::new();
+        let mut cur = Chunk::new();
+        let mut cur_idx = 0usize;
+        let mut entries = 0u64;
+        let mut run: Vec<u32> = Vec::new();
+        let mut run_key: Option<u32> = None;
+        let flush_run = |cur: &mut Chunk, key: u32, run: &mut Vec<u32>| {
+            let k = key as usize % CHUNK;
+            if run.len() > BIG {
+                let bm = RoaringBitmap::from_sorted_iter(run.iter().copied()).unwrap_or_default();
+                cur.big.push((k as u16, Arc::new(bm)));
+            } else {
+                cur.items.extend_from_slice(run);
+            }
+            // Offsets of the keys after `k` start where this run ends.
+            let end = cur.items.len() as u32;
+            for o in &mut cur.offsets[k + 1..] {
+                *o = end;
+            }
+            run.clear();
+        };
+        for (key, v) in pairs {
+            if run_key != Some(key) {
+                if let Some(rk) = run_key {
+                    flush_run(&mut cur, rk, &mut run);
+                }
+                let c = key as usize / CHUNK;
+                while cur_idx < c {
+                    chunks.push(Arc::new(std::mem::replace(&mut cur, Chunk::new())));
+                    cur_idx += 1;
+                }
+                run_key = Some(key);
+            }
+            if run.last() != Some(&v) {
+                run.push(v);
+                entries += 1;
+            }
+        }
+        if let Some(rk) = run_key {
+            flush_run(&mut cur, rk, &mut run);
+            chunks.push(Arc::new(cur));
+        }
+        Lists { chunks: chunks.into_iter().collect(), entries }
+    }
+
+    /// Approximate heap bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| {
+                c.offsets.capacity() * 4
+                    + c.items.capacity() * 4
+                    + c.big.iter().map(|(_, b)| b.serialized_size()).sum::<usize>()
+                    + std::mem::size_of::<Chunk>()
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_map_of_sets(ops in prop::collection::vec((any::<bool>(), 0u32..400, 0u32..200), 0..600)) {
+            let mut lists = Lists::default();
+            let mut model: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+            let snapshot = lists.clone();
+            for (ins, k, v) in ops {
+                if ins {
+                    prop_assert_eq!(lists.insert(k, v), model.entry(k).or_default().insert(v));
+                } else {
+                    prop_assert_eq!(lists.remove(k, v), model.entry(k).or_default().remove(&v));
+                }
+            }
+            for k in 0..400 {
+                let got: Vec<u32> = lists.get(k).iter().collect();
+                let want: Vec<u32> = model.get(&k).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                prop_assert_eq!(got, want);
+            }
+            prop_assert_eq!(snapshot.entries(), 0);
+            let pairs: Vec<(u32, u32)> = model.iter().flat_map(|(k, s)| s.iter().map(move |v| (*k, *v))).collect();
+            let built = Lists::from_sorted(pairs);
+            for k in 0..400 {
+                prop_assert_eq!(built.get(k).iter().collect::<Vec<_>>(), lists.get(k).iter().collect::<Vec<_>>());
+            }
+            prop_assert_eq!(built.entries(), lists.entries());
+        }
+    }
+}

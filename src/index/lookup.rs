@@ -1,0 +1,664 @@
+//! `what` and `who` on the index, by bitmap algebra over whole sets.
+//!
+//! - `what` (objects a subject has a relation on) runs bottom-up: for each relation it computes
+//!   the set of objects at once, from reverse lists; recursive relations (a strongly connected
+//!   component of the schema graph) are iterated to their least fixpoint.
+//! - `who` (subjects that have a relation on an object) runs top-down over forward lists, with
+//!   sets of subjects as bitmaps; wildcards and their exclusions are a default membership.
+//!
+//! Both carry three-valued membership: `yes` (allowed) and `maybe` (allowed or conditional).
+
+use super::check::IndexEval;
+use super::plan::SlotKind;
+use crate::eval::{EvalError, Tri};
+use crate::schema::{RelId, Rewrite, TypeId};
+use crate::store::{Obj, Subject, TupleAttrs};
+use crate::syntax::ast::ArrowMode;
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+
+/// A set of object ids with three-valued membership: `yes ⊆ maybe`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TriBits {
+    pub yes: RoaringBitmap,
+    pub maybe: RoaringBitmap,
+}
+
+impl TriBits {
+    pub fn get(&self, id: u32) -> Tri {
+        if self.yes.contains(id) {
+            Tri::True
+        } else if self.maybe.contains(id) {
+            Tri::Cond
+        } else {
+            Tri::False
+        }
+    }
+
+    fn add(&mut self, id: u32, t: Tri) {
+        if t >= Tri::Cond {
+            self.maybe.insert(id);
+        }
+        if t == Tri::True {
+            self.yes.insert(id);
+        }
+    }
+
+    fn union_with(&mut self, o: &TriBits) {
+        self.yes |= &o.yes;
+        self.maybe |= &o.maybe;
+    }
+
+    fn intersect_with(&mut self, o: &TriBits) {
+        self.yes &= &o.yes;
+        self.maybe &= &o.maybe;
+    }
+
+    fn exclude(&mut self, o: &TriBits) {
+        self.yes -= &o.maybe;
+        self.maybe -= &o.yes;
+    }
+}
+
+impl IndexEval<'_> {
+    /// Every object of `ty` on which `subject` has `rel`.
+    pub fn what(&mut self, subject: Subject, ty: TypeId, rel: RelId) -> Result<TriBits, EvalError> {
+        let mut memo = HashMap::new();
+        self.w(subject, ty, rel, &mut memo)
+    }
+
+    fn w(
+        &mut self,
+        s: Subject,
+        ty: TypeId,
+        rel: RelId,
+        memo: &mut HashMap<(TypeId, RelId), TriBits>,
+    ) -> Result<TriBits, EvalError> {
+        if let Some(v) = memo.get(&(ty, rel)) {
+            return Ok(v.clone());
+        }
+        let data = self.data;
+        let graph = &data.plan.graph;
+        if !graph.in_cycle((ty, rel)) {
+            let v = self.w_node(s, ty, rel, memo)?;
+            memo.insert((ty, rel), v.clone());
+            return Ok(v);
+        }
+        // A recursive component: start every member empty and iterate to the fixpoint.
+        let members = graph.component((ty, rel));
+        for &m in &members {
+            memo.insert(m, TriBits::default());
+        }
+        loop {
+            let mut changed = false;
+            for &(mt, mr) in &members {
+                let v = self.w_node(s, mt, mr, memo)?;
+                if memo.get(&(mt, mr)) != Some(&v) {
+                    memo.insert((mt, mr), v);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        Ok(memo.get(&(ty, rel)).cloned().unwrap_or_default())
+    }
+
+    fn w_node(
+        &mut self,
+        s: Subject,
+        ty: TypeId,
+        rel: RelId,
+        memo: &mut HashMap<(TypeId, RelId), TriBits>,
+    ) -> Result<TriBits, EvalError> {
+        let data = self.data;
+        let mut v = self.w_rewrite(s, ty, rel, &data.schema.rel_def(ty, rel).rewrite, memo)?;
+        if s.ty == ty && s.rel == Some(rel) {
+            v.add(s.id, Tri::True);
+        }
+        Ok(v)
+    }
+
+    fn w_rewrite(
+        &mut self,
+        s: Subject,
+        ty: TypeId,
+        rel: RelId,
+        rw: &Rewrite,
+        memo: &mut HashMap<(TypeId, RelId), TriBits>,
+    ) -> Result<TriBits, EvalError> {
+        Ok(match rw {
+            Rewrite::Nil => TriBits::default(),
+            Rewrite::Computed(r) => self.w(s, ty, *r, memo)?,
+            Rewrite::Union(items) => {
+                let mut acc = TriBits::default();
+                for i in items {
+                    acc.union_with(&self.w_rewrite(s, ty, rel, i, memo)?);
+                }
+                acc
+            }
+            Rewrite::Intersection(items) => {
+                let mut acc: Option<TriBits> = None;
+                for i in items {
+                    let v = self.w_rewrite(s, ty, rel, i, memo)?;
+                    match &mut acc {
+                        None => acc = Some(v),
+                        Some(a) => a.intersect_with(&v),
+                    }
+                }
+                acc.unwrap_or_default()
+            }
+            Rewrite::Exclusion(a, b) => {
+                let mut a = self.w_rewrite(s, ty, rel, a, memo)?;
+                if !a.maybe.is_empty() {
+                    a.exclude(&self.w_rewrite(s, ty, rel, b, memo)?);
+                }
+                a
+            }
+            Rewrite::This => self.w_this(s, ty, rel, memo)?,
+            Rewrite::Arrow { tupleset, targets, mode, .. } => match mode {
+                ArrowMode::Any => self.w_arrow_any(s, ty, *tupleset, targets, memo)?,
+                ArrowMode::All => self.w_arrow_all(s, ty, *tupleset, targets, memo)?,
+            },
+        })
+    }
+
+    fn w_this(
+        &mut self,
+        s: Subject,
+        ty: TypeId,
+        rel: RelId,
+        memo: &mut HashMap<(TypeId, RelId), TriBits>,
+    ) -> Result<TriBits, EvalError> {
+        let data = self.data;
+        let mut out = TriBits::default();
+        for &slot in data.plan.slots_of(ty, rel) {
+            let info = data.plan.info(slot);
+            match info.kind {
+                SlotKind::Direct if s.rel.is_none() && s.ty == info.subject_ty && !s.is_wildcard() => {
+                    data.rev(slot, s.id).union_into(&mut out.yes);
+                }
+                SlotKind::Wildcard if s.rel.is_none() && s.ty == info.subject_ty => {
+                    data.rev(slot, 0).union_into(&mut out.yes);
+                }
+                SlotKind::Userset(r) => {
+                    if s.ty == info.subject_ty && s.rel == Some(r) {
+                        data.rev(slot, s.id).union_into(&mut out.yes);
+                    }
+                    let sub = self.w(s, info.subject_ty, r, memo)?;
+                    for x in &sub.maybe {
+                        let list = data.rev(slot, x);
+                        list.union_into(&mut out.maybe);
+                        if sub.yes.contains(x) {
+                            list.union_into(&mut out.yes);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.maybe |= &out.yes;
+        let specials: Vec<(u32, Subject, TupleAttrs)> =
+            data.special_of_rel(ty, rel).map(|(k, a)| (k.2, k.3, a.clone())).collect();
+        for (oid, sub, attrs) in specials {
+            let direct = sub == s || (sub.is_wildcard() && sub.ty == s.ty && s.rel.is_none());
+            let v = match (direct, sub.rel) {
+                (true, _) => self.tuple_tri(&attrs)?,
+                (false, Some(r)) => {
+                    let e = self.tuple_tri(&attrs)?;
+                    if e == Tri::False {
+                        continue;
+                    }
+                    e.and(self.w(s, sub.ty, r, memo)?.get(sub.id))
+                }
+                (false, None) => continue,
+            };
+            out.add(oid, v);
+        }
+        Ok(out)
+    }
+
+    fn w_arrow_any(
+        &mut self,
+        s: Subject,
+        ty: TypeId,
+        tupleset: RelId,
+        targets: &[Option<RelId>],
+        memo: &mut HashMap<(TypeId, RelId), TriBits>,
+    ) -> Result<TriBits, EvalError> {
+        let data = self.data;
+        let mut out = TriBits::default();
+        for &slot in data.plan.slots_of(ty, tupleset) {
+            let info = data.plan.info(slot);
+            if info.kind == SlotKind::Wildcard {
+                continue;
+            }
+            let Some(target) = targets.get(info.subject_ty as usize).copied().flatten() else { continue };
+            let sub = self.w(s, info.subject_ty, target, memo)?;
+            for x in &sub.maybe {
+                let list = data.rev(slot, x);
+                list.union_into(&mut out.maybe);
+                if sub.yes.contains(x) {
+                    list.union_into(&mut out.yes);
+                }
+            }
+        }
+        let specials: Vec<(u32, Subject, TupleAttrs)> =
+            data.special_of_rel(ty, tupleset).map(|(k, a)| (k.2, k.3, a.clone())).collect();
+        for (oid, sub, attrs) in specials {
+            if sub.is_wildcard() {
+                continue;
+            }
+            let Some(target) = targets.get(sub.ty as usize).copied().flatten() else { continue };
+            let e = self.tuple_tri(&attrs)?;
+            if e == Tri::False {
+                continue;
+            }
+            let v = e.and(self.w(s, sub.ty, target, memo)?.get(sub.id));
+            out.add(oid, v);
+        }
+        Ok(out)
+    }
+
+    fn w_arrow_all(
+        &mut self,
+        s: Subject,
+        ty: TypeId,
+        tupleset: RelId,
+        targets: &[Option<RelId>],
+        memo: &mut HashMap<(TypeId, RelId), TriBits>,
+    ) -> Result<TriBits, EvalError> {
+        let data = self.data;
+        // Candidates: objects with at least one followed relationship whose target may hold.
+        let mut candidates = RoaringBitmap::new();
+        let mut target_sets: HashMap<TypeId, TriBits> = HashMap::new();
+        for &slot in data.plan.slots_of(ty, tupleset) {
+            let info = data.plan.info(slot);
+            if info.kind == SlotKind::Wildcard {
+                continue;
+            }
+            let Some(target) = targets.get(info.subject_ty as usize).copied().flatten() else { continue };
+            let sub = self.w(s, info.subject_ty, target, memo)?;
+            for x in &sub.maybe {
+                data.rev(slot, x).union_into(&mut candidates);
+            }
+            target_sets.insert(info.subject_ty, sub);
+        }
+        let specials: Vec<(u32, Subject)> =
+            data.special_of_rel(ty, tupleset).map(|(k, _)| (k.2, k.3)).collect();
+        for (oid, sub) in specials {
+            candidates.insert(oid);
+            if let (false, Some(target)) =
+                (target_sets.contains_key(&sub.ty), targets.get(sub.ty as usize).copied().flatten())
+            {
+                let set = self.w(s, sub.ty, target, memo)?;
+                target_sets.insert(sub.ty, set);
+            }
+        }
+        let mut out = TriBits::default();
+        for o in &candidates {
+            let object = Obj { ty, id: o };
+            let mut any = Tri::False;
+            let mut all = Tri::True;
+            for (sub, attrs) in data.tuples_of(object, tupleset) {
+                if sub.is_wildcard() {
+                    continue;
+                }
+                let e = self.tuple_tri(&attrs)?;
+                if e == Tri::False {
+                    continue;
+                }
+                let v = match targets.get(sub.ty as usize).copied().flatten() {
+                    Some(_) => target_sets.get(&sub.ty).map(|t| t.get(sub.id)).unwrap_or(Tri::False),
+                    None => Tri::False,
+                };
+                any = any.or(e.and(v));
+                all = all.and(e.not().or(v));
+            }
+            out.add(o, any.and(all));
+        }
+        Ok(out)
+    }
+}
+
+/// A set of subjects (ids of one type) with three-valued membership: `t ⊆ c ⊆ keys` are the
+/// named subjects that are members (`t`) or at least conditional members (`c`); every subject
+/// outside `keys` has membership `default` (a reached wildcard).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SubjectBits {
+    pub default: Tri,
+    pub keys: RoaringBitmap,
+    pub t: RoaringBitmap,
+    pub c: RoaringBitmap,
+}
+
+impl SubjectBits {
+    /// Membership of `keys`-or-more restricted to `k`, as (true, at-least-conditional).
+    fn view(&self, k: &RoaringBitmap) -> (RoaringBitmap, RoaringBitmap) {
+        let mut t = self.t.clone();
+        let mut c = self.c.clone();
+        if self.default != Tri::False {
+            let outside = k - &self.keys;
+            if self.default == Tri::True {
+                t |= &outside;
+            }
+            c |= outside;
+        }
+        (t, c)
+    }
+
+    fn normalize(mut self) -> Self {
+        if self.default == Tri::False {
+            self.keys = self.c.clone();
+        }
+        self
+    }
+
+    fn combine(&self, o: &SubjectBits, op: Op) -> SubjectBits {
+        let keys = &self.keys | &o.keys;
+        let (at, ac) = self.view(&keys);
+        let (bt, bc) = o.view(&keys);
+        let (t, c, default) = match op {
+            Op::Union => (at | bt, ac | bc, self.default.or(o.default)),
+            Op::Intersect => (at & bt, ac & bc, self.default.and(o.default)),
+            Op::Exclude => (at - bc, ac - bt, self.default.and(o.default.not())),
+        };
+        SubjectBits { default, keys, t, c }.normalize()
+    }
+
+    pub fn union(&self, o: &SubjectBits) -> SubjectBits {
+        self.combine(o, Op::Union)
+    }
+
+    pub fn intersect(&self, o: &SubjectBits) -> SubjectBits {
+        self.combine(o, Op::Intersect)
+    }
+
+    pub fn exclude(&self, o: &SubjectBits) -> SubjectBits {
+        self.combine(o, Op::Exclude)
+    }
+
+    /// Pointwise `and` with a constant.
+    pub fn and_with(&self, x: Tri) -> SubjectBits {
+        match x {
+            Tri::True => self.clone(),
+            Tri::False => SubjectBits::default(),
+            Tri::Cond => SubjectBits {
+                default: self.default.and(Tri::Cond),
+                keys: self.keys.clone(),
+                t: RoaringBitmap::new(),
+                c: self.c.clone(),
+            }
+            .normalize(),
+        }
+    }
+
+    /// Pointwise `or` with a constant.
+    pub fn or_with(&self, x: Tri) -> SubjectBits {
+        match x {
+            Tri::False => self.clone(),
+            Tri::True => SubjectBits {
+                default: Tri::True,
+                keys: self.keys.clone(),
+                t: self.keys.clone(),
+                c: self.keys.clone(),
+            },
+            Tri::Cond => SubjectBits {
+                default: self.default.or(Tri::Cond),
+                keys: self.keys.clone(),
+                t: self.t.clone(),
+                c: self.keys.clone(),
+            },
+        }
+    }
+
+    /// Adds one subject with membership `x` (or-ed with what it had).
+    pub fn add(&mut self, id: u32, x: Tri) {
+        let prior = if self.keys.contains(id) {
+            if self.t.contains(id) {
+                Tri::True
+            } else if self.c.contains(id) {
+                Tri::Cond
+            } else {
+                Tri::False
+            }
+        } else {
+            self.default
+        };
+        let v = prior.or(x);
+        if v == Tri::False {
+            return;
+        }
+        self.keys.insert(id);
+        self.c.insert(id);
+        if v == Tri::True {
+            self.t.insert(id);
+        }
+    }
+
+    /// Adds subjects that are members outright.
+    pub fn add_all(&mut self, ids: &RoaringBitmap) {
+        self.keys |= ids;
+        self.t |= ids;
+        self.c |= ids;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.default == Tri::False && self.c.is_empty()
+    }
+
+    pub fn get(&self, id: u32) -> Tri {
+        if !self.keys.contains(id) {
+            self.default
+        } else if self.t.contains(id) {
+            Tri::True
+        } else if self.c.contains(id) {
+            Tri::Cond
+        } else {
+            Tri::False
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Union,
+    Intersect,
+    Exclude,
+}
+
+/// Memo for `who`: per `(object, relation)` for one subject filter.
+pub(super) type WhoMemo = HashMap<(Obj, RelId), SubjectBits>;
+
+impl IndexEval<'_> {
+    /// Every subject of type `fty` (usersets: with relation `frel`) that has `rel` on `object`.
+    pub fn who(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fty: TypeId,
+        frel: Option<RelId>,
+    ) -> Result<SubjectBits, EvalError> {
+        let mut memo = WhoMemo::new();
+        self.v(object, rel, fty, frel, &mut memo)
+    }
+
+    fn v(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fty: TypeId,
+        frel: Option<RelId>,
+        memo: &mut WhoMemo,
+    ) -> Result<SubjectBits, EvalError> {
+        if let Some(v) = memo.get(&(object, rel)) {
+            return Ok(v.clone());
+        }
+        let mut out = SubjectBits::default();
+        if fty == object.ty && frel == Some(rel) {
+            out.add(object.id, Tri::True);
+        }
+        let Some(saved) = self.enter(object, rel)? else { return Ok(out) };
+        let data = self.data;
+        let result =
+            self.v_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, fty, frel, memo);
+        let exact = self.leave(saved);
+        let set = out.union(&result?);
+        if exact {
+            memo.insert((object, rel), set.clone());
+        }
+        let limit = self.opts.limits.max_results;
+        if set.c.len() > limit as u64 {
+            return Err(EvalError::TooManyResults { limit });
+        }
+        Ok(set)
+    }
+
+    fn v_rewrite(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        rw: &Rewrite,
+        fty: TypeId,
+        frel: Option<RelId>,
+        memo: &mut WhoMemo,
+    ) -> Result<SubjectBits, EvalError> {
+        Ok(match rw {
+            Rewrite::Nil => SubjectBits::default(),
+            Rewrite::Computed(r) => self.v(object, *r, fty, frel, memo)?,
+            Rewrite::Union(items) => {
+                let mut acc = SubjectBits::default();
+                for i in items {
+                    acc = acc.union(&self.v_rewrite(object, rel, i, fty, frel, memo)?);
+                }
+                acc
+            }
+            Rewrite::Intersection(items) => {
+                let mut acc: Option<SubjectBits> = None;
+                for i in items {
+                    let s = self.v_rewrite(object, rel, i, fty, frel, memo)?;
+                    acc = Some(match acc {
+                        None => s,
+                        Some(a) => a.intersect(&s),
+                    });
+                }
+                acc.unwrap_or_default()
+            }
+            Rewrite::Exclusion(a, b) => {
+                let a = self.v_rewrite(object, rel, a, fty, frel, memo)?;
+                if a.is_empty() {
+                    a
+                } else {
+                    a.exclude(&self.v_rewrite(object, rel, b, fty, frel, memo)?)
+                }
+            }
+            Rewrite::This => self.v_this(object, rel, fty, frel, memo)?,
+            Rewrite::Arrow { tupleset, targets, mode, .. } => {
+                self.v_arrow(object, *tupleset, targets, *mode, fty, frel, memo)?
+            }
+        })
+    }
+
+    fn v_this(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fty: TypeId,
+        frel: Option<RelId>,
+        memo: &mut WhoMemo,
+    ) -> Result<SubjectBits, EvalError> {
+        let data = self.data;
+        let mut acc = SubjectBits::default();
+        let mut wildcard = false;
+        for &slot in data.plan.slots_of(object.ty, rel) {
+            let info = data.plan.info(slot);
+            let list = data.fwd(slot, object.id);
+            match info.kind {
+                SlotKind::Direct if info.subject_ty == fty && frel.is_none() => {
+                    acc.add_all(&list.to_bitmap())
+                }
+                SlotKind::Wildcard if info.subject_ty == fty && frel.is_none() => {
+                    wildcard |= !list.is_empty()
+                }
+                SlotKind::Userset(r) => {
+                    if info.subject_ty == fty && frel == Some(r) {
+                        acc.add_all(&list.to_bitmap());
+                    }
+                    for x in list.iter() {
+                        let sub = self.v(Obj { ty: info.subject_ty, id: x }, r, fty, frel, memo)?;
+                        acc = acc.union(&sub);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if wildcard {
+            acc = acc.or_with(Tri::True);
+        }
+        let specials: Vec<(Subject, TupleAttrs)> =
+            data.special_of(object, rel).map(|(k, a)| (k.3, a.clone())).collect();
+        for (s, attrs) in specials {
+            let e = self.tuple_tri(&attrs)?;
+            if e == Tri::False {
+                continue;
+            }
+            if s.ty == fty && s.rel == frel {
+                if s.is_wildcard() {
+                    acc = acc.or_with(e);
+                } else {
+                    acc.add(s.id, e);
+                }
+            }
+            if let Some(r) = s.rel {
+                let sub = self.v(s.object(), r, fty, frel, memo)?;
+                acc = acc.union(&sub.and_with(e));
+            }
+        }
+        Ok(acc)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn v_arrow(
+        &mut self,
+        object: Obj,
+        tupleset: RelId,
+        targets: &[Option<RelId>],
+        mode: ArrowMode,
+        fty: TypeId,
+        frel: Option<RelId>,
+        memo: &mut WhoMemo,
+    ) -> Result<SubjectBits, EvalError> {
+        let data = self.data;
+        let mut any = SubjectBits::default();
+        let mut all: Option<SubjectBits> = None;
+        for (s, attrs) in data.tuples_of(object, tupleset) {
+            if s.is_wildcard() {
+                continue;
+            }
+            let e = self.tuple_tri(&attrs)?;
+            if e == Tri::False {
+                continue;
+            }
+            let sub = match targets.get(s.ty as usize).copied().flatten() {
+                Some(target) => self.v(s.object(), target, fty, frel, memo)?,
+                None => SubjectBits::default(),
+            };
+            match mode {
+                ArrowMode::Any => any = any.union(&sub.and_with(e)),
+                ArrowMode::All => {
+                    any = any.union(&sub.and_with(e));
+                    let term = sub.or_with(e.not());
+                    all = Some(match all {
+                        None => term,
+                        Some(a) => a.intersect(&term),
+                    });
+                }
+            }
+        }
+        Ok(match mode {
+            ArrowMode::Any => any,
+            ArrowMode::All => all.map(|a| a.intersect(&any)).unwrap_or_default(),
+        })
+    }
+}

@@ -1,0 +1,386 @@
+//! The compiled index: relationships as persistent adjacency lists over dense ids, answering
+//! check, who and what without scanning, and taking writes incrementally.
+//!
+//! - [`plan::Plan`] splits every stored relation into *slots* by subject kind and keeps the
+//!   schema graph (petgraph) used to plan recursion.
+//! - [`IndexData`] holds, per slot, forward lists (object → subjects) and reverse lists
+//!   (subject → objects) in [`lists::Lists`], plus the *special* relationships (those with a
+//!   condition or time bounds), which are evaluated exactly at query time.
+//! - A write copies the [`IndexData`] (O(1): everything inside is persistent), applies the batch
+//!   with the same validation as the reference store, and publishes the copy as the next
+//!   snapshot. Readers keep whatever snapshot they hold; nothing blocks them.
+
+mod check;
+pub mod closure;
+pub mod lists;
+mod lookup;
+mod names;
+pub mod plan;
+
+pub use check::IndexEval;
+pub use lookup::TriBits;
+pub use names::Names;
+
+use crate::schema::{RelId, Schema, TypeId};
+use crate::store::{
+    apply_batch, Obj, ObjId, Revision, Subject, TupleAttrs, TupleStore, WriteError, WriteOp, WILDCARD,
+};
+use closure::Closure;
+use lists::{ListRef, Lists};
+use plan::{FastPath, Plan, SlotId, SlotKind};
+use roaring::RoaringBitmap;
+use std::sync::Arc;
+
+/// Key of a special relationship: `(type, relation, object, subject)`.
+pub type SpecialKey = (TypeId, RelId, ObjId, Subject);
+
+/// One revision of the index. Cloning is cheap (all parts are persistent or shared).
+#[derive(Clone, Debug)]
+pub struct IndexData {
+    pub schema: Arc<Schema>,
+    pub plan: Arc<Plan>,
+    names: Arc<Names>,
+    /// Number of object ids of each type that exist at this revision.
+    counts: Vec<u32>,
+    fwd: Vec<Lists>,
+    rev: Vec<Lists>,
+    special: imbl::OrdMap<SpecialKey, TupleAttrs>,
+    /// Closures of the self-edge slots, by slot.
+    closures: Vec<Option<Closure>>,
+    /// Per fast path: the nodes it must evaluate individually (see [`plan::FastPath`]).
+    others: Vec<Arc<RoaringBitmap>>,
+    len: usize,
+    pub revision: Revision,
+}
+
+const MIN_SUBJECT: Subject = Subject { ty: 0, id: 0, rel: None };
+const MAX_SUBJECT: Subject = Subject { ty: u32::MAX, id: u32::MAX, rel: Some(u32::MAX) };
+
+fn is_plain(a: &TupleAttrs) -> bool {
+    a.caveat.is_none() && a.valid_from.is_none() && a.expires_at.is_none()
+}
+
+const PLAIN: TupleAttrs = TupleAttrs { caveat: None, valid_from: None, expires_at: None };
+
+impl IndexData {
+    pub fn new(schema: Arc<Schema>) -> IndexData {
+        let plan = Arc::new(Plan::new(&schema));
+        let n = plan.slots.len();
+        IndexData {
+            names: Arc::new(Names::new(schema.types.len())),
+            counts: vec![0; schema.types.len()],
+            fwd: vec![Lists::default(); n],
+            rev: vec![Lists::default(); n],
+            special: imbl::OrdMap::new(),
+            closures: (0..n)
+                .map(|s| plan.closure_slots.contains(&(s as SlotId)).then(Closure::default))
+                .collect(),
+            others: (0..plan.fast.len()).map(|_| Arc::new(RoaringBitmap::new())).collect(),
+            len: 0,
+            revision: 0,
+            schema,
+            plan,
+        }
+    }
+
+    pub fn closure(&self, slot: SlotId) -> Option<&Closure> {
+        self.closures.get(slot as usize).and_then(|c| c.as_ref())
+    }
+
+    /// The nodes a fast path must evaluate one by one.
+    pub fn others(&self, fast_id: usize) -> &RoaringBitmap {
+        &self.others[fast_id]
+    }
+
+    /// Recomputes whether `object` is one of the "others" of the fast paths that depend on `rel`.
+    fn update_others(&mut self, object: Obj, rel: RelId) {
+        let Some(deps) = self.plan.others_deps.get(&(object.ty, rel)) else { return };
+        for &(id, key) in deps {
+            let is_other = match self.plan.fast.get(&key).map(|(_, fp)| fp) {
+                Some(FastPath::Membership { closure }) => {
+                    self.plan.slots_of(object.ty, rel).iter().any(|&slot| {
+                        let kind = self.plan.info(slot).kind;
+                        slot != *closure
+                            && kind != SlotKind::Direct
+                            && !self.fwd[slot as usize].get(object.id).is_empty()
+                    }) || self.special_of(object, rel).next().is_some()
+                }
+                Some(FastPath::ArrowChain { .. }) => self.special_of(object, rel).next().is_some(),
+                None => false,
+            };
+            let cur = self.others[id].contains(object.id);
+            if cur != is_other {
+                let bm = Arc::make_mut(&mut self.others[id]);
+                if is_other {
+                    bm.insert(object.id);
+                } else {
+                    bm.remove(object.id);
+                }
+            }
+        }
+    }
+
+    fn closure_insert(&mut self, slot: SlotId, a: u32, b: u32) {
+        if let Some(Some(c)) = self.closures.get_mut(slot as usize) {
+            c.on_insert(a, b);
+        }
+    }
+
+    fn closure_remove(&mut self, slot: SlotId, a: u32, b: u32) {
+        let (fwd, rev) = (&self.fwd[slot as usize], &self.rev[slot as usize]);
+        if let Some(Some(c)) = self.closures.get_mut(slot as usize) {
+            c.on_remove(fwd, rev, a, b);
+        }
+    }
+
+    /// Number of stored relationships.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Objects of a type that exist at this revision have ids `0..object_count(ty)`.
+    pub fn object_count(&self, ty: TypeId) -> u32 {
+        self.counts.get(ty as usize).copied().unwrap_or(0)
+    }
+
+    /// The id of an object name at this revision.
+    pub fn object_id(&self, ty: TypeId, name: &str) -> Option<ObjId> {
+        if name == "*" {
+            return Some(WILDCARD);
+        }
+        self.names.get(ty, name).filter(|&id| id < self.object_count(ty))
+    }
+
+    pub fn fwd(&self, slot: SlotId, object: ObjId) -> ListRef<'_> {
+        self.fwd[slot as usize].get(object)
+    }
+
+    pub fn rev(&self, slot: SlotId, subject: ObjId) -> ListRef<'_> {
+        self.rev[slot as usize].get(subject)
+    }
+
+    /// The special relationships of `object#rel`.
+    pub fn special_of(&self, object: Obj, rel: RelId) -> impl Iterator<Item = (&SpecialKey, &TupleAttrs)> {
+        self.special
+            .range((object.ty, rel, object.id, MIN_SUBJECT)..=(object.ty, rel, object.id, MAX_SUBJECT))
+    }
+
+    /// Every special relationship of `type#rel`.
+    pub fn special_of_rel(&self, ty: TypeId, rel: RelId) -> impl Iterator<Item = (&SpecialKey, &TupleAttrs)> {
+        self.special.range((ty, rel, 0, MIN_SUBJECT)..=(ty, rel, u32::MAX, MAX_SUBJECT))
+    }
+
+    fn slot_for(&self, object: Obj, rel: RelId, subject: Subject) -> Option<(SlotId, u32)> {
+        let (kind, value) = match (subject.id == WILDCARD, subject.rel) {
+            (true, _) => (SlotKind::Wildcard, 0),
+            (false, Some(r)) => (SlotKind::Userset(r), subject.id),
+            (false, None) => (SlotKind::Direct, subject.id),
+        };
+        self.plan.slot(object.ty, rel, subject.ty, kind).map(|s| (s, value))
+    }
+
+    /// Every stored relationship of `object#rel` with its attributes, plain ones first.
+    pub fn tuples_of(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        let mut out = Vec::new();
+        for &slot in self.plan.slots_of(object.ty, rel) {
+            let info = self.plan.info(slot);
+            for v in self.fwd(slot, object.id).iter() {
+                let subject = match info.kind {
+                    SlotKind::Direct => Subject { ty: info.subject_ty, id: v, rel: None },
+                    SlotKind::Wildcard => Subject { ty: info.subject_ty, id: WILDCARD, rel: None },
+                    SlotKind::Userset(r) => Subject { ty: info.subject_ty, id: v, rel: Some(r) },
+                };
+                out.push((subject, PLAIN));
+            }
+        }
+        out.extend(self.special_of(object, rel).map(|(k, a)| (k.3, a.clone())));
+        out
+    }
+
+    /// Builds an index from relationships given by ids (used by bulk loads); faster than
+    /// writing them one by one. Special relationships are stored as such.
+    pub fn bulk_load(&mut self, mut tuples: Vec<(Obj, RelId, Subject, TupleAttrs)>) {
+        use rayon::prelude::*;
+        let mut per_slot: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.plan.slots.len()];
+        tuples.retain(|(o, r, s, a)| {
+            if !is_plain(a) {
+                return true;
+            }
+            match self.slot_for(*o, *r, *s) {
+                Some((slot, v)) => {
+                    per_slot[slot as usize].push((o.id, v));
+                    false
+                }
+                None => true,
+            }
+        });
+        let built: Vec<(Lists, Lists)> = per_slot
+            .into_par_iter()
+            .map(|mut pairs| {
+                pairs.par_sort_unstable();
+                pairs.dedup();
+                let fwd = Lists::from_sorted(pairs.iter().copied());
+                let mut rpairs: Vec<(u32, u32)> = pairs.iter().map(|&(a, b)| (b, a)).collect();
+                rpairs.par_sort_unstable();
+                (fwd, Lists::from_sorted(rpairs))
+            })
+            .collect();
+        for (i, (f, r)) in built.into_iter().enumerate() {
+            self.fwd[i] = f;
+            self.rev[i] = r;
+        }
+        self.len = self.fwd.iter().map(|l| l.entries() as usize).sum();
+        for &slot in &self.plan.closure_slots.clone() {
+            let c = Closure::build(&self.fwd[slot as usize], &self.rev[slot as usize]);
+            self.closures[slot as usize] = Some(c);
+        }
+        let deps: Vec<(TypeId, RelId)> = self.plan.others_deps.keys().copied().collect();
+        for (ty, rel) in deps {
+            let mut objects = RoaringBitmap::new();
+            for &slot in self.plan.slots_of(ty, rel) {
+                if self.plan.info(slot).kind != SlotKind::Direct {
+                    for key in 0..self.fwd[slot as usize].key_bound() {
+                        if !self.fwd[slot as usize].get(key).is_empty() {
+                            objects.insert(key);
+                        }
+                    }
+                }
+            }
+            for id in &objects {
+                self.update_others(Obj { ty, id }, rel);
+            }
+        }
+        for (o, r, s, a) in tuples {
+            self.insert(o, r, s, a);
+        }
+    }
+
+    /// Approximate heap bytes of the adjacency lists.
+    pub fn heap_bytes(&self) -> usize {
+        self.fwd.iter().chain(&self.rev).map(Lists::heap_bytes).sum()
+    }
+}
+
+impl TupleStore for IndexData {
+    fn intern(&mut self, ty: TypeId, name: &str) -> ObjId {
+        if name == "*" {
+            return WILDCARD;
+        }
+        let id = self.names.intern(ty, name);
+        if let Some(c) = self.counts.get_mut(ty as usize) {
+            *c = (*c).max(id + 1);
+        }
+        id
+    }
+
+    fn object_name(&self, ty: TypeId, id: ObjId) -> String {
+        self.names.name(ty, id)
+    }
+
+    fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
+        if let Some(a) = self.special.get(&(object.ty, rel, object.id, subject)) {
+            return Some(a.clone());
+        }
+        let (slot, v) = self.slot_for(object, rel, subject)?;
+        self.fwd[slot as usize].contains(object.id, v).then_some(PLAIN)
+    }
+
+    fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs) {
+        self.remove(object, rel, subject);
+        if is_plain(&attrs) {
+            if let Some((slot, v)) = self.slot_for(object, rel, subject) {
+                self.fwd[slot as usize].insert(object.id, v);
+                self.rev[slot as usize].insert(v, object.id);
+                self.len += 1;
+                self.closure_insert(slot, object.id, v);
+                self.update_others(object, rel);
+                return;
+            }
+        }
+        self.special.insert((object.ty, rel, object.id, subject), attrs);
+        self.len += 1;
+        self.update_others(object, rel);
+    }
+
+    fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
+        if let Some(a) = self.special.remove(&(object.ty, rel, object.id, subject)) {
+            self.len -= 1;
+            self.update_others(object, rel);
+            return Some(a);
+        }
+        let (slot, v) = self.slot_for(object, rel, subject)?;
+        if self.fwd[slot as usize].remove(object.id, v) {
+            self.rev[slot as usize].remove(v, object.id);
+            self.len -= 1;
+            self.closure_remove(slot, object.id, v);
+            self.update_others(object, rel);
+            return Some(PLAIN);
+        }
+        None
+    }
+
+    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject> {
+        let mut v: Vec<Subject> = self.tuples_of(object, rel).into_iter().map(|(s, _)| s).collect();
+        v.sort();
+        v
+    }
+}
+
+/// The writer side of the index: applies write batches and publishes snapshots.
+#[derive(Clone, Debug)]
+pub struct Index {
+    current: Arc<IndexData>,
+}
+
+impl Index {
+    pub fn new(schema: Arc<Schema>) -> Index {
+        Index { current: Arc::new(IndexData::new(schema)) }
+    }
+
+    pub fn from_data(data: IndexData) -> Index {
+        Index { current: Arc::new(data) }
+    }
+
+    /// The latest revision, for reading.
+    pub fn snapshot(&self) -> Arc<IndexData> {
+        self.current.clone()
+    }
+
+    /// Applies a batch atomically: all of it, or (on any error) nothing.
+    pub fn write(&mut self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
+        let mut next = (*self.current).clone();
+        apply_batch(&self.current.schema.clone(), &mut next, ops)?;
+        next.revision += 1;
+        self.current = Arc::new(next);
+        Ok(self.current.revision)
+    }
+}
+
+impl crate::store::Source for IndexData {
+    fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+    fn tuples(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        self.tuples_of(object, rel)
+    }
+    fn object_count(&self, ty: TypeId) -> u32 {
+        IndexData::object_count(self, ty)
+    }
+    fn object_id(&self, ty: TypeId, name: &str) -> Option<ObjId> {
+        IndexData::object_id(self, ty, name)
+    }
+    fn object_name(&self, ty: TypeId, id: ObjId) -> String {
+        self.names.name(ty, id)
+    }
+}

@@ -1,0 +1,362 @@
+//! Import of SpiceDB schemas (`.zed`): text → pest tree (`grammar/spicedb.pest`) → [`ast::Schema`].
+//!
+//! Mapping: `definition` → [`ast::TypeDef`], `relation` → [`ast::RelationDef`] without rewrite,
+//! `permission` → [`ast::PermissionDef`], `caveat` → [`ast::ConditionDef`]. `a->b` and `a.any(b)`
+//! become an any-arrow, `a.all(b)` an all-arrow. `user#...` is the plain subject type `user`.
+//! `/** */` and `///` comments before an item become its doc. `use partial` partials are expanded
+//! in place. Permission type annotations (`permission view: user = ...`) are checked syntactically
+//! and dropped: they constrain SpiceDB's type checker, not what the permission means.
+//!
+//! Refused with a diagnostic, because Purview's AST has no equivalent: `self` under `use self`
+//! (`unsupported-self`), nested arrows such as `a->b->c` (`unsupported-nested-arrow`, which SpiceDB's
+//! own compiler refuses too) and `import` (`unsupported-import`: a single text cannot follow it).
+
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::syntax::ast::{Ident, Item, Member, Schema, Span, TypeDef};
+use crate::syntax::import_diag::{doc_comments, syntax_error};
+use pest::iterators::{Pair, Pairs};
+use pest::Parser as _;
+use std::collections::{HashMap, HashSet};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/spicedb.pest"]
+struct SpiceDbGrammar;
+
+/// The `use` flags SpiceDB knows.
+const USE_FLAGS: [&str; 5] = ["expiration", "import", "partial", "self", "typechecking"];
+
+/// Parses a SpiceDB schema into Purview's AST, reporting every problem found.
+pub fn parse_spicedb(text: &str) -> Result<Schema, Diagnostics> {
+    let root = SpiceDbGrammar::parse(Rule::schema, text)
+        .map_err(|e| Diagnostics(vec![syntax_error(&e, text, describe)]))?;
+    let mut lower = Lower { text, diags: Vec::new(), flags: HashSet::new(), caveats: HashSet::new() };
+    let items = lower.schema(root);
+    if lower.diags.is_empty() {
+        Ok(Schema { items })
+    } else {
+        Err(Diagnostics(lower.diags))
+    }
+}
+
+fn describe(rule: &Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::EOI => "end of input",
+        // Reported alone when nothing at the start of the file fits.
+        Rule::schema => "a `definition`, `caveat` or `use`",
+        Rule::use_flag | Rule::kw_use => "`use`",
+        Rule::import_stmt | Rule::kw_import => "`import`",
+        Rule::partial_def | Rule::kw_partial => "`partial`",
+        Rule::definition | Rule::kw_definition => "`definition`",
+        Rule::caveat_def | Rule::kw_caveat => "`caveat`",
+        Rule::relation | Rule::kw_relation => "`relation`",
+        Rule::permission | Rule::kw_permission => "`permission`",
+        Rule::partial_ref => "`...partial`",
+        Rule::string_lit => "a quoted path",
+        Rule::ident | Rule::arrow => "an identifier",
+        Rule::type_path | Rule::subject_type | Rule::caveat_ref => "a type name",
+        Rule::subject_rel => "`#`",
+        Rule::subject_wildcard => "`:*`",
+        Rule::star => "`*`",
+        Rule::ellipsis => "`...`",
+        Rule::with_clause | Rule::kw_with => "`with`",
+        Rule::kw_and => "`and`",
+        Rule::kw_expiration => "`expiration`",
+        Rule::annotation | Rule::colon => "`:`",
+        Rule::expr | Rule::inter | Rule::union => "an expression",
+        Rule::paren | Rule::lparen => "`(`",
+        Rule::nil => "`nil`",
+        Rule::arrow_step => "`->` or `.`",
+        Rule::arrow_func => "`any` or `all`",
+        Rule::caveat_expr => "a caveat expression",
+        Rule::param => "a parameter",
+        Rule::param_type => "a parameter type",
+        Rule::lbrace => "`{`",
+        Rule::rbrace => "`}`",
+        Rule::rparen => "`)`",
+        Rule::pipe => "`|`",
+        Rule::equals => "`=`",
+        Rule::plus => "`+`",
+        Rule::amp => "`&`",
+        Rule::minus => "`-`",
+        Rule::arrow_op => "`->`",
+        Rule::dot => "`.`",
+        Rule::comma => "`,`",
+        Rule::langle => "`<`",
+        Rule::rangle => "`>`",
+        _ => return None,
+    })
+}
+
+fn span_of(pair: &Pair<'_, Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn ident_of(pair: &Pair<'_, Rule>) -> Ident {
+    Ident::new(pair.as_str(), span_of(pair))
+}
+
+/// A member of a definition or partial body before partials are expanded.
+enum BodyItem {
+    Member(Member),
+    PartialRef(Ident),
+}
+
+struct Partial {
+    name: Ident,
+    body: Vec<BodyItem>,
+}
+
+struct Lower<'t> {
+    text: &'t str,
+    diags: Vec<Diagnostic>,
+    /// The `use` flags in force.
+    flags: HashSet<String>,
+    /// Names of the caveats the file defines.
+    caveats: HashSet<String>,
+}
+
+impl<'t> Lower<'t> {
+    fn schema(&mut self, mut root: Pairs<'t, Rule>) -> Vec<Item> {
+        let top: Vec<Pair<'t, Rule>> = root
+            .next()
+            .map(|p| p.into_inner().filter(|p| p.as_rule() != Rule::EOI).collect())
+            .unwrap_or_default();
+        self.collect_flags(&top);
+        let mut partials: HashMap<String, Partial> = HashMap::new();
+        let mut items = Vec::new();
+        let mut bodies: Vec<Vec<BodyItem>> = Vec::new();
+        let mut prev_end = 0;
+        for pair in top {
+            let span = span_of(&pair);
+            let doc = doc_comments(self.text, prev_end, span.start);
+            prev_end = span.end;
+            match pair.as_rule() {
+                Rule::definition => {
+                    let mut inner = pair.into_inner();
+                    let _kw = inner.next();
+                    let Some(name) = inner.next().map(|p| ident_of(&p)) else { continue };
+                    self.check_name(&name, "definition");
+                    let body = self.body(inner);
+                    items.push(Item::Type(TypeDef { name, doc, members: Vec::new(), span: span.into() }));
+                    bodies.push(body);
+                }
+                Rule::caveat_def => {
+                    if let Some(c) = self.caveat(pair, doc) {
+                        items.push(Item::Condition(c));
+                    }
+                }
+                Rule::partial_def => {
+                    let mut inner = pair.into_inner();
+                    let kw = inner.next().map(|p| span_of(&p)).unwrap_or(span);
+                    let Some(name) = inner.next().map(|p| ident_of(&p)) else { continue };
+                    self.require_flag("partial", kw, "`partial`");
+                    let body = self.body(inner);
+                    if let Some(first) = partials.get(&name.name) {
+                        let d = Diagnostic::new(
+                            "duplicate-partial",
+                            name.span,
+                            format!("partial `{}` is defined twice", name.name),
+                        )
+                        .with_related(first.name.span, "first defined here");
+                        self.diags.push(d);
+                    } else {
+                        partials.insert(name.name.clone(), Partial { name, body });
+                    }
+                }
+                Rule::import_stmt => self.import(pair),
+                _ => {}
+            }
+        }
+        // Expand partials now that all of them are known, then put the members in place.
+        let mut bodies = bodies.into_iter();
+        for item in &mut items {
+            if let Item::Type(t) = item {
+                if let Some(body) = bodies.next() {
+                    let mut stack = Vec::new();
+                    t.members = self.expand(body, &partials, &mut stack);
+                }
+            }
+        }
+        items
+    }
+
+    /// Records the `use` flags; reports unknown ones and those after the first definition.
+    fn collect_flags(&mut self, top: &[Pair<'t, Rule>]) {
+        let mut seen_item = false;
+        for pair in top {
+            if pair.as_rule() != Rule::use_flag {
+                seen_item = true;
+                if pair.as_rule() == Rule::caveat_def {
+                    if let Some(name) = pair.clone().into_inner().nth(1) {
+                        self.caveats.insert(name.as_str().to_string());
+                    }
+                }
+                continue;
+            }
+            let Some(flag) = pair.clone().into_inner().nth(1) else { continue };
+            let name = flag.as_str();
+            if seen_item {
+                let d = Diagnostic::new(
+                    "spicedb-use-after-definition",
+                    span_of(pair),
+                    "`use` must come before any definition",
+                )
+                .with_help("move the `use` statements to the top of the schema");
+                self.diags.push(d);
+            }
+            if USE_FLAGS.contains(&name) {
+                self.flags.insert(name.to_string());
+            } else {
+                let help = did_you_mean(name, USE_FLAGS).unwrap_or_else(|| {
+                    "the flags are `expiration`, `import`, `partial`, `self` and `typechecking`".into()
+                });
+                let d = Diagnostic::new(
+                    "spicedb-unknown-use",
+                    span_of(&flag),
+                    format!("unknown use flag `{name}`"),
+                )
+                .with_help(help);
+                self.diags.push(d);
+            }
+        }
+    }
+
+    fn require_flag(&mut self, flag: &str, span: Span, what: &str) {
+        if !self.flags.contains(flag) {
+            let d = Diagnostic::new("spicedb-missing-use", span, format!("{what} requires `use {flag}`"))
+                .with_help(format!("add `use {flag}` at the top of the schema"));
+            self.diags.push(d);
+        }
+    }
+
+    /// Names SpiceDB reserves; some only under a `use` flag.
+    fn check_name(&mut self, name: &Ident, what: &str) {
+        let reserved = match name.name.as_str() {
+            "definition" | "caveat" | "relation" | "permission" | "nil" | "with" => true,
+            "expiration" | "and" => self.flags.contains("expiration"),
+            "self" => self.flags.contains("self"),
+            "import" => self.flags.contains("import"),
+            "partial" => self.flags.contains("partial"),
+            _ => false,
+        };
+        if reserved {
+            let d = Diagnostic::new(
+                "spicedb-keyword",
+                name.span,
+                format!("`{}` is a keyword and cannot name a {what}", name.name),
+            )
+            .with_help("choose another name");
+            self.diags.push(d);
+        }
+    }
+
+    fn import(&mut self, pair: Pair<'t, Rule>) {
+        let span = span_of(&pair);
+        self.require_flag("import", span, "`import`");
+        let path =
+            pair.into_inner().nth(1).map(|p| p.as_str().trim_matches(|c| c == '"' || c == '\'').to_string());
+        let d = Diagnostic::new("unsupported-import", span, "schema imports are not supported")
+            .with_help(format!("paste the definitions of `{}` into this schema", path.unwrap_or_default()));
+        self.diags.push(d);
+    }
+
+    /// The members of a definition or partial; `inner` starts at the `{`.
+    fn body(&mut self, inner: Pairs<'t, Rule>) -> Vec<BodyItem> {
+        let mut out = Vec::new();
+        let mut prev_end = None;
+        for pair in inner {
+            let span = span_of(&pair);
+            match pair.as_rule() {
+                Rule::lbrace => {
+                    // Comments right after `{` belong to the first member, not to the brace.
+                    prev_end = Some(span.start + 1);
+                    continue;
+                }
+                Rule::rbrace => continue,
+                _ => {}
+            }
+            let doc = doc_comments(self.text, prev_end.unwrap_or(span.start), span.start);
+            prev_end = Some(span.end);
+            match pair.as_rule() {
+                Rule::relation => {
+                    if let Some(r) = self.relation(pair, doc) {
+                        out.push(BodyItem::Member(Member::Relation(r)));
+                    }
+                }
+                Rule::permission => {
+                    if let Some(p) = self.permission(pair, doc) {
+                        out.push(BodyItem::Member(Member::Permission(p)));
+                    }
+                }
+                Rule::partial_ref => {
+                    self.require_flag("partial", span, "a partial reference");
+                    if let Some(name) = pair.into_inner().next() {
+                        out.push(BodyItem::PartialRef(ident_of(&name)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Replaces partial references by the members of the partial, recursively.
+    fn expand(
+        &mut self,
+        body: Vec<BodyItem>,
+        partials: &HashMap<String, Partial>,
+        stack: &mut Vec<String>,
+    ) -> Vec<Member> {
+        let mut out = Vec::new();
+        for item in body {
+            match item {
+                BodyItem::Member(m) => out.push(m),
+                BodyItem::PartialRef(name) => match partials.get(&name.name) {
+                    None => {
+                        let help = did_you_mean(&name.name, partials.keys().map(String::as_str));
+                        let d = Diagnostic::new(
+                            "unknown-partial",
+                            name.span,
+                            format!("unknown partial `{}`", name.name),
+                        )
+                        .with_help_opt(help);
+                        self.diags.push(d);
+                    }
+                    Some(_) if stack.contains(&name.name) => {
+                        let d = Diagnostic::new(
+                            "partial-cycle",
+                            name.span,
+                            format!("partial `{}` includes itself", name.name),
+                        )
+                        .with_help(format!(
+                            "the partials include each other: {} -> {}",
+                            stack.join(" -> "),
+                            name.name
+                        ));
+                        self.diags.push(d);
+                    }
+                    Some(p) => {
+                        stack.push(name.name.clone());
+                        let copied: Vec<BodyItem> = p
+                            .body
+                            .iter()
+                            .map(|b| match b {
+                                BodyItem::Member(m) => BodyItem::Member(m.clone()),
+                                BodyItem::PartialRef(r) => BodyItem::PartialRef(r.clone()),
+                            })
+                            .collect();
+                        out.extend(self.expand(copied, partials, stack));
+                        stack.pop();
+                    }
+                },
+            }
+        }
+        out
+    }
+}
+
+mod members;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,397 @@
+//! Properties of the parser and the formatter on generated schemas:
+//! - `parse(format(x)) == x` and `format(parse(format(x))) == format(x)` for random trees;
+//! - spans of parsed names point at the names;
+//! - `parse_schema` never panics, on arbitrary text and on mutated valid schemas, and whatever it
+//!   accepts formats and parses back to the same tree.
+
+use proptest::prelude::*;
+use proptest::sample::select;
+use purview::diag::SourceFile;
+use purview::syntax::ast::*;
+use purview::syntax::{format_schema, parse_schema};
+use std::collections::HashSet;
+
+const RESERVED: [&str; 9] =
+    ["type", "relation", "permission", "condition", "constraint", "this", "nil", "with", "and"];
+
+fn id(name: String) -> Ident {
+    Ident::new(name, Span::default())
+}
+
+/// Names, with `-` inside, and the words that are keywords only in some places.
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-zA-Z_][a-zA-Z0-9_]{0,5}(-[a-zA-Z0-9]{1,4}){0,2}",
+        1 => select(vec!["at", "one", "of", "most", "least", "requires", "any", "all", "expiration", "this-x", "nil-1"])
+            .prop_map(String::from),
+    ]
+    .prop_filter("reserved", |n| !RESERVED.contains(&n.as_str()))
+}
+
+fn type_name() -> impl Strategy<Value = String> {
+    prop::collection::vec(name(), 1..=3).prop_map(|segments| segments.join("/"))
+}
+
+fn condition_name() -> impl Strategy<Value = String> {
+    name().prop_filter("reserved for conditions", |n| n != "expiration")
+}
+
+/// A doc comment: lines without trailing whitespace.
+fn doc() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(
+        prop::collection::vec("[ -~äé]{0,20}", 1..=3)
+            .prop_map(|lines| lines.iter().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n")),
+    )
+}
+
+fn expr() -> impl Strategy<Value = Expr> {
+    let leaf = prop_oneof![
+        4 => name().prop_map(|n| Expr::Ref(id(n))),
+        1 => Just(Expr::This(SpanEq::default())),
+        1 => Just(Expr::Nil(SpanEq::default())),
+        2 => (name(), name(), any::<bool>()).prop_map(|(t, r, all)| Expr::Arrow {
+            tupleset: id(t),
+            target: id(r),
+            mode: if all { ArrowMode::All } else { ArrowMode::Any },
+        }),
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 2..=4).prop_map(Expr::Union),
+            prop::collection::vec(inner.clone(), 2..=4).prop_map(Expr::Intersection),
+            (inner.clone(), inner).prop_map(|(a, b)| Expr::Exclusion(Box::new(a), Box::new(b))),
+        ]
+    })
+}
+
+fn subject() -> impl Strategy<Value = SubjectType> {
+    let kind = prop_oneof![
+        Just(SubjectKind::Direct),
+        Just(SubjectKind::Wildcard),
+        name().prop_map(|n| SubjectKind::Userset(id(n))),
+    ];
+    (type_name(), kind, prop::option::of(condition_name()), any::<bool>()).prop_map(
+        |(ty, kind, cond, exp)| SubjectType {
+            ty: id(ty),
+            kind,
+            condition: cond.map(id),
+            expiration: exp,
+            span: SpanEq::default(),
+        },
+    )
+}
+
+fn member() -> impl Strategy<Value = Member> {
+    let relation = (name(), doc(), prop::collection::vec(subject(), 1..=3), prop::option::of(expr()))
+        .prop_map(|(n, doc, subjects, rewrite)| {
+            Member::Relation(RelationDef { name: id(n), doc, subjects, rewrite, span: SpanEq::default() })
+        });
+    let permission = (name(), doc(), expr()).prop_map(|(n, doc, expr)| {
+        Member::Permission(PermissionDef { name: id(n), doc, expr, span: SpanEq::default() })
+    });
+    let kind = prop_oneof![
+        (any::<u32>(), name()).prop_map(|(count, r)| ConstraintKind::AtMost { count, relation: id(r) }),
+        (any::<u32>(), name()).prop_map(|(count, r)| ConstraintKind::AtLeast { count, relation: id(r) }),
+        prop::collection::vec(name(), 2..=4)
+            .prop_map(|rs| ConstraintKind::OneOf { relations: rs.into_iter().map(id).collect() }),
+        (name(), name()).prop_map(|(a, b)| ConstraintKind::Requires { relation: id(a), required: id(b) }),
+    ];
+    let constraint =
+        kind.prop_map(|kind| Member::Constraint(ConstraintDef { kind, span: SpanEq::default() }));
+    prop_oneof![3 => relation, 2 => permission, 1 => constraint]
+}
+
+fn type_def() -> impl Strategy<Value = TypeDef> {
+    (type_name(), doc(), prop::collection::vec(member(), 0..=5)).prop_map(|(n, doc, members)| {
+        let mut seen = HashSet::new();
+        let members = members
+            .into_iter()
+            .filter(|m| match m {
+                Member::Relation(r) => seen.insert(r.name.name.clone()),
+                Member::Permission(p) => seen.insert(p.name.name.clone()),
+                Member::Constraint(_) => true,
+            })
+            .collect();
+        TypeDef { name: id(n), doc, members, span: SpanEq::default() }
+    })
+}
+
+fn param_type() -> impl Strategy<Value = ParamType> {
+    let leaf = select(vec![
+        ParamType::Int,
+        ParamType::Uint,
+        ParamType::Bool,
+        ParamType::String,
+        ParamType::Double,
+        ParamType::Bytes,
+        ParamType::Duration,
+        ParamType::Timestamp,
+        ParamType::IpAddress,
+        ParamType::Any,
+    ]);
+    leaf.prop_recursive(3, 6, 1, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|t| ParamType::List(Box::new(t))),
+            inner.prop_map(|t| ParamType::Map(Box::new(t))),
+        ]
+    })
+}
+
+/// A piece of CEL on one line: names, operators, literals with braces and quotes inside.
+fn cel_token() -> impl Strategy<Value = String> {
+    select(vec![
+        "x",
+        "request.size",
+        "a_b",
+        ">=",
+        "&&",
+        "||",
+        "42",
+        r#""a}b{""#,
+        r#""esc \" }""#,
+        "'}'",
+        r"'it\'s {'",
+        r#"r"\""#,
+        r#"b"}""#,
+        r#"{"k": {"n": 1}}["k"]"#,
+        "[1, 2, 3]",
+        "f(x, {})",
+        "\"é}\"",
+        "\"\"\"multi }\n  line {  \n\"\"\"",
+    ])
+    .prop_map(String::from)
+}
+
+/// CEL text in the form the parser stores: trimmed, no trailing whitespace outside strings.
+fn cel() -> impl Strategy<Value = String> {
+    let line = (
+        prop::collection::vec(cel_token(), 1..=4),
+        0..6usize,
+        prop::option::of(select(vec!["// a } comment {", "// 'quote"])),
+    )
+        .prop_map(|(tokens, indent, comment)| {
+            let mut line = format!("{}{}", " ".repeat(indent), tokens.join(" "));
+            if let Some(c) = comment {
+                line = format!("{line} {c}");
+            }
+            line
+        });
+    prop::collection::vec(prop_oneof![9 => line, 1 => Just(String::new())], 1..=4)
+        .prop_map(|lines| lines.join("\n").trim().to_string())
+        .prop_filter("empty", |s| !s.is_empty())
+}
+
+fn condition_def() -> impl Strategy<Value = ConditionDef> {
+    let param = ("[a-zA-Z_][a-zA-Z0-9_]{0,6}", param_type()).prop_map(|(n, ty)| Param {
+        name: id(n),
+        ty,
+        ty_span: SpanEq::default(),
+    });
+    (condition_name(), doc(), prop::collection::vec(param, 0..=4), cel()).prop_map(
+        |(n, doc, params, expr)| {
+            let mut seen = HashSet::new();
+            let params = params.into_iter().filter(|p| seen.insert(p.name.name.clone())).collect();
+            ConditionDef {
+                name: id(n),
+                doc,
+                params,
+                expr,
+                expr_span: SpanEq::default(),
+                span: SpanEq::default(),
+            }
+        },
+    )
+}
+
+fn schema() -> impl Strategy<Value = Schema> {
+    let item =
+        prop_oneof![3 => type_def().prop_map(Item::Type), 1 => condition_def().prop_map(Item::Condition)];
+    prop::collection::vec(item, 0..=5).prop_map(|items| {
+        let (mut types, mut conditions) = (HashSet::new(), HashSet::new());
+        let items = items
+            .into_iter()
+            .filter(|i| match i {
+                Item::Type(t) => types.insert(t.name.name.clone()),
+                Item::Condition(c) => conditions.insert(c.name.name.clone()),
+            })
+            .collect();
+        Schema { items }
+    })
+}
+
+fn parse_ok(text: &str) -> Schema {
+    parse_schema(text).unwrap_or_else(|d| {
+        panic!("does not parse:\n{text}\n{}", d.render(&SourceFile::new("formatted.pv", text)))
+    })
+}
+
+/// Every name of a parsed schema, whose span must cover exactly that name in the text.
+fn names(schema: &Schema) -> Vec<&Ident> {
+    fn expr_names<'a>(e: &'a Expr, out: &mut Vec<&'a Ident>) {
+        match e {
+            Expr::Ref(i) => out.push(i),
+            Expr::Arrow { tupleset, target, .. } => out.extend([tupleset, target]),
+            Expr::Union(v) | Expr::Intersection(v) => v.iter().for_each(|e| expr_names(e, out)),
+            Expr::Exclusion(a, b) => {
+                expr_names(a, out);
+                expr_names(b, out);
+            }
+            Expr::This(_) | Expr::Nil(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    for item in &schema.items {
+        match item {
+            Item::Type(t) => {
+                out.push(&t.name);
+                for m in &t.members {
+                    match m {
+                        Member::Relation(r) => {
+                            out.push(&r.name);
+                            for s in &r.subjects {
+                                out.push(&s.ty);
+                                out.extend(s.condition.iter());
+                                if let SubjectKind::Userset(rel) = &s.kind {
+                                    out.push(rel);
+                                }
+                            }
+                            if let Some(e) = &r.rewrite {
+                                expr_names(e, &mut out);
+                            }
+                        }
+                        Member::Permission(p) => {
+                            out.push(&p.name);
+                            expr_names(&p.expr, &mut out);
+                        }
+                        Member::Constraint(c) => match &c.kind {
+                            ConstraintKind::AtMost { relation, .. }
+                            | ConstraintKind::AtLeast { relation, .. } => out.push(relation),
+                            ConstraintKind::OneOf { relations } => out.extend(relations.iter()),
+                            ConstraintKind::Requires { relation, required } => {
+                                out.extend([relation, required])
+                            }
+                        },
+                    }
+                }
+            }
+            Item::Condition(c) => {
+                out.push(&c.name);
+                out.extend(c.params.iter().map(|p| &p.name));
+            }
+        }
+    }
+    out
+}
+
+/// Small edits of a valid schema: deleting, duplicating or inserting text.
+fn mutated_schema() -> impl Strategy<Value = String> {
+    let edit = (
+        any::<prop::sample::Index>(),
+        0..8usize,
+        0..4u8,
+        select(vec![
+            "{",
+            "}",
+            "(",
+            ")",
+            ":",
+            "|",
+            "#",
+            "*",
+            "=",
+            "+",
+            "-",
+            "&",
+            "->",
+            ".all(",
+            "/*",
+            "///",
+            "\"",
+            "\n",
+            "relation",
+            "permission",
+            "type",
+            "condition",
+            "with",
+            "this",
+            "at most",
+            "one of",
+            "x-",
+            "-x",
+        ]),
+    );
+    (schema(), prop::collection::vec(edit, 1..=4)).prop_map(|(schema, edits)| {
+        let mut chars: Vec<char> = format_schema(&schema).chars().collect();
+        for (at, len, op, token) in edits {
+            let at = at.index(chars.len() + 1);
+            let end = (at + len).min(chars.len());
+            match op {
+                0 => {
+                    chars.drain(at..end);
+                }
+                1 => {
+                    let copy: Vec<char> = chars[at..end].to_vec();
+                    chars.splice(at..at, copy);
+                }
+                _ => {
+                    chars.splice(at..at, format!(" {token}").chars());
+                }
+            }
+        }
+        chars.into_iter().collect()
+    })
+}
+
+/// Parsing never panics; whatever parses, formats and parses back to the same tree.
+fn check_any_input(text: &str) -> Result<(), TestCaseError> {
+    if let Ok(schema) = parse_schema(text) {
+        let formatted = format_schema(&schema);
+        let again = parse_ok(&formatted);
+        prop_assert_eq!(&again, &schema, "accepted input does not round-trip:\n{}\n---\n{}", text, formatted);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn format_then_parse_gives_the_tree_back(schema in schema()) {
+        let text = format_schema(&schema);
+        let parsed = parse_ok(&text);
+        prop_assert_eq!(&parsed, &schema, "formatted:\n{}", text);
+        prop_assert_eq!(format_schema(&parsed), text.clone());
+        for name in names(&parsed) {
+            prop_assert_eq!(text.get(name.span.start..name.span.end), Some(name.name.as_str()));
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in any::<String>()) {
+        check_any_input(&text)?;
+    }
+
+    #[test]
+    fn schema_like_text_never_panics(text in "([a-z]{1,6}|[ \n{}()<>:|#*=+&.,/\"'-]){0,120}") {
+        check_any_input(&text)?;
+    }
+
+    #[test]
+    fn mutated_schemas_never_panic(text in mutated_schema()) {
+        check_any_input(&text)?;
+    }
+}
+
+#[test]
+fn deeply_nested_input_is_an_error_not_a_crash() {
+    let deep_parens = format!("type t {{ permission p = {}a{} }}", "(".repeat(5000), ")".repeat(5000));
+    let long_exclusion = format!("type t {{ permission p = a{} }}", " - a".repeat(20000));
+    let deep_types = format!("condition c(x: {}int{}) {{ true }}", "list<".repeat(5000), ">".repeat(5000));
+    let deep_cel = format!("condition c() {{ {}1{} }}", "{".repeat(100_000), "}".repeat(100_000));
+    for text in [deep_parens, long_exclusion, deep_types] {
+        let err = parse_schema(&text).unwrap_err();
+        assert!(err.0.iter().any(|d| d.code == "nesting-limit"), "{err:?}");
+    }
+    // CEL is not parsed here: its braces only need to balance.
+    assert!(parse_schema(&deep_cel).is_ok());
+}
