@@ -1,12 +1,13 @@
 //! What the formats share: counting, assertion text, expected subjects, lookups as sets.
 
 use super::{Failure, Report};
+use crate::api::View;
 use crate::api::{Page, SubjectFilter, WhoResult};
 use crate::eval::{EvalError, EvalOptions, Tri};
 use crate::schema::condition::JsonMap;
 use crate::schema::AllowedKind;
 use crate::store::relationship::parse_time;
-use crate::store::{ObjectRef, Relationship, Snapshot, SubjectRef};
+use crate::store::{ObjectRef, Relationship, SubjectRef};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -236,8 +237,8 @@ pub(crate) fn who_texts(w: &WhoResult, ty: &str, skip: Option<&SubjectRef>) -> B
 
 /// Every subject filter worth asking `who` with: each type, and each userset `type#relation`
 /// some relation of the schema allows.
-pub(crate) fn all_filters(snap: &Snapshot) -> Vec<SubjectFilter> {
-    let schema = &snap.schema;
+pub(crate) fn all_filters(snap: &View) -> Vec<SubjectFilter> {
+    let schema = &snap.schema();
     let mut out: BTreeSet<(String, Option<String>)> = BTreeSet::new();
     for t in &schema.types {
         out.insert((t.name.clone(), None));
@@ -255,7 +256,7 @@ pub(crate) fn all_filters(snap: &Snapshot) -> Vec<SubjectFilter> {
 
 /// `who` over several filters, as one set of comparable entries.
 pub(crate) fn who_union(
-    snap: &Snapshot,
+    snap: &View,
     object: &ObjectRef,
     permission: &str,
     filters: &[SubjectFilter],
@@ -272,7 +273,7 @@ pub(crate) fn who_union(
 
 /// Every object of a type `what` finds, as `(name, conditional)`, all pages.
 pub(crate) fn what_all(
-    snap: &Snapshot,
+    snap: &View,
     subject: &SubjectRef,
     permission: &str,
     object_type: &str,

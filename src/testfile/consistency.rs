@@ -4,9 +4,10 @@
 //! objects and subjects a file mentions, for the permissions its assertions use.
 
 use super::common::{self, CheckText, Tally};
+use crate::api::View;
 use crate::api::{SubjectFilter, WhoResult};
 use crate::eval::{EvalError, EvalOptions, Tri};
-use crate::store::{ObjectRef, Relationship, Snapshot, SubjectRef};
+use crate::store::{ObjectRef, Relationship, SubjectRef};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// At most this many disagreements are listed in one failure message.
@@ -15,7 +16,7 @@ const SHOWN: usize = 10;
 /// Records one assertion per asserted `type#permission`.
 pub(crate) fn run(
     t: &mut Tally,
-    snap: &Snapshot,
+    snap: &View,
     rels: &[Relationship],
     checks: &[CheckText],
     opts: &EvalOptions,
@@ -43,7 +44,7 @@ pub(crate) fn run(
     let perms: BTreeSet<(&str, &str)> =
         checks.iter().map(|c| (c.object.ty.as_str(), c.permission.as_str())).collect();
     for (ty, perm) in perms {
-        if snap.schema.relation(ty, perm).is_none() {
+        if snap.schema().relation(ty, perm).is_none() {
             continue; // the assertions naming it fail on their own
         }
         let empty = BTreeSet::new();
@@ -56,7 +57,7 @@ pub(crate) fn run(
 type WhatSet = BTreeSet<(String, bool)>;
 
 fn agree(
-    snap: &Snapshot,
+    snap: &View,
     ty: &str,
     perm: &str,
     objects: &BTreeSet<ObjectRef>,

@@ -5,11 +5,12 @@
 //! OpenFGA validates them (2000 for a bad check request, 2021 unknown type and 2022 unknown
 //! relation for list requests, 2027 for an invalid contextual tuple).
 
+use crate::api::View;
 use crate::api::{Purview, SubjectFilter};
 use crate::eval::{EvalError, EvalOptions, Limits, MissingContext, Tri};
 use crate::schema::condition::JsonMap;
 use crate::schema::Schema;
-use crate::store::{CaveatRef, ObjectRef, Relationship, Snapshot, SubjectRef, WriteOp};
+use crate::store::{CaveatRef, ObjectRef, Relationship, SubjectRef, WriteOp};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -94,12 +95,13 @@ fn eval_err(e: EvalError) -> FgaError {
 #[derive(Clone, Debug)]
 pub(crate) struct Store {
     pv: Purview,
+    schema: Arc<Schema>,
 }
 
 impl Store {
     /// A store with a model and no tuples.
     pub fn new(schema: Arc<Schema>) -> Store {
-        Store { pv: Purview::new((*schema).clone()) }
+        Store { pv: Purview::new((*schema).clone()), schema }
     }
 
     /// Writes every tuple the model accepts; returns the positions of the others, with reasons.
@@ -122,11 +124,11 @@ impl Store {
     }
 
     pub fn schema(&self) -> &Schema {
-        self.pv.schema()
+        &self.schema
     }
 
     /// The store with the request's contextual tuples added.
-    fn with(&self, contextual: &[Tuple]) -> Result<Snapshot, FgaError> {
+    fn with(&self, contextual: &[Tuple]) -> Result<View, FgaError> {
         if contextual.is_empty() {
             return Ok(self.pv.snapshot());
         }

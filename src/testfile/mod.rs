@@ -37,6 +37,7 @@
 
 mod common;
 mod consistency;
+mod embed;
 mod fga;
 pub mod native;
 pub mod openfga;
@@ -45,8 +46,8 @@ pub mod spicedb;
 #[cfg(test)]
 mod tests;
 
-use crate::diag::SourceFile;
 use crate::schema::Schema;
+use crate::syntax;
 use serde_yaml_ng::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -193,7 +194,7 @@ pub(crate) fn run_text(path: &Path, text: &str, opts: &RunOptions) -> Result<Rep
             }
         },
     };
-    let file = FileCtx { name, dir: dir.to_path_buf() };
+    let file = FileCtx { name, dir: dir.to_path_buf(), text: text.to_string() };
     Ok(match format {
         Format::Purview => native::run(&file, doc),
         Format::SpiceDb => spicedb::run(&file, doc),
@@ -206,6 +207,8 @@ pub(crate) fn run_text(path: &Path, text: &str, opts: &RunOptions) -> Result<Rep
 pub(crate) struct FileCtx {
     pub name: String,
     pub dir: PathBuf,
+    /// The test file's text.
+    pub text: String,
 }
 
 impl FileCtx {
@@ -326,22 +329,41 @@ pub(crate) enum Lang {
     OpenFgaJson,
 }
 
+/// Where a schema text comes from, for diagnostics.
+pub(crate) enum Origin<'a> {
+    /// A file of its own, by the name to show.
+    File(&'a str),
+    /// Written inside the test file, as the value `label` names; its literal block is looked for
+    /// from line `from_line` on.
+    Inline { file: &'a FileCtx, label: &'a str, from_line: usize },
+}
+
 /// Parses and compiles a schema; the error is the rendered diagnostics.
-pub(crate) fn compile(lang: Lang, name: &str, text: &str) -> Result<Schema, String> {
-    let file = SourceFile::new(name, text);
+pub(crate) fn compile(lang: Lang, text: &str, origin: Origin<'_>) -> Result<Schema, String> {
     let ast = match lang {
-        Lang::Purview => crate::syntax::parse_schema(text),
-        Lang::SpiceDb | Lang::OpenFgaDsl | Lang::OpenFgaJson => {
-            return Err(format!("`{name}`: the {lang:?} importer is not available in this build"));
-        }
+        Lang::Purview => syntax::parse_schema(text),
+        Lang::SpiceDb => syntax::spicedb::parse_spicedb(text),
+        Lang::OpenFgaDsl => syntax::openfga::parse_openfga_dsl(text),
+        Lang::OpenFgaJson => syntax::openfga::parse_openfga_json(text),
     };
     let render = |d: crate::diag::Diagnostics| {
+        let (fallback, block) = match &origin {
+            Origin::File(name) => (name.to_string(), None),
+            Origin::Inline { file, label, from_line } => (
+                format!("{} ({label})", file.name),
+                embed::locate(&file.text, text, *from_line)
+                    .map(|b| (file.name.as_str(), file.text.as_str(), b)),
+            ),
+        };
         if d.0.is_empty() {
-            format!("the schema in `{name}` does not compile")
+            format!("the schema in `{fallback}` does not compile")
         } else {
-            format!("the schema does not compile:\n{}", d.render(&file))
+            format!("the schema does not compile:\n{}", embed::render(&d, text, &fallback, block))
         }
     };
     let ast = ast.map_err(render)?;
+    if matches!(lang, Lang::OpenFgaDsl | Lang::OpenFgaJson) {
+        syntax::openfga_check::validate_openfga(&ast).map_err(render)?;
+    }
     crate::schema::compile(&ast).map_err(render)
 }

@@ -8,7 +8,7 @@
 //!     relation member: user
 //!   }
 //!   type document {
-//!     relation viewer: user | user:* | group#member | user with in_office
+//!     relation viewer: user | user:* | group#member | user with in_office | user with expiration
 //!     relation banned: user
 //!     permission view = viewer - banned
 //!   }
@@ -63,12 +63,13 @@
 //! usersets); name a userset type like `group#member` to get usersets.
 
 use super::common::{self, CheckText, FoundText, Tally};
-use super::{FileCtx, Lang};
+use super::{FileCtx, Lang, Origin};
+use crate::api::View;
 use crate::api::{Purview, SubjectFilter};
 use crate::eval::{EvalOptions, Tri};
 use crate::schema::condition::JsonMap;
 use crate::store::relationship::parse_time;
-use crate::store::{ObjectRef, Snapshot, SubjectRef};
+use crate::store::{ObjectRef, SubjectRef};
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
@@ -136,14 +137,18 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
     t.finish()
 }
 
-fn load(file: &FileCtx, f: &File) -> Result<(Snapshot, EvalOptions), String> {
-    let (name, schema_text) = match (&f.schema, &f.schema_file) {
-        (Some(s), None) => (format!("{} (schema)", file.name), s.clone()),
-        (None, Some(p)) => file.read(p)?,
+fn load(file: &FileCtx, f: &File) -> Result<(View, EvalOptions), String> {
+    let schema = match (&f.schema, &f.schema_file) {
+        (Some(s), None) => {
+            super::compile(Lang::Purview, s, Origin::Inline { file, label: "schema", from_line: 0 })?
+        }
+        (None, Some(p)) => {
+            let (name, text) = file.read(p)?;
+            super::compile(Lang::Purview, &text, Origin::File(&name))?
+        }
         (Some(_), Some(_)) => return Err("give either `schema` or `schemaFile`, not both".into()),
         (None, None) => return Err("missing `schema` (or `schemaFile`)".into()),
     };
-    let schema = super::compile(Lang::Purview, &name, &schema_text)?;
     let rels = match (&f.relationships, &f.relationships_file) {
         (Some(r), None) => r.clone(),
         (None, Some(p)) => file.read(p)?.1,
@@ -161,7 +166,7 @@ fn load(file: &FileCtx, f: &File) -> Result<(Snapshot, EvalOptions), String> {
     Ok((pv.snapshot(), base))
 }
 
-fn run_loaded(t: &mut Tally, f: &File, snap: &Snapshot, base: &EvalOptions) {
+fn run_loaded(t: &mut Tally, f: &File, snap: &View, base: &EvalOptions) {
     for (kind, text, expected) in f.assertions.as_ref().map(Assertions::all).unwrap_or_default() {
         t.record(format!("{kind} {text}"), check(snap, text, expected, base));
     }
@@ -183,7 +188,7 @@ fn key_text(k: &Value) -> String {
 }
 
 /// Evaluates one check and compares it with the expectation.
-pub(crate) fn check(snap: &Snapshot, text: &str, expected: Tri, base: &EvalOptions) -> Result<(), String> {
+pub(crate) fn check(snap: &View, text: &str, expected: Tri, base: &EvalOptions) -> Result<(), String> {
     let q = CheckText::parse(text)?;
     let d = snap.check(&q.object, &q.permission, &q.subject, &q.opts(base)).map_err(|e| e.to_string())?;
     if d.tri() == expected {
@@ -251,7 +256,7 @@ fn entry(key: &str, v: &Value, base: &EvalOptions) -> Result<Entry, String> {
     Ok(Entry { head: head_word, ty, opts, expect })
 }
 
-fn who(snap: &Snapshot, key: &str, v: &Value, base: &EvalOptions) -> Result<(), String> {
+fn who(snap: &View, key: &str, v: &Value, base: &EvalOptions) -> Result<(), String> {
     let e = entry(key, v, base)?;
     let (object, permission) =
         e.head.split_once('#').ok_or_else(|| format!("`{}`: expected `object#permission`", e.head))?;
@@ -259,7 +264,7 @@ fn who(snap: &Snapshot, key: &str, v: &Value, base: &EvalOptions) -> Result<(), 
     let filters: Vec<SubjectFilter> = match &e.ty {
         Some(t) => vec![SubjectFilter::parse(t)],
         None => {
-            snap.schema.types.iter().map(|t| SubjectFilter { ty: t.name.clone(), relation: None }).collect()
+            snap.schema().types.iter().map(|t| SubjectFilter { ty: t.name.clone(), relation: None }).collect()
         }
     };
     let expected: BTreeSet<FoundText> =
@@ -269,7 +274,7 @@ fn who(snap: &Snapshot, key: &str, v: &Value, base: &EvalOptions) -> Result<(), 
     common::compare_sets(&expected, &found)
 }
 
-fn what(snap: &Snapshot, key: &str, v: &Value, base: &EvalOptions) -> Result<(), String> {
+fn what(snap: &View, key: &str, v: &Value, base: &EvalOptions) -> Result<(), String> {
     let e = entry(key, v, base)?;
     let (subject, permission) =
         e.head.rsplit_once('#').ok_or_else(|| format!("`{}`: expected `subject#permission type`", e.head))?;

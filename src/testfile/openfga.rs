@@ -39,7 +39,7 @@
 
 use super::common::Tally;
 use super::fga::{self, Store, Tuple};
-use super::{FileCtx, Lang};
+use super::{FileCtx, Lang, Origin};
 use crate::schema::condition::JsonMap;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -141,9 +141,9 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
     for (i, v) in tests.into_iter().enumerate() {
         match serde_yaml_ng::from_value::<Test>(v) {
             Ok(test) => {
-                run_test(&mut t, &file.name, &test, false);
+                run_test(&mut t, file, &test, false);
                 if test.stages.len() == 1 {
-                    run_test(&mut t, &file.name, &test, true);
+                    run_test(&mut t, file, &test, true);
                 }
             }
             Err(e) => t.fail(format!("test {i}"), format!("not a valid OpenFGA test: {e}")),
@@ -153,12 +153,16 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
 }
 
 /// Runs the stages of one test; with `ctx_tuples`, every stage tuple is a contextual tuple instead.
-fn run_test(t: &mut Tally, file: &str, test: &Test, ctx_tuples: bool) {
+fn run_test(t: &mut Tally, file: &FileCtx, test: &Test, ctx_tuples: bool) {
     let name = if ctx_tuples { format!("{}_ctxTuples", test.name) } else { test.name.clone() };
     let mut written: Vec<Tuple> = Vec::new();
+    let name_line = format!("name: {}", test.name);
+    let from_line =
+        file.text.lines().position(|l| l.trim_start_matches([' ', '-']).trim_end() == name_line).unwrap_or(0);
     for (n, stage) in test.stages.iter().enumerate() {
         let at = format!("{name} stage {n}");
-        let schema = match super::compile(Lang::OpenFgaDsl, &format!("{file} ({at} model)"), &stage.model) {
+        let origin = Origin::Inline { file, label: &format!("{at} model"), from_line };
+        let schema = match super::compile(Lang::OpenFgaDsl, &stage.model, origin) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 t.fail(format!("{at} model"), e);

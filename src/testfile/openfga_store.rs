@@ -35,7 +35,7 @@
 
 use super::common::Tally;
 use super::fga::{self, Store, Tuple};
-use super::{FileCtx, Lang};
+use super::{FileCtx, Lang, Origin};
 use crate::schema::condition::JsonMap;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
@@ -137,11 +137,13 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
 
 fn load(file: &FileCtx, f: &File) -> Result<(Arc<crate::schema::Schema>, Vec<Tuple>), String> {
     let schema = match (&f.model, &f.model_file) {
-        (Some(m), _) => super::compile(Lang::OpenFgaDsl, &format!("{} (model)", file.name), m)?,
+        (Some(m), _) => {
+            super::compile(Lang::OpenFgaDsl, m, Origin::Inline { file, label: "model", from_line: 0 })?
+        }
         (None, Some(p)) => {
             let (name, text) = file.read(p)?;
             let lang = if p.ends_with(".json") { Lang::OpenFgaJson } else { Lang::OpenFgaDsl };
-            super::compile(lang, &name, &text)?
+            super::compile(lang, &text, Origin::File(&name))?
         }
         (None, None) => return Err("`model` or `model_file` must be given".into()),
     };

@@ -36,10 +36,11 @@
 
 use super::common::{self, CheckText, FoundText, Tally};
 use super::native::{self, Assertions};
-use super::{consistency, FileCtx, Lang};
+use super::{consistency, FileCtx, Lang, Origin};
+use crate::api::View;
 use crate::api::{parse_relationships, Purview};
 use crate::eval::EvalOptions;
-use crate::store::{ObjectRef, Relationship, Snapshot, SubjectRef, WriteOp};
+use crate::store::{ObjectRef, Relationship, SubjectRef, WriteOp};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,14 +92,18 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
     t.finish()
 }
 
-fn load(file: &FileCtx, f: &File) -> Result<(Snapshot, Vec<Relationship>), String> {
-    let (name, text) = match (&f.schema, &f.schema_file) {
-        (Some(s), None) => (format!("{} (schema)", file.name), s.clone()),
-        (None, Some(p)) => file.read(p)?,
+fn load(file: &FileCtx, f: &File) -> Result<(View, Vec<Relationship>), String> {
+    let schema = match (&f.schema, &f.schema_file) {
+        (Some(s), None) => {
+            super::compile(Lang::SpiceDb, s, Origin::Inline { file, label: "schema", from_line: 0 })?
+        }
+        (None, Some(p)) => {
+            let (name, text) = file.read(p)?;
+            super::compile(Lang::SpiceDb, &text, Origin::File(&name))?
+        }
         (Some(_), Some(_)) => return Err("give either `schema` or `schemaFile`, not both".into()),
         (None, None) => return Err("missing `schema` (or `schemaFile`)".into()),
     };
-    let schema = super::compile(Lang::SpiceDb, &name, &text)?;
     let rels = parse_relationships(f.relationships.as_deref().unwrap_or(""))
         .map_err(|e| format!("invalid relationships: {e}"))?;
     let mut pv = Purview::new(schema);
@@ -108,7 +113,7 @@ fn load(file: &FileCtx, f: &File) -> Result<(Snapshot, Vec<Relationship>), Strin
 }
 
 /// One `validation:` entry: the subjects of `object#permission` must be exactly `expected`.
-fn validate(snap: &Snapshot, key: &str, expected: &[String], opts: &EvalOptions) -> Result<(), String> {
+fn validate(snap: &View, key: &str, expected: &[String], opts: &EvalOptions) -> Result<(), String> {
     let (object, permission) =
         key.split_once('#').ok_or_else(|| format!("`{key}`: expected `object#permission`"))?;
     let object = ObjectRef::parse(object).map_err(|e| e.to_string())?;

@@ -159,3 +159,39 @@ proptest! {
         let _ = FoundText::parse(&text);
     }
 }
+
+/// A small valid schema in each language, for structured fuzzing.
+const NATIVE: &str = "purview: 1\nschema: |\n  type user {}\n  type doc {\n    relation viewer: user | user:* | user with c\n    relation banned: user\n    permission view = viewer - banned\n  }\n  condition c(x: int) { x > 1 }\nrelationships: |\n  doc:a#viewer@user:ann\n  doc:a#viewer@user:bob[c]\n  doc:b#viewer@user:*\n";
+const OPENFGA: &str = "tests:\n  - name: t\n    stages:\n      - model: |\n          model\n            schema 1.1\n          type user\n          type doc\n            relations\n              define viewer: [user, user:*]\n        tuples:\n          - {object: 'doc:a', relation: viewer, user: 'user:ann'}\n";
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Valid files with arbitrary assertion, `who` and `what` texts never panic either.
+    #[test]
+    fn never_panics_on_arbitrary_queries(
+        check in "[a-z]{0,3}:?[a-z*]{0,3}#?[a-z]{0,6}@?[a-z]{0,4}:?[a-z*]{0,3}#?[a-z]{0,3}( with \\{\"x\": [0-9]\\})?( at 202[0-9]-01-01T00:00:00Z)?",
+        expect in "[a-z]{0,4}:?[a-z*]{0,3}( - \\{[a-z:, ]{0,10}\\})?( \\(conditional\\))?",
+        key in "[a-z]{0,4}:?[a-z*]{0,3}#?[a-z]{0,5} ?[a-z#]{0,8}",
+        user in "[a-z]{0,4}:?[a-z*]{0,3}#?[a-z]{0,3}",
+    ) {
+        let native = format!(
+            "{NATIVE}assertions:\n  assertTrue: [{c}]\n  assertCaveated: [{c}]\nwho:\n  {k}: [{e}]\nwhat:\n  {k}: [{e}]\n  {u}: [{e}]\n",
+            c = quoted(&check), k = quoted(&key), e = quoted(&expect), u = quoted(&format!("{user}#view doc")),
+        );
+        let r = run_text(Path::new("mem/fuzz.yaml"), &native, &RunOptions::default());
+        let r = r.map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(r.passed + r.failed >= 4 && r.failures.iter().all(|f| f.assertion != "file"), "{r:?}");
+        let spicedb = native.replace("purview: 1\n", "").replace("who:", "validation:");
+        let _ = run_text(Path::new("mem/fuzz.yaml"), &spicedb, &RunOptions { format: Some(Format::SpiceDb) });
+        let fga = format!(
+            "{OPENFGA}        checkAssertions:\n          - tuple: {{object: {o}, relation: {r}, user: {u}}}\n            contextualTuples: [{{object: {o}, relation: viewer, user: {u}}}]\n        listObjectsAssertions:\n          - request: {{user: {u}, type: {r}, relation: viewer}}\n        listUsersAssertions:\n          - request: {{object: {o}, relation: {r}, filters: [{u}]}}\n",
+            o = quoted(&key), r = quoted(&expect), u = quoted(&user),
+        );
+        let _ = run_text(Path::new("mem/fuzz.yaml"), &fga, &RunOptions::default());
+    }
+}
