@@ -35,7 +35,14 @@
 //!
 //! As upstream, every single-stage test runs a second time with no tuples written and all of the
 //! stage's tuples passed as contextual tuples of every request; those assertions are named
-//! `<test>_ctxTuples ...`. Error codes are OpenFGA's (see [`super::fga`]).
+//! `<test>_ctxTuples ...`.
+//!
+//! Evaluation follows OpenFGA: missing condition parameters fail the request, and so does going
+//! deeper than 25 relations. Error codes are OpenFGA's: 2000 for an invalid check or list-objects
+//! user (unknown type or relation, bad syntax), a missing condition parameter or a condition that
+//! cannot be evaluated; 2002 for the depth limit; 2021 and 2022 for an unknown type or relation
+//! in a list request (its object, type, relation or user filter); 2027 for a contextual tuple the
+//! model does not accept.
 
 use super::common::Tally;
 use super::fga::{self, Store, Tuple};
