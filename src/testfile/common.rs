@@ -43,9 +43,43 @@ impl Tally {
         }
     }
 
+    /// Like [`Tally::record`], but a failure's message starts with the line where `needle` is
+    /// written under the top-level key `section` of `source`, when it can be found.
+    pub fn record_at(
+        &mut self,
+        (source, section, needle): (&str, &str, &str),
+        assertion: impl Into<String>,
+        outcome: Result<(), String>,
+    ) {
+        let outcome = outcome.map_err(|m| match line_of(source, section, needle) {
+            Some(n) => format!("line {n}: {m}"),
+            None => m,
+        });
+        self.record(assertion, outcome);
+    }
+
     pub fn finish(self) -> Report {
         self.report
     }
+}
+
+/// The 1-based line, after the top-level key `section:`, that starts with `needle` followed by the
+/// end of a word, ignoring indentation, list dashes and quotes. A needle of several words is
+/// looked for whole first, then by its first word.
+fn line_of(source: &str, section: &str, needle: &str) -> Option<usize> {
+    let start = source.lines().position(|l| l.starts_with(section) && l[section.len()..].starts_with(':'))?;
+    let unquote = |s: &str| s.replace(['\'', '"'], "");
+    let find = |needle: &str| {
+        let needle = unquote(needle);
+        source.lines().enumerate().skip(start + 1).find(|(_, l)| {
+            let l = unquote(l);
+            l.trim_start_matches([' ', '\t', '-']).strip_prefix(needle.as_str()).is_some_and(|rest| {
+                rest.chars().next().is_none_or(|c| !(c.is_alphanumeric() || "_-#@*".contains(c)))
+            })
+        })
+    };
+    let head = needle.split_whitespace().next().filter(|n| n.len() > 2)?;
+    find(needle.trim()).or_else(|| find(head)).map(|(i, _)| i + 1)
 }
 
 /// A check written as `object#permission@subject [with {json}] [at TIME]`.

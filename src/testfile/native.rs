@@ -131,7 +131,7 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
         }
     };
     match load(file, &f) {
-        Ok((snap, base)) => run_loaded(&mut t, &f, &snap, &base),
+        Ok((snap, base)) => run_loaded(&mut t, &file.text, &f, &snap, &base),
         Err(e) => t.fail("file", e),
     }
     t.finish()
@@ -166,17 +166,21 @@ fn load(file: &FileCtx, f: &File) -> Result<(View, EvalOptions), String> {
     Ok((pv.snapshot(), base))
 }
 
-fn run_loaded(t: &mut Tally, f: &File, snap: &View, base: &EvalOptions) {
+fn run_loaded(t: &mut Tally, source: &str, f: &File, snap: &View, base: &EvalOptions) {
     for (kind, text, expected) in f.assertions.as_ref().map(Assertions::all).unwrap_or_default() {
-        t.record(format!("{kind} {text}"), check(snap, text, expected, base));
+        t.record_at(
+            (source, "assertions", text),
+            format!("{kind} {text}"),
+            check(snap, text, expected, base),
+        );
     }
     for (k, v) in f.who.iter().flatten() {
         let key = key_text(k);
-        t.record(format!("who {key}"), who(snap, &key, v, base));
+        t.record_at((source, "who", &format!("{key}:")), format!("who {key}"), who(snap, &key, v, base));
     }
     for (k, v) in f.what.iter().flatten() {
         let key = key_text(k);
-        t.record(format!("what {key}"), what(snap, &key, v, base));
+        t.record_at((source, "what", &format!("{key}:")), format!("what {key}"), what(snap, &key, v, base));
     }
 }
 

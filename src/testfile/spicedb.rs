@@ -78,10 +78,15 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
     let base = EvalOptions::default();
     let assertions = f.assertions.as_ref().map(Assertions::all).unwrap_or_default();
     for (kind, text, expected) in &assertions {
-        t.record(format!("{kind} {text}"), native::check(&snap, text, *expected, &base));
+        t.record_at(
+            (&file.text, "assertions", text),
+            format!("{kind} {text}"),
+            native::check(&snap, text, *expected, &base),
+        );
     }
     for (key, expected) in f.validation.iter().flatten() {
-        t.record(
+        t.record_at(
+            (&file.text, "validation", &format!("{key}:")),
             format!("validation {key}"),
             validate(&snap, key, expected.as_deref().unwrap_or(&[]), &base),
         );
