@@ -48,6 +48,7 @@ mod tests;
 
 use crate::schema::Schema;
 use crate::syntax;
+use serde::Serialize;
 use serde_yaml_ng::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -103,7 +104,7 @@ impl FromStr for Format {
 }
 
 /// The outcome of running test files.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub passed: usize,
     pub failed: usize,
@@ -125,7 +126,7 @@ impl Report {
 }
 
 /// One assertion that did not hold.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Failure {
     /// The test file, as given (or found under a given directory).
     pub file: String,
