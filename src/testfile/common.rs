@@ -3,6 +3,7 @@
 use super::{Failure, Report};
 use crate::api::View;
 use crate::api::{Page, SubjectFilter, WhoResult};
+use crate::diag::did_you_mean;
 use crate::eval::{EvalError, EvalOptions, Tri};
 use crate::schema::condition::JsonMap;
 use crate::schema::AllowedKind;
@@ -349,6 +350,22 @@ pub(crate) fn compare_sets<T: Ord + fmt::Display>(
         parts.join("; "),
         found.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
     ))
+}
+
+/// An evaluation error as a message, with a "did you mean" for a misspelt type or relation.
+pub(crate) fn eval_message(view: &View, e: EvalError) -> String {
+    let schema = view.schema();
+    let hint = match &e {
+        EvalError::UnknownType(t) => did_you_mean(t, schema.type_names()),
+        EvalError::UnknownRelation { ty, relation } => {
+            schema.type_id(ty).and_then(|t| did_you_mean(relation, schema.type_def(t).relation_names()))
+        }
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{e}; {h}"),
+        None => e.to_string(),
+    }
 }
 
 /// The expectation as a word, for messages.

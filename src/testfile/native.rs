@@ -194,7 +194,9 @@ fn key_text(k: &Value) -> String {
 /// Evaluates one check and compares it with the expectation.
 pub(crate) fn check(snap: &View, text: &str, expected: Tri, base: &EvalOptions) -> Result<(), String> {
     let q = CheckText::parse(text)?;
-    let d = snap.check(&q.object, &q.permission, &q.subject, &q.opts(base)).map_err(|e| e.to_string())?;
+    let d = snap
+        .check(&q.object, &q.permission, &q.subject, &q.opts(base))
+        .map_err(|e| common::eval_message(snap, e))?;
     if d.tri() == expected {
         Ok(())
     } else {
@@ -273,8 +275,8 @@ fn who(snap: &View, key: &str, v: &Value, base: &EvalOptions) -> Result<(), Stri
     };
     let expected: BTreeSet<FoundText> =
         e.expect.iter().map(|s| FoundText::parse(s)).collect::<Result<_, _>>()?;
-    let found =
-        common::who_union(snap, &object, permission, &filters, &e.opts, None).map_err(|e| e.to_string())?;
+    let found = common::who_union(snap, &object, permission, &filters, &e.opts, None)
+        .map_err(|e| common::eval_message(snap, e))?;
     common::compare_sets(&expected, &found)
 }
 
@@ -290,7 +292,7 @@ fn what(snap: &View, key: &str, v: &Value, base: &EvalOptions) -> Result<(), Str
     let expected: BTreeSet<String> =
         e.expect.iter().map(|s| common::parse_found_object(s).map(shown)).collect::<Result<_, _>>()?;
     let found: BTreeSet<String> = common::what_all(snap, &subject, permission, ty, &e.opts)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| common::eval_message(snap, e))?
         .into_iter()
         .map(shown)
         .collect();

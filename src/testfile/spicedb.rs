@@ -132,6 +132,6 @@ fn validate(snap: &View, key: &str, expected: &[String], opts: &EvalOptions) -> 
     let root = SubjectRef::new(&object.ty, &object.id, Some(permission));
     let filters = common::all_filters(snap);
     let found = common::who_union(snap, &object, permission, &filters, opts, Some(&root))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| common::eval_message(snap, e))?;
     common::compare_sets(&want, &found)
 }

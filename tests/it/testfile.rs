@@ -41,7 +41,8 @@ fn native_failures_say_what_was_expected_and_found() {
     assert_eq!((r.passed, r.failed), (0, 8), "{}", show(&r));
     assert!(r.failures.iter().all(|f| f.file.ends_with("native_failures.yaml")));
     assert_eq!(failure(&r, "assertTrue doc:a#view@user:bob"), "line 16: expected allowed, got denied");
-    assert!(failure(&r, "assertTrue doc:a#vew@user:ann").contains("no relation or permission `vew`"));
+    assert!(failure(&r, "assertTrue doc:a#vew@user:ann")
+        .ends_with("no relation or permission `vew`; did you mean `view`?"));
     assert_eq!(failure(&r, "assertFalse doc:a#view@user:ann"), "line 19: expected denied, got allowed");
     let m = failure(&r, r#"assertCaveated doc:a#view@user:ann with {"x": 1"#);
     assert!(m.starts_with("line 21: ") && m.contains("not valid JSON"), "{m}");
