@@ -327,6 +327,20 @@ pub(crate) fn what_all(
     Ok(out)
 }
 
+/// Compares expected `who` entries with the found ones. A subject that a found wildcard already
+/// lists as conditionally excluded (`user:* - {user:bob (conditional)}`) is conditional through
+/// the wildcard anyway, so listing it on its own as well (`user:bob (conditional)`) is optional.
+pub(crate) fn compare_who(expected: &BTreeSet<FoundText>, found: &BTreeSet<FoundText>) -> Result<(), String> {
+    let optional = |f: &FoundText| {
+        f.conditional
+            && f.except.is_empty()
+            && found.iter().any(|w| w.except.iter().any(|(s, c)| *c && *s == f.subject))
+    };
+    let keep =
+        |set: &BTreeSet<FoundText>| set.iter().filter(|f| !optional(f)).cloned().collect::<BTreeSet<_>>();
+    compare_sets(&keep(expected), &keep(found))
+}
+
 /// Compares an expected set with the found one; the error names what is missing and extra.
 pub(crate) fn compare_sets<T: Ord + fmt::Display>(
     expected: &BTreeSet<T>,

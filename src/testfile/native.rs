@@ -58,7 +58,8 @@
 //! Expected subjects are `type:id`, a userset `type:id#relation`, a wildcard `type:*`, or a
 //! wildcard with the subjects it does not cover, `user:* - {user:eve, user:fay (conditional)}`.
 //! ` (conditional)` (or SpiceDB's `[...]`) marks a subject or object the answer holds for only
-//! if conditions hold whose parameters were not given. The lists are compared as sets.
+//! if conditions hold whose parameters were not given. The lists are compared as sets; a subject
+//! that a wildcard lists as conditionally excluded may, but need not, also be listed on its own.
 //! A `who` key without a subject type compares against the subjects of every type (not
 //! usersets); name a userset type like `group#member` to get usersets.
 
@@ -277,7 +278,7 @@ fn who(snap: &View, key: &str, v: &Value, base: &EvalOptions) -> Result<(), Stri
         e.expect.iter().map(|s| FoundText::parse(s)).collect::<Result<_, _>>()?;
     let found = common::who_union(snap, &object, permission, &filters, &e.opts, None)
         .map_err(|e| common::eval_message(snap, e))?;
-    common::compare_sets(&expected, &found)
+    common::compare_who(&expected, &found)
 }
 
 fn what(snap: &View, key: &str, v: &Value, base: &EvalOptions) -> Result<(), String> {

@@ -133,5 +133,5 @@ fn validate(snap: &View, key: &str, expected: &[String], opts: &EvalOptions) -> 
     let filters = common::all_filters(snap);
     let found = common::who_union(snap, &object, permission, &filters, opts, Some(&root))
         .map_err(|e| common::eval_message(snap, e))?;
-    common::compare_sets(&want, &found)
+    common::compare_who(&want, &found)
 }

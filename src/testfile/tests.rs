@@ -61,6 +61,20 @@ fn expected_subjects_read_both_marks_and_exclusions() {
 }
 
 #[test]
+fn a_conditionally_excluded_subject_need_not_be_listed_twice() {
+    use super::common::compare_who;
+    let set = |xs: &[&str]| {
+        xs.iter().map(|x| FoundText::parse(x).unwrap()).collect::<std::collections::BTreeSet<_>>()
+    };
+    let found = set(&["user:bob (conditional)", "user:* - {user:bob (conditional)}"]);
+    assert_eq!(compare_who(&set(&["user:* - {user:bob[...]}"]), &found), Ok(()));
+    assert_eq!(compare_who(&set(&["user:bob[...]", "user:* - {user:bob[...]}"]), &found), Ok(()));
+    assert!(compare_who(&set(&["user:*"]), &found).is_err());
+    let plain = set(&["user:bob (conditional)"]);
+    assert!(compare_who(&set(&[]), &plain).is_err(), "only a wildcard's exclusion makes it optional");
+}
+
+#[test]
 fn detection_follows_the_documented_order() {
     let dir = Path::new(".");
     let d = |s: &str| detect(&yaml(s), dir);

@@ -77,8 +77,8 @@ fn a_schema_that_does_not_compile_is_one_failure_with_its_diagnostics() {
 
 #[test]
 fn spicedb_validation_compares_subject_sets() {
-    // 5 assertions, 3 validation blocks, 1 lookup-consistency assertion for document#view.
-    all_pass("spicedb_validation.yaml", 9);
+    // 5 assertions, 4 validation blocks, 1 lookup-consistency assertion for document#view.
+    all_pass("spicedb_validation.yaml", 10);
     let r = run("spicedb_validation_wrong.yaml");
     assert_eq!((r.passed, r.failed), (0, 2), "{}", show(&r));
     assert_eq!(
