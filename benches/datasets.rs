@@ -209,7 +209,8 @@ pub fn company_parent(c: u64) -> Option<u64> {
 }
 
 pub fn insurance(scale: f64) -> (Dataset, InsuranceShape) {
-    let shape = InsuranceShape { companies: (100_000.0 * scale) as u64, employees: (1_000_000.0 * scale) as u64 };
+    let shape =
+        InsuranceShape { companies: (100_000.0 * scale) as u64, employees: (1_000_000.0 * scale) as u64 };
     let mut b = Builder::new(compile_schema("insurance.pv", INSURANCE_SCHEMA).unwrap());
     let (user, company) = (b.ty("user"), b.ty("company"));
     b.objects("user", "u", shape.employees);

@@ -8,6 +8,9 @@
 //! evaluator over a smaller copy of the data (the reference store is a plain map and is only
 //! meant as an oracle).
 
+// Benchmarks panic on purpose when their fixed data is not as expected.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "datasets.rs"]
 mod datasets;
 
@@ -51,8 +54,24 @@ fn fixture() -> &'static Fixture {
         let schema = data.schema.clone();
         let (message, user) = (schema.type_id("message").unwrap(), schema.type_id("user").unwrap());
         let (group, _) = schema.relation("usergroup", "supervisor").unwrap();
-        let tagged = data.plan.slot(message, schema.relation("message", "tagged").unwrap().1, group, purview::index::plan::SlotKind::Direct).unwrap();
-        let sup = data.plan.slot(group, schema.relation("usergroup", "supervisor").unwrap().1, user, purview::index::plan::SlotKind::Direct).unwrap();
+        let tagged = data
+            .plan
+            .slot(
+                message,
+                schema.relation("message", "tagged").unwrap().1,
+                group,
+                purview::index::plan::SlotKind::Direct,
+            )
+            .unwrap();
+        let sup = data
+            .plan
+            .slot(
+                group,
+                schema.relation("usergroup", "supervisor").unwrap().1,
+                user,
+                purview::index::plan::SlotKind::Direct,
+            )
+            .unwrap();
         let mut rng = Rng::new(42);
         let mut pairs = Vec::new();
         for i in 0..20_000 {
@@ -95,7 +114,10 @@ fn bench_check(c: &mut Criterion) {
         allowed += usize::from(r == purview::Tri::True);
     }
     let (p50, p99) = percentiles(times);
-    eprintln!("[check] message#view through nested groups: median {p50:.2?}, p99 {p99:.2?} ({allowed}/{} allowed)", f.pairs.len());
+    eprintln!(
+        "[check] message#view through nested groups: median {p50:.2?}, p99 {p99:.2?} ({allowed}/{} allowed)",
+        f.pairs.len()
+    );
     let mut g = c.benchmark_group("check");
     g.throughput(Throughput::Elements(1));
     let mut i = 0;
@@ -147,7 +169,11 @@ fn bench_lookups(c: &mut Criterion) {
     let (group, member) = data.schema.relation("usergroup", "member").unwrap();
     let user = data.schema.type_id("user").unwrap();
     g.bench_function(BenchmarkId::new("who_ids", n_who), |b| {
-        b.iter(|| IndexEval::new(data, &opts).who(Obj { ty: group, id: f.shape.groups as u32 }, member, user, None).unwrap())
+        b.iter(|| {
+            IndexEval::new(data, &opts)
+                .who(Obj { ty: group, id: f.shape.groups as u32 }, member, user, None)
+                .unwrap()
+        })
     });
     let (message, mview) = data.schema.relation("message", "view").unwrap();
     let s = Subject { ty: user, id: 0, rel: None };
@@ -155,7 +181,9 @@ fn bench_lookups(c: &mut Criterion) {
         b.iter(|| IndexEval::new(data, &opts).what(s, message, mview).unwrap())
     });
     let page = Page { limit: Some(1000), cursor: None };
-    g.bench_function("what_first_page_1000", |b| b.iter(|| view.what(&admin, "view", "message", &page, &opts).unwrap()));
+    g.bench_function("what_first_page_1000", |b| {
+        b.iter(|| view.what(&admin, "view", "message", &page, &opts).unwrap())
+    });
     g.finish();
 }
 
@@ -169,7 +197,11 @@ fn bench_writes(c: &mut Criterion) {
         b.iter(|| {
             let m = rng.below(f.shape.messages);
             let grp = rng.below(f.shape.groups);
-            let r = Relationship::new(ObjectRef::new("message", format!("m{m}")), "tagged", SubjectRef::new("usergroup", format!("g{grp}"), None));
+            let r = Relationship::new(
+                ObjectRef::new("message", format!("m{m}")),
+                "tagged",
+                SubjectRef::new("usergroup", format!("g{grp}"), None),
+            );
             index.write(&[WriteOp::Touch(r)]).unwrap()
         })
     });
@@ -188,7 +220,16 @@ fn bench_writes(c: &mut Criterion) {
     g.finish();
     let snap = index.snapshot();
     let view = View::Index(snap);
-    let n = view.who(&ObjectRef::new("usergroup", "g0"), "member", &SubjectFilter::parse("user"), &EvalOptions::default()).unwrap().subjects.len();
+    let n = view
+        .who(
+            &ObjectRef::new("usergroup", "g0"),
+            "member",
+            &SubjectFilter::parse("user"),
+            &EvalOptions::default(),
+        )
+        .unwrap()
+        .subjects
+        .len();
     eprintln!("[write] g0 has {n} transitive members");
 }
 
@@ -198,10 +239,14 @@ fn bench_build(c: &mut Criterion) {
     let s = scale() / 10.0;
     let (probe, _) = ecomms(s);
     g.throughput(Throughput::Elements(probe.relationships as u64));
-    g.bench_function(BenchmarkId::new("ecomms_relationships", probe.relationships), |b| b.iter(|| ecomms(s).0.relationships));
+    g.bench_function(BenchmarkId::new("ecomms_relationships", probe.relationships), |b| {
+        b.iter(|| ecomms(s).0.relationships)
+    });
     let (ins, _) = insurance(scale() / 10.0);
     g.throughput(Throughput::Elements(ins.relationships as u64));
-    g.bench_function(BenchmarkId::new("insurance_relationships", ins.relationships), |b| b.iter(|| insurance(scale() / 10.0).0.relationships));
+    g.bench_function(BenchmarkId::new("insurance_relationships", ins.relationships), |b| {
+        b.iter(|| insurance(scale() / 10.0).0.relationships)
+    });
     g.finish();
 }
 
@@ -217,7 +262,11 @@ fn bench_reference(c: &mut Criterion) {
                 for id in 0..src.object_count(t as u32) {
                     let o = Obj { ty: t as u32, id };
                     for (s, _) in src.tuples(o, r as u32) {
-                        out.push(Relationship::new(src.object_ref(o), tdef.relations[r].name.clone(), src.subject_ref(s)));
+                        out.push(Relationship::new(
+                            src.object_ref(o),
+                            tdef.relations[r].name.clone(),
+                            src.subject_ref(s),
+                        ));
                     }
                 }
             }
@@ -241,7 +290,13 @@ fn bench_reference(c: &mut Criterion) {
             let mut i = 0u64;
             b.iter(|| {
                 i += 1;
-                view.check(&ObjectRef::new("message", format!("m{}", i % 33_000)), "view", &SubjectRef::new("user", format!("u{}", i % 2000), None), &opts).unwrap()
+                view.check(
+                    &ObjectRef::new("message", format!("m{}", i % 33_000)),
+                    "view",
+                    &SubjectRef::new("user", format!("u{}", i % 2000), None),
+                    &opts,
+                )
+                .unwrap()
             })
         });
         g.bench_function(BenchmarkId::new("who_everyone", name), |b| {

@@ -15,13 +15,16 @@ use crate::schema::condition::JsonMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// Three-valued truth.
+/// Three-valued truth. Serialized as `denied`, `conditional`, `allowed`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Tri {
     #[default]
+    #[serde(rename = "denied")]
     False,
     /// Depends on condition parameters that were not supplied.
+    #[serde(rename = "conditional")]
     Cond,
+    #[serde(rename = "allowed")]
     True,
 }
 
