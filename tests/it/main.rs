@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod conformance;
 mod eval_props;
 mod gen;
 mod import_props;
@@ -11,3 +12,4 @@ mod index_diff;
 mod peer_parse;
 mod query;
 mod syntax;
+mod testfile;
