@@ -300,24 +300,26 @@ impl IndexEval<'_> {
         let mut out = TriBits::default();
         for o in &candidates {
             let object = Obj { ty, id: o };
-            let mut any = Tri::False;
             let mut all = Tri::True;
+            let mut seen = false;
             for (sub, attrs) in data.tuples_of(object, tupleset) {
-                if sub.is_wildcard() {
+                if sub.is_wildcard() || !self.cond.in_force(&attrs) {
                     continue;
                 }
-                let e = self.tuple_tri(&attrs)?;
-                if e == Tri::False {
-                    continue;
-                }
+                let c = self.cond.condition(&attrs)?;
                 let v = match targets.get(sub.ty as usize).copied().flatten() {
                     Some(_) => target_sets.get(&sub.ty).map(|t| t.get(sub.id)).unwrap_or(Tri::False),
                     None => Tri::False,
                 };
-                any = any.or(e.and(v));
-                all = all.and(e.not().or(v));
+                seen = true;
+                all = all.and(c.and(v));
+                if all == Tri::False {
+                    break;
+                }
             }
-            out.add(o, any.and(all));
+            if seen {
+                out.add(o, all);
+            }
         }
         Ok(out)
     }
@@ -697,32 +699,31 @@ impl IndexEval<'_> {
         let mut any = SubjectBits::default();
         let mut all: Option<SubjectBits> = None;
         for (s, attrs) in data.tuples_of(object, tupleset) {
-            if s.is_wildcard() {
+            if s.is_wildcard() || !self.cond.in_force(&attrs) {
                 continue;
             }
-            let e = self.tuple_tri(&attrs)?;
-            if e == Tri::False {
+            let c = self.cond.condition(&attrs)?;
+            if c == Tri::False && mode == ArrowMode::Any {
                 continue;
             }
             let sub = match targets.get(s.ty as usize).copied().flatten() {
                 Some(target) => self.v(s.object(), target, fty, frel, memo)?,
                 None => SubjectBits::default(),
             };
+            let term = sub.and_with(c);
             match mode {
-                ArrowMode::Any => any = any.union(&sub.and_with(e)),
+                ArrowMode::Any => any = any.union(&term),
                 ArrowMode::All => {
-                    any = any.union(&sub.and_with(e));
-                    let term = sub.or_with(e.not());
                     all = Some(match all {
                         None => term,
                         Some(a) => a.intersect(&term),
-                    });
+                    })
                 }
             }
         }
         Ok(match mode {
             ArrowMode::Any => any,
-            ArrowMode::All => all.map(|a| a.intersect(&any)).unwrap_or_default(),
+            ArrowMode::All => all.unwrap_or_default(),
         })
     }
 }

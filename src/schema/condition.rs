@@ -78,6 +78,18 @@ impl CompiledCondition {
 
     /// Evaluates with the stored context taking precedence over the request context.
     pub fn evaluate(&self, stored: Option<&JsonMap>, request: &JsonMap) -> ConditionOutcome {
+        self.evaluate_with(stored, request, false)
+    }
+
+    /// As [`evaluate`](Self::evaluate); with `strict`, a missing parameter the expression refers
+    /// to makes the outcome [`ConditionOutcome::Missing`] even when the expression could be
+    /// decided without it (OpenFGA's rule).
+    pub fn evaluate_with(
+        &self,
+        stored: Option<&JsonMap>,
+        request: &JsonMap,
+        strict: bool,
+    ) -> ConditionOutcome {
         let mut ctx = Context::default();
         let _ = ctx.add_function("in_cidr", in_cidr);
         let mut missing = Vec::new();
@@ -99,6 +111,9 @@ impl CompiledCondition {
                     }
                 }
             }
+        }
+        if strict && !missing.is_empty() {
+            return ConditionOutcome::Missing(missing);
         }
         match self.program.execute(&ctx) {
             Ok(Value::Bool(true)) => ConditionOutcome::True,
