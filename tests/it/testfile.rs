@@ -105,7 +105,7 @@ fn openfga_store_files_read_model_and_tuple_files() {
 
 #[test]
 fn format_override_and_directories() {
-    let forced = RunOptions { format: Some(Format::OpenFgaStore) };
+    let forced = RunOptions { format: Some(Format::OpenFgaStore), ..RunOptions::default() };
     let r = run_file(&data("native_overview.yaml"), &forced).unwrap();
     assert_eq!((r.passed, r.failed), (0, 1), "a native file read as a store file cannot run");
     let r = run_paths(&[data("files")], &RunOptions::default()).unwrap();
