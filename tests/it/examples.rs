@@ -8,7 +8,9 @@ use std::path::PathBuf;
 fn every_example_passes_on_both_engines() {
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
     for engine in [Engine::Index, Engine::Reference] {
-        let report = run_paths(&[examples.clone()], &RunOptions { engine, ..RunOptions::default() }).unwrap();
+        let report =
+            run_paths(std::slice::from_ref(&examples), &RunOptions { engine, ..RunOptions::default() })
+                .unwrap();
         let failures: Vec<String> =
             report.failures.iter().map(|f| format!("{}: {}: {}", f.file, f.assertion, f.message)).collect();
         assert!(failures.is_empty(), "{engine:?}:\n{}", failures.join("\n"));
