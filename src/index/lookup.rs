@@ -173,33 +173,27 @@ impl IndexEval<'_> {
         memo: &mut HashMap<(TypeId, RelId), TriBits>,
     ) -> Result<TriBits, EvalError> {
         let data = self.data;
-        let mut out = TriBits::default();
+        let mut acc = TriGather::default();
         for &slot in data.plan.slots_of(ty, rel) {
             let info = data.plan.info(slot);
             match info.kind {
                 SlotKind::Direct if s.rel.is_none() && s.ty == info.subject_ty && !s.is_wildcard() => {
-                    data.rev(slot, s.id).union_into(&mut out.yes);
+                    acc.yes.add(data.rev(slot, s.id));
                 }
                 SlotKind::Wildcard if s.rel.is_none() && s.ty == info.subject_ty => {
-                    data.rev(slot, 0).union_into(&mut out.yes);
+                    acc.yes.add(data.rev(slot, 0));
                 }
                 SlotKind::Userset(r) => {
                     if s.ty == info.subject_ty && s.rel == Some(r) {
-                        data.rev(slot, s.id).union_into(&mut out.yes);
+                        acc.yes.add(data.rev(slot, s.id));
                     }
                     let sub = self.w(s, info.subject_ty, r, memo)?;
-                    for x in &sub.maybe {
-                        let list = data.rev(slot, x);
-                        list.union_into(&mut out.maybe);
-                        if sub.yes.contains(x) {
-                            list.union_into(&mut out.yes);
-                        }
-                    }
+                    acc.add_lists(&sub, |x| data.rev(slot, x));
                 }
                 _ => {}
             }
         }
-        out.maybe |= &out.yes;
+        let mut out = acc.finish();
         let specials: Vec<(u32, Subject, TupleAttrs)> =
             data.special_of_rel(ty, rel).map(|(k, a)| (k.2, k.3, a.clone())).collect();
         for (oid, sub, attrs) in specials {
@@ -229,7 +223,7 @@ impl IndexEval<'_> {
         memo: &mut HashMap<(TypeId, RelId), TriBits>,
     ) -> Result<TriBits, EvalError> {
         let data = self.data;
-        let mut out = TriBits::default();
+        let mut acc = TriGather::default();
         for &slot in data.plan.slots_of(ty, tupleset) {
             let info = data.plan.info(slot);
             if info.kind == SlotKind::Wildcard {
@@ -237,14 +231,9 @@ impl IndexEval<'_> {
             }
             let Some(target) = targets.get(info.subject_ty as usize).copied().flatten() else { continue };
             let sub = self.w(s, info.subject_ty, target, memo)?;
-            for x in &sub.maybe {
-                let list = data.rev(slot, x);
-                list.union_into(&mut out.maybe);
-                if sub.yes.contains(x) {
-                    list.union_into(&mut out.yes);
-                }
-            }
+            acc.add_lists(&sub, |x| data.rev(slot, x));
         }
+        let mut out = acc.finish();
         let specials: Vec<(u32, Subject, TupleAttrs)> =
             data.special_of_rel(ty, tupleset).map(|(k, a)| (k.2, k.3, a.clone())).collect();
         for (oid, sub, attrs) in specials {
@@ -322,6 +311,72 @@ impl IndexEval<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Collects many lists into one bitmap: long lists are unioned all at once at the end, short ones
+/// gathered and sorted once (or-ing or inserting them one by one into a growing bitmap costs the
+/// bitmap's size every time).
+#[derive(Default)]
+struct Gather<'a> {
+    big: Vec<&'a RoaringBitmap>,
+    values: Vec<u32>,
+}
+
+impl<'a> Gather<'a> {
+    fn add(&mut self, list: ListRef<'a>) {
+        match list {
+            ListRef::Big(b) => self.big.push(b),
+            ListRef::Small(s) => self.values.extend_from_slice(s),
+        }
+    }
+
+    fn finish(mut self) -> RoaringBitmap {
+        use roaring::MultiOps;
+        let mut bits = match self.big.len() {
+            0 => RoaringBitmap::new(),
+            1 => self.big[0].clone(),
+            _ => self.big.into_iter().union(),
+        };
+        if !self.values.is_empty() {
+            self.values.sort_unstable();
+            self.values.dedup();
+            let small = RoaringBitmap::from_sorted_iter(self.values).unwrap_or_default();
+            if bits.is_empty() {
+                return small;
+            }
+            bits |= small;
+        }
+        bits
+    }
+}
+
+/// [`Gather`] for three-valued sets: lists reached through a `yes` member go to `yes`, lists
+/// reached only conditionally to `cond`.
+#[derive(Default)]
+struct TriGather<'a> {
+    yes: Gather<'a>,
+    cond: Gather<'a>,
+}
+
+impl<'a> TriGather<'a> {
+    /// Adds `list(x)` for every member `x` of `sub`, as `sub` holds `x`.
+    fn add_lists(&mut self, sub: &TriBits, list: impl Fn(u32) -> ListRef<'a>) {
+        for x in &sub.yes {
+            self.yes.add(list(x));
+        }
+        if sub.maybe.len() > sub.yes.len() {
+            for x in &(&sub.maybe - &sub.yes) {
+                self.cond.add(list(x));
+            }
+        }
+    }
+
+    fn finish(self) -> TriBits {
+        let yes = self.yes.finish();
+        let mut maybe = self.cond.finish();
+        maybe |= &yes;
+        TriBits { yes, maybe }
     }
 }
 
@@ -474,6 +529,15 @@ enum Op {
 /// Memo for `who`: per `(object, relation)` for one subject filter.
 pub(super) type WhoMemo = rustc_hash::FxHashMap<(Obj, RelId), SubjectBits>;
 
+/// The intermediate sets of many `who` questions on one revision, kept between them (bulk
+/// jobs ask about many objects that share groups, parents, …). Holds one subject filter at a
+/// time; asking with another filter starts it afresh.
+#[derive(Debug, Default)]
+pub struct WhoCache {
+    memo: WhoMemo,
+    filter: Option<(TypeId, Option<RelId>)>,
+}
+
 impl IndexEval<'_> {
     /// Every subject of type `fty` (usersets: with relation `frel`) that has `rel` on `object`.
     pub fn who(
@@ -485,6 +549,23 @@ impl IndexEval<'_> {
     ) -> Result<SubjectBits, EvalError> {
         let mut memo = WhoMemo::default();
         self.v(object, rel, fty, frel, &mut memo)
+    }
+
+    /// [`IndexEval::who`], keeping intermediate sets in `cache` for the next questions. Use a
+    /// cache with one revision only.
+    pub fn who_cached(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fty: TypeId,
+        frel: Option<RelId>,
+        cache: &mut WhoCache,
+    ) -> Result<SubjectBits, EvalError> {
+        if cache.filter != Some((fty, frel)) {
+            cache.memo.clear();
+            cache.filter = Some((fty, frel));
+        }
+        self.v(object, rel, fty, frel, &mut cache.memo)
     }
 
     fn v(
