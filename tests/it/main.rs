@@ -10,6 +10,7 @@ mod examples;
 mod gen;
 mod import_props;
 mod index_diff;
+mod materialize;
 mod peer_parse;
 mod query;
 mod syntax;
