@@ -12,6 +12,7 @@ mod demo;
 mod error;
 mod files;
 mod load;
+mod materialize;
 mod queries;
 
 use clap::{Args, Parser, Subcommand};
@@ -95,6 +96,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write every (subject, object) pair of a permission to a file, or only the pairs a file
+    /// of changes adds and removes (`--changes`).
+    #[command(after_help = EXIT_CODES)]
+    Materialize(materialize::MaterializeArgs),
     /// Run example queries on a bundled model (no files needed), or your own queries on it.
     ///
     /// The model is `examples/quickstart/schema.pv` with `examples/quickstart/data.rels`; the tour
@@ -229,5 +234,6 @@ fn run(command: Command) -> CliResult<Exit> {
         Command::Validate { files, schema } => files::validate(&files, schema.as_deref()),
         Command::Fmt { file, write, check } => files::fmt(&file, write, check),
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show),
+        Command::Materialize(args) => materialize::run(args),
     }
 }

@@ -184,7 +184,7 @@ impl std::fmt::Display for Summary {
         write!(
             f,
             "{} for {} at revision {}: {} pairs ({} conditional), {} of {} subjects, objects {}..{} \
-             (partition {}/{}), {} bytes in {:.2?} ({:.1}M pairs/s)",
+             (partition {}/{}), {} bytes in {:.2?} ({} pairs/s)",
             self.permission,
             self.subject_type,
             self.revision,
@@ -198,8 +198,16 @@ impl std::fmt::Display for Summary {
             self.partition.count,
             self.bytes,
             self.elapsed,
-            self.pairs_per_second() / 1e6
+            rate(self.pairs_per_second())
         )
+    }
+}
+
+fn rate(r: f64) -> String {
+    match r {
+        r if r >= 1e6 => format!("{:.1}M", r / 1e6),
+        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
+        r => format!("{r:.0}"),
     }
 }
 
@@ -210,8 +218,13 @@ pub enum MaterializeError {
     Permission(String),
     #[error("unknown type `{0}`")]
     UnknownType(String),
-    #[error("type `{ty}` has no relation or permission `{relation}`{}", hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
-    UnknownRelation { ty: String, relation: String, hint: Option<String> },
+    #[error("type `{ty}` has no relation or permission `{relation}`")]
+    UnknownRelation {
+        ty: String,
+        relation: String,
+        /// `did you mean …?`
+        hint: Option<String>,
+    },
     #[error("invalid partition `{0}`: write `i/n` with 0 <= i < n, e.g. `0/4`")]
     Partition(String),
     #[error(transparent)]

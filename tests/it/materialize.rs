@@ -313,3 +313,139 @@ fn a_change_reaches_objects_through_conditional_arrows_and_new_subjects_through_
         assert_eq!(by, vec![("Added True".to_string(), 1, 0)], "the new user sees d0");
     }
 }
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/materialize").join(name)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn example_model() -> Purview {
+    let mut pv = Purview::from_schema_text("schema.pv", &read(&example("schema.pv"))).unwrap();
+    pv.write_text(&read(&example("data.rels"))).unwrap();
+    pv
+}
+
+#[test]
+fn the_ecomms_example_deltas_list_which_supervisors_gained_and_lost_which_messages() {
+    for name in ["move-user", "reorg"] {
+        let mut pv = example_model();
+        let mut ops = Vec::new();
+        for line in read(&example(&format!("{name}.changes"))).lines().filter(|l| !l.starts_with("//")) {
+            let (sign, rel) = line.split_at(1);
+            let rel = purview::Relationship::parse(rel).unwrap();
+            ops.push(if sign == "-" { WriteOp::Delete(rel) } else { WriteOp::Touch(rel) });
+        }
+        let t = Target::resolve(&pv.schema(), "message#view", "user").unwrap();
+        let (revision, found) = pv.write_with_deltas(&ops, &[t], &EvalOptions::default()).unwrap();
+        assert_eq!(revision, 2);
+        let lines: Vec<String> = found
+            .iter()
+            .map(|d| format!("{},{},{},{},allowed", d.change.name(), d.subject, d.permission, d.object))
+            .collect();
+        let expected = read(&example(&format!("{name}.expected.csv")));
+        assert_eq!(lines, expected.lines().skip(1).collect::<Vec<_>>(), "{name}");
+    }
+}
+
+#[test]
+fn write_with_deltas_is_all_or_nothing_and_needs_the_index() {
+    let mut pv = example_model();
+    let t = Target::resolve(&pv.schema(), "message#view", "user").unwrap();
+    let bad = [WriteOp::Touch(purview::Relationship::parse("message:m9#tagged@user:tom").unwrap())];
+    assert!(matches!(
+        pv.write_with_deltas(&bad, &[t], &EvalOptions::default()),
+        Err(MaterializeError::Write(_))
+    ));
+    assert_eq!(pv.revision(), 1, "nothing was written");
+    let mut reference = Purview::with_engine((*pv.schema()).clone(), Engine::Reference);
+    let r = reference.write_with_deltas(&[], &[t], &EvalOptions::default());
+    assert!(matches!(r, Err(MaterializeError::NeedsIndex)));
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn purview(args: &[&str]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_purview"))
+        .args(args)
+        .current_dir(example(""))
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const SOURCE: [&str; 6] = ["materialize", "-s", "schema.pv", "-d", "data.rels", "--permission=message#view"];
+
+#[test]
+fn the_cli_writes_the_example_pairs_and_deltas_and_partitions_concatenate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let run = |extra: &[&str]| purview(&[&SOURCE[..], extra].concat());
+    let r = run(&["-o", &out("view.csv"), "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let summary: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!((summary["pairs"].as_u64(), summary["subjects_with_pairs"].as_u64()), (Some(17), Some(5)));
+    assert_eq!(read(Path::new(&out("view.csv"))), read(&example("view.expected.csv")));
+    let mut parts = String::new();
+    for i in 0..3 {
+        let r =
+            run(&["-o", &out(&format!("part{i}.csv")), "--partition", &format!("{i}/3"), "--threads", "1"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        parts += &read(Path::new(&out(&format!("part{i}.csv"))));
+    }
+    assert_eq!(parts, read(&example("view.expected.csv")));
+    for name in ["move-user", "reorg"] {
+        let r = run(&["-o", &out("d.csv"), "--changes", &format!("{name}.changes")]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.starts_with("deltas of message#view for user"), "{}", r.stdout);
+        assert_eq!(read(Path::new(&out("d.csv"))), read(&example(&format!("{name}.expected.csv"))));
+    }
+    let r = run(&["-o", &out("view.pvm"), "--format", "compact"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = compact::read(&std::fs::read(out("view.pvm")).unwrap()).unwrap();
+    let csv: Vec<String> = c.triples().iter().map(|(s, o, _)| format!("{s},view,{o},allowed")).collect();
+    let mut expected: Vec<String> =
+        read(&example("view.expected.csv")).lines().skip(1).map(String::from).collect();
+    let mut got = csv;
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+    let r = run(&["-o", "-", "--format", "jsonl"]);
+    assert_eq!(r.stdout.lines().count(), 17);
+    assert!(r.stdout.starts_with(
+        r#"{"subject":"user:sam","permission":"view","object":"message:m1","outcome":"allowed"}"#
+    ));
+    assert!(files_in(dir.path()).iter().all(|f| !f.ends_with(".partial")));
+}
+
+#[test]
+fn the_cli_reports_bad_input_with_exit_4_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.csv").to_string_lossy().into_owned();
+    let run = |extra: &[&str]| purview(&[&SOURCE[..], &["-o", &out], extra].concat());
+    for (args, message) in [
+        (vec!["--partition", "3/3"], "invalid partition `3/3`"),
+        (vec!["--partition", "x"], "invalid partition"),
+        (vec!["--subject-type", "nobody"], "unknown type `nobody`"),
+        (vec!["--format", "compact", "--changes", "reorg.changes"], "not available for deltas"),
+        (vec!["--changes", "schema.pv"], "expected `+REL`"),
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+    }
+    let r = purview(&["materialize", "-s", "schema.pv", "-d", "data.rels", "-p", "message#vew", "-o", &out]);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("did you mean `view`"), "{}", r.stderr);
+    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}
