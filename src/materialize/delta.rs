@@ -278,8 +278,10 @@ fn by_object(
 ) -> Result<Vec<DeltaIds>, MaterializeError> {
     let ids: Vec<u32> = objects.iter().collect();
     let (fty, frel) = (t.subject_type, t.subject_relation);
+    // Few large tasks: each keeps its `who` caches for all its objects (they share groups).
+    let per_task = ids.len().div_ceil(rayon::current_num_threads().max(1) * 4).max(PER_TASK);
     let parts: Vec<Vec<DeltaIds>> = ids
-        .par_chunks(PER_TASK)
+        .par_chunks(per_task)
         .map(|chunk| -> Result<Vec<DeltaIds>, MaterializeError> {
             let mut out = Vec::new();
             let (mut ev_a, mut ev_b) = (IndexEval::new(before, opts), IndexEval::new(after, opts));

@@ -12,6 +12,34 @@
 //!   complete.
 //! - [`delta`]: incremental recomputation — the pairs added and removed by a write batch, from
 //!   the objects or the subjects the changed relationships can reach (whichever is fewer).
+//!
+//! An embedding host keeps a search index in sync with the deltas of each write:
+//!
+//! ```
+//! use purview::materialize::{Change, Target};
+//! use purview::{EvalOptions, Purview, Relationship, WriteOp};
+//!
+//! let mut pv = Purview::from_schema_text("s.pv", r#"
+//!     type user {}
+//!     type usergroup { relation member: user }
+//!     type message {
+//!       relation tagged: usergroup
+//!       permission view = tagged->member
+//!     }
+//! "#)?;
+//! pv.write_text("usergroup:emea#member@user:dana\nmessage:m1#tagged@usergroup:emea\nmessage:m2#tagged@usergroup:apac")?;
+//! let view = Target::resolve(&pv.schema(), "message#view", "user")?;
+//! let moved = [
+//!     WriteOp::Delete(Relationship::parse("usergroup:emea#member@user:dana")?),
+//!     WriteOp::Touch(Relationship::parse("usergroup:apac#member@user:dana")?),
+//! ];
+//! let (_revision, deltas) = pv.write_with_deltas(&moved, &[view], &EvalOptions::default())?;
+//! let lines: Vec<String> =
+//!     deltas.iter().map(|d| format!("{} {} {}", d.change.name(), d.subject, d.object)).collect();
+//! assert_eq!(lines, ["removed user:dana message:m1", "added user:dana message:m2"]);
+//! assert_eq!(deltas[0].change, Change::Removed);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod compact;
 mod compute;
