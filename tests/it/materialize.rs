@@ -449,3 +449,25 @@ fn the_cli_reports_bad_input_with_exit_4_and_writes_nothing() {
     assert!(r.stderr.contains("did you mean `view`"), "{}", r.stderr);
     assert_eq!(files_in(dir.path()), Vec::<String>::new());
 }
+
+#[test]
+fn names_with_commas_and_quotes_are_quoted_in_csv_and_escaped_in_jsonl() {
+    let mut pv = Purview::from_schema_text(
+        "s.pv",
+        "type user {}\ntype doc { relation viewer: user with big\n permission view = viewer }\ncondition big(x: int) { x > 5 }",
+    )
+    .unwrap();
+    pv.write_text("doc:a,\"b\"#viewer@user:o'neil,jr[big]").unwrap();
+    let data = index_of(&pv);
+    let t = Target::resolve(&data.schema, "doc#view", "user").unwrap();
+    let text = |f| String::from_utf8(output(&data, t, f, Partition::default())).unwrap();
+    assert_eq!(
+        text(Format::Csv),
+        "subject,permission,object,outcome\n\"user:o'neil,jr\",view,\"doc:a,\"\"b\"\"\",conditional\n"
+    );
+    let line: serde_json::Value = serde_json::from_str(text(Format::Jsonl).trim()).unwrap();
+    assert_eq!(line["object"], "doc:a,\"b\"");
+    assert_eq!(line["outcome"], "conditional");
+    let c = compact::read(&output(&data, t, Format::Compact, Partition::default())).unwrap();
+    assert_eq!(c.triples(), vec![("user:o'neil,jr".to_string(), "doc:a,\"b\"".to_string(), Tri::Cond)]);
+}
