@@ -22,6 +22,8 @@ pub struct IndexEval<'a> {
     memo: FxHashMap<(Obj, RelId, Subject), Tri>,
     /// Time windows and conditions of the relationships met, and what was missing.
     pub cond: Conditions<'a>,
+    /// While `what_in` runs: the object type and id range its bottom-up sets may be cut to.
+    pub(super) clip: Option<(TypeId, std::ops::Range<u32>)>,
 }
 
 impl<'a> IndexEval<'a> {
@@ -33,6 +35,7 @@ impl<'a> IndexEval<'a> {
             lowest_cut: usize::MAX,
             memo: FxHashMap::default(),
             cond: Conditions::new(&data.schema, opts),
+            clip: None,
         }
     }
 

@@ -68,6 +68,31 @@ impl IndexEval<'_> {
         self.w(subject, ty, rel, &mut memo)
     }
 
+    /// [`IndexEval::what`] for the objects with ids in `range` only (others may or may not be
+    /// in the answer). When no relation of the schema takes `ty` as a subject, an object's
+    /// membership depends on no other object of `ty`, so the reverse lists of `ty` are cut to
+    /// the range before they are unioned: work in proportion to the range (a partition).
+    pub fn what_in(
+        &mut self,
+        subject: Subject,
+        ty: TypeId,
+        rel: RelId,
+        range: std::ops::Range<u32>,
+    ) -> Result<TriBits, EvalError> {
+        let schema = &self.data.schema;
+        let independent =
+            schema.types.iter().all(|t| t.relations.iter().all(|r| r.allowed.iter().all(|a| a.ty != ty)));
+        self.clip = independent.then_some((ty, range));
+        let out = self.what(subject, ty, rel);
+        self.clip = None;
+        out
+    }
+
+    /// The id range the sets of `ty` may be cut to.
+    fn clip_of(&self, ty: TypeId) -> Option<std::ops::Range<u32>> {
+        self.clip.as_ref().filter(|(t, _)| *t == ty).map(|(_, r)| r.clone())
+    }
+
     fn w(
         &mut self,
         s: Subject,
@@ -82,6 +107,11 @@ impl IndexEval<'_> {
         let graph = &data.plan.graph;
         if !graph.in_cycle((ty, rel)) {
             let v = self.w_node(s, ty, rel, memo)?;
+            memo.insert((ty, rel), v.clone());
+            return Ok(v);
+        }
+        // A recursive relation with a closure answers at once.
+        if let Some(v) = self.w_closure(s, ty, rel, memo)? {
             memo.insert((ty, rel), v.clone());
             return Ok(v);
         }
@@ -121,7 +151,7 @@ impl IndexEval<'_> {
         Ok(v)
     }
 
-    fn w_rewrite(
+    pub(super) fn w_rewrite(
         &mut self,
         s: Subject,
         ty: TypeId,
@@ -173,7 +203,7 @@ impl IndexEval<'_> {
         memo: &mut HashMap<(TypeId, RelId), TriBits>,
     ) -> Result<TriBits, EvalError> {
         let data = self.data;
-        let mut acc = TriGather::default();
+        let mut acc = TriGather::new(self.clip_of(ty));
         for &slot in data.plan.slots_of(ty, rel) {
             let info = data.plan.info(slot);
             match info.kind {
@@ -223,7 +253,7 @@ impl IndexEval<'_> {
         memo: &mut HashMap<(TypeId, RelId), TriBits>,
     ) -> Result<TriBits, EvalError> {
         let data = self.data;
-        let mut acc = TriGather::default();
+        let mut acc = TriGather::new(self.clip_of(ty));
         for &slot in data.plan.slots_of(ty, tupleset) {
             let info = data.plan.info(slot);
             if info.kind == SlotKind::Wildcard {
@@ -318,25 +348,38 @@ impl IndexEval<'_> {
 /// gathered and sorted once (or-ing or inserting them one by one into a growing bitmap costs the
 /// bitmap's size every time).
 #[derive(Default)]
-struct Gather<'a> {
+pub(super) struct Gather<'a> {
     big: Vec<&'a RoaringBitmap>,
+    /// Long lists cut to `clip`.
+    cut: Vec<RoaringBitmap>,
     values: Vec<u32>,
+    /// Only values in this range need to be kept.
+    clip: Option<std::ops::Range<u32>>,
 }
 
 impl<'a> Gather<'a> {
-    fn add(&mut self, list: ListRef<'a>) {
-        match list {
-            ListRef::Big(b) => self.big.push(b),
-            ListRef::Small(s) => self.values.extend_from_slice(s),
+    pub(super) fn add(&mut self, list: ListRef<'a>) {
+        match (list, &self.clip) {
+            (ListRef::Big(b), None) => self.big.push(b),
+            (ListRef::Small(s), None) => self.values.extend_from_slice(s),
+            (ListRef::Big(b), Some(r)) => match (b.min(), b.max()) {
+                (Some(lo), Some(hi)) if r.start <= lo && hi < r.end => self.big.push(b),
+                _ => self.cut.push(RoaringBitmap::from_sorted_iter(b.range(r.clone())).unwrap_or_default()),
+            },
+            (ListRef::Small(s), Some(r)) => {
+                let (lo, hi) = (s.partition_point(|&v| v < r.start), s.partition_point(|&v| v < r.end));
+                self.values.extend_from_slice(&s[lo..hi]);
+            }
         }
     }
 
-    fn finish(mut self) -> RoaringBitmap {
+    pub(super) fn finish(mut self) -> RoaringBitmap {
         use roaring::MultiOps;
-        let mut bits = match self.big.len() {
-            0 => RoaringBitmap::new(),
-            1 => self.big[0].clone(),
-            _ => self.big.into_iter().union(),
+        let mut bits = match (self.big.len(), self.cut.len()) {
+            (0, 0) => RoaringBitmap::new(),
+            (1, 0) => self.big[0].clone(),
+            (0, 1) => self.cut.pop().unwrap_or_default(),
+            _ => self.big.into_iter().chain(self.cut.iter()).union(),
         };
         if !self.values.is_empty() {
             self.values.sort_unstable();
@@ -353,13 +396,19 @@ impl<'a> Gather<'a> {
 
 /// [`Gather`] for three-valued sets: lists reached through a `yes` member go to `yes`, lists
 /// reached only conditionally to `cond`.
-#[derive(Default)]
 struct TriGather<'a> {
     yes: Gather<'a>,
     cond: Gather<'a>,
 }
 
 impl<'a> TriGather<'a> {
+    fn new(clip: Option<std::ops::Range<u32>>) -> Self {
+        TriGather {
+            yes: Gather { clip: clip.clone(), ..Gather::default() },
+            cond: Gather { clip, ..Gather::default() },
+        }
+    }
+
     /// Adds `list(x)` for every member `x` of `sub`, as `sub` holds `x`.
     fn add_lists(&mut self, sub: &TriBits, list: impl Fn(u32) -> ListRef<'a>) {
         for x in &sub.yes {

@@ -16,6 +16,7 @@ pub mod lists;
 mod lookup;
 mod names;
 pub mod plan;
+mod what_closure;
 
 pub use check::IndexEval;
 pub use lookup::{SubjectBits, TriBits, WhoCache};
