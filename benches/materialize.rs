@@ -10,6 +10,8 @@
 //!   serialized to a sink) on T threads (1 and 2), throughput in pairs;
 //! - `full/csv` and `full/jsonl`: the same into text, object-major (formatting dominates; the
 //!   sink discards the bytes, so disk speed is not measured);
+//! - once: one partition of four (`--partition 1/4`), cut early since `message` is never a
+//!   subject;
 //! - `delta/move-user`: the deltas of one user moving between two supervision teams;
 //! - `delta/join-team`: the deltas of one user joining the team that flips closest to 10,000
 //!   pairs (the change and the number of pairs are printed once).
@@ -111,6 +113,13 @@ fn fixture() -> &'static Fixture {
             eprintln!("[full compact, {threads} thread(s)] {s}");
             pairs = s.pairs;
         }
+        let quarter = Partition { index: 1, count: 4 };
+        let s = Job::new(&data, target)
+            .partition(quarter)
+            .threads(1)
+            .write_to(Format::Compact, &mut sink())
+            .unwrap();
+        eprintln!("[full compact, partition 1/4, 1 thread] {s}");
         // Text output grows past 40 bytes a pair: at large scales only criterion measures it.
         let text = pairs <= 20_000_000;
         for format in [Format::Csv, Format::Jsonl].into_iter().filter(|_| text) {

@@ -218,7 +218,7 @@ impl<'a> Job<'a> {
                 let mut rows = Vec::new();
                 for id in first..last {
                     let s = Subject { ty: t.subject_type, id, rel: t.subject_relation };
-                    let bits = ev.what(s, t.object_type, t.permission)?;
+                    let bits = ev.what_in(s, t.object_type, t.permission, objects.clone())?;
                     if let Some(row) = row(id, bits.yes, bits.maybe, &objects) {
                         rows.push(row);
                     }

@@ -207,7 +207,7 @@ fn what_row(
         return Ok(Default::default());
     }
     let s = Subject { ty: t.subject_type, id: subject, rel: t.subject_relation };
-    let bits = IndexEval::new(data, opts).what(s, t.object_type, t.permission)?;
+    let bits = IndexEval::new(data, opts).what_in(s, t.object_type, t.permission, objects.clone())?;
     Ok(row(subject, bits.yes, bits.maybe, objects).map(|r| (r.allowed, r.conditional)).unwrap_or_default())
 }
 
