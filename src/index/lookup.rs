@@ -463,6 +463,15 @@ impl SubjectBits {
     }
 
     fn combine(&self, o: &SubjectBits, op: Op) -> SubjectBits {
+        if self.default == Tri::False && o.default == Tri::False {
+            // No wildcard on either side: plain set algebra on the members.
+            let (t, c) = match op {
+                Op::Union => (&self.t | &o.t, &self.c | &o.c),
+                Op::Intersect => (&self.t & &o.t, &self.c & &o.c),
+                Op::Exclude => (&self.t - &o.c, &self.c - &o.t),
+            };
+            return SubjectBits { default: Tri::False, keys: c.clone(), t, c };
+        }
         let keys = &self.keys | &o.keys;
         let (at, ac) = self.view(&keys);
         let (bt, bc) = o.view(&keys);
