@@ -32,7 +32,7 @@ pub fn parse_spicedb(text: &str) -> Result<Schema, Diagnostics> {
     let mut lower = Lower { text, diags: Vec::new(), flags: HashSet::new(), caveats: HashSet::new() };
     let items = lower.schema(root);
     if lower.diags.is_empty() {
-        Ok(Schema { items })
+        Ok(Schema { items, end_comments: Vec::new() })
     } else {
         Err(Diagnostics(lower.diags))
     }
@@ -138,7 +138,7 @@ impl<'t> Lower<'t> {
                     let Some(name) = inner.next().map(|p| ident_of(&p)) else { continue };
                     self.check_name(&name, "definition");
                     let body = self.body(inner);
-                    items.push(Item::Type(TypeDef { name, doc, members: Vec::new(), span: span.into() }));
+                    items.push(Item::Type(TypeDef::new(name, doc, Vec::new(), span)));
                     bodies.push(body);
                 }
                 Rule::caveat_def => {

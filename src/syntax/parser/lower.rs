@@ -12,7 +12,7 @@ use super::{duplicate, duplicates, expect, MAX_NESTING};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::syntax::ast::{
     ArrowMode, ConstraintDef, ConstraintKind, Expr, Ident, Member, Param, ParamType, PermissionDef,
-    RelationDef, Span, SubjectKind, SubjectType,
+    RelationDef, Span, SubjectKind, SubjectType, Trivia,
 };
 use pest::iterators::Pair;
 
@@ -49,12 +49,19 @@ impl<'a> Lower<'_, 'a> {
                     None => None,
                 };
                 let name = self.ident(find(&parts, Rule::relation_name));
-                Some(Member::Relation(RelationDef { name, doc, subjects, rewrite, span }))
+                Some(Member::Relation(RelationDef {
+                    name,
+                    doc,
+                    subjects,
+                    rewrite,
+                    trivia: Trivia::default(),
+                    span,
+                }))
             }
             Rule::permission_def => {
                 let expr = self.expr(find(&parts, Rule::expr)?.clone())?.0;
                 let name = self.ident(find(&parts, Rule::permission_name));
-                Some(Member::Permission(PermissionDef { name, doc, expr, span }))
+                Some(Member::Permission(PermissionDef { name, doc, expr, trivia: Trivia::default(), span }))
             }
             Rule::constraint_def => {
                 if doc.is_some() {
@@ -66,7 +73,7 @@ impl<'a> Lower<'_, 'a> {
                 }
                 let kind =
                     self.constraint(parts.iter().find(|p| p.as_rule() != Rule::kw_constraint)?.clone())?;
-                Some(Member::Constraint(ConstraintDef { kind, span }))
+                Some(Member::Constraint(ConstraintDef { kind, trivia: Trivia::default(), span }))
             }
             _ => None,
         }
