@@ -20,6 +20,8 @@ mod lexer;
 mod lower;
 mod trivia;
 
+pub(crate) use trivia::stored_comment;
+
 mod grammar {
     #[derive(pest_derive::Parser)]
     #[grammar = "../grammar/schema.pest"]

@@ -32,7 +32,7 @@ pub(super) fn gap(text: &str, from: usize, after_token: bool) -> Gap {
                 }
             }
             Trivium::Comment { start, text: comment } => {
-                let stored = normalize(text, start, comment);
+                let stored = stored_comment(text, start, comment);
                 if on_line && !comment.contains(['\n', '\r']) {
                     gap.same_line.push(stored);
                 } else {
@@ -54,7 +54,7 @@ pub(super) fn comments_within(text: &str, from: usize, to: usize) -> Vec<String>
         while let Some((piece, next)) = trivium(text, pos) {
             if let Trivium::Comment { start, text: comment } = piece {
                 if next <= to {
-                    out.push(normalize(text, start, comment));
+                    out.push(stored_comment(text, start, comment));
                 }
             }
             pos = next;
@@ -94,7 +94,7 @@ pub(super) fn trim_blanks(lines: &mut Vec<String>, front: bool, back: bool) {
 
 /// The stored form of the comment `comment` that starts at `start` in `text`: lines without trailing
 /// whitespace; lines after the first without the blanks up to the column of the comment's start.
-fn normalize(text: &str, start: usize, comment: &str) -> String {
+pub(crate) fn stored_comment(text: &str, start: usize, comment: &str) -> String {
     let before = text.get(..start).unwrap_or("");
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before.get(line_start..).unwrap_or("").chars().count();
