@@ -75,12 +75,12 @@ impl From<EvalError> for QueryFailure {
             EvalError::Condition(_) => (FailureKind::Evaluation, "condition-error"),
             EvalError::UnknownType(_) => (FailureKind::Input, "unknown-type"),
             EvalError::UnknownRelation { .. } => (FailureKind::Input, "unknown-relation"),
-            // `View::what` reports a cursor it cannot read as `cursor `…``.
-            EvalError::InvalidSubject(s) if s.starts_with("cursor ") => {
-                let message = format!("invalid {s}: pass a cursor printed by a previous page");
+            EvalError::InvalidCursor(c) => {
+                let message = format!("invalid cursor `{c}`: pass a cursor printed by a previous page");
                 return QueryFailure { kind: FailureKind::Input, code: "invalid-cursor", message };
             }
             EvalError::InvalidSubject(_) => (FailureKind::Input, "invalid-subject"),
+            EvalError::RevisionNotVisible { .. } => (FailureKind::Evaluation, "revision-not-visible"),
         };
         QueryFailure { kind, code, message: e.to_string() }
     }
