@@ -394,7 +394,8 @@ impl View {
             None => None,
         };
         let start = parse_cursor(page)?;
-        let (members, default, exclusions): (Vec<(u32, Tri)>, Tri, Vec<(u32, Tri)>) = match self {
+        type Ids = Vec<(u32, Tri)>;
+        let (members, default, exclusions): (Ids, Tri, Ids) = match self {
             View::Index(data) => {
                 let mut ev = IndexEval::new(data, opts);
                 let set = ev.who(o, rel, fty, frel)?;

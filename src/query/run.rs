@@ -108,7 +108,12 @@ pub fn run_query(snap: &View, q: &Query, base: &EvalOptions) -> QueryOutput {
                 .explain(&t.object.value, &t.permission.value, &t.subject.value, &opts)
                 .map(|e| QueryOutput::Explain { query: query.clone(), decision: e.decision, tree: e.tree }),
             Op::Who { object, permission, filter } => {
-                snap.who(&object.value, &permission.value, &filter.value, &opts).map(|result| {
+                snap.who(&object.value, &permission.value, &filter.value, &opts).map(|mut result| {
+                    // A whole answer (no paging here): by name reads best.
+                    result.subjects.sort_by(|a, b| a.subject.cmp(&b.subject));
+                    if let Some(w) = &mut result.wildcard {
+                        w.excluded.sort_by(|a, b| a.subject.cmp(&b.subject));
+                    }
                     QueryOutput::Who { query: query.clone(), subject_type: filter.value.ty.clone(), result }
                 })
             }
