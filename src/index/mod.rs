@@ -327,9 +327,9 @@ impl TupleStore for IndexData {
         None
     }
 
-    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject> {
-        let mut v: Vec<Subject> = self.tuples_of(object, rel).into_iter().map(|(s, _)| s).collect();
-        v.sort();
+    fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        let mut v = self.tuples_of(object, rel);
+        v.sort_by_key(|(s, _)| *s);
         v
     }
 }

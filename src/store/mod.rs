@@ -8,6 +8,7 @@
 mod constraints;
 mod intern;
 pub mod relationship;
+mod timeline;
 mod write;
 
 pub use intern::Interner;
@@ -165,8 +166,8 @@ pub trait TupleStore {
     fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs>;
     fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs);
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs>;
-    /// The subjects stored for `object#rel`, in subject order.
-    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject>;
+    /// The relationships stored for `object#rel` (expired ones included), in subject order.
+    fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)>;
 }
 
 impl TupleStore for Data {
@@ -185,8 +186,8 @@ impl TupleStore for Data {
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
         Data::remove(self, object, rel, subject)
     }
-    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject> {
-        self.subjects(object, rel).map(|(s, _)| *s).collect()
+    fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        self.subjects(object, rel).map(|(s, a)| (*s, a.clone())).collect()
     }
 }
 

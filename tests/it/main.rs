@@ -3,9 +3,11 @@
 // Helpers outside `#[test]` functions panic on purpose: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod constraints;
 mod eval_props;
 mod gen;
 mod import_props;
 mod index_diff;
 mod peer_parse;
+mod schema_check;
 mod syntax;
