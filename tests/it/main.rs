@@ -10,4 +10,5 @@ mod import_props;
 mod index_diff;
 mod peer_parse;
 mod schema_check;
+mod subset;
 mod syntax;
