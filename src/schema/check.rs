@@ -399,18 +399,19 @@ impl Checker {
             }
             ast::ConstraintKind::Requires { relation, required } => {
                 let a = rel(self, relation);
-                let b = rel(self, required);
-                if relation.name == required.name {
+                let b = list(self, required);
+                if let Some(same) = required.iter().find(|r| r.name == relation.name) {
                     self.diags.push(
                         Diagnostic::new(
                             "constraint-repeats-relation",
-                            required.span,
-                            format!("`{0} requires {0}` always holds", relation.name),
+                            same.span,
+                            format!("`{0}` requires itself, which always holds", relation.name),
                         )
                         .with_related(relation.span, "the same relation")
-                        .with_help("name the relation that holders of this one must also hold"),
+                        .with_help("name the relations that holders of this one must also hold"),
                     );
                 }
+                self.repeated_in(required, "`requires` lists it twice", "list each relation once");
                 Some(Constraint::Requires { relation: a?, required: b? })
             }
             ast::ConstraintKind::OnObject { relations, mode, guards } => {

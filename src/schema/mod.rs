@@ -112,8 +112,8 @@ pub enum Constraint {
     AtLeast { count: u32, relation: RelId },
     /// A subject holds at most one of `relations` on the object at any instant.
     OneOf { relations: Vec<RelId> },
-    /// A subject holding `relation` on the object holds `required` on it too, all the while.
-    Requires { relation: RelId, required: RelId },
+    /// A subject holding `relation` on the object holds one of `required` on it too, all the while.
+    Requires { relation: RelId, required: Vec<RelId> },
     /// `Only`: while the object has a relationship of `relations`, it has one of `guards` (any
     /// subject). `Not`: it never has a relationship of `relations` and one of `guards` at once.
     OnObject { relations: Vec<RelId>, mode: OnMode, guards: Vec<RelId> },

@@ -52,7 +52,9 @@ pub(crate) fn check<S: TupleStore>(
                     None
                 }
                 Constraint::OneOf { relations } if relations.contains(&rel) => Some(subject),
-                Constraint::Requires { relation, required } if *relation == rel || *required == rel => {
+                Constraint::Requires { relation, required }
+                    if *relation == rel || required.contains(&rel) =>
+                {
                     Some(subject)
                 }
                 _ => continue,
@@ -149,13 +151,15 @@ impl<S: TupleStore> Cx<'_, S> {
             }
             Constraint::Requires { relation, required } => {
                 let iv = self.held(*relation, subject)?;
-                let cover: Vec<Interval> = self.held(*required, subject).into_iter().collect();
-                let t = timeline::first_uncovered(iv, &cover)?;
+                let held: Vec<Interval> = required.iter().filter_map(|&r| self.held(r, subject)).collect();
+                let t = timeline::first_uncovered(iv, &timeline::union(&held))?;
+                let names: Vec<String> =
+                    required.iter().map(|&r| format!("`{}`", self.rel_name(r))).collect();
                 Some(format!(
-                    "`{}` would hold `{}` on `{obj}` without `{}`{}",
+                    "`{}` would hold `{}` on `{obj}` without {}{}",
                     self.subject_name(subject),
                     self.rel_name(*relation),
-                    self.rel_name(*required),
+                    or_list(&names),
                     from_text(t)
                 ))
             }
@@ -205,7 +209,9 @@ impl<S: TupleStore> Cx<'_, S> {
         match c {
             Constraint::AtMost { relation, .. } | Constraint::AtLeast { relation, .. } => vec![*relation],
             Constraint::OneOf { relations } => relations.clone(),
-            Constraint::Requires { relation, required } => vec![*relation, *required],
+            Constraint::Requires { relation, required } => {
+                std::iter::once(relation).chain(required).copied().collect()
+            }
             Constraint::OnObject { relations, guards, .. } => {
                 relations.iter().chain(guards).copied().collect()
             }
@@ -285,7 +291,7 @@ pub fn describe(schema: &Schema, ty: u32, c: &Constraint) -> String {
             format!("{t}: one of ({})", relations.iter().map(name).collect::<Vec<_>>().join(", "))
         }
         Constraint::Requires { relation, required } => {
-            format!("{t}: {} requires {}", name(relation), name(required))
+            format!("{t}: {} requires {}", name(relation), list(required))
         }
         Constraint::OnObject { relations, mode, guards } => {
             let word = if *mode == OnMode::Only { "only" } else { "not" };

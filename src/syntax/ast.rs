@@ -253,9 +253,9 @@ pub enum ConstraintKind {
     /// `constraint one of (complaints-supervisor, complaints-manager)`: per object and subject,
     /// at most one of the relations.
     OneOf { relations: Vec<Ident> },
-    /// `constraint staff-director requires complaints-role`: holding the first relation on an object
-    /// requires holding the second on the same object.
-    Requires { relation: Ident, required: Ident },
+    /// `constraint staff-director requires complaints-role` or `... requires (a, b)`: a subject
+    /// holding the first relation on an object holds one of the required ones on it too.
+    Requires { relation: Ident, required: Vec<Ident> },
     /// `constraint administrator only on (assured, licensee)` or
     /// `constraint (administrator, private-user) not on partner`: which subjects an object may
     /// relate by `relations` depends on the object itself, through its `guards` relations (held by

@@ -171,7 +171,7 @@ fn constraint(c: &ConstraintKind) -> String {
             format!("one of ({})", names.join(", "))
         }
         ConstraintKind::Requires { relation, required } => {
-            format!("{} requires {}", relation.name, required.name)
+            format!("{} requires {}", relation.name, relation_list(required))
         }
         ConstraintKind::OnObject { relations, mode, guards } => {
             let word = match mode {

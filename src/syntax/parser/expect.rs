@@ -89,7 +89,7 @@ const NAMES: &[(Rule, &str)] = &[
 ];
 
 const CONSTRAINT_FORMS: &str =
-    "a constraint is `at most N relation`, `at least N relation`, `one of (relation, relation)`, `relation requires relation`, `relation only on (relation, ...)` or `relation not on (relation, ...)`";
+    "a constraint is `at most N relation`, `at least N relation`, `one of (relation, relation)`, `relation requires (relation, ...)`, `relation only on (relation, ...)` or `relation not on (relation, ...)`";
 
 /// The error for a pest failure in the piece of `text` that starts at `base`.
 pub(super) fn diagnose(err: &Error<Rule>, text: &str, base: usize) -> Diagnostic {

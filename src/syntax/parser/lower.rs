@@ -172,7 +172,10 @@ impl<'a> Lower<'_, 'a> {
                 Some(ConstraintKind::AtLeast { count, relation: relations.pop()? })
             }
             (Rule::requires, _) => {
-                let required = relations.pop()?;
+                if relations.len() < 2 {
+                    return None;
+                }
+                let required = relations.split_off(1);
                 Some(ConstraintKind::Requires { relation: relations.pop()?, required })
             }
             (Rule::one_of, _) if relations.len() < 2 => {

@@ -94,7 +94,10 @@ fn member() -> impl Strategy<Value = Member> {
         (any::<u32>(), name()).prop_map(|(count, r)| ConstraintKind::AtLeast { count, relation: id(r) }),
         prop::collection::vec(name(), 2..=4)
             .prop_map(|rs| ConstraintKind::OneOf { relations: rs.into_iter().map(id).collect() }),
-        (name(), name()).prop_map(|(a, b)| ConstraintKind::Requires { relation: id(a), required: id(b) }),
+        (name(), prop::collection::vec(name(), 1..=3)).prop_map(|(a, b)| ConstraintKind::Requires {
+            relation: id(a),
+            required: b.into_iter().map(id).collect()
+        }),
         (prop::collection::vec(name(), 1..=3), any::<bool>(), prop::collection::vec(name(), 1..=3)).prop_map(
             |(rs, not, gs)| ConstraintKind::OnObject {
                 relations: rs.into_iter().map(id).collect(),
@@ -275,7 +278,8 @@ fn names(schema: &Schema) -> Vec<&Ident> {
                             | ConstraintKind::AtLeast { relation, .. } => out.push(relation),
                             ConstraintKind::OneOf { relations } => out.extend(relations.iter()),
                             ConstraintKind::Requires { relation, required } => {
-                                out.extend([relation, required])
+                                out.push(relation);
+                                out.extend(required.iter());
                             }
                             ConstraintKind::OnObject { relations, guards, .. } => {
                                 out.extend(relations.iter().chain(guards))
