@@ -237,11 +237,12 @@ impl<S: TupleStore> Cx<'_, S> {
         let lists: Vec<String> = rels
             .iter()
             .map(|&r| {
-                let names: Vec<String> = self
+                let mut names: Vec<String> = self
                     .holders_before(r)
                     .iter()
                     .map(|(s, a)| format!("`{}`{}", self.subject_name(*s), interval_text(Interval::of(a))))
                     .collect();
+                names.sort();
                 let names = if names.is_empty() { "none".to_string() } else { names.join(", ") };
                 if rels.len() == 1 {
                     names

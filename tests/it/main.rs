@@ -10,5 +10,6 @@ mod import_props;
 mod index_diff;
 mod peer_parse;
 mod schema_check;
+mod seeds;
 mod subset;
 mod syntax;

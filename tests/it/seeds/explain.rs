@@ -1,0 +1,1 @@
+//! `explain` and `who` on the seed models read as a person would expect.
