@@ -15,7 +15,7 @@ mod writes;
 use std::path::Path;
 
 /// The rules of PRODUCT.md, by example directory.
-const RULES: &[(&str, &str, usize)] = &[("ses", "SES", 9)];
+const RULES: &[(&str, &str, usize)] = &[("ses", "SES", 9), ("ethicontrol", "ETH", 11)];
 
 #[test]
 fn every_rule_is_named_in_its_test_file() {
@@ -40,4 +40,9 @@ fn every_rule_is_named_in_its_test_file() {
 #[test]
 fn ses_test_file_passes() {
     runner::passes("ses");
+}
+
+#[test]
+fn ethicontrol_test_file_passes() {
+    runner::passes("ethicontrol");
 }

@@ -143,3 +143,22 @@ fn ses_9_an_enforcement_manager_is_a_participant() {
         &["`enforcement-action: enforcement-manager requires participant`"],
     );
 }
+
+#[test]
+fn eth_9_one_ceo_and_one_cso_in_the_system() {
+    rejected(
+        "ethicontrol",
+        "system:acme#ceo@user:sam",
+        &[
+            "constraint `system: at most 1 ceo` rejects writing `system:acme#ceo@user:sam`",
+            "`system:acme` would have 2 `ceo`, more than 1; current holders: `user:cleo`",
+        ],
+    );
+    rejected(
+        "ethicontrol",
+        "system:acme#cso@user:cleo",
+        &["`system: at most 1 cso`", "current holders: `user:cyrus`"],
+    );
+    // A new CEO replaces the old one in one batch.
+    accepted("ethicontrol", "delete system:acme#ceo@user:cleo\nsystem:acme#ceo@user:sam");
+}
