@@ -108,7 +108,8 @@ pub enum Rewrite {
 pub enum Constraint {
     /// At no instant do more than `count` subjects hold `relation` on the object.
     AtMost { count: u32, relation: RelId },
-    /// Whenever the object has any relationship, at least `count` subjects hold `relation`.
+    /// Whenever the object has a relationship, or is the subject of one, at least `count`
+    /// subjects hold `relation`.
     AtLeast { count: u32, relation: RelId },
     /// A subject holds at most one of `relations` on the object at any instant.
     OneOf { relations: Vec<RelId> },

@@ -67,6 +67,19 @@ pub(crate) fn check<S: TupleStore>(
                 return Err(cx.error(c, op, reason));
             }
         }
+        // `at least` holds for an object that is the subject of a relationship too.
+        if subject.is_wildcard() {
+            continue;
+        }
+        let referenced = subject.object();
+        for (i, c) in schema.type_def(referenced.ty).constraints.iter().enumerate() {
+            if matches!(c, Constraint::AtLeast { .. }) && done.insert((referenced, i, None)) {
+                let cx = Cx { schema, data, changes, object: referenced };
+                if let Some(reason) = cx.violation(c, subject) {
+                    return Err(cx.error(c, op, reason));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -124,13 +137,15 @@ impl<S: TupleStore> Cx<'_, S> {
                 if gaps.is_empty() {
                     return None;
                 }
-                // A gap matters only while the object has some relationship.
+                // A gap matters only while the object has a relationship, or is the subject of one.
                 let tdef = self.schema.type_def(self.object.ty);
                 let rels = (0..tdef.relations.len() as RelId)
                     .filter(|&r| tdef.relations[r as usize].kind == RelKind::Relation);
-                let (t, n) = rels
-                    .flat_map(|r| self.intervals(r))
-                    .flat_map(|(_, i)| gaps.iter().filter_map(move |(g, n)| Some((i.overlap(*g)?.from, *n))))
+                let own = rels.flat_map(|r| self.intervals(r)).map(|(_, i)| i);
+                let references = self.data.referencing(self.object).into_iter().map(|a| Interval::of(&a));
+                let (t, n) = own
+                    .chain(references)
+                    .flat_map(|i| gaps.iter().filter_map(move |(g, n)| Some((i.overlap(*g)?.from, *n))))
                     .min()?;
                 let rel = self.rel_name(*relation);
                 Some(format!("`{obj}` would have {n} `{rel}`{}, fewer than {count}", from_text(t)))

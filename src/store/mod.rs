@@ -168,6 +168,8 @@ pub trait TupleStore {
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs>;
     /// The relationships stored for `object#rel` (expired ones included), in subject order.
     fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)>;
+    /// The attributes of every relationship whose subject is `object` or one of its usersets.
+    fn referencing(&self, object: Obj) -> Vec<TupleAttrs>;
 }
 
 impl TupleStore for Data {
@@ -188,6 +190,13 @@ impl TupleStore for Data {
     }
     fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
         self.subjects(object, rel).map(|(s, a)| (*s, a.clone())).collect()
+    }
+    fn referencing(&self, object: Obj) -> Vec<TupleAttrs> {
+        // The reference store has no reverse index: a scan, as simple as can be.
+        self.iter()
+            .filter(|(_, _, s, _)| !s.is_wildcard() && s.object() == object)
+            .map(|(.., a)| a.clone())
+            .collect()
     }
 }
 

@@ -247,8 +247,8 @@ pub struct ConstraintDef {
 pub enum ConstraintKind {
     /// `constraint at most 5 account-admin`: per object, at most N subjects hold the relation.
     AtMost { count: u32, relation: Ident },
-    /// `constraint at least 1 admin`: per object, at least N subjects hold the relation once any
-    /// relationship of the object's type has been written for the object.
+    /// `constraint at least 1 admin`: per object, at least N subjects hold the relation whenever
+    /// the object has a relationship or is the subject of one.
     AtLeast { count: u32, relation: Ident },
     /// `constraint one of (complaints-supervisor, complaints-manager)`: per object and subject,
     /// at most one of the relations.

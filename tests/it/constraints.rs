@@ -30,6 +30,10 @@ type account {
   constraint at least 1 admin
 }
 
+type team {
+  relation account: account
+}
+
 type system {
   relation ceo: user with expiration
   constraint at most 1 ceo
@@ -128,9 +132,22 @@ fn at_least_n_holders_keeps_the_last_admin() {
         pv.write(&ops("account:acme#admin@user:ann[expiration:2030-01-01T00:00:00Z]\n\
              account:acme#admin@user:cat[valid:2030-01-01T00:00:00Z..]"))
             .unwrap();
-        // An object with no relationships at all needs no admin.
+        // An account that some relationship points to needs its admin too.
+        let msg = rejected(&mut pv, "team:t1#account@account:new");
+        assert!(
+            msg.contains("rejects writing `team:t1#account@account:new`: `account:new` would have 0 `admin`"),
+            "{msg}"
+        );
+        pv.write(&ops("team:t1#account@account:acme")).unwrap();
         pv.write(&ops("account:acme#admin@user:ann\ndelete account:acme#admin@user:cat")).unwrap();
-        pv.write(&ops("delete account:acme#admin@user:ann\ndelete account:acme#member@user:bob")).unwrap();
+        let msg =
+            rejected(&mut pv, "delete account:acme#admin@user:ann\ndelete account:acme#member@user:bob");
+        assert!(msg.contains("`account:acme` would have 0 `admin`"), "{msg}");
+        // An object with no relationships at all, and in none, needs no admin.
+        pv.write(&ops(
+            "delete account:acme#admin@user:ann\ndelete account:acme#member@user:bob\ndelete team:t1#account@account:acme",
+        ))
+        .unwrap();
     }
 }
 

@@ -15,7 +15,7 @@ mod writes;
 use std::path::Path;
 
 /// The rules of PRODUCT.md, by example directory.
-const RULES: &[(&str, &str, usize)] = &[("ses", "SES", 9), ("ethicontrol", "ETH", 11)];
+const RULES: &[(&str, &str, usize)] = &[("ses", "SES", 9), ("ethicontrol", "ETH", 11), ("ecomms", "ECM", 6)];
 
 #[test]
 fn every_rule_is_named_in_its_test_file() {
@@ -45,4 +45,9 @@ fn ses_test_file_passes() {
 #[test]
 fn ethicontrol_test_file_passes() {
     runner::passes("ethicontrol");
+}
+
+#[test]
+fn ecomms_test_file_passes() {
+    runner::passes("ecomms");
 }

@@ -162,3 +162,111 @@ fn eth_9_one_ceo_and_one_cso_in_the_system() {
     // A new CEO replaces the old one in one batch.
     accepted("ethicontrol", "delete system:acme#ceo@user:cleo\nsystem:acme#ceo@user:sam");
 }
+
+#[test]
+fn ecm_1_an_account_keeps_at_least_one_admin() {
+    rejected(
+        "ecomms",
+        "delete account:beta#admin@user:bea",
+        &[
+            "constraint `account: at least 1 admin` rejects deleting `account:beta#admin@user:bea`",
+            "`account:beta` would have 0 `admin`, fewer than 1; current holders: `user:bea`",
+        ],
+    );
+    // An admin's account ending with nobody to take over is the same as deleting it.
+    rejected(
+        "ecomms",
+        "account:acme#admin@user:ada[expiration:2030-01-01T00:00:00Z]",
+        &["`account:acme` would have 0 `admin` from 2030-01-01T00:00:00Z"],
+    );
+    // A new account needs its admin in the same batch.
+    rejected(
+        "ecomms",
+        "account:gamma#no-group-supervisor@user:nora",
+        &["`account:gamma` would have 0 `admin`"],
+    );
+    accepted("ecomms", "account:gamma#no-group-supervisor@user:nora\naccount:gamma#admin@user:gus");
+    accepted("ecomms", "account:beta#admin@user:bob\ndelete account:beta#admin@user:bea");
+}
+
+#[test]
+fn ecm_3_an_alert_carries_exactly_one_scope() {
+    rejected(
+        "ecomms",
+        "alert:a-1#scope@user-group:sales",
+        &[
+            "constraint `alert: at most 1 scope` rejects writing `alert:a-1#scope@user-group:sales`",
+            "current holders: `user-group:traders`",
+        ],
+    );
+    rejected("ecomms", "alert:a-1#scope@account:acme", &["`alert:a-1` would have 2 `scope`, more than 1"]);
+    rejected("ecomms", "delete alert:a-2#scope@account:acme", &["`alert: at least 1 scope`"]);
+    rejected("ecomms", "alert:a-7#account@account:acme", &["`alert:a-7` would have 0 `scope`, fewer than 1"]);
+    // Messages carry any number of group tags.
+    accepted("ecomms", "message:m-3#group-tag@user-group:sales\nmessage:m-3#group-tag@user-group:desk");
+}
+
+/// The capture step of ECM-5: tag a message with the groups its participants are in at the
+/// capture time (an as-of `what`), and as account-level content if one of them is in none.
+fn capture(pv: &mut Purview, message: &str, account: &str, participants: &[&str], captured: &str) {
+    let opts =
+        EvalOptions { at: purview::store::relationship::parse_time(captured).unwrap(), ..Default::default() };
+    let snap = pv.snapshot();
+    let mut lines = vec![format!("message:{message}#account@account:{account}")];
+    for p in participants {
+        lines.push(format!("message:{message}#participant@user:{p}"));
+        let user = purview::store::SubjectRef::new("user", *p, None);
+        let groups = snap.what(&user, "member", "user-group", &Page::default(), &opts).unwrap();
+        if groups.objects.is_empty() {
+            lines.push(format!("message:{message}#ungrouped@account:{account}"));
+        }
+        for g in groups.objects {
+            lines.push(format!("message:{message}#group-tag@{}", g.object));
+        }
+    }
+    pv.write(&ops(&lines.join("\n"))).unwrap();
+}
+
+#[test]
+fn ecm_5_membership_is_judged_at_capture_time() {
+    for engine in [Engine::Reference, Engine::Index] {
+        let mut pv = example("ecomms", engine);
+        // Captured again, m-2 and m-3 get the tags the data gives them.
+        capture(&mut pv, "m-2-again", "acme", &["tim", "paul"], "2024-02-15T09:00:00Z");
+        capture(&mut pv, "m-3-again", "acme", &["tim", "paul"], "2024-03-10T09:00:00Z");
+        let snap = pv.snapshot();
+        let opts = EvalOptions::default();
+        let viewers = |m: &str| {
+            let who = snap.who_str(&format!("message:{m}"), "view", "user", &opts).unwrap();
+            who.subjects.iter().map(|f| f.subject.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(viewers("m-2-again"), viewers("m-2"));
+        assert_eq!(viewers("m-2-again"), ["user:ada", "user:nora", "user:sam"]);
+        assert_eq!(viewers("m-3-again"), ["user:ada", "user:sam"]);
+        // Olive joins a group of beta later: m-9, captured before, stays ungrouped content.
+        pv.write(&ops("user-group:desk#member@user:olive[valid:2024-05-01T00:00:00Z..]")).unwrap();
+        let snap = pv.snapshot();
+        let who = snap.who_str("message:m-9", "view", "user", &opts).unwrap();
+        let names: Vec<String> = who.subjects.iter().map(|f| f.subject.to_string()).collect();
+        assert_eq!(names, ["user:bea", "user:bob"]);
+        // The history is kept: as of January, Lea was in sales; now she is in no group.
+        let mut jan = opts.clone();
+        jan.at = purview::store::relationship::parse_time("2024-01-15T00:00:00Z").unwrap();
+        let lea = purview::store::SubjectRef::new("user", "lea", None);
+        assert_eq!(snap.what(&lea, "member", "user-group", &Page::default(), &jan).unwrap().objects.len(), 1);
+        assert!(snap.what(&lea, "member", "user-group", &Page::default(), &opts).unwrap().objects.is_empty());
+    }
+}
+
+#[test]
+fn eth_9_a_ceo_hands_over_at_a_time() {
+    accepted(
+        "ethicontrol",
+        "system:acme#ceo@user:cleo[expiration:2025-01-01T00:00:00Z]\nsystem:acme#ceo@user:sam[valid:2025-01-01T00:00:00Z..]",
+    );
+    rejected(
+        "ethicontrol",
+        "system:acme#ceo@user:cleo[expiration:2025-01-01T00:00:00Z]\nsystem:acme#ceo@user:sam[valid:2024-12-01T00:00:00Z..]",
+        &["`system:acme` would have 2 `ceo` from 2024-12-01T00:00:00Z, more than 1"],
+    );
+}
