@@ -70,8 +70,8 @@ impl fmt::Display for ObjectSet {
 pub struct SubsetResult {
     /// Every member of the set is one the subject has the permission on, without conditions.
     pub holds: bool,
-    /// Members the subject does not have the permission on. `type:*` stands for a wildcard member
-    /// (every object of the type) that the subject does not cover.
+    /// Members the subject does not have the permission on, in name order. `type:*` stands for a
+    /// wildcard member (every object of the type) that the subject does not cover.
     pub missing: Vec<ObjectRef>,
     /// Members for which the answer depends on condition context that was not given: the member
     /// belongs to the set only conditionally, or the subject has the permission only conditionally.
@@ -119,6 +119,8 @@ impl View {
                 Tri::False => out.missing.push(member),
             }
         }
+        out.missing.sort();
+        out.conditional.sort();
         out.holds = out.missing.is_empty() && out.conditional.is_empty();
         Ok(out)
     }

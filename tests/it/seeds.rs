@@ -8,6 +8,7 @@
     reason = "test helpers may panic; clippy.toml's allow-*-in-tests covers only #[test] functions"
 )]
 
+mod delegation;
 mod explain;
 mod runner;
 mod writes;
@@ -15,7 +16,8 @@ mod writes;
 use std::path::Path;
 
 /// The rules of PRODUCT.md, by example directory.
-const RULES: &[(&str, &str, usize)] = &[("ses", "SES", 9), ("ethicontrol", "ETH", 11), ("ecomms", "ECM", 6)];
+const RULES: &[(&str, &str, usize)] =
+    &[("ses", "SES", 9), ("ethicontrol", "ETH", 11), ("ecomms", "ECM", 6), ("insurance", "INS", 6)];
 
 #[test]
 fn every_rule_is_named_in_its_test_file() {
@@ -50,4 +52,9 @@ fn ethicontrol_test_file_passes() {
 #[test]
 fn ecomms_test_file_passes() {
     runner::passes("ecomms");
+}
+
+#[test]
+fn insurance_test_file_passes() {
+    runner::passes("insurance");
 }

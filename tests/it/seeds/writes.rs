@@ -270,3 +270,40 @@ fn eth_9_a_ceo_hands_over_at_a_time() {
         &["`system:acme` would have 2 `ceo` from 2024-12-01T00:00:00Z, more than 1"],
     );
 }
+
+#[test]
+fn ins_3_partner_employees_can_only_be_power_users() {
+    rejected(
+        "insurance",
+        "company:broker#administrator@user:bob",
+        &[
+            "constraint `company: (company-administrator, administrator, private-user) not on partner` rejects writing `company:broker#administrator@user:bob`",
+            "`company:broker` would have `administrator` (`user:bob`) together with `partner` (`platform:portal`)",
+            "partner `platform:portal`",
+        ],
+    );
+    rejected("insurance", "company:broker#private-user@user:bob", &["not on partner"]);
+    // Turning a company with administrators into a partner is rejected too.
+    rejected(
+        "insurance",
+        "delete company:acme-emea#assured@platform:portal\ncompany:acme-emea#partner@platform:portal",
+        &["`company:acme-emea` would have `administrator` (`user:eric`) together with `partner`"],
+    );
+    rejected(
+        "insurance",
+        "company:acme-emea#licensee@platform:portal",
+        &["`company: one of (assured, licensee, partner)`"],
+    );
+    accepted("insurance", "company:broker#power-user@user:bea\ncompany:broker#employee@user:bea");
+}
+
+#[test]
+fn ins_6_roles_are_created_at_the_headquarters() {
+    rejected(
+        "insurance",
+        "company:acme-emea#creates@role:emea-only",
+        &["`company: (company-administrator, creates) not on subsidiary-of`", "`company:acme-emea` would have `creates` (`role:emea-only`) together with `subsidiary-of` (`company:acme`)"],
+    );
+    rejected("insurance", "company:acme-uk#company-administrator@user:zoe", &["not on subsidiary-of"]);
+    accepted("insurance", "company:acme#creates@role:claims");
+}
