@@ -356,10 +356,7 @@ impl View {
             View::Index(data) => {
                 let mut ev = IndexEval::new(data, opts);
                 let set = ev.who(o, rel, fty, frel)?;
-                let any_cond = set.default == Tri::Cond || set.c.len() > set.t.len();
-                if any_cond && opts.missing_context == MissingContext::Error {
-                    ev.decide(Tri::Cond)?;
-                }
+                ev.cond.fail_on_any()?;
                 let members = set.c.iter().map(|id| found(id, set.get(id))).collect();
                 let exclusions = if set.default == Tri::False {
                     Vec::new()
@@ -371,10 +368,7 @@ impl View {
             View::Reference(_) => {
                 let mut ev = Reference::new(self.source(), opts);
                 let set = ev.lookup_subjects(o, rel, fty, frel)?;
-                let any_cond = set.default == Tri::Cond || set.explicit.values().any(|t| *t == Tri::Cond);
-                if any_cond && opts.missing_context == MissingContext::Error {
-                    ev.decide(Tri::Cond)?;
-                }
+                ev.cond.fail_on_any()?;
                 let members = set.members().map(|(s, t)| found(s.id, t)).collect();
                 let exclusions = set.exclusions().map(|(s, t)| found(s.id, t)).collect();
                 (members, set.default, exclusions)

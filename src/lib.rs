@@ -4,9 +4,11 @@ pub mod api;
 pub mod diag;
 pub mod eval;
 pub mod index;
+pub mod query;
 pub mod schema;
 pub mod store;
 pub mod syntax;
+pub mod testfile;
 
 pub use api::{Purview, SchemaError};
 pub use eval::{Decision, EvalError, EvalOptions, Tri};

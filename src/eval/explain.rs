@@ -115,7 +115,10 @@ impl Builder<'_, '_> {
         let outcome = self.outcome(o, rel)?;
         let rdef = self.ev.snap.schema().rel_def(o.ty, rel);
         let kind = if rdef.kind == RelKind::Permission { "permission" } else { "relation" };
-        let label = format!("{} ({kind})", self.name(o, rel));
+        let label = match &rdef.rewrite {
+            Rewrite::This => format!("{} ({kind})", self.name(o, rel)),
+            rw => format!("{} ({kind}: {})", self.name(o, rel), describe(self.ev.snap.schema(), o.ty, rw)),
+        };
         if self.stack.contains(&(o, rel)) {
             return Ok(Tree::new(
                 Step::Cycle,
@@ -138,8 +141,9 @@ impl Builder<'_, '_> {
         let body = self.rewrite(o, rel, &rewrite, outcome);
         self.stack.pop();
         let mut body = body?;
-        // A plain relation shows its relationships directly under its name.
-        if matches!(rewrite, Rewrite::This | Rewrite::Computed(_)) {
+        // A plain relation shows its relationships directly under its name; a plain alias shows
+        // what it stands for.
+        if matches!(rewrite, Rewrite::This) {
             body.label = label;
             body.outcome = outcome;
             return Ok(body);
@@ -171,12 +175,7 @@ impl Builder<'_, '_> {
         self.nodes += 1;
         match rw {
             Rewrite::Nil => Ok(Tree::new(Step::Nil, "nil (nothing)", outcome.map(|_| Tri::False))),
-            Rewrite::Computed(r) => {
-                let child = self.relation(o, *r)?;
-                let mut t = Tree::new(Step::Relation, "", outcome);
-                t.children.push(child);
-                Ok(t)
-            }
+            Rewrite::Computed(r) => self.relation(o, *r),
             Rewrite::This => self.this(o, rel, outcome),
             Rewrite::Union(items) | Rewrite::Intersection(items) => {
                 let step = if matches!(rw, Rewrite::Union(_)) { Step::Union } else { Step::Intersection };
@@ -341,4 +340,60 @@ impl Builder<'_, '_> {
             format!(" [{}]", parts.join(", "))
         }
     }
+}
+
+/// A rewrite as the schema author wrote it: `viewer + parent->view - banned`.
+pub fn describe(schema: &crate::schema::Schema, ty: u32, rw: &Rewrite) -> String {
+    fn go(schema: &crate::schema::Schema, ty: u32, rw: &Rewrite, prec: u8, out: &mut String) {
+        let tdef = schema.type_def(ty);
+        let wrap = |p: u8, out: &mut String, f: &dyn Fn(&mut String)| {
+            if p < prec {
+                out.push('(');
+                f(out);
+                out.push(')');
+            } else {
+                f(out);
+            }
+        };
+        match rw {
+            Rewrite::This => out.push_str("this"),
+            Rewrite::Nil => out.push_str("nil"),
+            Rewrite::Computed(r) => out.push_str(&tdef.relations[*r as usize].name),
+            Rewrite::Arrow { tupleset, target_name, mode, .. } => {
+                let ts = &tdef.relations[*tupleset as usize].name;
+                match mode {
+                    ArrowMode::Any => {
+                        let _ = write!(out, "{ts}->{target_name}");
+                    }
+                    ArrowMode::All => {
+                        let _ = write!(out, "{ts}.all({target_name})");
+                    }
+                }
+            }
+            Rewrite::Exclusion(a, b) => wrap(0, out, &|out| {
+                go(schema, ty, a, 0, out);
+                out.push_str(" - ");
+                go(schema, ty, b, 1, out);
+            }),
+            Rewrite::Union(v) => wrap(1, out, &|out| {
+                for (i, x) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" + ");
+                    }
+                    go(schema, ty, x, 2, out);
+                }
+            }),
+            Rewrite::Intersection(v) => wrap(2, out, &|out| {
+                for (i, x) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" & ");
+                    }
+                    go(schema, ty, x, 3, out);
+                }
+            }),
+        }
+    }
+    let mut out = String::new();
+    go(schema, ty, rw, 0, &mut out);
+    out
 }

@@ -11,17 +11,23 @@ mod subjects;
 
 pub use subjects::SubjectSet;
 
-use crate::schema::condition::JsonMap;
+use crate::schema::condition::{ConditionOutcome, JsonMap};
+use crate::schema::Schema;
+use crate::store::TupleAttrs;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::BTreeSet;
 
-/// Three-valued truth.
+/// Three-valued truth. Serialized as `denied`, `conditional`, `allowed`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Tri {
     #[default]
+    #[serde(rename = "denied")]
     False,
     /// Depends on condition parameters that were not supplied.
+    #[serde(rename = "conditional")]
     Cond,
+    #[serde(rename = "allowed")]
     True,
 }
 
@@ -135,4 +141,88 @@ pub enum EvalError {
     UnknownRelation { ty: String, relation: String },
     #[error("`{0}` is not a valid subject here")]
     InvalidSubject(String),
+}
+
+/// Judges the time windows and conditions of relationships for one request, and remembers what
+/// made answers conditional: the missing parameters and, under [`MissingContext::Error`], the
+/// first condition that failed (reported only if the answer depends on it).
+#[derive(Debug)]
+pub struct Conditions<'a> {
+    schema: &'a Schema,
+    opts: &'a EvalOptions,
+    pub missing: BTreeSet<String>,
+    pub error: Option<String>,
+}
+
+impl<'a> Conditions<'a> {
+    pub fn new(schema: &'a Schema, opts: &'a EvalOptions) -> Self {
+        Conditions { schema, opts, missing: BTreeSet::new(), error: None }
+    }
+
+    /// Whether the relationship is in force at the evaluation time (ignoring its condition).
+    pub fn in_force(&self, attrs: &TupleAttrs) -> bool {
+        attrs.active_at(self.opts.at)
+    }
+
+    /// Whether the relationship holds: in force, and its condition true.
+    pub fn holds(&mut self, attrs: &TupleAttrs) -> Result<Tri, EvalError> {
+        if !self.in_force(attrs) {
+            return Ok(Tri::False);
+        }
+        self.condition(attrs)
+    }
+
+    /// The relationship's condition alone (`True` when it has none).
+    pub fn condition(&mut self, attrs: &TupleAttrs) -> Result<Tri, EvalError> {
+        let Some(c) = &attrs.caveat else { return Ok(Tri::True) };
+        let strict = self.opts.missing_context == MissingContext::Error;
+        let cond = self.schema.condition(c.cond);
+        match cond.evaluate_with(c.context.as_deref(), &self.opts.context, strict) {
+            ConditionOutcome::True => Ok(Tri::True),
+            ConditionOutcome::False => Ok(Tri::False),
+            ConditionOutcome::Missing(m) => {
+                self.missing.extend(m);
+                Ok(Tri::Cond)
+            }
+            ConditionOutcome::Error(e) if strict => {
+                // As OpenFGA: a failing branch only fails the request if nothing else decides it.
+                self.error.get_or_insert(e);
+                Ok(Tri::Cond)
+            }
+            ConditionOutcome::Error(e) => Err(EvalError::Condition(e)),
+        }
+    }
+
+    /// Turns a three-valued result into a decision, honouring the missing-context policy.
+    pub fn decide(&self, t: Tri) -> Result<Decision, EvalError> {
+        Ok(match t {
+            Tri::True => Decision::Allowed,
+            Tri::False => Decision::Denied,
+            Tri::Cond => {
+                if let Some(e) = &self.error {
+                    return Err(EvalError::Condition(e.clone()));
+                }
+                let missing: Vec<String> = self.missing.iter().cloned().collect();
+                if self.opts.missing_context == MissingContext::Error {
+                    return Err(EvalError::MissingContext { missing });
+                }
+                Decision::Conditional { missing }
+            }
+        })
+    }
+
+    /// Under [`MissingContext::Error`], fails if any condition met on the way lacked context or
+    /// failed, whatever the answer (OpenFGA's rule for lookups).
+    pub fn fail_on_any(&self) -> Result<(), EvalError> {
+        if self.opts.missing_context != MissingContext::Error {
+            return Ok(());
+        }
+        if let Some(e) = &self.error {
+            return Err(EvalError::Condition(e.clone()));
+        }
+        if !self.missing.is_empty() {
+            return Err(EvalError::MissingContext { missing: self.missing.iter().cloned().collect() });
+        }
+        Ok(())
+    }
 }

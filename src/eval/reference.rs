@@ -5,12 +5,11 @@
 //! terminate with the right answer. Results that did not depend on such a cut are memoized.
 //! Deeper recursion than `limits.max_depth` is an error, never a silent "denied".
 
-use super::{Decision, EvalError, EvalOptions, MissingContext, SubjectSet, Tri};
-use crate::schema::condition::ConditionOutcome;
+use super::{Conditions, Decision, EvalError, EvalOptions, SubjectSet, Tri};
 use crate::schema::{RelId, Rewrite};
-use crate::store::{Obj, Source, StoredCaveat, Subject, TupleAttrs};
+use crate::store::{Obj, Source, Subject, TupleAttrs};
 use crate::syntax::ast::ArrowMode;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// Evaluates one question against one snapshot.
 pub struct Reference<'a> {
@@ -21,8 +20,8 @@ pub struct Reference<'a> {
     lowest_cut: usize,
     check_memo: HashMap<(Obj, RelId, Subject), Tri>,
     lookup_memo: HashMap<(Obj, RelId, u32, Option<RelId>), SubjectSet>,
-    /// Condition parameters found missing.
-    pub missing: BTreeSet<String>,
+    /// Time windows and conditions of the relationships met, and what was missing.
+    pub cond: Conditions<'a>,
 }
 
 impl<'a> Reference<'a> {
@@ -34,47 +33,18 @@ impl<'a> Reference<'a> {
             lowest_cut: usize::MAX,
             check_memo: HashMap::new(),
             lookup_memo: HashMap::new(),
-            missing: BTreeSet::new(),
+            cond: Conditions::new(snap.schema(), opts),
         }
     }
 
     /// Turns a three-valued result into a decision, honouring the missing-context policy.
     pub fn decide(&self, t: Tri) -> Result<Decision, EvalError> {
-        Ok(match t {
-            Tri::True => Decision::Allowed,
-            Tri::False => Decision::Denied,
-            Tri::Cond => {
-                let missing: Vec<String> = self.missing.iter().cloned().collect();
-                if self.opts.missing_context == MissingContext::Error {
-                    return Err(EvalError::MissingContext { missing });
-                }
-                Decision::Conditional { missing }
-            }
-        })
+        self.cond.decide(t)
     }
 
     /// Whether a stored relationship holds now: its time window and its condition.
     pub fn tuple_tri(&mut self, attrs: &TupleAttrs) -> Result<Tri, EvalError> {
-        if !attrs.active_at(self.opts.at) {
-            return Ok(Tri::False);
-        }
-        match &attrs.caveat {
-            None => Ok(Tri::True),
-            Some(c) => self.caveat_tri(c),
-        }
-    }
-
-    fn caveat_tri(&mut self, c: &StoredCaveat) -> Result<Tri, EvalError> {
-        let cond = self.snap.schema().condition(c.cond);
-        match cond.evaluate(c.context.as_deref(), &self.opts.context) {
-            ConditionOutcome::True => Ok(Tri::True),
-            ConditionOutcome::False => Ok(Tri::False),
-            ConditionOutcome::Missing(m) => {
-                self.missing.extend(m);
-                Ok(Tri::Cond)
-            }
-            ConditionOutcome::Error(e) => Err(EvalError::Condition(e)),
-        }
+        self.cond.holds(attrs)
     }
 
     /// Enters `object#rel`; `Ok(None)` means it is already being evaluated (a cycle).
@@ -165,38 +135,37 @@ impl<'a> Reference<'a> {
             }
             Rewrite::Arrow { tupleset, targets, mode, .. } => {
                 let tuples: Vec<(Subject, TupleAttrs)> = self.snap.tuples(object, *tupleset);
+                // Any: some followed relationship holds and leads to the target.
+                // All: there is a relationship in force, and every one of them holds (its
+                // condition too, as in SpiceDB) and leads to the target.
                 let mut any = Tri::False;
                 let mut all = Tri::True;
+                let mut seen = false;
                 for (s, attrs) in tuples {
-                    if s.is_wildcard() {
+                    if s.is_wildcard() || !self.cond.in_force(&attrs) {
                         continue;
                     }
-                    let exists = self.tuple_tri(&attrs)?;
-                    if exists == Tri::False {
+                    let c = self.cond.condition(&attrs)?;
+                    if c == Tri::False && *mode == ArrowMode::Any {
                         continue;
                     }
                     let v = match targets.get(s.ty as usize).copied().flatten() {
                         Some(target) => self.check(s.object(), target, subject)?,
                         None => Tri::False,
                     };
+                    seen = true;
                     match mode {
-                        ArrowMode::Any => {
-                            any = any.or(exists.and(v));
-                            if any == Tri::True {
-                                break;
-                            }
-                        }
-                        ArrowMode::All => {
-                            // `∨(e ∧ v)` rather than `∨e`: equal in two-valued logic, sharper
-                            // in three-valued (an unrelated subject stays `False`).
-                            any = any.or(exists.and(v));
-                            all = all.and(exists.not().or(v));
-                        }
+                        ArrowMode::Any => any = any.or(c.and(v)),
+                        ArrowMode::All => all = all.and(c.and(v)),
+                    }
+                    if any == Tri::True || all == Tri::False {
+                        break;
                     }
                 }
                 match mode {
                     ArrowMode::Any => any,
-                    ArrowMode::All => any.and(all),
+                    ArrowMode::All if seen => all,
+                    ArrowMode::All => Tri::False,
                 }
             }
         })
@@ -342,32 +311,31 @@ impl<'a> Reference<'a> {
                 let mut any = SubjectSet::empty();
                 let mut all: Option<SubjectSet> = None;
                 for (s, attrs) in tuples {
-                    if s.is_wildcard() {
+                    if s.is_wildcard() || !self.cond.in_force(&attrs) {
                         continue;
                     }
-                    let exists = self.tuple_tri(&attrs)?;
-                    if exists == Tri::False {
+                    let c = self.cond.condition(&attrs)?;
+                    if c == Tri::False && *mode == ArrowMode::Any {
                         continue;
                     }
                     let sub = match targets.get(s.ty as usize).copied().flatten() {
                         Some(target) => self.lookup_subjects(s.object(), target, fty, frel)?,
                         None => SubjectSet::empty(),
                     };
+                    let term = sub.and_with(c);
                     match mode {
-                        ArrowMode::Any => any = any.union(&sub.and_with(exists)),
+                        ArrowMode::Any => any = any.union(&term),
                         ArrowMode::All => {
-                            any = any.union(&sub.and_with(exists));
-                            let term = sub.or_with(exists.not());
                             all = Some(match all {
                                 None => term,
                                 Some(a) => a.intersect(&term),
-                            });
+                            })
                         }
                     }
                 }
                 match mode {
                     ArrowMode::Any => any,
-                    ArrowMode::All => all.map(|a| a.intersect(&any)).unwrap_or_default(),
+                    ArrowMode::All => all.unwrap_or_default(),
                 }
             }
         })

@@ -7,12 +7,11 @@
 
 use super::plan::{FastPath, SlotId, SlotKind};
 use super::IndexData;
-use crate::eval::{Decision, EvalError, EvalOptions, MissingContext, Tri};
-use crate::schema::condition::ConditionOutcome;
+use crate::eval::{Conditions, Decision, EvalError, EvalOptions, Tri};
 use crate::schema::{RelId, Rewrite};
 use crate::store::{Obj, Subject, TupleAttrs};
 use crate::syntax::ast::ArrowMode;
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
 
 /// Evaluates questions against one index revision.
 pub struct IndexEval<'a> {
@@ -20,8 +19,9 @@ pub struct IndexEval<'a> {
     pub opts: &'a EvalOptions,
     stack: Vec<(Obj, RelId)>,
     lowest_cut: usize,
-    memo: HashMap<(Obj, RelId, Subject), Tri>,
-    pub missing: BTreeSet<String>,
+    memo: FxHashMap<(Obj, RelId, Subject), Tri>,
+    /// Time windows and conditions of the relationships met, and what was missing.
+    pub cond: Conditions<'a>,
 }
 
 impl<'a> IndexEval<'a> {
@@ -29,43 +29,20 @@ impl<'a> IndexEval<'a> {
         IndexEval {
             data,
             opts,
-            stack: Vec::new(),
+            stack: Vec::with_capacity(16),
             lowest_cut: usize::MAX,
-            memo: HashMap::new(),
-            missing: BTreeSet::new(),
+            memo: FxHashMap::default(),
+            cond: Conditions::new(&data.schema, opts),
         }
     }
 
     pub fn decide(&self, t: Tri) -> Result<Decision, EvalError> {
-        Ok(match t {
-            Tri::True => Decision::Allowed,
-            Tri::False => Decision::Denied,
-            Tri::Cond => {
-                let missing: Vec<String> = self.missing.iter().cloned().collect();
-                if self.opts.missing_context == MissingContext::Error {
-                    return Err(EvalError::MissingContext { missing });
-                }
-                Decision::Conditional { missing }
-            }
-        })
+        self.cond.decide(t)
     }
 
     /// Whether a special relationship holds now: its time window and its condition.
     pub fn tuple_tri(&mut self, attrs: &TupleAttrs) -> Result<Tri, EvalError> {
-        if !attrs.active_at(self.opts.at) {
-            return Ok(Tri::False);
-        }
-        let Some(c) = &attrs.caveat else { return Ok(Tri::True) };
-        let cond = self.data.schema.condition(c.cond);
-        match cond.evaluate(c.context.as_deref(), &self.opts.context) {
-            ConditionOutcome::True => Ok(Tri::True),
-            ConditionOutcome::False => Ok(Tri::False),
-            ConditionOutcome::Missing(m) => {
-                self.missing.extend(m);
-                Ok(Tri::Cond)
-            }
-            ConditionOutcome::Error(e) => Err(EvalError::Condition(e)),
-        }
+        self.cond.holds(attrs)
     }
 
     pub(super) fn enter(&mut self, object: Obj, rel: RelId) -> Result<Option<usize>, EvalError> {
@@ -172,7 +149,7 @@ impl<'a> IndexEval<'a> {
         subject: Subject,
     ) -> Result<Tri, EvalError> {
         let data = self.data;
-        let mut acc = ArrowAcc { any: Tri::False, all: Tri::True, mode };
+        let mut acc = ArrowAcc { any: Tri::False, all: Tri::True, seen: false, mode };
         'outer: for &slot in data.plan.slots_of(object.ty, tupleset) {
             let info = data.plan.info(slot);
             if info.kind == SlotKind::Wildcard {
@@ -190,15 +167,15 @@ impl<'a> IndexEval<'a> {
             let specials: Vec<(Subject, TupleAttrs)> =
                 data.special_of(object, tupleset).map(|(k, a)| (k.3, a.clone())).collect();
             for (s, attrs) in specials {
-                if s.is_wildcard() {
+                if s.is_wildcard() || !self.cond.in_force(&attrs) {
                     continue;
                 }
-                let exists = self.tuple_tri(&attrs)?;
-                if exists == Tri::False {
+                let c = self.cond.condition(&attrs)?;
+                if c == Tri::False && mode == ArrowMode::Any {
                     continue;
                 }
                 let v = self.arrow_target(s.object(), targets, subject)?;
-                if acc.step(exists, v) {
+                if acc.step(c, v) {
                     break;
                 }
             }
@@ -246,6 +223,9 @@ impl<'a> IndexEval<'a> {
             }
         }
         let others = data.others(fast_id);
+        if others.is_empty() {
+            return Ok(Tri::False);
+        }
         let mut acc = Tri::False;
         let nodes = std::iter::once(object.id).chain(nest.iter()).filter(|n| others.contains(*n));
         for n in nodes.collect::<Vec<_>>() {
@@ -276,10 +256,9 @@ impl<'a> IndexEval<'a> {
         let (Some(c), Rewrite::Union(items)) = (data.closure(closure), rewrite) else {
             return self.check_rewrite(object, rel, rewrite, subject);
         };
-        let nodes: Vec<u32> = std::iter::once(object.id).chain(c.down.get(object.id).iter()).collect();
         let others = data.others(fast_id);
         let mut acc = Tri::False;
-        for n in nodes {
+        for n in std::iter::once(object.id).chain(c.down.get(object.id).iter()) {
             let node = Obj { ty: object.ty, id: n };
             for (i, item) in items.iter().enumerate() {
                 if i == arrow {
@@ -379,24 +358,24 @@ impl<'a> IndexEval<'a> {
     }
 }
 
-/// Accumulates an arrow's value over the relationships it follows.
+/// Accumulates an arrow's value over the relationships it follows (in force at the evaluation
+/// time). Any: one of them holds (condition and target). All: there is one, and every one holds
+/// (as SpiceDB: a relationship whose condition is false still counts, and fails the `all`).
 struct ArrowAcc {
     any: Tri,
     all: Tri,
+    seen: bool,
     mode: ArrowMode,
 }
 
 impl ArrowAcc {
-    /// Adds one followed relationship (`exists`) whose target evaluated to `v`; returns whether
-    /// the answer is settled.
-    fn step(&mut self, exists: Tri, v: Tri) -> bool {
+    /// Adds one followed relationship with condition `c` whose target evaluated to `v`; returns
+    /// whether the answer is settled.
+    fn step(&mut self, c: Tri, v: Tri) -> bool {
+        self.seen = true;
         match self.mode {
-            ArrowMode::Any => self.any = self.any.or(exists.and(v)),
-            ArrowMode::All => {
-                // `∨(e ∧ v)` rather than `∨e`: equal in two-valued logic, sharper in three-valued.
-                self.any = self.any.or(exists.and(v));
-                self.all = self.all.and(exists.not().or(v));
-            }
+            ArrowMode::Any => self.any = self.any.or(c.and(v)),
+            ArrowMode::All => self.all = self.all.and(c.and(v)),
         }
         self.done()
     }
@@ -411,7 +390,8 @@ impl ArrowAcc {
     fn result(&self) -> Tri {
         match self.mode {
             ArrowMode::Any => self.any,
-            ArrowMode::All => self.any.and(self.all),
+            ArrowMode::All if self.seen => self.all,
+            ArrowMode::All => Tri::False,
         }
     }
 }

@@ -9,7 +9,8 @@
 //! Both carry three-valued membership: `yes` (allowed) and `maybe` (allowed or conditional).
 
 use super::check::IndexEval;
-use super::plan::SlotKind;
+use super::lists::ListRef;
+use super::plan::{FastPath, SlotId, SlotKind};
 use crate::eval::{EvalError, Tri};
 use crate::schema::{RelId, Rewrite, TypeId};
 use crate::store::{Obj, Subject, TupleAttrs};
@@ -299,24 +300,26 @@ impl IndexEval<'_> {
         let mut out = TriBits::default();
         for o in &candidates {
             let object = Obj { ty, id: o };
-            let mut any = Tri::False;
             let mut all = Tri::True;
+            let mut seen = false;
             for (sub, attrs) in data.tuples_of(object, tupleset) {
-                if sub.is_wildcard() {
+                if sub.is_wildcard() || !self.cond.in_force(&attrs) {
                     continue;
                 }
-                let e = self.tuple_tri(&attrs)?;
-                if e == Tri::False {
-                    continue;
-                }
+                let c = self.cond.condition(&attrs)?;
                 let v = match targets.get(sub.ty as usize).copied().flatten() {
                     Some(_) => target_sets.get(&sub.ty).map(|t| t.get(sub.id)).unwrap_or(Tri::False),
                     None => Tri::False,
                 };
-                any = any.or(e.and(v));
-                all = all.and(e.not().or(v));
+                seen = true;
+                all = all.and(c.and(v));
+                if all == Tri::False {
+                    break;
+                }
             }
-            out.add(o, any.and(all));
+            if seen {
+                out.add(o, all);
+            }
         }
         Ok(out)
     }
@@ -469,7 +472,7 @@ enum Op {
 }
 
 /// Memo for `who`: per `(object, relation)` for one subject filter.
-pub(super) type WhoMemo = HashMap<(Obj, RelId), SubjectBits>;
+pub(super) type WhoMemo = rustc_hash::FxHashMap<(Obj, RelId), SubjectBits>;
 
 impl IndexEval<'_> {
     /// Every subject of type `fty` (usersets: with relation `frel`) that has `rel` on `object`.
@@ -480,7 +483,7 @@ impl IndexEval<'_> {
         fty: TypeId,
         frel: Option<RelId>,
     ) -> Result<SubjectBits, EvalError> {
-        let mut memo = WhoMemo::new();
+        let mut memo = WhoMemo::default();
         self.v(object, rel, fty, frel, &mut memo)
     }
 
@@ -501,8 +504,12 @@ impl IndexEval<'_> {
         }
         let Some(saved) = self.enter(object, rel)? else { return Ok(out) };
         let data = self.data;
-        let result =
-            self.v_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, fty, frel, memo);
+        let result = match data.plan.fast.get(&(object.ty, rel)) {
+            Some((id, FastPath::Membership { closure })) => {
+                self.v_membership(object, rel, *id, *closure, fty, frel, memo)
+            }
+            _ => self.v_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, fty, frel, memo),
+        };
         let exact = self.leave(saved);
         let set = out.union(&result?);
         if exact {
@@ -553,11 +560,66 @@ impl IndexEval<'_> {
                     a.exclude(&self.v_rewrite(object, rel, b, fty, frel, memo)?)
                 }
             }
-            Rewrite::This => self.v_this(object, rel, fty, frel, memo)?,
+            Rewrite::This => self.v_this(object, rel, fty, frel, memo, None)?,
             Rewrite::Arrow { tupleset, targets, mode, .. } => {
                 self.v_arrow(object, *tupleset, targets, *mode, fty, frel, memo)?
             }
         })
+    }
+
+    /// Who holds a relation that nests through its own usersets: the plain lists of the whole
+    /// nest are unioned at once; only nodes with other kinds of relationships are walked.
+    #[allow(clippy::too_many_arguments)]
+    fn v_membership(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fast_id: usize,
+        closure: SlotId,
+        fty: TypeId,
+        frel: Option<RelId>,
+        memo: &mut WhoMemo,
+    ) -> Result<SubjectBits, EvalError> {
+        let data = self.data;
+        let Some(c) = data.closure(closure) else {
+            return self.v_this(object, rel, fty, frel, memo, None);
+        };
+        let nest = c.down.get(object.id);
+        let nodes = || std::iter::once(object.id).chain(nest.iter());
+        let lists: Vec<SlotId> = data
+            .plan
+            .slots_of(object.ty, rel)
+            .iter()
+            .copied()
+            .filter(|&slot| {
+                let info = data.plan.info(slot);
+                info.subject_ty == fty
+                    && match info.kind {
+                        SlotKind::Direct => frel.is_none(),
+                        SlotKind::Userset(r) => frel == Some(r),
+                        SlotKind::Wildcard => false,
+                    }
+            })
+            .collect();
+        let mut acc = Accumulator::new(data.object_count(fty));
+        for n in nodes() {
+            for &slot in &lists {
+                acc.add_list(data.fwd(slot, n));
+            }
+            if fty == object.ty && frel == Some(rel) {
+                acc.add(n);
+            }
+        }
+        let mut out = SubjectBits::default();
+        out.add_all(&acc.finish());
+        let others = data.others(fast_id);
+        if !others.is_empty() {
+            for n in nodes().filter(|n| others.contains(*n)).collect::<Vec<_>>() {
+                let sub = self.v_this(Obj { ty: object.ty, id: n }, rel, fty, frel, memo, Some(closure))?;
+                out = out.union(&sub);
+            }
+        }
+        Ok(out)
     }
 
     fn v_this(
@@ -567,11 +629,15 @@ impl IndexEval<'_> {
         fty: TypeId,
         frel: Option<RelId>,
         memo: &mut WhoMemo,
+        skip: Option<SlotId>,
     ) -> Result<SubjectBits, EvalError> {
         let data = self.data;
         let mut acc = SubjectBits::default();
         let mut wildcard = false;
         for &slot in data.plan.slots_of(object.ty, rel) {
+            if Some(slot) == skip {
+                continue;
+            }
             let info = data.plan.info(slot);
             let list = data.fwd(slot, object.id);
             match info.kind {
@@ -633,32 +699,101 @@ impl IndexEval<'_> {
         let mut any = SubjectBits::default();
         let mut all: Option<SubjectBits> = None;
         for (s, attrs) in data.tuples_of(object, tupleset) {
-            if s.is_wildcard() {
+            if s.is_wildcard() || !self.cond.in_force(&attrs) {
                 continue;
             }
-            let e = self.tuple_tri(&attrs)?;
-            if e == Tri::False {
+            let c = self.cond.condition(&attrs)?;
+            if c == Tri::False && mode == ArrowMode::Any {
                 continue;
             }
             let sub = match targets.get(s.ty as usize).copied().flatten() {
                 Some(target) => self.v(s.object(), target, fty, frel, memo)?,
                 None => SubjectBits::default(),
             };
+            let term = sub.and_with(c);
             match mode {
-                ArrowMode::Any => any = any.union(&sub.and_with(e)),
+                ArrowMode::Any => any = any.union(&term),
                 ArrowMode::All => {
-                    any = any.union(&sub.and_with(e));
-                    let term = sub.or_with(e.not());
                     all = Some(match all {
                         None => term,
                         Some(a) => a.intersect(&term),
-                    });
+                    })
                 }
             }
         }
         Ok(match mode {
             ArrowMode::Any => any,
-            ArrowMode::All => all.map(|a| a.intersect(&any)).unwrap_or_default(),
+            ArrowMode::All => all.unwrap_or_default(),
         })
+    }
+}
+
+/// Collects many sorted lists into one bitmap: into a dense bit array when the result may be
+/// large (one store per id, then one pass to build the bitmap), else into the bitmap directly.
+struct Accumulator {
+    universe: u32,
+    dense: Option<Vec<u64>>,
+    sparse: RoaringBitmap,
+    seen: usize,
+}
+
+impl Accumulator {
+    /// Past this many ids, a dense array is cheaper than bitmap inserts.
+    const DENSE_AFTER: usize = 4096;
+
+    fn new(universe: u32) -> Accumulator {
+        Accumulator { universe, dense: None, sparse: RoaringBitmap::new(), seen: 0 }
+    }
+
+    fn go_dense(&mut self) {
+        let mut words = vec![0u64; (self.universe as usize).div_ceil(64) + 1];
+        for v in &self.sparse {
+            if let Some(w) = words.get_mut(v as usize / 64) {
+                *w |= 1 << (v % 64);
+            }
+        }
+        self.sparse = RoaringBitmap::new();
+        self.dense = Some(words);
+    }
+
+    fn add(&mut self, v: u32) {
+        match &mut self.dense {
+            Some(words) if v < self.universe => {
+                if let Some(w) = words.get_mut(v as usize / 64) {
+                    *w |= 1 << (v % 64);
+                }
+            }
+            _ => {
+                self.sparse.insert(v);
+            }
+        }
+    }
+
+    fn add_list(&mut self, list: ListRef<'_>) {
+        self.seen += list.len();
+        if self.dense.is_none() && self.seen > Self::DENSE_AFTER && self.universe > 0 {
+            self.go_dense();
+        }
+        match (&mut self.dense, list) {
+            (None, ListRef::Big(b)) => self.sparse |= b,
+            (None, ListRef::Small(s)) => self.sparse.extend(s.iter().copied()),
+            (Some(_), l) => {
+                for v in l.iter() {
+                    self.add(v);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> RoaringBitmap {
+        match self.dense {
+            None => self.sparse,
+            Some(words) => {
+                let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                let mut out = RoaringBitmap::from_lsb0_bytes(0, &bytes);
+                out |= self.sparse;
+                out
+            }
+        }
     }
 }

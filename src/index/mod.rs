@@ -45,6 +45,8 @@ pub struct IndexData {
     fwd: Vec<Lists>,
     rev: Vec<Lists>,
     special: imbl::OrdMap<SpecialKey, TupleAttrs>,
+    /// Number of special relationships per relation (by [`Plan::flat`]), to skip empty ranges.
+    special_count: Vec<u32>,
     /// Closures of the self-edge slots, by slot.
     closures: Vec<Option<Closure>>,
     /// Per fast path: the nodes it must evaluate individually (see [`plan::FastPath`]).
@@ -72,6 +74,7 @@ impl IndexData {
             fwd: vec![Lists::default(); n],
             rev: vec![Lists::default(); n],
             special: imbl::OrdMap::new(),
+            special_count: vec![0; plan.relation_count()],
             closures: (0..n)
                 .map(|s| plan.closure_slots.contains(&(s as SlotId)).then(Closure::default))
                 .collect(),
@@ -169,13 +172,26 @@ impl IndexData {
 
     /// The special relationships of `object#rel`.
     pub fn special_of(&self, object: Obj, rel: RelId) -> impl Iterator<Item = (&SpecialKey, &TupleAttrs)> {
-        self.special
-            .range((object.ty, rel, object.id, MIN_SUBJECT)..=(object.ty, rel, object.id, MAX_SUBJECT))
+        let range = (object.ty, rel, object.id, MIN_SUBJECT)..=(object.ty, rel, object.id, MAX_SUBJECT);
+        self.has_special(object.ty, rel).then(|| self.special.range(range)).into_iter().flatten()
     }
 
     /// Every special relationship of `type#rel`.
     pub fn special_of_rel(&self, ty: TypeId, rel: RelId) -> impl Iterator<Item = (&SpecialKey, &TupleAttrs)> {
-        self.special.range((ty, rel, 0, MIN_SUBJECT)..=(ty, rel, u32::MAX, MAX_SUBJECT))
+        let range = (ty, rel, 0, MIN_SUBJECT)..=(ty, rel, u32::MAX, MAX_SUBJECT);
+        self.has_special(ty, rel).then(|| self.special.range(range)).into_iter().flatten()
+    }
+
+    /// Whether `type#rel` has any special relationship.
+    pub fn has_special(&self, ty: TypeId, rel: RelId) -> bool {
+        self.special_count.get(self.plan.flat(ty, rel)).is_some_and(|&n| n > 0)
+    }
+
+    fn count_special(&mut self, ty: TypeId, rel: RelId, delta: i32) {
+        let i = self.plan.flat(ty, rel);
+        if let Some(c) = self.special_count.get_mut(i) {
+            *c = c.saturating_add_signed(delta);
+        }
     }
 
     fn slot_for(&self, object: Obj, rel: RelId, subject: Subject) -> Option<(SlotId, u32)> {
@@ -205,39 +221,57 @@ impl IndexData {
         out
     }
 
+    /// Loads plain relationships given by ids (their objects already interned) into an empty
+    /// index: the lists are built sorted, in parallel, instead of one insert at a time.
+    pub fn bulk_load_plain(&mut self, tuples: Vec<(Obj, RelId, Subject)>) {
+        let mut per_slot: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.plan.slots.len()];
+        for (o, r, s) in tuples {
+            if let Some((slot, v)) = self.slot_for(o, r, s) {
+                per_slot[slot as usize].push((o.id, v));
+            }
+        }
+        self.build_lists(per_slot);
+    }
+
     /// Builds an index from relationships given by ids (used by bulk loads); faster than
     /// writing them one by one. Special relationships are stored as such.
-    pub fn bulk_load(&mut self, mut tuples: Vec<(Obj, RelId, Subject, TupleAttrs)>) {
-        use rayon::prelude::*;
+    pub fn bulk_load(&mut self, tuples: Vec<(Obj, RelId, Subject, TupleAttrs)>) {
         let mut per_slot: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.plan.slots.len()];
-        tuples.retain(|(o, r, s, a)| {
-            if !is_plain(a) {
-                return true;
+        let mut rest = Vec::new();
+        for (o, r, s, a) in tuples {
+            match (is_plain(&a), self.slot_for(o, r, s)) {
+                (true, Some((slot, v))) => per_slot[slot as usize].push((o.id, v)),
+                _ => rest.push((o, r, s, a)),
             }
-            match self.slot_for(*o, *r, *s) {
-                Some((slot, v)) => {
-                    per_slot[slot as usize].push((o.id, v));
-                    false
-                }
-                None => true,
-            }
-        });
+        }
+        self.build_lists(per_slot);
+        for (o, r, s, a) in rest {
+            self.insert(o, r, s, a);
+        }
+    }
+
+    /// Replaces every slot's lists with ones built from `(object, subject)` pairs, then the
+    /// closures and fast-path state.
+    fn build_lists(&mut self, per_slot: Vec<Vec<(u32, u32)>>) {
+        use rayon::prelude::*;
         let built: Vec<(Lists, Lists)> = per_slot
             .into_par_iter()
             .map(|mut pairs| {
                 pairs.par_sort_unstable();
                 pairs.dedup();
                 let fwd = Lists::from_sorted(pairs.iter().copied());
-                let mut rpairs: Vec<(u32, u32)> = pairs.iter().map(|&(a, b)| (b, a)).collect();
-                rpairs.par_sort_unstable();
-                (fwd, Lists::from_sorted(rpairs))
+                for p in &mut pairs {
+                    *p = (p.1, p.0);
+                }
+                pairs.par_sort_unstable();
+                (fwd, Lists::from_sorted(pairs))
             })
             .collect();
         for (i, (f, r)) in built.into_iter().enumerate() {
             self.fwd[i] = f;
             self.rev[i] = r;
         }
-        self.len = self.fwd.iter().map(|l| l.entries() as usize).sum();
+        self.len = self.fwd.iter().map(|l| l.entries() as usize).sum::<usize>() + self.special.len();
         for &slot in &self.plan.closure_slots.clone() {
             let c = Closure::build(&self.fwd[slot as usize], &self.rev[slot as usize]);
             self.closures[slot as usize] = Some(c);
@@ -257,9 +291,6 @@ impl IndexData {
             for id in &objects {
                 self.update_others(Obj { ty, id }, rel);
             }
-        }
-        for (o, r, s, a) in tuples {
-            self.insert(o, r, s, a);
         }
     }
 
@@ -286,7 +317,8 @@ impl TupleStore for IndexData {
     }
 
     fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
-        if let Some(a) = self.special.get(&(object.ty, rel, object.id, subject)) {
+        let key = (object.ty, rel, object.id, subject);
+        if let Some(a) = self.has_special(object.ty, rel).then(|| self.special.get(&key)).flatten() {
             return Some(a.clone());
         }
         let (slot, v) = self.slot_for(object, rel, subject)?;
@@ -306,12 +338,14 @@ impl TupleStore for IndexData {
             }
         }
         self.special.insert((object.ty, rel, object.id, subject), attrs);
+        self.count_special(object.ty, rel, 1);
         self.len += 1;
         self.update_others(object, rel);
     }
 
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
         if let Some(a) = self.special.remove(&(object.ty, rel, object.id, subject)) {
+            self.count_special(object.ty, rel, -1);
             self.len -= 1;
             self.update_others(object, rel);
             return Some(a);

@@ -63,6 +63,8 @@ pub struct Plan {
     pub others_deps: HashMap<(TypeId, RelId), Vec<FastRef>>,
     /// `[type][relation]` → its slots.
     by_rel: Vec<Vec<Vec<SlotId>>>,
+    /// `rel_base[type] + relation` numbers every relation of every type densely.
+    rel_base: Vec<usize>,
     lookup: HashMap<(TypeId, RelId, TypeId, SlotKind), SlotId>,
     pub graph: SchemaGraph,
 }
@@ -91,9 +93,16 @@ impl Plan {
             }
             by_rel.push(rels);
         }
+        let mut rel_base = Vec::new();
+        let mut n = 0;
+        for tdef in &schema.types {
+            rel_base.push(n);
+            n += tdef.relations.len();
+        }
         let mut plan = Plan {
             slots,
             by_rel,
+            rel_base,
             lookup,
             graph: SchemaGraph::build(schema),
             fast: HashMap::new(),
@@ -164,6 +173,15 @@ impl Plan {
             }
         }
         Some((FastPath::ArrowChain { closure, tupleset, arrow }, (t, tupleset)))
+    }
+
+    /// A dense number for `(type, relation)`, below [`Plan::relation_count`].
+    pub fn flat(&self, ty: TypeId, rel: RelId) -> usize {
+        self.rel_base.get(ty as usize).copied().unwrap_or(0) + rel as usize
+    }
+
+    pub fn relation_count(&self) -> usize {
+        self.by_rel.iter().map(|r| r.len()).sum()
     }
 
     pub fn slots_of(&self, ty: TypeId, rel: RelId) -> &[SlotId] {

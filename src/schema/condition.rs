@@ -78,6 +78,18 @@ impl CompiledCondition {
 
     /// Evaluates with the stored context taking precedence over the request context.
     pub fn evaluate(&self, stored: Option<&JsonMap>, request: &JsonMap) -> ConditionOutcome {
+        self.evaluate_with(stored, request, false)
+    }
+
+    /// As [`evaluate`](Self::evaluate); with `strict`, a missing parameter the expression refers
+    /// to makes the outcome [`ConditionOutcome::Missing`] even when the expression could be
+    /// decided without it (OpenFGA's rule).
+    pub fn evaluate_with(
+        &self,
+        stored: Option<&JsonMap>,
+        request: &JsonMap,
+        strict: bool,
+    ) -> ConditionOutcome {
         let mut ctx = Context::default();
         let _ = ctx.add_function("in_cidr", in_cidr);
         let mut missing = Vec::new();
@@ -99,6 +111,9 @@ impl CompiledCondition {
                     }
                 }
             }
+        }
+        if strict && !missing.is_empty() {
+            return ConditionOutcome::Missing(missing);
         }
         match self.program.execute(&ctx) {
             Ok(Value::Bool(true)) => ConditionOutcome::True,
@@ -187,9 +202,11 @@ pub fn json_to_cel(v: &serde_json::Value, ty: &ParamType) -> Result<Value, Strin
             Some(f) => Value::Float(f),
             None => return wrong("a double"),
         },
+        // The text must name a finite number: `Infinity`, `NaN` and numbers beyond the range of a
+        // double (which would parse as infinity) are errors, as in OpenFGA.
         (ParamType::Double, J::String(s)) => match s.parse::<f64>() {
-            Ok(f) => Value::Float(f),
-            Err(_) => return wrong("a double"),
+            Ok(f) if f.is_finite() => Value::Float(f),
+            _ => return wrong("a finite double"),
         },
         (ParamType::String, J::String(s)) => Value::String(Arc::new(s.clone())),
         (ParamType::Bytes, J::String(s)) => Value::Bytes(Arc::new(s.as_bytes().to_vec())),
@@ -329,6 +346,15 @@ mod tests {
         let d = cond(vec![("d", ParamType::Duration)], "d > duration('1h')");
         assert_eq!(d.evaluate(None, &obj(json!({"d": "1h30m"}))), ConditionOutcome::True);
         assert!(matches!(c.evaluate(None, &obj(json!({"ip": 3}))), ConditionOutcome::Error(_)));
+    }
+
+    #[test]
+    fn doubles_given_as_text_must_be_finite() {
+        let c = cond(vec![("x", ParamType::Double)], "x > 0.0");
+        assert_eq!(c.evaluate(None, &obj(json!({"x": "1.5"}))), ConditionOutcome::True);
+        for bad in ["Infinity", "-inf", "NaN", "1.79769313486231570814527423731704356798070e+309"] {
+            assert!(matches!(c.evaluate(None, &obj(json!({"x": bad}))), ConditionOutcome::Error(_)), "{bad}");
+        }
     }
 
     #[test]

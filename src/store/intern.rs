@@ -1,40 +1,93 @@
-//! String interning: object ids to dense `u32` per type.
+//! String interning: object ids to dense `u32` per type, compactly.
+//!
+//! Names live back to back in one arena string with an end offset each, and the lookup table
+//! holds only ids (hashing the name they point to), so an interned name costs its bytes plus
+//! about 9 bytes, with no allocation per name.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hasher};
 
 /// Maps names to dense ids `0..len` and back. Ids are never reused or removed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Interner {
-    names: Vec<Arc<str>>,
-    ids: HashMap<Arc<str>, u32>,
+    arena: String,
+    /// `ends[i]` is where name `i` ends in `arena` (it starts where name `i - 1` ends).
+    ends: Vec<usize>,
+    table: HashTable<u32>,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner").field("len", &self.ends.len()).finish()
+    }
+}
+
+fn hash(name: &str) -> u64 {
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write(name.as_bytes());
+    h.finish()
 }
 
 impl Interner {
     pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
+        if let Some(id) = self.get(name) {
             return id;
         }
-        let id = self.names.len() as u32;
-        let name: Arc<str> = Arc::from(name);
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
+        let id = self.ends.len() as u32;
+        self.arena.push_str(name);
+        self.ends.push(self.arena.len());
+        let (arena, ends) = (&self.arena, &self.ends);
+        let name_of = |id: u32| name_in(arena, ends, id);
+        self.table.insert_unique(hash(name), id, |&i| hash(name_of(i)));
         id
     }
 
     pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
+        self.table.find(hash(name), |&i| name_in(&self.arena, &self.ends, i) == name).copied()
     }
 
     pub fn name(&self, id: u32) -> Option<&str> {
-        self.names.get(id as usize).map(|s| &**s)
+        ((id as usize) < self.ends.len()).then(|| name_in(&self.arena, &self.ends, id))
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.ends.is_empty()
+    }
+
+    /// Approximate heap bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity() + self.ends.capacity() * 8 + self.table.capacity() * 5
+    }
+}
+
+fn name_in<'a>(arena: &'a str, ends: &[usize], id: u32) -> &'a str {
+    let i = id as usize;
+    let end = ends.get(i).copied().unwrap_or(0);
+    let start = if i == 0 { 0 } else { ends.get(i - 1).copied().unwrap_or(0) };
+    arena.get(start..end).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interns_and_resolves() {
+        let mut i = Interner::default();
+        let names: Vec<String> = (0..1000).map(|n| format!("n{n}")).collect();
+        for (k, n) in names.iter().enumerate() {
+            assert_eq!(i.intern(n), k as u32);
+        }
+        for (k, n) in names.iter().enumerate() {
+            assert_eq!(i.intern(n), k as u32);
+            assert_eq!(i.get(n), Some(k as u32));
+            assert_eq!(i.name(k as u32), Some(n.as_str()));
+        }
+        assert_eq!(i.get("missing"), None);
+        assert_eq!(i.name(5000), None);
     }
 }

@@ -3,13 +3,17 @@
 // Helpers outside `#[test]` functions panic on purpose: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
+mod conformance;
 mod constraints;
 mod eval_props;
 mod gen;
 mod import_props;
 mod index_diff;
 mod peer_parse;
+mod query;
 mod schema_check;
 mod seeds;
 mod subset;
 mod syntax;
+mod testfile;

@@ -1,0 +1,151 @@
+//! Reading a schema and relationship files into a store, reporting every problem with its place.
+
+use super::error::{CliError, CliResult, Exit};
+use anyhow::Context as _;
+use purview::api::compile_schema;
+use purview::diag::{Diagnostic, Diagnostics, SourceFile};
+use purview::schema::Schema;
+use purview::store::{Relationship, WriteError};
+use purview::syntax::ast::Span;
+use purview::{Purview, WriteOp};
+use std::path::Path;
+
+/// Reads a file as UTF-8 text.
+pub fn read(path: &Path) -> CliResult<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))
+        .map_err(|e| CliError::from_anyhow(Exit::Input, &e))
+}
+
+/// Compiles the schema in `text`; `name` is used in diagnostics.
+pub fn schema_from_text(name: &str, text: &str) -> CliResult<Schema> {
+    compile_schema(name, text).map_err(|e| {
+        let n = e.diagnostics.0.len();
+        let message = if n == 0 { format!("the schema `{name}` is invalid") } else { String::new() };
+        CliError::diagnostics(message, vec![(e.file, e.diagnostics)])
+    })
+}
+
+/// A relationship and where it was written.
+struct Located {
+    rel: Relationship,
+    file: usize,
+    span: Span,
+}
+
+/// A schema and the relationships of the data files, written as one batch.
+pub fn store(schema: Schema, data: &[(String, String)]) -> CliResult<Purview> {
+    let files: Vec<SourceFile> = data.iter().map(|(name, text)| SourceFile::new(name, text)).collect();
+    let mut rels: Vec<Located> = Vec::new();
+    let mut errors: Vec<(usize, Diagnostic)> = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        read_relationships(i, &f.text, &mut rels, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(grouped(&files, errors));
+    }
+    let mut pv = Purview::new(schema);
+    let ops: Vec<WriteOp> = rels.iter().map(|l| WriteOp::Touch(l.rel.clone())).collect();
+    if let Err(e) = pv.write(&ops) {
+        let Some(at) = locate(&e, &rels) else {
+            return Err(CliError::input(e.to_string()));
+        };
+        let d = Diagnostic::new(write_code(&e), at.span, e.to_string());
+        return Err(grouped(&files, vec![(at.file, d)]));
+    }
+    Ok(pv)
+}
+
+/// Parses one relationship a line; blank lines and `//` or `# ` comments are skipped (as
+/// [`purview::api::parse_relationships`] does).
+fn read_relationships(
+    file: usize,
+    text: &str,
+    out: &mut Vec<Located>,
+    errors: &mut Vec<(usize, Diagnostic)>,
+) {
+    let mut offset = 0;
+    for raw in text.split_inclusive('\n') {
+        let start = offset;
+        offset += raw.len();
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let body = line.trim();
+        if body.is_empty() || body.starts_with("//") || body.starts_with("# ") || body == "#" {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let span = Span::new(start + indent, start + indent + body.len());
+        match Relationship::parse(body) {
+            Ok(rel) => out.push(Located { rel, file, span }),
+            Err(e) => {
+                let at = (span.start + e.offset).min(span.end.saturating_sub(1)).max(span.start);
+                let d = Diagnostic::new("relationship-syntax", Span::new(at, span.end), e.reason)
+                    .with_help("write `type:id#relation@type:id[#relation]`, optionally followed by `[condition:{...}]` or `[expiration:2024-05-01T00:00:00Z]`");
+                errors.push((file, d));
+            }
+        }
+    }
+}
+
+/// The relationship a write error names.
+fn locate<'a>(e: &WriteError, rels: &'a [Located]) -> Option<&'a Located> {
+    let text = match e {
+        WriteError::UnknownType { relationship, .. }
+        | WriteError::UnknownRelation { relationship, .. }
+        | WriteError::Permission { relationship, .. }
+        | WriteError::SubjectNotAllowed { relationship, .. }
+        | WriteError::InvalidCondition { relationship, .. }
+        | WriteError::AlreadyExists { relationship }
+        | WriteError::Constraint { relationship, .. } => relationship,
+    };
+    rels.iter().rev().find(|l| l.rel.to_string() == *text)
+}
+
+fn write_code(e: &WriteError) -> &'static str {
+    match e {
+        WriteError::UnknownType { .. } => "unknown-type",
+        WriteError::UnknownRelation { .. } => "unknown-relation",
+        WriteError::Permission { .. } => "write-to-permission",
+        WriteError::SubjectNotAllowed { .. } => "subject-not-allowed",
+        WriteError::InvalidCondition { .. } => "invalid-condition",
+        WriteError::AlreadyExists { .. } => "already-exists",
+        WriteError::Constraint { .. } => "constraint-violated",
+    }
+}
+
+fn grouped(files: &[SourceFile], errors: Vec<(usize, Diagnostic)>) -> CliError {
+    let mut sources: Vec<(SourceFile, Diagnostics)> = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let ds: Vec<Diagnostic> = errors.iter().filter(|(j, _)| *j == i).map(|(_, d)| d.clone()).collect();
+        if !ds.is_empty() {
+            sources.push((f.clone(), Diagnostics(ds)));
+        }
+    }
+    CliError::diagnostics(String::new(), sources)
+}
+
+/// Reads the schema file and the data files.
+pub fn from_files(schema: &Path, data: &[std::path::PathBuf]) -> CliResult<Purview> {
+    let text = read(schema)?;
+    let compiled = schema_from_text(&schema.display().to_string(), &text)?;
+    let mut texts = Vec::new();
+    for d in data {
+        texts.push((d.display().to_string(), read(d)?));
+    }
+    store(compiled, &texts)
+}
+
+/// Checks a relationships file: its syntax, and against `schema` when given. Returns the count.
+pub fn check_relationships(name: &str, text: &str, schema: Option<&Schema>) -> CliResult<usize> {
+    let files = vec![SourceFile::new(name, text)];
+    let mut rels = Vec::new();
+    let mut errors = Vec::new();
+    read_relationships(0, text, &mut rels, &mut errors);
+    if !errors.is_empty() {
+        return Err(grouped(&files, errors));
+    }
+    if let Some(s) = schema {
+        store(s.clone(), &[(name.to_string(), text.to_string())])?;
+    }
+    Ok(rels.len())
+}

@@ -1,0 +1,233 @@
+//! The `purview` command line: ask questions of a schema and its relationships, run test files,
+//! validate and format schemas, or try the bundled example with `purview demo`.
+//!
+//! Every read operation takes a query in Purview's query language (see `grammar/query.pest`), so
+//! `purview check document:readme#view@user:ann` and `purview query 'check …'` mean the same.
+//!
+//! Exit codes (see [`Exit`]): 0 allowed or success; 1 denied, a failed test, or an unformatted
+//! file; 2 conditional; 3 usage error; 4 input error (invalid schema, relationships, query, flag
+//! value, unreadable file); 5 evaluation error (limits, conditions).
+
+mod demo;
+mod error;
+mod files;
+mod load;
+mod queries;
+
+use clap::{Args, Parser, Subcommand};
+use error::{error_format_in, CliResult, ErrorFormat, Exit, EXIT_CODES};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "purview",
+    version,
+    about = "Purview: relationship-based access control. New here? Run `purview demo`.",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    /// How errors are printed on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = ErrorFormat::Human)]
+    error_format: ErrorFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// May a subject do a permission on an object?
+    ///
+    /// `purview check document:readme#view@user:ann` or `purview check user:ann can view
+    /// document:readme`. Exits 0 if allowed, 1 if denied, 2 if conditional.
+    #[command(after_help = EXIT_CODES)]
+    Check(One),
+    /// Which subjects of a type can do a permission on an object?
+    ///
+    /// `purview who document:readme#view@user`, `who document:readme#view@group#member`, or
+    /// `who user can view document:readme`.
+    #[command(after_help = EXIT_CODES)]
+    Who(One),
+    /// Which objects of a type can a subject do a permission on?
+    ///
+    /// `purview what document#view@user:ann --limit 10`, or `what user:ann can view document`.
+    #[command(after_help = EXIT_CODES)]
+    What(OnePaged),
+    /// The userset tree of a permission on an object: `purview expand document:readme#view`.
+    #[command(after_help = EXIT_CODES)]
+    Expand(One),
+    /// Why a subject can (or cannot) do a permission on an object.
+    ///
+    /// `purview explain document:readme#view@user:ann`. Exits like `check`.
+    #[command(after_help = EXIT_CODES)]
+    Explain(One),
+    /// Run queries given as arguments, in files, or on standard input (one per line or `;`).
+    ///
+    /// The exit code is that of the first query that failed (4 or 5), else 1 if a check was
+    /// denied, else 2 if one was conditional, else 0.
+    #[command(after_help = EXIT_CODES)]
+    Query(Many),
+    /// Run test files (schema, relationships and assertions) and report failures.
+    #[command(after_help = EXIT_CODES)]
+    Test {
+        /// Test files, or directories to search for them.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Check files and print every problem: schemas (`.pv`, the default), queries (`.q`) and
+    /// relationships (`.rels`; against `--schema` when given).
+    #[command(after_help = EXIT_CODES)]
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The schema to check relationship files against.
+        #[arg(long, short, value_name = "FILE")]
+        schema: Option<PathBuf>,
+    },
+    /// Print a schema in canonical formatting.
+    #[command(after_help = EXIT_CODES)]
+    Fmt {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Rewrite the file in place.
+        #[arg(long, conflicts_with = "check")]
+        write: bool,
+        /// Print nothing; exit 1 if the file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run example queries on a bundled model (no files needed), or your own queries on it.
+    ///
+    /// The model is `examples/quickstart/schema.pv` with `examples/quickstart/data.rels`; the tour
+    /// is `examples/quickstart/queries.q`.
+    #[command(after_help = EXIT_CODES)]
+    Demo {
+        /// Queries to run instead of the tour, e.g. `who message:m1#view@user`.
+        #[arg(value_name = "QUERY")]
+        queries: Vec<String>,
+        #[command(flatten)]
+        eval: EvalFlags,
+        /// Print the bundled schema and relationships.
+        #[arg(long)]
+        show: bool,
+    },
+}
+
+/// The schema and relationships to ask.
+#[derive(Args, Debug, Clone)]
+struct Source {
+    /// The schema file.
+    #[arg(long, short, value_name = "FILE")]
+    schema: Option<PathBuf>,
+    /// A relationships file, one relationship a line (repeatable).
+    #[arg(long, short, value_name = "FILE")]
+    data: Vec<PathBuf>,
+}
+
+/// How to evaluate and print.
+#[derive(Args, Debug, Clone, Default)]
+struct EvalFlags {
+    /// Print answers as JSON, one object a line.
+    #[arg(long)]
+    json: bool,
+    /// Request context for conditions, a JSON object (a query's `with` adds to it).
+    #[arg(long, value_name = "JSON")]
+    context: Option<String>,
+    /// Evaluation time, RFC 3339 (default: now; a query's `at` wins).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+/// Paging of `what` results (a query's `limit` and `after` win).
+#[derive(Args, Debug, Clone, Default)]
+struct PageFlags {
+    /// At most this many results.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Continue after this cursor (printed as `next cursor` by the previous page).
+    #[arg(long, value_name = "CURSOR")]
+    cursor: Option<String>,
+}
+
+/// One query, as words after the subcommand.
+#[derive(Args, Debug)]
+struct One {
+    #[arg(required = true, value_name = "QUERY", num_args = 1..)]
+    query: Vec<String>,
+    #[command(flatten)]
+    source: Source,
+    #[command(flatten)]
+    eval: EvalFlags,
+}
+
+#[derive(Args, Debug)]
+struct OnePaged {
+    #[command(flatten)]
+    one: One,
+    #[command(flatten)]
+    page: PageFlags,
+}
+
+#[derive(Args, Debug)]
+struct Many {
+    /// Queries (each argument may hold several, separated by `;` or newlines). Without queries
+    /// or `--file`, they are read from standard input.
+    #[arg(value_name = "QUERY")]
+    queries: Vec<String>,
+    /// A file of queries (repeatable).
+    #[arg(long, short, value_name = "FILE")]
+    file: Vec<PathBuf>,
+    #[command(flatten)]
+    source: Source,
+    #[command(flatten)]
+    eval: EvalFlags,
+    #[command(flatten)]
+    page: PageFlags,
+}
+
+/// Runs `purview` with the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let format = error_format_in(&args);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e, format).into(),
+    };
+    match run(cli.command) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            e.report(cli.error_format);
+            e.exit.into()
+        }
+    }
+}
+
+fn usage_error(e: &clap::Error, format: ErrorFormat) -> Exit {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return Exit::Success;
+    }
+    if format == ErrorFormat::Json {
+        let message = e.render().to_string();
+        let message = message.trim().trim_start_matches("error: ");
+        error::CliError::usage(message).report(format);
+    } else {
+        let _ = e.print();
+    }
+    Exit::Usage
+}
+
+fn run(command: Command) -> CliResult<Exit> {
+    match command {
+        Command::Check(one) => queries::one("check", one, PageFlags::default()),
+        Command::Who(one) => queries::one("who", one, PageFlags::default()),
+        Command::What(p) => queries::one("what", p.one, p.page),
+        Command::Expand(one) => queries::one("expand", one, PageFlags::default()),
+        Command::Explain(one) => queries::one("explain", one, PageFlags::default()),
+        Command::Query(many) => queries::many(many),
+        Command::Test { paths } => files::test(&paths),
+        Command::Validate { files, schema } => files::validate(&files, schema.as_deref()),
+        Command::Fmt { file, write, check } => files::fmt(&file, write, check),
+        Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show),
+    }
+}

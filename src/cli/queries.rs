@@ -1,0 +1,190 @@
+//! `check`, `who`, `what`, `expand`, `explain` and `query`: parse, check names, answer, print.
+
+use super::error::{CliError, CliResult, Exit};
+use super::{load, EvalFlags, Many, One, PageFlags, Source};
+use purview::diag::{Diagnostics, SourceFile};
+use purview::query::{parse_queries, run_query, validate_queries, FailureKind, Op, Query, QueryOutput};
+use purview::store::relationship::parse_time;
+use purview::{Decision, EvalOptions, Purview};
+use std::io::{IsTerminal as _, Read as _, Write as _};
+
+/// A subcommand with one query: `purview check document:readme#view@user:ann`.
+pub(super) fn one(op: &str, one: One, page: PageFlags) -> CliResult<Exit> {
+    let text = format!("{op} {}", one.query.join(" "));
+    let sources = vec![SourceFile::new("<query>", text)];
+    let parsed = parse_all(&sources)?;
+    if parsed.iter().map(Vec::len).sum::<usize>() != 1 {
+        return Err(CliError::usage(format!("`purview {op}` takes one query"))
+            .with_help("run several with `purview query 'QUERY; QUERY'`"));
+    }
+    let pv = open(&one.source)?;
+    let outputs = answer(&pv, &sources, parsed, &one.eval, &page)?;
+    match outputs.first() {
+        Some(QueryOutput::Error { error, .. }) => {
+            Err(CliError::new(failure_exit(error.kind), error.message.clone()).with_code(error.code))
+        }
+        _ => {
+            print(&outputs, one.eval.json, false);
+            Ok(exit_of(&outputs))
+        }
+    }
+}
+
+/// `purview query`: queries from arguments, files or standard input.
+pub(super) fn many(m: Many) -> CliResult<Exit> {
+    let mut sources = Vec::new();
+    if !m.queries.is_empty() {
+        sources.push(SourceFile::new("<arguments>", m.queries.join("\n")));
+    }
+    for f in &m.file {
+        sources.push(SourceFile::new(f.display().to_string(), load::read(f)?));
+    }
+    if sources.is_empty() {
+        sources.push(SourceFile::new("<stdin>", read_stdin()?));
+    }
+    let parsed = parse_all(&sources)?;
+    if parsed.iter().all(Vec::is_empty) {
+        return Err(CliError::usage("no queries given")
+            .with_help("pass queries as arguments, with `--file FILE`, or on standard input"));
+    }
+    let pv = open(&m.source)?;
+    let outputs = answer(&pv, &sources, parsed, &m.eval, &m.page)?;
+    print(&outputs, m.eval.json, outputs.len() > 1);
+    Ok(exit_of(&outputs))
+}
+
+fn read_stdin() -> CliResult<String> {
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let _ = writeln!(std::io::stderr(), "reading queries from standard input (end with Ctrl-D)");
+    }
+    let mut text = String::new();
+    stdin
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::input(format!("cannot read queries from standard input: {e}")))?;
+    Ok(text)
+}
+
+/// The store named by `--schema` and `--data`.
+fn open(source: &Source) -> CliResult<Purview> {
+    match &source.schema {
+        Some(schema) => load::from_files(schema, &source.data),
+        None => Err(CliError::usage("no schema given")
+            .with_help("pass `--schema FILE` and `--data FILE`, or try the bundled example: `purview demo`")),
+    }
+}
+
+/// Parses every source; reports the problems of all of them.
+pub(super) fn parse_all(sources: &[SourceFile]) -> CliResult<Vec<Vec<Query>>> {
+    let mut out = Vec::new();
+    let mut problems: Vec<(SourceFile, Diagnostics)> = Vec::new();
+    for s in sources {
+        match parse_queries(&s.text) {
+            Ok(q) => out.push(q),
+            Err(d) => problems.push((s.clone(), d)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(CliError::diagnostics(String::new(), problems))
+    }
+}
+
+/// Checks the queries' names against the schema, then answers them in order.
+pub(super) fn answer(
+    pv: &Purview,
+    sources: &[SourceFile],
+    parsed: Vec<Vec<Query>>,
+    eval: &EvalFlags,
+    page: &PageFlags,
+) -> CliResult<Vec<QueryOutput>> {
+    let snap = pv.snapshot();
+    let problems: Vec<(SourceFile, Diagnostics)> = sources
+        .iter()
+        .zip(&parsed)
+        .filter_map(|(s, qs)| validate_queries(snap.schema(), qs).err().map(|d| (s.clone(), d)))
+        .collect();
+    if !problems.is_empty() {
+        return Err(CliError::diagnostics(String::new(), problems));
+    }
+    let opts = base_options(eval)?;
+    let mut outputs = Vec::new();
+    for mut q in parsed.into_iter().flatten() {
+        if let Op::What { .. } = q.op {
+            if q.clauses.limit.is_none() {
+                q.clauses.limit = page.limit.and_then(|n| usize::try_from(n).ok());
+            }
+            if q.clauses.after.is_none() {
+                q.clauses.after.clone_from(&page.cursor);
+            }
+        }
+        outputs.push(run_query(&snap, &q, &opts));
+    }
+    Ok(outputs)
+}
+
+/// Evaluation options from `--context` and `--at`.
+pub(super) fn base_options(flags: &EvalFlags) -> CliResult<EvalOptions> {
+    let mut opts = EvalOptions::default();
+    if let Some(c) = &flags.context {
+        opts.context = match serde_json::from_str::<serde_json::Value>(c) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(_) => {
+                return Err(CliError::input("`--context` must be a JSON object such as `{\"hour\": 9}`"))
+            }
+            Err(e) => return Err(CliError::input(format!("`--context` is not valid JSON: {e}"))),
+        };
+    }
+    if let Some(t) = &flags.at {
+        opts.at = parse_time(t).map_err(|m| CliError::input(format!("invalid `--at`: {m}")))?;
+    }
+    Ok(opts)
+}
+
+/// Prints answers: JSON lines, or text (each under a `> query` line when `headers`).
+pub(super) fn print(outputs: &[QueryOutput], json: bool, headers: bool) {
+    let mut out = std::io::stdout().lock();
+    for (i, o) in outputs.iter().enumerate() {
+        let text = if json {
+            let line = serde_json::to_string(o).unwrap_or_else(|e| {
+                serde_json::json!({"op": "error", "query": o.query(), "message": e.to_string()}).to_string()
+            });
+            format!("{line}\n")
+        } else if headers {
+            let sep = if i == 0 { "" } else { "\n" };
+            format!("{sep}> {}\n{}", o.query(), o.render())
+        } else {
+            o.render()
+        };
+        if out.write_all(text.as_bytes()).is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+/// The exit code of a batch: the first failure's, else denied, else conditional, else success.
+pub(super) fn exit_of(outputs: &[QueryOutput]) -> Exit {
+    if let Some(kind) = outputs.iter().find_map(|o| match o {
+        QueryOutput::Error { error, .. } => Some(error.kind),
+        _ => None,
+    }) {
+        return failure_exit(kind);
+    }
+    let decisions: Vec<&Decision> = outputs.iter().filter_map(QueryOutput::decision).collect();
+    if decisions.iter().any(|d| **d == Decision::Denied) {
+        Exit::Denied
+    } else if decisions.iter().any(|d| matches!(d, Decision::Conditional { .. })) {
+        Exit::Conditional
+    } else {
+        Exit::Success
+    }
+}
+
+fn failure_exit(kind: FailureKind) -> Exit {
+    match kind {
+        FailureKind::Input => Exit::Input,
+        FailureKind::Evaluation => Exit::Evaluation,
+    }
+}

@@ -1,0 +1,225 @@
+//! Running a query on a snapshot, and its answer as data (serde) or text.
+
+use super::ast::{Op, Query};
+use crate::api::{FoundSubject, Page, View, WhatResult, WhoResult};
+use crate::eval::explain::Tree;
+use crate::eval::{Decision, EvalError, EvalOptions, Tri};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// The answer to one query. Serializes with an `op` tag and the query in canonical form:
+/// `{"op":"check","query":"check document:readme#view@user:ann","decision":"allowed"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum QueryOutput {
+    Check {
+        query: String,
+        #[serde(flatten)]
+        decision: Decision,
+    },
+    Explain {
+        query: String,
+        #[serde(flatten)]
+        decision: Decision,
+        tree: Tree,
+    },
+    Who {
+        query: String,
+        /// The subject type asked for (names the wildcard when one is found).
+        #[serde(skip)]
+        subject_type: String,
+        #[serde(flatten)]
+        result: WhoResult,
+    },
+    What {
+        query: String,
+        #[serde(flatten)]
+        result: WhatResult,
+    },
+    Expand {
+        query: String,
+        tree: Tree,
+    },
+    /// The query could not be answered.
+    Error {
+        query: String,
+        #[serde(flatten)]
+        error: QueryFailure,
+    },
+}
+
+/// Why a query got no answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueryFailure {
+    /// `input` (the query names something that does not exist, a bad cursor) or `evaluation`
+    /// (a limit was reached, a condition failed, context was missing).
+    pub kind: FailureKind,
+    /// A short stable identifier: `unknown-type`, `depth-exceeded`, ...
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    Input,
+    Evaluation,
+}
+
+impl From<EvalError> for QueryFailure {
+    fn from(e: EvalError) -> Self {
+        let (kind, code) = match &e {
+            EvalError::DepthExceeded { .. } => (FailureKind::Evaluation, "depth-exceeded"),
+            EvalError::TooManyResults { .. } => (FailureKind::Evaluation, "too-many-results"),
+            EvalError::MissingContext { .. } => (FailureKind::Evaluation, "missing-context"),
+            EvalError::Condition(_) => (FailureKind::Evaluation, "condition-error"),
+            EvalError::UnknownType(_) => (FailureKind::Input, "unknown-type"),
+            EvalError::UnknownRelation { .. } => (FailureKind::Input, "unknown-relation"),
+            // `View::what` reports a cursor it cannot read as `cursor `…``.
+            EvalError::InvalidSubject(s) if s.starts_with("cursor ") => {
+                let message = format!("invalid {s}: pass a cursor printed by a previous page");
+                return QueryFailure { kind: FailureKind::Input, code: "invalid-cursor", message };
+            }
+            EvalError::InvalidSubject(_) => (FailureKind::Input, "invalid-subject"),
+        };
+        QueryFailure { kind, code, message: e.to_string() }
+    }
+}
+
+/// Answers `q` on `snap`. The query's `with` context is merged over `base.context` (the query's
+/// keys win), its `at` replaces `base.at`; `limit` and `after` page a `what`.
+pub fn run_query(snap: &View, q: &Query, base: &EvalOptions) -> QueryOutput {
+    let mut opts = base.clone();
+    if let Some(ctx) = &q.clauses.context {
+        for (k, v) in ctx {
+            opts.context.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(at) = q.clauses.at {
+        opts.at = at;
+    }
+    let query = q.to_string();
+    let answer =
+        match &q.op {
+            Op::Check(t) => snap
+                .check(&t.object.value, &t.permission.value, &t.subject.value, &opts)
+                .map(|decision| QueryOutput::Check { query: query.clone(), decision }),
+            Op::Explain(t) => snap
+                .explain(&t.object.value, &t.permission.value, &t.subject.value, &opts)
+                .map(|e| QueryOutput::Explain { query: query.clone(), decision: e.decision, tree: e.tree }),
+            Op::Who { object, permission, filter } => {
+                snap.who(&object.value, &permission.value, &filter.value, &opts).map(|result| {
+                    QueryOutput::Who { query: query.clone(), subject_type: filter.value.ty.clone(), result }
+                })
+            }
+            Op::What { object_type, permission, subject } => {
+                let page = Page { limit: q.clauses.limit, cursor: q.clauses.after.clone() };
+                snap.what(&subject.value, &permission.value, &object_type.value, &page, &opts)
+                    .map(|result| QueryOutput::What { query: query.clone(), result })
+            }
+            Op::Expand { object, permission } => snap
+                .expand(&object.value, &permission.value, &opts)
+                .map(|tree| QueryOutput::Expand { query: query.clone(), tree }),
+        };
+    answer.unwrap_or_else(|e| QueryOutput::Error { query, error: e.into() })
+}
+
+impl QueryOutput {
+    /// The query this answers, in canonical form.
+    pub fn query(&self) -> &str {
+        match self {
+            QueryOutput::Check { query, .. }
+            | QueryOutput::Explain { query, .. }
+            | QueryOutput::Who { query, .. }
+            | QueryOutput::What { query, .. }
+            | QueryOutput::Expand { query, .. }
+            | QueryOutput::Error { query, .. } => query,
+        }
+    }
+
+    /// The decision of a `check` or `explain`.
+    pub fn decision(&self) -> Option<&Decision> {
+        match self {
+            QueryOutput::Check { decision, .. } | QueryOutput::Explain { decision, .. } => Some(decision),
+            _ => None,
+        }
+    }
+
+    /// The answer as text for a person, ending in a newline.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        match self {
+            QueryOutput::Check { decision, .. } => {
+                let _ = writeln!(out, "{}", render_decision(decision));
+            }
+            QueryOutput::Explain { decision, tree, .. } => {
+                let _ = writeln!(out, "{}", render_decision(decision));
+                out.push_str(&tree.render());
+            }
+            QueryOutput::Who { subject_type, result, .. } => render_who(&mut out, subject_type, result),
+            QueryOutput::What { result, .. } => {
+                for o in &result.objects {
+                    let _ = writeln!(out, "{}{}", o.object, mark(o.outcome));
+                }
+                if result.objects.is_empty() {
+                    out.push_str("(no objects)\n");
+                }
+                if let Some(c) = &result.cursor {
+                    let _ = writeln!(out, "next cursor: {c}");
+                }
+            }
+            QueryOutput::Expand { tree, .. } => out.push_str(&tree.render()),
+            QueryOutput::Error { error, .. } => {
+                let _ = writeln!(out, "error[{}]: {}", error.code, error.message);
+            }
+        }
+        out
+    }
+}
+
+/// `allowed`, `denied` or `conditional (missing: a, b)`.
+pub fn render_decision(d: &Decision) -> String {
+    match d {
+        Decision::Allowed => "allowed".into(),
+        Decision::Denied => "denied".into(),
+        Decision::Conditional { missing } if missing.is_empty() => "conditional".into(),
+        Decision::Conditional { missing } => format!("conditional (missing: {})", missing.join(", ")),
+    }
+}
+
+fn mark(t: Tri) -> &'static str {
+    if t == Tri::Cond {
+        " (conditional)"
+    } else {
+        ""
+    }
+}
+
+fn render_who(out: &mut String, subject_type: &str, r: &WhoResult) {
+    if let Some(w) = &r.wildcard {
+        let names = |want: Tri| -> Vec<String> {
+            w.excluded
+                .iter()
+                .filter(|s| s.outcome == want)
+                .map(|s: &FoundSubject| s.subject.to_string())
+                .collect()
+        };
+        let _ = write!(out, "{subject_type}:*");
+        let not = names(Tri::False);
+        if !not.is_empty() {
+            let _ = write!(out, " except {}", not.join(", "));
+        }
+        let _ = write!(out, "{}", mark(w.outcome));
+        let cond = names(Tri::Cond);
+        if !cond.is_empty() {
+            let _ = write!(out, " ({} only conditionally)", cond.join(", "));
+        }
+        out.push('\n');
+    }
+    for s in &r.subjects {
+        let _ = writeln!(out, "{}{}", s.subject, mark(s.outcome));
+    }
+    if r.subjects.is_empty() && r.wildcard.is_none() {
+        out.push_str("(no subjects)\n");
+    }
+}

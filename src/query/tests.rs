@@ -1,0 +1,99 @@
+use super::parse::file_parses;
+use super::*;
+
+fn one(text: &str) -> Query {
+    let mut qs = parse_queries(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    assert_eq!(qs.len(), 1, "{text}");
+    qs.remove(0)
+}
+
+#[test]
+fn primary_and_alias_forms_agree() {
+    let pairs = [
+        ("check document:readme#view@user:ann", "check user:ann can view document:readme"),
+        ("explain document:readme#view@user:ann", "EXPLAIN user:ann CAN view document:readme"),
+        ("who document:readme#view@user", "who user can view document:readme"),
+        ("who document:readme#view@group#member", "who group#member can view document:readme"),
+        ("what document#view@user:ann", "what user:ann can view document"),
+    ];
+    for (primary, alias) in pairs {
+        let p = one(primary);
+        assert_eq!(p, one(alias), "{alias}");
+        assert_eq!(p.to_string(), primary);
+    }
+}
+
+#[test]
+fn clauses_are_read_in_any_order() {
+    let q = one(
+        r#"what document#view@user:ann after "x y" limit 5 at 2024-05-01T00:00:00Z with {"a": [1, {"b": "}"}]}"#,
+    );
+    assert_eq!(q.clauses.limit, Some(5));
+    assert_eq!(q.clauses.after.as_deref(), Some("x y"));
+    assert!(q.clauses.at.is_some());
+    assert_eq!(q.clauses.context.as_ref().map(|c| c.len()), Some(1));
+    assert_eq!(one(&q.to_string()), q);
+}
+
+#[test]
+fn statements_split_at_newlines_and_semicolons_only_outside_json_and_comments() {
+    let text = "check a:b#c@d:e # one; not a split\n\n// check nothing\ncheck a:b#c@d:e with {\"k\":\n \"v;\\n\"}; expand a:b#c";
+    let qs = parse_queries(text).unwrap();
+    assert_eq!(qs.len(), 3);
+    assert!(file_parses(text));
+}
+
+#[test]
+fn subject_with_ellipsis_is_the_object_itself() {
+    let q = one("check doc:a#view@user:ann#...");
+    assert_eq!(q.to_string(), "check doc:a#view@user:ann");
+}
+
+#[test]
+fn every_bad_statement_is_reported() {
+    let e =
+        parse_queries("chek a:b#c@d:e\ncheck a:b#c@d:e\nwho a:b#c user\nwhat d:e#c a limit 0").unwrap_err();
+    assert_eq!(e.0.len(), 3, "{e:?}");
+    assert_eq!(e.0[0].help.as_deref(), Some("did you mean `check`?"));
+    assert_eq!(e.0[1].help.as_deref(), Some("did you mean `who a:b#c@user`?"));
+    assert_eq!(e.0[2].help.as_deref(), Some("did you mean `what a#c@d:e limit 0`?"));
+}
+
+#[test]
+fn clause_rules() {
+    let e = parse_queries("check a:b#c@d:e limit 3 with {} with {}").unwrap_err();
+    let codes: Vec<&str> = e.0.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["clause-not-allowed", "duplicate-clause"]);
+    let e = parse_queries("what a#c@d:e limit 0").unwrap_err();
+    assert_eq!(e.0[0].code, "invalid-limit");
+    let e = parse_queries("check a:b#c@d:e at 2024-13-01").unwrap_err();
+    assert_eq!(e.0[0].code, "invalid-time");
+    let e = parse_queries("check a:b#c@d:e with {\"a\": }").unwrap_err();
+    assert_eq!(e.0[0].code, "invalid-json");
+}
+
+#[test]
+fn an_unclosed_brace_does_not_hide_later_queries() {
+    let e = parse_queries("check a:b#c@d:e with {\"a\": 1\nchek x").unwrap_err();
+    assert_eq!(e.0.len(), 2, "{e:?}");
+    assert_eq!(e.0[0].message, "unclosed `{`");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 1000, ..Default::default() })]
+
+    /// The statement splitter and the whole-file grammar agree: what parses statement by
+    /// statement parses as a file.
+    #[test]
+    fn splitter_agrees_with_the_file_grammar(
+        parts in proptest::collection::vec(
+            "(check a:b#c@d:e|who a:b#c@d|what a#c@d:e|expand a:b#c|with \\{\"k\": \"v;#\"\\}|limit 2|after \"x;y\"|at 2024-05-01T00:00:00Z|// c;|# c;|#;|#|;|\n|\\{|\\}| |\t|\")",
+            0..12,
+        )
+    ) {
+        let text = parts.concat();
+        if parse_queries(&text).is_ok() {
+            proptest::prop_assert!(file_parses(&text), "{:?}", text);
+        }
+    }
+}

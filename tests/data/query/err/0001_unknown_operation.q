@@ -1,0 +1,1 @@
+chek document:readme#view@user:ann

@@ -1,0 +1,1 @@
+check document:readme#view @ user:ann

@@ -1,0 +1,1 @@
+who document:readme#view user

@@ -1,0 +1,1 @@
+what user:ann#view document

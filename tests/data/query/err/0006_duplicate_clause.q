@@ -1,0 +1,1 @@
+what document#view@user:ann limit 5 limit 6

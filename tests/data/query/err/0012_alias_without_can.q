@@ -1,0 +1,1 @@
+check user:ann view document:readme

@@ -1,0 +1,1 @@
+expand document#view

@@ -1,0 +1,1 @@
+document:readme#view@user:ann

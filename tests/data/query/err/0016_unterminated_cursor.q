@@ -1,0 +1,1 @@
+what document#view@user:ann after "unterminated

@@ -1,0 +1,311 @@
+//! The `purview` binary: exit codes, `--json` output, errors in both formats, and no panic on
+//! any input.
+
+use proptest::prelude::*;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn purview_in(args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_purview"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the purview binary runs");
+    // The child may exit before reading its input; a broken pipe is not a failure.
+    let _ = child.stdin.take().expect("stdin is piped").write_all(stdin.as_bytes());
+    let out = child.wait_with_output().expect("the purview binary finishes");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn purview(args: &[&str]) -> Run {
+    purview_in(args, "")
+}
+
+fn json_error(stderr: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    v["error"].clone()
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let r = purview(&["--help"]);
+    assert_eq!(r.code, 0);
+    for line in ["0  allowed", "1  denied", "2  conditional", "3  usage", "4  input", "5  evaluation"] {
+        assert!(r.stdout.contains(line), "{line} missing from:\n{}", r.stdout);
+    }
+    assert!(purview(&["check", "--help"]).stdout.contains("Exit codes"));
+}
+
+#[test]
+fn usage_errors_exit_3_in_both_formats() {
+    assert_eq!(purview(&[]).code, 3);
+    assert_eq!(purview(&["frobnicate"]).code, 3);
+    let r = purview(&["--error-format", "json", "check", "--bogus", "x"]);
+    assert_eq!(r.code, 3);
+    let e = json_error(&r.stderr);
+    assert_eq!(e["kind"], "usage");
+    assert_eq!(e["exit_code"], 3);
+    let r = purview(&["check", "doc:a#view@user:b"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("no schema given") && r.stderr.contains("purview demo"), "{}", r.stderr);
+    let r = purview(&["check", "doc:a#view@user:b;", "check", "doc:a#view@user:c"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(purview(&["what", "doc#view@user:b", "--limit", "0"]).code, 3);
+}
+
+#[test]
+fn query_syntax_errors_exit_4_with_a_place_and_a_hint() {
+    let r = purview(&["who", "document:readme#view", "user"]);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("error[query-syntax]"), "{}", r.stderr);
+    assert!(r.stderr.contains("--> <query>:1:25"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `who document:readme#view@user`?"), "{}", r.stderr);
+
+    let r = purview(&["--error-format=json", "query", "chek a:b#c@d:e\ncheck a:b#c@d:e limit 1"]);
+    assert_eq!(r.code, 4);
+    let e = json_error(&r.stderr);
+    assert_eq!(e["kind"], "input");
+    let d = e["diagnostics"].as_array().unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!(
+        (d[0]["file"].as_str(), d[0]["line"].as_u64(), d[0]["column"].as_u64()),
+        (Some("<arguments>"), Some(1), Some(1))
+    );
+    assert_eq!(d[0]["code"], "query-syntax");
+    assert_eq!(d[0]["help"], "did you mean `check`?");
+    assert_eq!(d[1]["code"], "clause-not-allowed");
+    assert_eq!(d[1]["line"], 2);
+}
+
+#[test]
+fn unreadable_files_and_bad_flags_are_input_errors() {
+    let r = purview(&["check", "doc:a#view@user:b", "--schema", "no/such/file.pv"]);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("cannot read `no/such/file.pv`"), "{}", r.stderr);
+    assert_eq!(purview(&["test", "no/such/dir"]).code, 4);
+    assert_eq!(purview(&["validate", "no/such/file.q"]).code, 4);
+}
+
+#[test]
+fn validate_reports_every_bad_query_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.q", "check a:b#c@d:e\nwho a:b#c@d\n");
+    let bad = write(dir.path(), "bad.q", "chek a:b#c@d:e\nwhat d:e#c a\n");
+    let r = purview(&["validate", good.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("good.q: ok (2 queries)"), "{}", r.stdout);
+    let r = purview(&["validate", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(r.code, 4);
+    assert_eq!(r.stderr.matches("error[query-syntax]").count(), 2, "{}", r.stderr);
+    assert!(r.stderr.contains("1 of 2 files are invalid"), "{}", r.stderr);
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Words queries are made of, so that random strings get past the first token often.
+fn query_like() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        Just("check".to_string()),
+        Just("who".to_string()),
+        Just("what".to_string()),
+        Just("expand".to_string()),
+        Just("explain".to_string()),
+        Just("can".to_string()),
+        Just("with".to_string()),
+        Just("at".to_string()),
+        Just("limit".to_string()),
+        Just("after".to_string()),
+        "[a-z]{1,4}(:[a-z*]{1,3})?(#[a-z.]{1,3})?(@[a-z]{1,3}(:[a-z*]{1,2})?(#[a-z]{1,2})?)?",
+        "[{}\\[\\]\";#@:/ \t\n0-9TZ.-]{1,6}",
+        any::<String>(),
+    ];
+    prop::collection::vec(token, 0..10).prop_map(|ts| ts.join(" "))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever is piped in, the binary answers with a typed exit code, never a panic (101).
+    #[test]
+    fn the_binary_never_panics_on_queries(text in query_like()) {
+        let r = purview_in(&["query"], &text);
+        prop_assert!([3, 4].contains(&r.code), "exit {} for {text:?}: {}", r.code, r.stderr);
+        prop_assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+}
+
+const SCHEMA: &str = "examples/quickstart/schema.pv";
+const DATA: &str = "examples/quickstart/data.rels";
+
+/// `purview <op> --schema quickstart --data quickstart <args>`
+fn quickstart(op: &str, args: &[&str]) -> Run {
+    let mut all = vec![op, "--schema", SCHEMA, "--data", DATA];
+    all.extend_from_slice(args);
+    purview(&all)
+}
+
+#[test]
+fn demo_runs_with_no_setup() {
+    let r = purview(&["demo"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for expected in [
+        "> check message:m1#view@user:sam\nallowed\n",
+        "> check message:m2#view@user:sam\ndenied\n",
+        "> check message:m1#view@user:rita\nconditional (missing: hour)\n",
+        "> who message:m3#view@user\nuser:alice\nuser:carol\nuser:dan\nuser:sam\n",
+        "> what message#view@user:sam\nmessage:m1\nmessage:m3\nmessage:m4\n",
+        "> explain message:m4#review@user:sam\ndenied\n",
+    ] {
+        assert!(r.stdout.contains(expected), "missing {expected:?} in:\n{}", r.stdout);
+    }
+    let r = purview(&["demo", "--json"]);
+    assert_eq!(r.code, 0);
+    let lines: Vec<serde_json::Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 5 && lines.iter().all(|v| v["op"].is_string()), "{}", r.stdout);
+    let r = purview(&["demo", "who user can view message:m2"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "user:alice\nuser:carol\nuser:dan\n"));
+    assert!(purview(&["demo", "--show"]).stdout.contains("permission view ="));
+}
+
+#[test]
+fn check_and_explain_exit_with_the_decision() {
+    assert_eq!(quickstart("check", &["message:m1#view@user:sam"]).code, 0);
+    assert_eq!(quickstart("check", &["user:sam", "can", "view", "message:m2"]).code, 1);
+    let r = quickstart("check", &["message:m1#view@user:rita"]);
+    assert_eq!((r.code, r.stdout.as_str()), (2, "conditional (missing: hour)\n"));
+    assert_eq!(quickstart("check", &["message:m1#view@user:rita", "--context", r#"{"hour": 9}"#]).code, 0);
+    assert_eq!(quickstart("check", &[r#"message:m1#view@user:rita with {"hour": 20}"#]).code, 1);
+    let r = quickstart("explain", &["message:m4#review@user:sam"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.starts_with("denied\n") && r.stdout.contains("message:m4#participant@user:sam"));
+    let r = quickstart("check", &["message:m1#view@user:rita", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"op": "check", "query": "check message:m1#view@user:rita", "decision": "conditional", "missing": ["hour"]})
+    );
+}
+
+#[test]
+fn what_pages_with_cursors() {
+    let r = quickstart("what", &["message#view@user:alice", "--limit", "3"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cursor =
+        r.stdout.lines().find_map(|l| l.strip_prefix("next cursor: ")).expect("a cursor").to_string();
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+    let r = quickstart("what", &["message#view@user:alice", "--limit", "3", "--cursor", &cursor, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["objects"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["cursor"], serde_json::Value::Null);
+    let r = quickstart("what", &["message#view@user:alice", "--cursor", "bogus"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("error[invalid-cursor]"), "{}", r.stderr);
+}
+
+#[test]
+fn a_batch_exits_with_its_worst_answer() {
+    let r = purview_in(
+        &["query", "--schema", SCHEMA, "--data", DATA],
+        "check message:m1#view@user:sam\nwho message:m2#view@user",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("> check message:m1#view@user:sam\nallowed\n\n> who"), "{}", r.stdout);
+    let r = quickstart("query", &["check message:m1#view@user:rita; check message:m2#view@user:sam"]);
+    assert_eq!(r.code, 1);
+    let r = quickstart(
+        "query",
+        &["check message:m1#view@user:sam", r#"check message:m1#view@user:rita with {"hour": "x"}"#],
+    );
+    assert_eq!(r.code, 5, "{}", r.stdout);
+    assert!(r.stdout.contains("error[condition-error]"), "{}", r.stdout);
+}
+
+#[test]
+fn names_unknown_to_the_schema_are_input_errors() {
+    let r = quickstart("check", &["message:m1#veiw@usr:sam"]);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stderr.contains("error[unknown-relation]") && r.stderr.contains("did you mean `user`?"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn bad_schemas_and_data_are_reported_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_schema = write(dir.path(), "bad.pv", "type user {}\ntype doc { relation viewer: usr }\n");
+    let r = purview(&["check", "doc:a#viewer@user:b", "--schema", bad_schema.to_str().unwrap()]);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("bad.pv:2:"), "{}", r.stderr);
+    let bad_data = write(
+        dir.path(),
+        "bad.rels",
+        "// ok\nmessage:m9#tagged@usergroup:x\n  message:m9#tagged\nmessage:m9#taged@usergroup:x\n",
+    );
+    let r = quickstart("check", &["message:m1#view@user:sam", "--data", bad_data.to_str().unwrap()]);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stderr.contains("bad.rels:3:3") && r.stderr.contains("error[relationship-syntax]"),
+        "{}",
+        r.stderr
+    );
+    let unknown =
+        write(dir.path(), "unknown.rels", "message:m9#tagged@usergroup:x\nmessage:m9#taged@usergroup:x\n");
+    let r = quickstart("check", &["message:m1#view@user:sam", "--data", unknown.to_str().unwrap()]);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stderr.contains("unknown.rels:2:1") && r.stderr.contains("error[unknown-relation]"),
+        "{}",
+        r.stderr
+    );
+    let r = purview(&["validate", SCHEMA, DATA, "examples/quickstart/queries.q", "--schema", SCHEMA]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("queries.q: ok (9 queries)"), "{}", r.stdout);
+    assert!(r.stdout.contains("schema.pv: ok (4 types, 1 condition)"), "{}", r.stdout);
+    let r = purview(&["--error-format", "json", "validate", SCHEMA, bad_schema.to_str().unwrap()]);
+    assert_eq!(r.code, 4);
+    assert_eq!(json_error(&r.stderr)["diagnostics"][0]["line"], 2);
+}
+
+#[test]
+fn fmt_prints_checks_and_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let messy = write(
+        dir.path(),
+        "messy.pv",
+        "type user {}\ntype doc {   relation viewer: user\n permission view = viewer }\n",
+    );
+    let path = messy.to_str().unwrap();
+    let r = purview(&["fmt", path]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("type doc {\n  relation viewer: user\n"), "{}", r.stdout);
+    assert_eq!(purview(&["fmt", "--check", path]).code, 1);
+    assert_eq!(purview(&["fmt", "--write", path]).code, 0);
+    assert_eq!(std::fs::read_to_string(&messy).unwrap(), r.stdout);
+    assert_eq!(purview(&["fmt", "--check", path]).code, 0);
+    // A `//` comment the formatter would drop stops `--write`.
+    let commented = write(dir.path(), "commented.pv", "// keep me\ntype user {}\n");
+    let r = purview(&["fmt", "--write", commented.to_str().unwrap()]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&commented).unwrap(), "// keep me\ntype user {}\n");
+}
