@@ -3,6 +3,8 @@
 //! the current holders; a rejected batch changes nothing (revision and answers); with valid time
 //! a constraint holds at every instant, so hand-overs are allowed and overlaps are not.
 
+mod props;
+
 use purview::api::Engine;
 use purview::eval::EvalOptions;
 use purview::store::{Relationship, WriteError, WriteOp};

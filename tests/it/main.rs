@@ -17,3 +17,4 @@ mod seeds;
 mod subset;
 mod syntax;
 mod testfile;
+mod valid_time;
