@@ -16,6 +16,7 @@ const SHOWN: usize = 10;
 /// Records one assertion per asserted `type#permission`.
 pub(crate) fn run(
     t: &mut Tally,
+    label: &str,
     snap: &View,
     rels: &[Relationship],
     checks: &[CheckText],
@@ -50,7 +51,7 @@ pub(crate) fn run(
         let empty = BTreeSet::new();
         let objs = objects.get(ty).unwrap_or(&empty);
         let outcome = agree(snap, ty, perm, objs, &subjects, opts);
-        t.record(format!("lookups agree with check for {ty}#{perm}"), outcome);
+        t.record(format!("{label}lookups agree with check for {ty}#{perm}"), outcome);
     }
 }
 

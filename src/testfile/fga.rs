@@ -100,8 +100,8 @@ pub(crate) struct Store {
 
 impl Store {
     /// A store with a model and no tuples.
-    pub fn new(schema: Arc<Schema>) -> Store {
-        Store { pv: Purview::new((*schema).clone()), schema }
+    pub fn new(schema: Arc<Schema>, engine: crate::api::Engine) -> Store {
+        Store { pv: Purview::with_engine((*schema).clone(), engine), schema }
     }
 
     /// Writes every tuple the model accepts; returns the positions of the others, with reasons.
@@ -128,7 +128,7 @@ impl Store {
     }
 
     /// The store with the request's contextual tuples added.
-    fn with(&self, contextual: &[Tuple]) -> Result<View, FgaError> {
+    pub(crate) fn with(&self, contextual: &[Tuple]) -> Result<View, FgaError> {
         if contextual.is_empty() {
             return Ok(self.pv.snapshot());
         }

@@ -59,6 +59,8 @@ use std::str::FromStr;
 pub struct RunOptions {
     /// Run every file as this format instead of detecting it.
     pub format: Option<Format>,
+    /// The evaluator that answers (the index by default; the reference evaluator to compare).
+    pub engine: crate::api::Engine,
 }
 
 /// The layout of a test file.
@@ -195,7 +197,7 @@ pub(crate) fn run_text(path: &Path, text: &str, opts: &RunOptions) -> Result<Rep
             }
         },
     };
-    let file = FileCtx { name, dir: dir.to_path_buf(), text: text.to_string() };
+    let file = FileCtx { name, dir: dir.to_path_buf(), text: text.to_string(), engine: opts.engine };
     Ok(match format {
         Format::Purview => native::run(&file, doc),
         Format::SpiceDb => spicedb::run(&file, doc),
@@ -210,6 +212,8 @@ pub(crate) struct FileCtx {
     pub dir: PathBuf,
     /// The test file's text.
     pub text: String,
+    /// The evaluator to run the file on.
+    pub engine: crate::api::Engine,
 }
 
 impl FileCtx {

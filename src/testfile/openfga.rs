@@ -44,10 +44,13 @@
 //! in a list request (its object, type, relation or user filter); 2027 for a contextual tuple the
 //! model does not accept.
 
-use super::common::Tally;
+use super::common::{CheckText, Tally};
+use super::consistency;
 use super::fga::{self, Store, Tuple};
 use super::{FileCtx, Lang, Origin};
+use crate::eval::EvalOptions;
 use crate::schema::condition::JsonMap;
+use crate::store::{ObjectRef, Relationship, SubjectRef};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
@@ -177,7 +180,7 @@ fn run_test(t: &mut Tally, file: &FileCtx, test: &Test, ctx_tuples: bool) {
             }
         };
         let tuples = stage.tuples.as_deref().unwrap_or(&[]);
-        let mut store = Store::new(schema);
+        let mut store = Store::new(schema, file.engine);
         if ctx_tuples {
             run_stage(t, &at, stage, &store, tuples);
             continue;
@@ -206,6 +209,7 @@ fn with(a: &Option<Vec<Tuple>>, b: &Option<Vec<Tuple>>, extra: &[Tuple]) -> Vec<
 
 fn run_stage(t: &mut Tally, at: &str, stage: &Stage, store: &Store, extra: &[Tuple]) {
     let empty = JsonMap::new();
+    lookups_agree(t, at, stage, store, extra);
     for (m, a) in stage.check_assertions.iter().flatten().enumerate() {
         let q = &a.tuple;
         let ctx = with(&a.contextual_tuples, &None, extra);
@@ -234,4 +238,32 @@ fn run_stage(t: &mut Tally, at: &str, stage: &Stage, store: &Store, extra: &[Tup
             outcome,
         );
     }
+}
+
+/// Check, list objects and list users agree on every pair the stage mentions (without request
+/// context: conditional answers must be conditional everywhere).
+fn lookups_agree(t: &mut Tally, at: &str, stage: &Stage, store: &Store, extra: &[Tuple]) {
+    let rels: Vec<Relationship> =
+        stage.tuples.iter().flatten().filter_map(|t| t.to_relationship().ok()).collect();
+    let checks: Vec<CheckText> = stage
+        .check_assertions
+        .iter()
+        .flatten()
+        .filter(|a| a.contextual_tuples.as_ref().is_none_or(|c| c.is_empty()) && a.error_code.is_none())
+        .filter_map(|a| {
+            Some(CheckText {
+                object: ObjectRef::parse(&a.tuple.object).ok()?,
+                permission: a.tuple.relation.clone(),
+                subject: SubjectRef::parse(&a.tuple.user).ok()?,
+                context: JsonMap::new(),
+                at: None,
+            })
+        })
+        .collect();
+    if checks.is_empty() {
+        return;
+    }
+    let Ok(view) = store.with(extra) else { return };
+    let label = format!("{at} ");
+    consistency::run(t, &label, &view, &rels, &checks, &EvalOptions::default());
 }

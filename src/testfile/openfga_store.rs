@@ -185,7 +185,7 @@ fn run_test(
             return;
         }
     }
-    let mut store = Store::new(schema.clone());
+    let mut store = Store::new(schema.clone(), file.engine);
     let rejected = store.write(&all);
     if !rejected.is_empty() {
         let reasons: Vec<&str> = rejected.iter().map(|(_, r)| r.as_str()).collect();

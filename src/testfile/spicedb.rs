@@ -93,7 +93,7 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
     }
     let checks: Vec<CheckText> =
         assertions.iter().filter_map(|(_, text, _)| CheckText::parse(text).ok()).collect();
-    consistency::run(&mut t, &snap, &rels, &checks, &base);
+    consistency::run(&mut t, "", &snap, &rels, &checks, &base);
     t.finish()
 }
 
@@ -111,7 +111,7 @@ fn load(file: &FileCtx, f: &File) -> Result<(View, Vec<Relationship>), String> {
     };
     let rels = parse_relationships(f.relationships.as_deref().unwrap_or(""))
         .map_err(|e| format!("invalid relationships: {e}"))?;
-    let mut pv = Purview::new(schema);
+    let mut pv = Purview::with_engine(schema, file.engine);
     let ops: Vec<WriteOp> = rels.iter().cloned().map(WriteOp::Touch).collect();
     pv.write(&ops).map_err(|e| format!("invalid relationships: {e}"))?;
     Ok((pv.snapshot(), rels))

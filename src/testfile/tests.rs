@@ -164,7 +164,7 @@ proptest! {
             Just(Format::Purview), Just(Format::SpiceDb), Just(Format::OpenFgaTests), Just(Format::OpenFgaStore)
         ]),
     ) {
-        let _ = run_text(Path::new("mem/fuzz.yaml"), &text, &RunOptions { format });
+        let _ = run_text(Path::new("mem/fuzz.yaml"), &text, &RunOptions { format, ..RunOptions::default() });
     }
 
     #[test]
@@ -201,7 +201,7 @@ proptest! {
         let r = r.map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(r.passed + r.failed >= 4 && r.failures.iter().all(|f| f.assertion != "file"), "{r:?}");
         let spicedb = native.replace("purview: 1\n", "").replace("who:", "validation:");
-        let _ = run_text(Path::new("mem/fuzz.yaml"), &spicedb, &RunOptions { format: Some(Format::SpiceDb) });
+        let _ = run_text(Path::new("mem/fuzz.yaml"), &spicedb, &RunOptions { format: Some(Format::SpiceDb), ..RunOptions::default() });
         let fga = format!(
             "{OPENFGA}        checkAssertions:\n          - tuple: {{object: {o}, relation: {r}, user: {u}}}\n            contextualTuples: [{{object: {o}, relation: viewer, user: {u}}}]\n        listObjectsAssertions:\n          - request: {{user: {u}, type: {r}, relation: viewer}}\n        listUsersAssertions:\n          - request: {{object: {o}, relation: {r}, filters: [{u}]}}\n",
             o = quoted(&key), r = quoted(&expect), u = quoted(&user),

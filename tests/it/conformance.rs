@@ -9,7 +9,11 @@
 //! per asserted `type#permission` (60). OpenFGA, every check, list-objects and list-users
 //! assertion, and again for every single-stage test with its tuples as contextual tuples
 //! (`_ctxTuples`); a stage whose model does not compile is one failure and its assertions do not run.
+//! For every SpiceDB file and OpenFGA stage, one more assertion per asserted `type#permission`
+//! checks that check, who and what agree on every pair of objects and subjects the file mentions.
+//! Every suite runs on both engines (the index and the reference evaluator).
 
+use purview::api::Engine;
 use purview::testfile::{run_paths, Format, Report, RunOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,11 +25,19 @@ fn peer(rel: &str) -> PathBuf {
 /// An assertion known to fail: file name (without directories), assertion, why.
 type Known = (&'static str, &'static str, &'static str);
 
-/// Runs `paths` and checks that exactly the `known` failures happen.
+/// Runs `paths` on both engines (the index, and the reference evaluator it is checked
+/// against) and checks that exactly the `known` failures happen on each.
 fn conform(suite: &str, paths: &[PathBuf], format: Option<Format>, known: &[Known]) -> Report {
-    let report = run_paths(paths, &RunOptions { format }).unwrap();
+    let reference = run_on(suite, paths, format, known, Engine::Reference);
+    let index = run_on(suite, paths, format, known, Engine::Index);
+    assert_eq!((reference.passed, reference.failed), (index.passed, index.failed), "{suite}: engines differ");
+    index
+}
+
+fn run_on(suite: &str, paths: &[PathBuf], format: Option<Format>, known: &[Known], engine: Engine) -> Report {
+    let report = run_paths(paths, &RunOptions { format, engine }).unwrap();
     eprintln!(
-        "{suite}: {} assertions, {} passed, {} failed ({} known)",
+        "{suite} [{engine:?}]: {} assertions, {} passed, {} failed ({} known)",
         report.passed + report.failed,
         report.passed,
         report.failed,
@@ -92,7 +104,11 @@ fn openfga_consolidated_tests() {
         None,
         OPENFGA_KNOWN,
     );
-    assert_eq!(r.passed + r.failed, 1640, "the suite runs every assertion");
+    assert_eq!(
+        r.passed + r.failed,
+        1921,
+        "the suite runs every assertion (1640, plus 281 lookup-consistency checks)"
+    );
 }
 
 /// OpenFGA ABAC (condition) assertions that fail, and why: none.
@@ -106,7 +122,11 @@ fn openfga_abac_tests() {
         None,
         ABAC_KNOWN,
     );
-    assert_eq!(r.passed + r.failed, 562, "the suite runs every assertion");
+    assert_eq!(
+        r.passed + r.failed,
+        611,
+        "the suite runs every assertion (562, plus 49 lookup-consistency checks)"
+    );
 }
 
 /// OpenFGA store files: the valid ones pass; the invalid ones fail as upstream's

@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod constraints;
 mod eval_props;
+mod examples;
 mod gen;
 mod import_props;
 mod index_diff;

@@ -93,8 +93,9 @@ fn spicedb_validation_compares_subject_sets() {
 
 #[test]
 fn openfga_stages_share_a_store_and_rerun_with_contextual_tuples() {
-    // model_change: 1 + 2 + 4 (multi-stage: run once); requests: 14, twice.
-    all_pass("openfga_stages.yaml", 7 + 2 * 14);
+    // model_change: 1 + 2 + 4 (multi-stage: run once); requests: 14, twice; plus one
+    // lookups-agree-with-check assertion per stage and asserted permission: 7.
+    all_pass("openfga_stages.yaml", 7 + 2 * 14 + 7);
 }
 
 #[test]
@@ -105,7 +106,7 @@ fn openfga_store_files_read_model_and_tuple_files() {
 
 #[test]
 fn format_override_and_directories() {
-    let forced = RunOptions { format: Some(Format::OpenFgaStore) };
+    let forced = RunOptions { format: Some(Format::OpenFgaStore), ..RunOptions::default() };
     let r = run_file(&data("native_overview.yaml"), &forced).unwrap();
     assert_eq!((r.passed, r.failed), (0, 1), "a native file read as a store file cannot run");
     let r = run_paths(&[data("files")], &RunOptions::default()).unwrap();
