@@ -15,22 +15,56 @@ use std::collections::{BTreeMap, BTreeSet};
 
 type Key = (Obj, RelId, Subject);
 
-/// What a batch changed: for every relationship it touched, the last operation on it and the
-/// attributes it had before the batch (`None`: it did not exist).
+/// What a batch changed: for every relationship it touched, the last operation on it (with its
+/// position in the batch) and the attributes it had before the batch (`None`: it did not exist).
 #[derive(Default)]
 pub(crate) struct Changes<'o> {
-    keys: BTreeMap<Key, (&'o WriteOp, Option<TupleAttrs>)>,
+    keys: BTreeMap<Key, (usize, &'o WriteOp, Option<TupleAttrs>)>,
+    count: usize,
 }
 
 impl<'o> Changes<'o> {
     /// Records `op` on `key`; `before` is asked only for the first operation on the key.
     pub fn record(&mut self, key: Key, op: &'o WriteOp, before: impl FnOnce() -> Option<TupleAttrs>) {
+        self.count += 1;
         match self.keys.get_mut(&key) {
-            Some(entry) => entry.0 = op,
+            Some(entry) => (entry.0, entry.1) = (self.count, op),
             None => {
-                self.keys.insert(key, (op, before()));
+                self.keys.insert(key, (self.count, op, before()));
             }
         }
+    }
+
+    /// The change a violation of `c` on `object` is blamed on: the last one in the batch that
+    /// `c` is checked for (so a load file points at the relationship that went one too far).
+    fn culprit(&self, c: &Constraint, object: Obj, subject: Option<Subject>) -> Option<&'o WriteOp> {
+        let relevant = |&(o, rel, s): &Key| {
+            let on_object =
+                o == object && triggers(c, rel).is_some() && subject.is_none_or(|subject| subject == s);
+            let referencing =
+                matches!(c, Constraint::AtLeast { .. }) && !s.is_wildcard() && s.object() == object;
+            on_object || referencing
+        };
+        self.keys.iter().filter(|(k, _)| relevant(k)).max_by_key(|(_, v)| v.0).map(|(_, v)| v.1)
+    }
+}
+
+/// Whether a change of `rel` is checked against `c`: `Some(true)` per subject (`one of`,
+/// `requires`), `Some(false)` per object.
+fn triggers(c: &Constraint, rel: RelId) -> Option<bool> {
+    match c {
+        Constraint::AtMost { relation, .. } if *relation == rel => Some(false),
+        Constraint::AtLeast { .. } => Some(false),
+        Constraint::OnObject { relations, guards, .. }
+            if relations.contains(&rel) || guards.contains(&rel) =>
+        {
+            Some(false)
+        }
+        Constraint::OneOf { relations } if relations.contains(&rel) => Some(true),
+        Constraint::Requires { relation, required } if *relation == rel || required.contains(&rel) => {
+            Some(true)
+        }
+        _ => None,
     }
 }
 
@@ -41,29 +75,19 @@ pub(crate) fn check<S: TupleStore>(
     changes: &Changes<'_>,
 ) -> Result<(), WriteError> {
     let mut done: BTreeSet<(Obj, usize, Option<Subject>)> = BTreeSet::new();
-    for (&(object, rel, subject), &(op, _)) in &changes.keys {
+    for (&(object, rel, subject), &(_, op, _)) in &changes.keys {
         for (i, c) in schema.type_def(object.ty).constraints.iter().enumerate() {
-            let per_subject = match c {
-                Constraint::AtMost { relation, .. } if *relation == rel => None,
-                Constraint::AtLeast { .. } => None,
-                Constraint::OnObject { relations, guards, .. }
-                    if relations.contains(&rel) || guards.contains(&rel) =>
-                {
-                    None
-                }
-                Constraint::OneOf { relations } if relations.contains(&rel) => Some(subject),
-                Constraint::Requires { relation, required }
-                    if *relation == rel || required.contains(&rel) =>
-                {
-                    Some(subject)
-                }
-                _ => continue,
+            let per_subject = match triggers(c, rel) {
+                Some(true) => Some(subject),
+                Some(false) => None,
+                None => continue,
             };
             if !done.insert((object, i, per_subject)) {
                 continue;
             }
             let cx = Cx { schema, data, changes, object };
             if let Some(reason) = cx.violation(c, subject) {
+                let op = changes.culprit(c, object, per_subject).unwrap_or(op);
                 return Err(cx.error(c, op, reason));
             }
         }
@@ -76,6 +100,7 @@ pub(crate) fn check<S: TupleStore>(
             if matches!(c, Constraint::AtLeast { .. }) && done.insert((referenced, i, None)) {
                 let cx = Cx { schema, data, changes, object: referenced };
                 if let Some(reason) = cx.violation(c, subject) {
+                    let op = changes.culprit(c, referenced, None).unwrap_or(op);
                     return Err(cx.error(c, op, reason));
                 }
             }
@@ -238,7 +263,7 @@ impl<S: TupleStore> Cx<'_, S> {
         let mut now: BTreeMap<Subject, TupleAttrs> = self.data.stored(self.object, rel).into_iter().collect();
         let lo = (self.object, rel, MIN_SUBJECT);
         let hi = (self.object, rel, MAX_SUBJECT);
-        for (&(_, _, s), (_, before)) in self.changes.keys.range(lo..=hi) {
+        for (&(_, _, s), (_, _, before)) in self.changes.keys.range(lo..=hi) {
             match before {
                 Some(a) => now.insert(s, a.clone()),
                 None => now.remove(&s),
