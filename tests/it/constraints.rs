@@ -108,6 +108,14 @@ fn at_most_n_holders() {
             "constraint `agency: at most 2 account-admin` rejects writing `agency:cfpb#account-admin@user:cat`: \
              `agency:cfpb` would have 3 `account-admin`, more than 2; current holders: `user:ann`, `user:bob`"
         );
+        // In a batch, the violation is blamed on the change that went one too far.
+        let mut fresh = self::pv(engine);
+        let err = fresh
+            .write(&ops(
+                "agency:x#account-admin@user:a\nagency:x#account-admin@user:b\nagency:x#account-admin@user:c",
+            ))
+            .unwrap_err();
+        assert!(err.to_string().contains("rejects writing `agency:x#account-admin@user:c`"), "{err}");
         // Replacing one administrator in one batch is fine.
         pv.write(&ops("delete agency:cfpb#account-admin@user:bob\nagency:cfpb#account-admin@user:cat"))
             .unwrap();
