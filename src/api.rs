@@ -33,6 +33,9 @@ use crate::syntax;
 use serde::Serialize;
 use std::sync::Arc;
 
+mod subset;
+pub use subset::{ObjectSet, SubsetResult};
+
 /// An object id that was never written: it has no relationships.
 const FRESH_OBJECT: u32 = u32::MAX - 1;
 /// A subject id that was never written (distinct from [`FRESH_OBJECT`]).
