@@ -188,13 +188,7 @@ impl IndexEval<'_> {
                         data.rev(slot, s.id).union_into(&mut out.yes);
                     }
                     let sub = self.w(s, info.subject_ty, r, memo)?;
-                    for x in &sub.maybe {
-                        let list = data.rev(slot, x);
-                        list.union_into(&mut out.maybe);
-                        if sub.yes.contains(x) {
-                            list.union_into(&mut out.yes);
-                        }
-                    }
+                    rev_image(data, slot, &sub, &mut out);
                 }
                 _ => {}
             }
@@ -237,13 +231,7 @@ impl IndexEval<'_> {
             }
             let Some(target) = targets.get(info.subject_ty as usize).copied().flatten() else { continue };
             let sub = self.w(s, info.subject_ty, target, memo)?;
-            for x in &sub.maybe {
-                let list = data.rev(slot, x);
-                list.union_into(&mut out.maybe);
-                if sub.yes.contains(x) {
-                    list.union_into(&mut out.yes);
-                }
-            }
+            rev_image(data, slot, &sub, &mut out);
         }
         let specials: Vec<(u32, Subject, TupleAttrs)> =
             data.special_of_rel(ty, tupleset).map(|(k, a)| (k.2, k.3, a.clone())).collect();
@@ -322,6 +310,18 @@ impl IndexEval<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Adds the objects whose relationships in `slot` point at a member of `sub`, with the
+/// member's membership.
+fn rev_image(data: &super::IndexData, slot: SlotId, sub: &TriBits, out: &mut TriBits) {
+    for x in &sub.maybe {
+        let list = data.rev(slot, x);
+        list.union_into(&mut out.maybe);
+        if sub.yes.contains(x) {
+            list.union_into(&mut out.yes);
+        }
     }
 }
 
