@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod eval_props;
 mod gen;
+mod import_format;
 mod import_props;
 mod index_diff;
 mod peer_parse;
