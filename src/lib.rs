@@ -1,4 +1,4 @@
-//! Purview: an embeddable relationship-based access (ReBAC) graph engine.
+#![doc = include_str!("../README.md")]
 
 pub mod api;
 pub mod diag;

@@ -8,7 +8,7 @@
 use super::plan::{FastPath, SlotId, SlotKind};
 use super::IndexData;
 use crate::eval::{Conditions, Decision, EvalError, EvalOptions, Tri};
-use crate::schema::{RelId, Rewrite};
+use crate::schema::{RelId, Rewrite, TypeId};
 use crate::store::{Obj, Subject, TupleAttrs};
 use crate::syntax::ast::ArrowMode;
 use rustc_hash::FxHashMap;
@@ -29,7 +29,7 @@ impl<'a> IndexEval<'a> {
         IndexEval {
             data,
             opts,
-            stack: Vec::with_capacity(16),
+            stack: Vec::new(),
             lowest_cut: usize::MAX,
             memo: FxHashMap::default(),
             cond: Conditions::new(&data.schema, opts),
@@ -78,7 +78,7 @@ impl<'a> IndexEval<'a> {
         }
         let Some(saved) = self.enter(object, rel)? else { return Ok(Tri::False) };
         let data = self.data;
-        let result = match data.plan.fast.get(&(object.ty, rel)) {
+        let result = match data.plan.fast_path(object.ty, rel) {
             Some((id, FastPath::Membership { closure })) => {
                 self.check_membership(object, rel, *id, *closure, subject)
             }
@@ -229,8 +229,13 @@ impl<'a> IndexEval<'a> {
         let mut acc = Tri::False;
         let nodes = std::iter::once(object.id).chain(nest.iter()).filter(|n| others.contains(*n));
         for n in nodes.collect::<Vec<_>>() {
-            acc =
-                acc.or(self.check_this_except(Obj { ty: object.ty, id: n }, rel, subject, Some(closure))?);
+            acc = acc.or(self.check_this_except(
+                Obj { ty: object.ty, id: n },
+                rel,
+                subject,
+                Some(closure),
+                false,
+            )?);
             if acc == Tri::True {
                 break;
             }
@@ -257,14 +262,38 @@ impl<'a> IndexEval<'a> {
             return self.check_rewrite(object, rel, rewrite, subject);
         };
         let others = data.others(fast_id);
+        let down = c.down.get(object.id);
+        let nodes = || std::iter::once(object.id).chain(down.iter());
+        // Branches that are plain relations (not recursive themselves) are answered for the
+        // whole chain at once: one reverse list of the subject against the chain's nodes.
+        let plain = |r: &Rewrite| match r {
+            Rewrite::Computed(r)
+                if data.schema.rel_def(object.ty, *r).rewrite == Rewrite::This
+                    && !data.plan.graph.in_cycle((object.ty, *r)) =>
+            {
+                Some(*r)
+            }
+            _ => None,
+        };
+        for (i, item) in items.iter().enumerate() {
+            if let (true, Some(r)) = (i != arrow, plain(item)) {
+                if self.direct_hit_any(object.ty, r, nodes(), subject) {
+                    return Ok(Tri::True);
+                }
+            }
+        }
         let mut acc = Tri::False;
-        for n in std::iter::once(object.id).chain(c.down.get(object.id).iter()) {
+        for n in nodes() {
             let node = Obj { ty: object.ty, id: n };
             for (i, item) in items.iter().enumerate() {
                 if i == arrow {
                     continue;
                 }
-                acc = acc.or(self.check_rewrite(node, rel, item, subject)?);
+                let v = match plain(item) {
+                    Some(r) => self.check_this_except(node, r, subject, None, true)?,
+                    None => self.check_rewrite(node, rel, item, subject)?,
+                };
+                acc = acc.or(v);
                 if acc == Tri::True {
                     return Ok(acc);
                 }
@@ -287,8 +316,37 @@ impl<'a> IndexEval<'a> {
         Ok(acc)
     }
 
+    /// Whether a plain relationship of `ty#rel` on any of `nodes` names `subject` directly (as
+    /// an object, through a wildcard, or as the same userset).
+    fn direct_hit_any(
+        &self,
+        ty: TypeId,
+        rel: RelId,
+        nodes: impl Iterator<Item = u32> + Clone,
+        subject: Subject,
+    ) -> bool {
+        let data = self.data;
+        for &slot in data.plan.slots_of(ty, rel) {
+            let info = data.plan.info(slot);
+            if info.subject_ty != subject.ty {
+                continue;
+            }
+            let key = match info.kind {
+                SlotKind::Direct if subject.rel.is_none() && !subject.is_wildcard() => subject.id,
+                SlotKind::Wildcard if subject.rel.is_none() => 0,
+                SlotKind::Userset(r) if subject.rel == Some(r) => subject.id,
+                _ => continue,
+            };
+            let holders = data.rev(slot, key);
+            if !holders.is_empty() && nodes.clone().any(|n| holders.contains(n)) {
+                return true;
+            }
+        }
+        false
+    }
+
     fn check_this(&mut self, object: Obj, rel: RelId, subject: Subject) -> Result<Tri, EvalError> {
-        self.check_this_except(object, rel, subject, None)
+        self.check_this_except(object, rel, subject, None, false)
     }
 
     /// The stored relationships of `object#rel`, leaving out the plain ones of slot `skip`
@@ -299,11 +357,12 @@ impl<'a> IndexEval<'a> {
         rel: RelId,
         subject: Subject,
         skip: Option<SlotId>,
+        direct_done: bool,
     ) -> Result<Tri, EvalError> {
         let data = self.data;
         let slots = data.plan.slots_of(object.ty, rel);
-        // Direct hits first: one lookup each.
-        for &slot in slots {
+        // Direct hits first: one lookup each (unless the caller already looked).
+        for &slot in slots.iter().filter(|_| !direct_done) {
             let info = data.plan.info(slot);
             if info.subject_ty != subject.ty {
                 continue;

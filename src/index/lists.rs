@@ -151,6 +151,7 @@ impl<'a> ListRef<'a> {
     }
 }
 
+#[derive(Clone)]
 pub enum ListIter<'a> {
     Small(std::slice::Iter<'a, u32>),
     Big(roaring::bitmap::Iter<'a>),

@@ -504,7 +504,7 @@ impl IndexEval<'_> {
         }
         let Some(saved) = self.enter(object, rel)? else { return Ok(out) };
         let data = self.data;
-        let result = match data.plan.fast.get(&(object.ty, rel)) {
+        let result = match data.plan.fast_path(object.ty, rel) {
             Some((id, FastPath::Membership { closure })) => {
                 self.v_membership(object, rel, *id, *closure, fty, frel, memo)
             }

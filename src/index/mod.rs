@@ -99,7 +99,7 @@ impl IndexData {
     fn update_others(&mut self, object: Obj, rel: RelId) {
         let Some(deps) = self.plan.others_deps.get(&(object.ty, rel)) else { return };
         for &(id, key) in deps {
-            let is_other = match self.plan.fast.get(&key).map(|(_, fp)| fp) {
+            let is_other = match self.plan.fast_path(key.0, key.1).map(|(_, fp)| fp) {
                 Some(FastPath::Membership { closure }) => {
                     self.plan.slots_of(object.ty, rel).iter().any(|&slot| {
                         let kind = self.plan.info(slot).kind;

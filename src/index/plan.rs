@@ -56,6 +56,8 @@ pub struct Plan {
     pub slots: Vec<SlotInfo>,
     /// Fast paths by `(type, relation)`, with their dense index (for per-path state).
     pub fast: HashMap<(TypeId, RelId), (usize, FastPath)>,
+    /// The same, by [`Plan::flat`] id, for the hot path.
+    fast_flat: Vec<Option<(usize, FastPath)>>,
     /// Slots that keep a closure.
     pub closure_slots: Vec<SlotId>,
     /// `(type, relation)` whose relationships decide which nodes a fast path must look at
@@ -106,11 +108,22 @@ impl Plan {
             lookup,
             graph: SchemaGraph::build(schema),
             fast: HashMap::new(),
+            fast_flat: Vec::new(),
             closure_slots: Vec::new(),
             others_deps: HashMap::new(),
         };
         plan.find_fast_paths(schema);
+        plan.fast_flat = vec![None; plan.relation_count()];
+        for (&(t, r), fp) in &plan.fast {
+            let i = plan.flat(t, r);
+            plan.fast_flat[i] = Some(fp.clone());
+        }
         plan
+    }
+
+    /// The fast path of `type#rel`, if any, with its dense index.
+    pub fn fast_path(&self, ty: TypeId, rel: RelId) -> Option<&(usize, FastPath)> {
+        self.fast_flat.get(self.flat(ty, rel)).and_then(|f| f.as_ref())
     }
 
     fn find_fast_paths(&mut self, schema: &Schema) {

@@ -6,6 +6,7 @@
 mod cli;
 mod conformance;
 mod eval_props;
+mod examples;
 mod gen;
 mod import_format;
 mod import_props;

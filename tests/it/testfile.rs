@@ -93,8 +93,9 @@ fn spicedb_validation_compares_subject_sets() {
 
 #[test]
 fn openfga_stages_share_a_store_and_rerun_with_contextual_tuples() {
-    // model_change: 1 + 2 + 4 (multi-stage: run once); requests: 14, twice.
-    all_pass("openfga_stages.yaml", 7 + 2 * 14);
+    // model_change: 1 + 2 + 4 (multi-stage: run once); requests: 14, twice; plus one
+    // lookups-agree-with-check assertion per stage and asserted permission: 7.
+    all_pass("openfga_stages.yaml", 7 + 2 * 14 + 7);
 }
 
 #[test]
