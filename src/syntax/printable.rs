@@ -174,15 +174,15 @@ impl Names {
 
     fn reserved(&mut self, i: &Ident, word: &str) {
         if self.seen.insert(i.name.clone()) {
-            let d = Diagnostic::new(
-                "reserved-word",
-                i.span,
+            let message = if i.name == word {
+                format!("`{word}` is a reserved word in Purview's language")
+            } else {
                 format!(
                     "`{}` cannot be written in Purview's language: `{word}` is a reserved word there",
                     i.name
-                ),
-            )
-            .with_help(format!(
+                )
+            };
+            let d = Diagnostic::new("reserved-word", i.span, message).with_help(format!(
                 "rename it in this file; Purview reserves {} (and `expiration` as a condition name)",
                 RESERVED.map(|w| format!("`{w}`")).join(", ")
             ));
