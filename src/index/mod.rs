@@ -361,9 +361,21 @@ impl TupleStore for IndexData {
         None
     }
 
-    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject> {
-        let mut v: Vec<Subject> = self.tuples_of(object, rel).into_iter().map(|(s, _)| s).collect();
-        v.sort();
+    fn referencing(&self, object: Obj) -> Vec<TupleAttrs> {
+        let mut out = Vec::new();
+        for (slot, info) in self.plan.slots.iter().enumerate() {
+            if info.subject_ty == object.ty && info.kind != SlotKind::Wildcard {
+                out.extend(self.rev(slot as SlotId, object.id).iter().map(|_| PLAIN));
+            }
+        }
+        let special = self.special.iter().filter(|(k, _)| !k.3.is_wildcard() && k.3.object() == object);
+        out.extend(special.map(|(_, a)| a.clone()));
+        out
+    }
+
+    fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        let mut v = self.tuples_of(object, rel);
+        v.sort_by_key(|(s, _)| *s);
         v
     }
 }

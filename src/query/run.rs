@@ -75,12 +75,12 @@ impl From<EvalError> for QueryFailure {
             EvalError::Condition(_) => (FailureKind::Evaluation, "condition-error"),
             EvalError::UnknownType(_) => (FailureKind::Input, "unknown-type"),
             EvalError::UnknownRelation { .. } => (FailureKind::Input, "unknown-relation"),
-            // `View::what` reports a cursor it cannot read as `cursor `…``.
-            EvalError::InvalidSubject(s) if s.starts_with("cursor ") => {
-                let message = format!("invalid {s}: pass a cursor printed by a previous page");
+            EvalError::InvalidCursor(c) => {
+                let message = format!("invalid cursor `{c}`: pass a cursor printed by a previous page");
                 return QueryFailure { kind: FailureKind::Input, code: "invalid-cursor", message };
             }
             EvalError::InvalidSubject(_) => (FailureKind::Input, "invalid-subject"),
+            EvalError::RevisionNotVisible { .. } => (FailureKind::Evaluation, "revision-not-visible"),
         };
         QueryFailure { kind, code, message: e.to_string() }
     }
@@ -108,7 +108,12 @@ pub fn run_query(snap: &View, q: &Query, base: &EvalOptions) -> QueryOutput {
                 .explain(&t.object.value, &t.permission.value, &t.subject.value, &opts)
                 .map(|e| QueryOutput::Explain { query: query.clone(), decision: e.decision, tree: e.tree }),
             Op::Who { object, permission, filter } => {
-                snap.who(&object.value, &permission.value, &filter.value, &opts).map(|result| {
+                snap.who(&object.value, &permission.value, &filter.value, &opts).map(|mut result| {
+                    // A whole answer (no paging here): by name reads best.
+                    result.subjects.sort_by(|a, b| a.subject.cmp(&b.subject));
+                    if let Some(w) = &mut result.wildcard {
+                        w.excluded.sort_by(|a, b| a.subject.cmp(&b.subject));
+                    }
                     QueryOutput::Who { query: query.clone(), subject_type: filter.value.ty.clone(), result }
                 })
             }

@@ -233,8 +233,9 @@ impl std::fmt::Display for ParamType {
 
 /// A schema-level constraint on the relationships of one type, enforced atomically on write.
 ///
-/// Reserved for constraint declarations (`at most`, `at least`, `one of`, `requires`, ...);
-/// the syntax and the variants grow with the language.
+/// A constraint is about the relationships of one object. With valid time (relationships with
+/// `[valid:FROM..UNTIL]` or `[expiration:T]`) it must hold at every instant; conditions on
+/// relationships are not looked at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConstraintDef {
     pub kind: ConstraintKind,
@@ -246,15 +247,30 @@ pub struct ConstraintDef {
 pub enum ConstraintKind {
     /// `constraint at most 5 account-admin`: per object, at most N subjects hold the relation.
     AtMost { count: u32, relation: Ident },
-    /// `constraint at least 1 admin`: per object, at least N subjects hold the relation once any
-    /// relationship of the object's type has been written for the object.
+    /// `constraint at least 1 admin`: per object, at least N subjects hold the relation whenever
+    /// the object has a relationship or is the subject of one.
     AtLeast { count: u32, relation: Ident },
     /// `constraint one of (complaints-supervisor, complaints-manager)`: per object and subject,
     /// at most one of the relations.
     OneOf { relations: Vec<Ident> },
-    /// `constraint staff-director requires complaints-role`: holding the first relation on an object
-    /// requires holding the second on the same object.
-    Requires { relation: Ident, required: Ident },
+    /// `constraint staff-director requires complaints-role` or `... requires (a, b)`: a subject
+    /// holding the first relation on an object holds one of the required ones on it too.
+    Requires { relation: Ident, required: Vec<Ident> },
+    /// `constraint administrator only on (assured, licensee)` or
+    /// `constraint (administrator, private-user) not on partner`: which subjects an object may
+    /// relate by `relations` depends on the object itself, through its `guards` relations (held by
+    /// any subject). `only on`: while the object has a relationship of one of `relations`, it has
+    /// one of `guards` too. `not on`: it never has both.
+    OnObject { relations: Vec<Ident>, mode: OnMode, guards: Vec<Ident> },
+}
+
+/// How the guards of a [`ConstraintKind::OnObject`] constraint decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OnMode {
+    /// `only on`: the relations need one of the guards.
+    Only,
+    /// `not on`: the relations exclude every guard.
+    Not,
 }
 
 /// A span that compares equal to every other span, so that trees compare by content only.

@@ -5,8 +5,8 @@
 //! as written, on its own lines, indented by two spaces.
 
 use crate::syntax::ast::{
-    ArrowMode, ConditionDef, ConstraintKind, Expr, Ident, Item, Member, Schema, SubjectKind, SubjectType,
-    TypeDef,
+    ArrowMode, ConditionDef, ConstraintKind, Expr, Ident, Item, Member, OnMode, Schema, SubjectKind,
+    SubjectType, TypeDef,
 };
 use crate::syntax::cel_text;
 use std::fmt::Write as _;
@@ -171,8 +171,23 @@ fn constraint(c: &ConstraintKind) -> String {
             format!("one of ({})", names.join(", "))
         }
         ConstraintKind::Requires { relation, required } => {
-            format!("{} requires {}", relation.name, required.name)
+            format!("{} requires {}", relation.name, relation_list(required))
         }
+        ConstraintKind::OnObject { relations, mode, guards } => {
+            let word = match mode {
+                OnMode::Only => "only",
+                OnMode::Not => "not",
+            };
+            format!("{} {word} on {}", relation_list(relations), relation_list(guards))
+        }
+    }
+}
+
+/// `a`, or `(a, b)` for more than one relation.
+fn relation_list(relations: &[Ident]) -> String {
+    match relations {
+        [one] => one.name.clone(),
+        _ => format!("({})", relations.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")),
     }
 }
 

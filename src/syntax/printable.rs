@@ -125,7 +125,10 @@ impl Names {
                 ConstraintKind::OneOf { relations } => relations.iter().for_each(|r| self.name(r)),
                 ConstraintKind::Requires { relation, required } => {
                     self.name(relation);
-                    self.name(required);
+                    required.iter().for_each(|r| self.name(r));
+                }
+                ConstraintKind::OnObject { relations, guards, .. } => {
+                    relations.iter().chain(guards).for_each(|r| self.name(r));
                 }
             },
         }

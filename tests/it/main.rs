@@ -5,6 +5,7 @@
 
 mod cli;
 mod conformance;
+mod constraints;
 mod eval_props;
 mod examples;
 mod gen;
@@ -13,5 +14,9 @@ mod import_props;
 mod index_diff;
 mod peer_parse;
 mod query;
+mod schema_check;
+mod seeds;
+mod subset;
 mod syntax;
 mod testfile;
+mod valid_time;

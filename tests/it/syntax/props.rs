@@ -22,7 +22,7 @@ fn id(name: String) -> Ident {
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "[a-zA-Z_][a-zA-Z0-9_]{0,5}(-[a-zA-Z0-9]{1,4}){0,2}",
-        1 => select(vec!["at", "one", "of", "most", "least", "requires", "any", "all", "expiration", "this-x", "nil-1"])
+        1 => select(vec!["at", "one", "of", "most", "least", "requires", "only", "not", "on", "any", "all", "expiration", "this-x", "nil-1"])
             .prop_map(String::from),
     ]
     .prop_filter("reserved", |n| !RESERVED.contains(&n.as_str()))
@@ -94,7 +94,17 @@ fn member() -> impl Strategy<Value = Member> {
         (any::<u32>(), name()).prop_map(|(count, r)| ConstraintKind::AtLeast { count, relation: id(r) }),
         prop::collection::vec(name(), 2..=4)
             .prop_map(|rs| ConstraintKind::OneOf { relations: rs.into_iter().map(id).collect() }),
-        (name(), name()).prop_map(|(a, b)| ConstraintKind::Requires { relation: id(a), required: id(b) }),
+        (name(), prop::collection::vec(name(), 1..=3)).prop_map(|(a, b)| ConstraintKind::Requires {
+            relation: id(a),
+            required: b.into_iter().map(id).collect()
+        }),
+        (prop::collection::vec(name(), 1..=3), any::<bool>(), prop::collection::vec(name(), 1..=3)).prop_map(
+            |(rs, not, gs)| ConstraintKind::OnObject {
+                relations: rs.into_iter().map(id).collect(),
+                mode: if not { OnMode::Not } else { OnMode::Only },
+                guards: gs.into_iter().map(id).collect(),
+            }
+        ),
     ];
     let constraint =
         kind.prop_map(|kind| Member::Constraint(ConstraintDef { kind, span: SpanEq::default() }));
@@ -268,7 +278,11 @@ fn names(schema: &Schema) -> Vec<&Ident> {
                             | ConstraintKind::AtLeast { relation, .. } => out.push(relation),
                             ConstraintKind::OneOf { relations } => out.extend(relations.iter()),
                             ConstraintKind::Requires { relation, required } => {
-                                out.extend([relation, required])
+                                out.push(relation);
+                                out.extend(required.iter());
+                            }
+                            ConstraintKind::OnObject { relations, guards, .. } => {
+                                out.extend(relations.iter().chain(guards))
                             }
                         },
                     }
