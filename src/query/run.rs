@@ -99,33 +99,32 @@ pub fn run_query(snap: &View, q: &Query, base: &EvalOptions) -> QueryOutput {
         opts.at = at;
     }
     let query = q.to_string();
-    let answer =
-        match &q.op {
-            Op::Check(t) => snap
-                .check(&t.object.value, &t.permission.value, &t.subject.value, &opts)
-                .map(|decision| QueryOutput::Check { query: query.clone(), decision }),
-            Op::Explain(t) => snap
-                .explain(&t.object.value, &t.permission.value, &t.subject.value, &opts)
-                .map(|e| QueryOutput::Explain { query: query.clone(), decision: e.decision, tree: e.tree }),
-            Op::Who { object, permission, filter } => {
-                snap.who(&object.value, &permission.value, &filter.value, &opts).map(|mut result| {
-                    // A whole answer (no paging here): by name reads best.
-                    result.subjects.sort_by(|a, b| a.subject.cmp(&b.subject));
-                    if let Some(w) = &mut result.wildcard {
-                        w.excluded.sort_by(|a, b| a.subject.cmp(&b.subject));
-                    }
-                    QueryOutput::Who { query: query.clone(), subject_type: filter.value.ty.clone(), result }
-                })
-            }
-            Op::What { object_type, permission, subject } => {
-                let page = Page { limit: q.clauses.limit, cursor: q.clauses.after.clone() };
-                snap.what(&subject.value, &permission.value, &object_type.value, &page, &opts)
-                    .map(|result| QueryOutput::What { query: query.clone(), result })
-            }
-            Op::Expand { object, permission } => snap
-                .expand(&object.value, &permission.value, &opts)
-                .map(|tree| QueryOutput::Expand { query: query.clone(), tree }),
-        };
+    let answer = match &q.op {
+        Op::Check(t) => snap
+            .check(&t.object.value, &t.permission.value, &t.subject.value, &opts)
+            .map(|decision| QueryOutput::Check { query: query.clone(), decision }),
+        Op::Explain(t) => snap
+            .explain(&t.object.value, &t.permission.value, &t.subject.value, &opts)
+            .map(|e| QueryOutput::Explain { query: query.clone(), decision: e.decision, tree: e.tree }),
+        Op::Who { object, permission, filter } => {
+            snap.who(&object.value, &permission.value, &filter.value, &opts).map(|mut result| {
+                // A whole answer (no paging here): by name reads best.
+                result.subjects.sort_by(|a, b| a.subject.cmp(&b.subject));
+                if let Some(w) = &mut result.wildcard {
+                    w.excluded.sort_by(|a, b| a.subject.cmp(&b.subject));
+                }
+                QueryOutput::Who { query: query.clone(), subject_type: filter.value.ty.clone(), result }
+            })
+        }
+        Op::What { object_type, permission, subject } => {
+            let page = Page { limit: q.clauses.limit, cursor: q.clauses.after.clone() };
+            snap.what(&subject.value, &permission.value, &object_type.value, &page, &opts)
+                .map(|result| QueryOutput::What { query: query.clone(), result })
+        }
+        Op::Expand { object, permission } => snap
+            .expand(&object.value, &permission.value, &opts)
+            .map(|tree| QueryOutput::Expand { query: query.clone(), tree }),
+    };
     answer.unwrap_or_else(|e| QueryOutput::Error { query, error: e.into() })
 }
 

@@ -72,7 +72,8 @@ fn a_compliance_officer_asks_who_can_see_a_case_and_why_not() {
     let opts = at("2024-02-01T00:00:00Z");
     let view = example("ethicontrol", Engine::Index).snapshot();
     let who = view.who_str("case:c-3", "view", "user", &opts).unwrap();
-    let names: Vec<String> = who.subjects.iter().map(|f| f.subject.to_string()).collect();
+    let mut names: Vec<String> = who.subjects.iter().map(|f| f.subject.to_string()).collect();
+    names.sort();
     assert_eq!(names, ["user:cleo", "user:eli", "user:esme", "user:mona", "user:sam"]);
     // Sara supervises every case, but the report mentions her.
     let (d, text) = explain("ethicontrol", "case:c-3#manage@user:sara", &opts);
