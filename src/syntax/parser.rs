@@ -11,6 +11,7 @@
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::syntax::ast::{ConditionDef, Ident, Item, Member, Schema, Span, Trivia, TypeDef};
 use crate::syntax::cel_text;
+pub(crate) use lexer::RESERVED;
 use lexer::{Kind, Lexer, Token};
 use pest::iterators::Pair;
 use pest::Parser as _;
