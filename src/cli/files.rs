@@ -113,6 +113,7 @@ pub(super) fn fmt(file: &Path, write: bool, check: bool) -> CliResult<Exit> {
         )));
     }
     let formatted = format_schema(&file.display().to_string(), &text)?;
+    // A safety net: the formatter keeps every comment, and a file is never rewritten without one.
     let lost = lost_comments(&text, &formatted);
     if !lost.is_empty() && !check {
         let lines: Vec<String> = lost.iter().map(ToString::to_string).collect();
@@ -122,7 +123,7 @@ pub(super) fn fmt(file: &Path, write: bool, check: bool) -> CliResult<Exit> {
             if lost.len() == 1 { "" } else { "s" },
             lines.join(", ")
         ))
-        .with_help("the formatter keeps `///` doc comments on types, relations and conditions only");
+        .with_help("the formatter is meant to keep every comment; this is a bug in Purview, please report it");
         if write {
             return Err(e);
         }
