@@ -41,11 +41,7 @@ const FRESH_OBJECT: u32 = u32::MAX - 1;
 /// A subject id that was never written (distinct from [`FRESH_OBJECT`]).
 const FRESH_SUBJECT: u32 = u32::MAX - 2;
 
-/// The language a schema is written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SchemaFormat {
-    Purview,
-}
+pub use crate::syntax::formats::SchemaFormat;
 
 /// A schema that did not compile: every diagnostic, with the source to render them against.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -57,9 +53,15 @@ pub struct SchemaError {
 
 /// Parses and compiles a schema in Purview's language.
 pub fn compile_schema(name: &str, text: &str) -> Result<Schema, SchemaError> {
+    compile_schema_as(SchemaFormat::Purview, name, text)
+}
+
+/// Parses and compiles a schema written in `format` (see [`syntax::detect`]). Diagnostics point
+/// into `text` as written, a `.zed` or `.fga` file included.
+pub fn compile_schema_as(format: SchemaFormat, name: &str, text: &str) -> Result<Schema, SchemaError> {
     let file = SourceFile::new(name, text);
-    let ast =
-        syntax::parse_schema(text).map_err(|diagnostics| SchemaError { file: file.clone(), diagnostics })?;
+    let ast = syntax::parse_as(format, text)
+        .map_err(|diagnostics| SchemaError { file: file.clone(), diagnostics })?;
     schema::compile(&ast).map_err(|diagnostics| SchemaError { file, diagnostics })
 }
 

@@ -382,7 +382,7 @@ impl<'a> IndexEval<'a> {
         for &slot in slots {
             let info = data.plan.info(slot);
             let SlotKind::Userset(r) = info.kind else { continue };
-            if Some(slot) == skip {
+            if Some(slot) == skip || !data.has_usersets(slot, object.id) {
                 continue;
             }
             for x in data.fwd(slot, object.id).iter() {

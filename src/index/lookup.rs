@@ -188,13 +188,7 @@ impl IndexEval<'_> {
                         data.rev(slot, s.id).union_into(&mut out.yes);
                     }
                     let sub = self.w(s, info.subject_ty, r, memo)?;
-                    for x in &sub.maybe {
-                        let list = data.rev(slot, x);
-                        list.union_into(&mut out.maybe);
-                        if sub.yes.contains(x) {
-                            list.union_into(&mut out.yes);
-                        }
-                    }
+                    rev_image(data, slot, &sub, &mut out);
                 }
                 _ => {}
             }
@@ -237,13 +231,7 @@ impl IndexEval<'_> {
             }
             let Some(target) = targets.get(info.subject_ty as usize).copied().flatten() else { continue };
             let sub = self.w(s, info.subject_ty, target, memo)?;
-            for x in &sub.maybe {
-                let list = data.rev(slot, x);
-                list.union_into(&mut out.maybe);
-                if sub.yes.contains(x) {
-                    list.union_into(&mut out.yes);
-                }
-            }
+            rev_image(data, slot, &sub, &mut out);
         }
         let specials: Vec<(u32, Subject, TupleAttrs)> =
             data.special_of_rel(ty, tupleset).map(|(k, a)| (k.2, k.3, a.clone())).collect();
@@ -323,6 +311,37 @@ impl IndexEval<'_> {
         }
         Ok(out)
     }
+}
+
+/// Adds the objects whose relationships in `slot` point at a member of `sub`, with the
+/// member's membership.
+/// Large images are built on all cores, a chunk of members per task.
+fn rev_image(data: &super::IndexData, slot: SlotId, sub: &TriBits, out: &mut TriBits) {
+    use rayon::prelude::*;
+    const PARALLEL_FROM: u64 = 256;
+    let image = |xs: &mut dyn Iterator<Item = u32>| {
+        let mut part = TriBits::default();
+        for x in xs {
+            let list = data.rev(slot, x);
+            list.union_into(&mut part.maybe);
+            if sub.yes.contains(x) {
+                list.union_into(&mut part.yes);
+            }
+        }
+        part
+    };
+    if sub.maybe.len() < PARALLEL_FROM {
+        let part = image(&mut sub.maybe.iter());
+        out.union_with(&part);
+        return;
+    }
+    let xs: Vec<u32> = sub.maybe.iter().collect();
+    let part =
+        xs.par_chunks(64).map(|c| image(&mut c.iter().copied())).reduce(TriBits::default, |mut a, b| {
+            a.union_with(&b);
+            a
+        });
+    out.union_with(&part);
 }
 
 /// A set of subjects (ids of one type) with three-valued membership: `t ⊆ c ⊆ keys` are the
@@ -601,17 +620,32 @@ impl IndexEval<'_> {
                     }
             })
             .collect();
-        let mut acc = Accumulator::new(data.object_count(fty));
-        for n in nodes() {
-            for &slot in &lists {
-                acc.add_list(data.fwd(slot, n));
+        let universe = data.object_count(fty);
+        let self_userset = fty == object.ty && frel == Some(rel);
+        let gather = |ns: &mut dyn Iterator<Item = u32>| {
+            let mut acc = Accumulator::new(universe);
+            for n in ns {
+                for &slot in &lists {
+                    acc.add_list(data.fwd(slot, n));
+                }
+                if self_userset {
+                    acc.add(n);
+                }
             }
-            if fty == object.ty && frel == Some(rel) {
-                acc.add(n);
-            }
-        }
+            acc.finish()
+        };
+        // A large nest is gathered on all cores, a chunk of nodes per task.
+        let members = if nest.len() < 512 {
+            gather(&mut nodes())
+        } else {
+            use rayon::prelude::*;
+            let all: Vec<u32> = nodes().collect();
+            all.par_chunks(256)
+                .map(|c| gather(&mut c.iter().copied()))
+                .reduce(RoaringBitmap::new, |a, b| a | b)
+        };
         let mut out = SubjectBits::default();
-        out.add_all(&acc.finish());
+        out.add_all(&members);
         let others = data.others(fast_id);
         if !others.is_empty() {
             for n in nodes().filter(|n| others.contains(*n)).collect::<Vec<_>>() {

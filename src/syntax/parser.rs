@@ -10,6 +10,7 @@
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::syntax::ast::{ConditionDef, Ident, Item, Member, Schema, Span, TypeDef};
 use crate::syntax::cel_text;
+pub(crate) use lexer::RESERVED;
 use lexer::{Kind, Lexer, Token};
 use pest::iterators::Pair;
 use pest::Parser as _;

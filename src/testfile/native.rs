@@ -77,13 +77,14 @@
 //! ```
 
 use super::common::{self, CheckText, FoundText, Tally};
-use super::{FileCtx, Lang, Origin};
+use super::{FileCtx, Origin};
 use crate::api::View;
 use crate::api::{ObjectSet, Purview, SubjectFilter};
 use crate::eval::{EvalOptions, Tri};
 use crate::schema::condition::JsonMap;
 use crate::store::relationship::parse_time;
 use crate::store::{ObjectRef, SubjectRef};
+use crate::syntax::SchemaFormat;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
@@ -156,11 +157,11 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
 fn load(file: &FileCtx, f: &File) -> Result<(View, EvalOptions), String> {
     let schema = match (&f.schema, &f.schema_file) {
         (Some(s), None) => {
-            super::compile(Lang::Purview, s, Origin::Inline { file, label: "schema", from_line: 0 })?
+            super::compile(SchemaFormat::Purview, s, Origin::Inline { file, label: "schema", from_line: 0 })?
         }
         (None, Some(p)) => {
             let (name, text) = file.read(p)?;
-            super::compile(Lang::Purview, &text, Origin::File(&name))?
+            super::compile(SchemaFormat::Purview, &text, Origin::File(&name))?
         }
         (Some(_), Some(_)) => return Err("give either `schema` or `schemaFile`, not both".into()),
         (None, None) => return Err("missing `schema` (or `schemaFile`)".into()),

@@ -257,3 +257,52 @@ fn snapshots_are_isolated_from_later_writes_and_revisions_are_tokens() {
         assert!(matches!(pv.snapshot_at_least(r2 + 1), Err(purview::EvalError::RevisionNotVisible { .. })));
     }
 }
+
+/// Large nests take the parallel paths of the index (gathering members of hundreds of groups,
+/// reverse images of hundreds of groups); the answers stay the reference's.
+#[test]
+fn large_nests_answer_like_the_reference() {
+    use crate::gen::{ExprGen, SchemaGen, SubjGen};
+    let sg = SchemaGen {
+        relations: vec![vec![SubjGen::User]],
+        permissions: vec![ExprGen::Rel(0)],
+        group_wildcard: false,
+    };
+    let schema = sg.compile().unwrap();
+    let mut text = String::new();
+    for g in 1..900 {
+        text.push_str(&format!("group:g{}#member@group:g{g}#member\n", (g - 1) / 3));
+    }
+    for u in 0..3000 {
+        text.push_str(&format!("group:g{}#member@user:u{u}\n", 300 + u % 600));
+        text.push_str(&format!("group:g{}#member@user:u{u}\n", u % 900));
+    }
+    // A user directly in 400 groups: its reverse image spans hundreds of groups.
+    for g in 400..800 {
+        text.push_str(&format!("group:g{g}#member@user:hub\n"));
+    }
+    let opts = EvalOptions::default();
+    let mut answers = Vec::new();
+    for engine in [Engine::Reference, Engine::Index] {
+        let mut pv = Purview::with_engine(schema.clone(), engine);
+        pv.write_text(&text).unwrap();
+        let view = pv.snapshot();
+        let who =
+            view.who(&ObjectRef::new("group", "g0"), "member", &SubjectFilter::parse("user"), &opts).unwrap();
+        let who_groups = view
+            .who(&ObjectRef::new("group", "g0"), "member", &SubjectFilter::parse("group#member"), &opts)
+            .unwrap();
+        let mut what = Vec::new();
+        for u in ["u0", "u7", "u2999", "hub"] {
+            let s = SubjectRef::new("user", u, None);
+            what.push(view.what(&s, "member", "group", &Page::default(), &opts).unwrap());
+        }
+        let g = SubjectRef::new("group", "g5", Some("member"));
+        what.push(view.what(&g, "member", "group", &Page::default(), &opts).unwrap());
+        answers.push((who, who_groups, what));
+    }
+    assert_eq!(answers[0].0.subjects.len(), 3001);
+    assert!(answers[0].2[3].objects.len() > 400);
+    assert_eq!(answers[0].1.subjects.len(), 900);
+    assert_eq!(answers[0], answers[1]);
+}

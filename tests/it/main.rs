@@ -9,6 +9,7 @@ mod constraints;
 mod eval_props;
 mod examples;
 mod gen;
+mod import_format;
 mod import_props;
 mod index_diff;
 mod peer_parse;

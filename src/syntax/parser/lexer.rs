@@ -67,7 +67,7 @@ impl Token<'_> {
 pub(super) const MEMBER_KEYWORDS: [&str; 3] = ["relation", "permission", "constraint"];
 
 /// Words that can never be a name.
-pub(super) const RESERVED: [&str; 9] =
+pub(crate) const RESERVED: [&str; 9] =
     ["type", "relation", "permission", "condition", "constraint", "this", "nil", "with", "and"];
 
 #[derive(Clone, Copy, Debug)]
