@@ -206,6 +206,32 @@ fn check_and_explain_exit_with_the_decision() {
 }
 
 #[test]
+fn subset_exits_like_a_check() {
+    let subset = |q: &str, extra: &[&str]| {
+        let mut args = vec!["query", "--schema", SCHEMA, "--data", DATA, q];
+        args.extend_from_slice(extra);
+        purview(&args)
+    };
+    // Alice administers the account: she sees every message Sally took part in.
+    let r = subset("subset message#participant@user:sally in user:alice#view", &[]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "holds\n"), "{}", r.stderr);
+    // Rita reviews m1 only in business hours, and nothing else Tom's groups are tagged on.
+    let r = subset("subset message#participant@user:tom in user:rita#view", &[]);
+    assert_eq!((r.code, r.stdout.as_str()), (2, "holds conditionally\nconditional: message:m1\n"));
+    let r = subset("subset message#participant@user:tom in user:rita#view", &["--context", r#"{"hour": 9}"#]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = subset("subset message#tagged@usergroup:traders in user:rita#view", &["--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!((v["op"].as_str(), v["holds"].as_bool()), (Some("subset"), Some(false)), "{v}");
+    assert_eq!(v["conditional"], serde_json::json!([{"ty": "message", "id": "m1"}]), "{v}");
+    // A typo is an input error, with a suggestion.
+    let r = subset("subset message#participant@user:tom in user:rita#vew", &[]);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("did you mean `view`?"), "{}", r.stderr);
+}
+
+#[test]
 fn what_pages_with_cursors() {
     let r = quickstart("what", &["message#view@user:alice", "--limit", "3"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

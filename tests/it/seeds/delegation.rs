@@ -49,3 +49,35 @@ fn ins_5_assign_only_roles_whose_rights_you_hold() {
         assert!(!available("acme-emea", "broker-desk"));
     }
 }
+
+/// INS-5 as a query: the question a portal asks before letting a user assign a role, in the query
+/// language, answered by `run_query` on both engines with the same missing rights as `View::subset`.
+#[test]
+fn ins_5_as_a_query() {
+    use purview::query::{parse_queries, run_query, validate_queries, QueryOutput};
+    for engine in [Engine::Reference, Engine::Index] {
+        let view = example("insurance", engine).snapshot();
+        let text = "subset right#in-employee-role@role:full-access#member in user:eric#exercise
+                    subset user:eric can exercise every right#in-employee-role@role:operations#member
+                    subset right#in-employee-role@role:full-access#member in user:ann#exercise";
+        let queries = parse_queries(text).unwrap();
+        validate_queries(view.schema(), &queries).unwrap();
+        let opts = EvalOptions::default();
+        let out: Vec<QueryOutput> = queries.iter().map(|q| run_query(&view, q, &opts)).collect();
+        let rendered: Vec<String> = out.iter().map(QueryOutput::render).collect();
+        assert_eq!(
+            rendered,
+            [
+                "does not hold\nmissing: right:manage-users\n",
+                "holds\n",
+                "does not hold\nmissing: right:manage-users, right:view-invoices\n",
+            ],
+            "{engine:?}"
+        );
+        let QueryOutput::Subset { query, result } = &out[0] else { panic!("{:?}", out[0]) };
+        assert_eq!(query, "subset right#in-employee-role@role:full-access#member in user:eric#exercise");
+        assert_eq!(*result, may_assign(&view, "eric", "full-access"));
+        assert_eq!(out[1].decision(), Some(&purview::Decision::Allowed));
+        assert_eq!(out[2].decision(), Some(&purview::Decision::Denied));
+    }
+}
