@@ -123,7 +123,9 @@ pub(super) fn fmt(file: &Path, write: bool, check: bool) -> CliResult<Exit> {
             if lost.len() == 1 { "" } else { "s" },
             lines.join(", ")
         ))
-        .with_help("the formatter is meant to keep every comment; this is a bug in Purview, please report it");
+        .with_help(
+            "the formatter is meant to keep every comment; this is a bug in Purview, please report it",
+        );
         if write {
             return Err(e);
         }
