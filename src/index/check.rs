@@ -59,6 +59,11 @@ impl<'a> IndexEval<'a> {
         Ok(Some(saved))
     }
 
+    /// Whether no relation is being evaluated (the caller's own question is the next one).
+    pub(super) fn at_top(&self) -> bool {
+        self.stack.is_empty()
+    }
+
     pub(super) fn leave(&mut self, saved_cut: usize) -> bool {
         let depth = self.stack.len() - 1;
         self.stack.pop();
@@ -89,7 +94,7 @@ impl<'a> IndexEval<'a> {
         };
         let exact = self.leave(saved);
         let t = result?;
-        if exact {
+        if exact && !self.at_top() {
             self.memo.insert((object, rel, subject), t);
         }
         Ok(t)

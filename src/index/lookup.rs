@@ -530,8 +530,10 @@ impl IndexEval<'_> {
             _ => self.v_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, fty, frel, memo),
         };
         let exact = self.leave(saved);
-        let set = out.union(&result?);
-        if exact {
+        let result = result?;
+        let set = if out.is_empty() { result } else { out.union(&result) };
+        // The outermost answer is not needed again: keeping it would copy it.
+        if exact && !self.at_top() {
             memo.insert((object, rel), set.clone());
         }
         let limit = self.opts.limits.max_results;
@@ -808,12 +810,25 @@ impl Accumulator {
         if self.dense.is_none() && self.seen > Self::DENSE_AFTER && self.universe > 0 {
             self.go_dense();
         }
+        let universe = self.universe;
+        let set = |words: &mut Vec<u64>, v: u32| {
+            if v < universe {
+                if let Some(w) = words.get_mut((v >> 6) as usize) {
+                    *w |= 1 << (v & 63);
+                }
+            }
+        };
         match (&mut self.dense, list) {
             (None, ListRef::Big(b)) => self.sparse |= b,
             (None, ListRef::Small(s)) => self.sparse.extend(s.iter().copied()),
-            (Some(_), l) => {
-                for v in l.iter() {
-                    self.add(v);
+            (Some(words), ListRef::Small(s)) => {
+                for &v in s {
+                    set(words, v);
+                }
+            }
+            (Some(words), ListRef::Big(b)) => {
+                for v in b {
+                    set(words, v);
                 }
             }
         }
