@@ -146,6 +146,33 @@ impl Purview {
         }
     }
 
+    /// Applies a batch like [`Purview::write`] and returns, for each watched permission, the
+    /// (subject, object) pairs it added and removed, sorted by permission, object and subject
+    /// (see [`crate::materialize::delta`]). All or nothing: if the batch is invalid or the deltas
+    /// cannot be computed, nothing is written. Needs the index engine.
+    pub fn write_with_deltas(
+        &mut self,
+        ops: &[WriteOp],
+        watched: &[crate::materialize::Target],
+        opts: &EvalOptions,
+    ) -> Result<(Revision, Vec<crate::materialize::Delta>), crate::materialize::MaterializeError> {
+        use crate::materialize::{delta, Partition, Strategy};
+        let Backend::Index(index) = &mut self.backend else {
+            return Err(crate::materialize::MaterializeError::NeedsIndex);
+        };
+        let before = index.snapshot();
+        let mut next = index.clone();
+        let revision = next.write(ops)?;
+        let after = next.snapshot();
+        let mut out = Vec::new();
+        for t in watched {
+            let ids = delta::deltas(&before, &after, ops, t, opts, Strategy::Auto, Partition::default())?;
+            out.extend(ids.iter().map(|d| delta::name(&after, t, d)));
+        }
+        *index = next;
+        Ok((revision, out))
+    }
+
     /// Touches every relationship in the text (one per line), as one atomic batch.
     pub fn write_text(&mut self, text: &str) -> Result<Revision, LoadError> {
         let ops: Vec<WriteOp> = parse_relationships(text)?.into_iter().map(WriteOp::Touch).collect();

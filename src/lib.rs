@@ -4,6 +4,7 @@ pub mod api;
 pub mod diag;
 pub mod eval;
 pub mod index;
+pub mod materialize;
 pub mod query;
 pub mod schema;
 pub mod store;

@@ -16,6 +16,7 @@ mod error;
 mod files;
 mod import;
 mod load;
+mod materialize;
 mod queries;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
@@ -161,6 +162,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write every (subject, object) pair of a permission to a file, or only the pairs a file
+    /// of changes adds and removes (`--changes`).
+    #[command(after_help = EXIT_CODES)]
+    Materialize(materialize::MaterializeArgs),
     /// Run example queries on a bundled model (no files needed), or your own queries on it.
     ///
     /// The model is `examples/quickstart/schema.pv` with `examples/quickstart/data.rels`; the tour
@@ -301,5 +306,6 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         Command::Import { from, file } => import::run(from, &file),
         Command::Fmt { file, write, check } => files::fmt(&file, write, check),
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
+        Command::Materialize(args) => materialize::run(args),
     }
 }

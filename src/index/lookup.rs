@@ -173,27 +173,27 @@ impl IndexEval<'_> {
         memo: &mut HashMap<(TypeId, RelId), TriBits>,
     ) -> Result<TriBits, EvalError> {
         let data = self.data;
-        let mut out = TriBits::default();
+        let mut acc = TriGather::default();
         for &slot in data.plan.slots_of(ty, rel) {
             let info = data.plan.info(slot);
             match info.kind {
                 SlotKind::Direct if s.rel.is_none() && s.ty == info.subject_ty && !s.is_wildcard() => {
-                    data.rev(slot, s.id).union_into(&mut out.yes);
+                    acc.yes.add(data.rev(slot, s.id));
                 }
                 SlotKind::Wildcard if s.rel.is_none() && s.ty == info.subject_ty => {
-                    data.rev(slot, 0).union_into(&mut out.yes);
+                    acc.yes.add(data.rev(slot, 0));
                 }
                 SlotKind::Userset(r) => {
                     if s.ty == info.subject_ty && s.rel == Some(r) {
-                        data.rev(slot, s.id).union_into(&mut out.yes);
+                        acc.yes.add(data.rev(slot, s.id));
                     }
                     let sub = self.w(s, info.subject_ty, r, memo)?;
-                    rev_image(data, slot, &sub, &mut out);
+                    acc.add_lists(&sub, |x| data.rev(slot, x));
                 }
                 _ => {}
             }
         }
-        out.maybe |= &out.yes;
+        let mut out = acc.finish();
         let specials: Vec<(u32, Subject, TupleAttrs)> =
             data.special_of_rel(ty, rel).map(|(k, a)| (k.2, k.3, a.clone())).collect();
         for (oid, sub, attrs) in specials {
@@ -223,7 +223,7 @@ impl IndexEval<'_> {
         memo: &mut HashMap<(TypeId, RelId), TriBits>,
     ) -> Result<TriBits, EvalError> {
         let data = self.data;
-        let mut out = TriBits::default();
+        let mut acc = TriGather::default();
         for &slot in data.plan.slots_of(ty, tupleset) {
             let info = data.plan.info(slot);
             if info.kind == SlotKind::Wildcard {
@@ -231,8 +231,9 @@ impl IndexEval<'_> {
             }
             let Some(target) = targets.get(info.subject_ty as usize).copied().flatten() else { continue };
             let sub = self.w(s, info.subject_ty, target, memo)?;
-            rev_image(data, slot, &sub, &mut out);
+            acc.add_lists(&sub, |x| data.rev(slot, x));
         }
+        let mut out = acc.finish();
         let specials: Vec<(u32, Subject, TupleAttrs)> =
             data.special_of_rel(ty, tupleset).map(|(k, a)| (k.2, k.3, a.clone())).collect();
         for (oid, sub, attrs) in specials {
@@ -313,35 +314,70 @@ impl IndexEval<'_> {
     }
 }
 
-/// Adds the objects whose relationships in `slot` point at a member of `sub`, with the
-/// member's membership.
-/// Large images are built on all cores, a chunk of members per task.
-fn rev_image(data: &super::IndexData, slot: SlotId, sub: &TriBits, out: &mut TriBits) {
-    use rayon::prelude::*;
-    const PARALLEL_FROM: u64 = 256;
-    let image = |xs: &mut dyn Iterator<Item = u32>| {
-        let mut part = TriBits::default();
-        for x in xs {
-            let list = data.rev(slot, x);
-            list.union_into(&mut part.maybe);
-            if sub.yes.contains(x) {
-                list.union_into(&mut part.yes);
+/// Collects many lists into one bitmap: long lists are unioned all at once at the end, short ones
+/// gathered and sorted once (or-ing or inserting them one by one into a growing bitmap costs the
+/// bitmap's size every time).
+#[derive(Default)]
+struct Gather<'a> {
+    big: Vec<&'a RoaringBitmap>,
+    values: Vec<u32>,
+}
+
+impl<'a> Gather<'a> {
+    fn add(&mut self, list: ListRef<'a>) {
+        match list {
+            ListRef::Big(b) => self.big.push(b),
+            ListRef::Small(s) => self.values.extend_from_slice(s),
+        }
+    }
+
+    fn finish(mut self) -> RoaringBitmap {
+        use roaring::MultiOps;
+        let mut bits = match self.big.len() {
+            0 => RoaringBitmap::new(),
+            1 => self.big[0].clone(),
+            _ => self.big.into_iter().union(),
+        };
+        if !self.values.is_empty() {
+            self.values.sort_unstable();
+            self.values.dedup();
+            let small = RoaringBitmap::from_sorted_iter(self.values).unwrap_or_default();
+            if bits.is_empty() {
+                return small;
+            }
+            bits |= small;
+        }
+        bits
+    }
+}
+
+/// [`Gather`] for three-valued sets: lists reached through a `yes` member go to `yes`, lists
+/// reached only conditionally to `cond`.
+#[derive(Default)]
+struct TriGather<'a> {
+    yes: Gather<'a>,
+    cond: Gather<'a>,
+}
+
+impl<'a> TriGather<'a> {
+    /// Adds `list(x)` for every member `x` of `sub`, as `sub` holds `x`.
+    fn add_lists(&mut self, sub: &TriBits, list: impl Fn(u32) -> ListRef<'a>) {
+        for x in &sub.yes {
+            self.yes.add(list(x));
+        }
+        if sub.maybe.len() > sub.yes.len() {
+            for x in &(&sub.maybe - &sub.yes) {
+                self.cond.add(list(x));
             }
         }
-        part
-    };
-    if sub.maybe.len() < PARALLEL_FROM {
-        let part = image(&mut sub.maybe.iter());
-        out.union_with(&part);
-        return;
     }
-    let xs: Vec<u32> = sub.maybe.iter().collect();
-    let part =
-        xs.par_chunks(64).map(|c| image(&mut c.iter().copied())).reduce(TriBits::default, |mut a, b| {
-            a.union_with(&b);
-            a
-        });
-    out.union_with(&part);
+
+    fn finish(self) -> TriBits {
+        let yes = self.yes.finish();
+        let mut maybe = self.cond.finish();
+        maybe |= &yes;
+        TriBits { yes, maybe }
+    }
 }
 
 /// A set of subjects (ids of one type) with three-valued membership: `t ⊆ c ⊆ keys` are the
@@ -493,6 +529,15 @@ enum Op {
 /// Memo for `who`: per `(object, relation)` for one subject filter.
 pub(super) type WhoMemo = rustc_hash::FxHashMap<(Obj, RelId), SubjectBits>;
 
+/// The intermediate sets of many `who` questions on one revision, kept between them (bulk
+/// jobs ask about many objects that share groups, parents, …). Holds one subject filter at a
+/// time; asking with another filter starts it afresh.
+#[derive(Debug, Default)]
+pub struct WhoCache {
+    memo: WhoMemo,
+    filter: Option<(TypeId, Option<RelId>)>,
+}
+
 impl IndexEval<'_> {
     /// Every subject of type `fty` (usersets: with relation `frel`) that has `rel` on `object`.
     pub fn who(
@@ -504,6 +549,23 @@ impl IndexEval<'_> {
     ) -> Result<SubjectBits, EvalError> {
         let mut memo = WhoMemo::default();
         self.v(object, rel, fty, frel, &mut memo)
+    }
+
+    /// [`IndexEval::who`], keeping intermediate sets in `cache` for the next questions. Use a
+    /// cache with one revision only.
+    pub fn who_cached(
+        &mut self,
+        object: Obj,
+        rel: RelId,
+        fty: TypeId,
+        frel: Option<RelId>,
+        cache: &mut WhoCache,
+    ) -> Result<SubjectBits, EvalError> {
+        if cache.filter != Some((fty, frel)) {
+            cache.memo.clear();
+            cache.filter = Some((fty, frel));
+        }
+        self.v(object, rel, fty, frel, &mut cache.memo)
     }
 
     fn v(

@@ -18,7 +18,7 @@ mod names;
 pub mod plan;
 
 pub use check::IndexEval;
-pub use lookup::TriBits;
+pub use lookup::{SubjectBits, TriBits, WhoCache};
 pub use names::Names;
 
 use crate::schema::{RelId, Schema, TypeId};

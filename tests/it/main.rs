@@ -12,6 +12,7 @@ mod gen;
 mod import_format;
 mod import_props;
 mod index_diff;
+mod materialize;
 mod peer_parse;
 mod query;
 mod schema_check;

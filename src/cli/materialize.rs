@@ -1,0 +1,301 @@
+//! `purview materialize`: every (subject, object) pair of a permission into a file, or only the
+//! pairs a file of changes adds and removes. See `purview::materialize`.
+
+use super::error::{CliError, CliResult, Exit};
+use super::{load, queries, EvalFlags};
+use clap::{Args, ValueEnum};
+use purview::api::View;
+use purview::materialize::output::AtomicFile;
+use purview::materialize::{delta, Format, Job, MaterializeError, Partition, Phase, Strategy, Target};
+use purview::store::{Relationship, Source};
+use purview::{Purview, WriteOp};
+use std::io::{IsTerminal as _, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Args, Debug)]
+pub(super) struct MaterializeArgs {
+    /// The schema file.
+    #[arg(long, short, value_name = "FILE")]
+    schema: PathBuf,
+    /// A relationships file, one relationship a line (repeatable).
+    #[arg(long, short, value_name = "FILE")]
+    data: Vec<PathBuf>,
+    /// The permission to materialize: `type#permission`, e.g. `message#view`.
+    #[arg(long, short, value_name = "TYPE#PERMISSION")]
+    permission: String,
+    /// The subjects: a type (`user`) or a userset (`usergroup#member`).
+    #[arg(long, value_name = "TYPE", default_value = "user")]
+    subject_type: String,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    format: FormatArg,
+    /// The output file (`-` for standard output). Written as `FILE.partial` and renamed when
+    /// complete; a failed run leaves no `FILE`.
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+    /// Only piece I of N, split by object id range (`0/4` … `3/4`); the pieces' outputs
+    /// concatenate to the whole.
+    #[arg(long, value_name = "I/N")]
+    partition: Option<String>,
+    /// A file of changes, one a line: `+REL` or `touch REL` writes, `-REL` or `delete REL`
+    /// deletes. Outputs only the pairs they add and remove.
+    #[arg(long, value_name = "FILE")]
+    changes: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+    /// `--json` prints the summary as JSON.
+    #[command(flatten)]
+    eval: EvalFlags,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Jsonl,
+    Compact,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Compact => Format::Compact,
+        }
+    }
+}
+
+fn failed(e: MaterializeError) -> CliError {
+    match &e {
+        MaterializeError::Eval(e) => CliError::new(Exit::Evaluation, e.to_string()),
+        MaterializeError::Io(e) => CliError::input(format!("cannot write the output: {e}")),
+        MaterializeError::UnknownRelation { hint: Some(h), .. } => {
+            CliError::input(e.to_string()).with_help(h)
+        }
+        e => CliError::input(e.to_string()),
+    }
+}
+
+pub(super) fn run(args: MaterializeArgs) -> CliResult<Exit> {
+    let partition = args.partition.as_deref().map(Partition::parse).transpose().map_err(failed)?;
+    let partition = partition.unwrap_or_default();
+    let opts = queries::base_options(&args.eval)?;
+    let mut pv = load::from_files(&args.schema, None, &args.data, purview::api::Engine::Index)?;
+    let target = Target::resolve(&pv.schema(), &args.permission, &args.subject_type).map_err(failed)?;
+    let format = Format::from(args.format);
+    if let Some(changes) = &args.changes {
+        if format == Format::Compact {
+            return Err(failed(MaterializeError::DeltaFormat("the compact format")));
+        }
+        let ops = read_changes(changes)?;
+        return deltas(&mut pv, &ops, &target, &args, partition, &opts);
+    }
+    let View::Index(data) = pv.snapshot() else { return Err(failed(MaterializeError::NeedsIndex)) };
+    let bar = Bar::new();
+    let report = |phase: Phase, done: u64, total: u64| bar.update(phase, done, total);
+    let mut job = Job::new(&data, target).partition(partition).options(opts).on_progress(&report);
+    if let Some(n) = args.threads {
+        job = job.threads(n as usize);
+    }
+    let summary = if args.output == Path::new("-") {
+        let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+        job.write_to(format, &mut stdout)
+    } else {
+        job.write_file(format, &args.output)
+    };
+    bar.finish();
+    let summary = summary.map_err(failed)?;
+    let text = if args.eval.json {
+        serde_json::to_string(&summary).unwrap_or_default()
+    } else {
+        format!("materialized {summary}")
+    };
+    if args.output == Path::new("-") {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+    Ok(Exit::Success)
+}
+
+/// A progress bar with rate and ETA on a terminal; nothing otherwise.
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    phase: Mutex<Option<Phase>>,
+}
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = std::io::stderr().is_terminal().then(|| indicatif::ProgressBar::new(0));
+        Bar { bar, phase: Mutex::new(None) }
+    }
+
+    fn update(&self, phase: Phase, done: u64, total: u64) {
+        let Some(bar) = &self.bar else { return };
+        if let Ok(mut current) = self.phase.lock() {
+            if *current != Some(phase) {
+                *current = Some(phase);
+                let unit = if phase == Phase::Compute { "subjects evaluated" } else { "pairs written" };
+                let template =
+                    format!("{{bar:40}} {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, ETA {{eta}})");
+                if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+                    bar.set_style(style);
+                }
+                bar.reset();
+            }
+        }
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Reads a changes file: `+REL` / `touch REL`, `-REL` / `delete REL`, blank lines and `//` or
+/// `# ` comments skipped.
+fn read_changes(path: &Path) -> CliResult<Vec<WriteOp>> {
+    let text = load::read(path)?;
+    let mut ops = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") || line.starts_with("# ") || line == "#" {
+            continue;
+        }
+        let (delete, rest) = if let Some(r) = line.strip_prefix('+') {
+            (false, r)
+        } else if let Some(r) = line.strip_prefix('-') {
+            (true, r)
+        } else if let Some(r) = line.strip_prefix("touch ") {
+            (false, r)
+        } else if let Some(r) = line.strip_prefix("delete ") {
+            (true, r)
+        } else {
+            errors.push(format!(
+                "{}:{}: expected `+REL`, `-REL`, `touch REL` or `delete REL`",
+                path.display(),
+                i + 1
+            ));
+            continue;
+        };
+        match Relationship::parse(rest) {
+            Ok(r) if delete => ops.push(WriteOp::Delete(r)),
+            Ok(r) => ops.push(WriteOp::Touch(r)),
+            Err(e) => errors.push(format!("{}:{}: {e}", path.display(), i + 1)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CliError::input(errors.join("\n")));
+    }
+    Ok(ops)
+}
+
+fn deltas(
+    pv: &mut Purview,
+    ops: &[WriteOp],
+    target: &Target,
+    args: &MaterializeArgs,
+    partition: Partition,
+    opts: &purview::EvalOptions,
+) -> CliResult<Exit> {
+    let start = std::time::Instant::now();
+    let View::Index(before) = pv.snapshot() else { return Err(failed(MaterializeError::NeedsIndex)) };
+    pv.write(ops).map_err(|e| CliError::input(format!("the changes cannot be applied: {e}")))?;
+    let View::Index(after) = pv.snapshot() else { return Err(failed(MaterializeError::NeedsIndex)) };
+    let run = || delta::deltas(&before, &after, ops, target, opts, Strategy::Auto, partition);
+    let found = match args.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n as usize)
+            .build()
+            .map_err(|e| CliError::input(e.to_string()))?
+            .install(run),
+        None => run(),
+    }
+    .map_err(failed)?;
+    let format = Format::from(args.format);
+    let mut buf = Vec::new();
+    if format == Format::Csv && partition.is_first() {
+        buf.extend_from_slice(b"change,subject,permission,object,outcome\n");
+    }
+    for d in &found {
+        delta_line(&mut buf, format, &delta::name(&after, target, d));
+    }
+    if args.output == Path::new("-") {
+        std::io::stdout().lock().write_all(&buf).map_err(|e| CliError::input(e.to_string()))?;
+    } else {
+        let write = || -> std::io::Result<()> {
+            let mut file = AtomicFile::create(&args.output)?;
+            file.write_all(&buf)?;
+            file.commit()
+        };
+        write().map_err(|e| CliError::input(format!("cannot write `{}`: {e}", args.output.display())))?;
+    }
+    let (added, removed) = found.iter().fold((0, 0), |(a, r), d| match d.change {
+        delta::Change::Added => (a + 1, r),
+        delta::Change::Removed => (a, r + 1),
+    });
+    let summary = serde_json::json!({
+        "permission": target.permission_name(&after.schema),
+        "subject_type": target.subject_name(&after.schema),
+        "revisions": [before.revision(), after.revision()],
+        "changes": ops.len(),
+        "added": added,
+        "removed": removed,
+        "elapsed": start.elapsed().as_secs_f64(),
+    });
+    let text = if args.eval.json {
+        summary.to_string()
+    } else {
+        format!(
+            "deltas of {} for {}: {added} pairs added, {removed} removed by {} changes in {:.2?}",
+            summary["permission"].as_str().unwrap_or(""),
+            summary["subject_type"].as_str().unwrap_or(""),
+            ops.len(),
+            start.elapsed()
+        )
+    };
+    if args.output == Path::new("-") {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+    Ok(Exit::Success)
+}
+
+fn delta_line(buf: &mut Vec<u8>, format: Format, d: &delta::Delta) {
+    let outcome = if d.outcome == purview::Tri::Cond { "conditional" } else { "allowed" };
+    let line = match format {
+        Format::Jsonl => serde_json::json!({
+            "change": d.change.name(),
+            "subject": d.subject.to_string(),
+            "permission": d.permission,
+            "object": d.object.to_string(),
+            "outcome": outcome,
+        })
+        .to_string(),
+        _ => [
+            d.change.name(),
+            &csv(&d.subject.to_string()),
+            &csv(&d.permission),
+            &csv(&d.object.to_string()),
+            outcome,
+        ]
+        .join(","),
+    };
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+}
+
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
