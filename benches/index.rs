@@ -157,7 +157,8 @@ fn bench_bulk(c: &mut Criterion) {
 fn bench_lookups(c: &mut Criterion) {
     let f = fixture();
     let view = View::Index(f.data.clone());
-    let opts = EvalOptions::default();
+    let mut opts = EvalOptions::default();
+    opts.limits.max_results = usize::MAX;
     let everyone = ObjectRef::new("usergroup", format!("g{}", f.shape.groups));
     let n_who = view.who(&everyone, "member", &SubjectFilter::parse("user"), &opts).unwrap().subjects.len();
     let admin = SubjectRef::new("user", "u0", None);

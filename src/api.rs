@@ -33,16 +33,15 @@ use crate::syntax;
 use serde::Serialize;
 use std::sync::Arc;
 
+mod subset;
+pub use subset::{ObjectSet, SubsetResult};
+
 /// An object id that was never written: it has no relationships.
 const FRESH_OBJECT: u32 = u32::MAX - 1;
 /// A subject id that was never written (distinct from [`FRESH_OBJECT`]).
 const FRESH_SUBJECT: u32 = u32::MAX - 2;
 
-/// The language a schema is written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SchemaFormat {
-    Purview,
-}
+pub use crate::syntax::formats::SchemaFormat;
 
 /// A schema that did not compile: every diagnostic, with the source to render them against.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,9 +53,15 @@ pub struct SchemaError {
 
 /// Parses and compiles a schema in Purview's language.
 pub fn compile_schema(name: &str, text: &str) -> Result<Schema, SchemaError> {
+    compile_schema_as(SchemaFormat::Purview, name, text)
+}
+
+/// Parses and compiles a schema written in `format` (see [`syntax::detect`]). Diagnostics point
+/// into `text` as written, a `.zed` or `.fga` file included.
+pub fn compile_schema_as(format: SchemaFormat, name: &str, text: &str) -> Result<Schema, SchemaError> {
     let file = SourceFile::new(name, text);
-    let ast =
-        syntax::parse_schema(text).map_err(|diagnostics| SchemaError { file: file.clone(), diagnostics })?;
+    let ast = syntax::parse_as(format, text)
+        .map_err(|diagnostics| SchemaError { file: file.clone(), diagnostics })?;
     schema::compile(&ast).map_err(|diagnostics| SchemaError { file, diagnostics })
 }
 
@@ -185,6 +190,25 @@ impl Purview {
     pub fn revision(&self) -> Revision {
         self.snapshot().revision()
     }
+
+    /// The current state if it includes `revision` (a token a write returned): a reader that
+    /// was handed a token after a write asks for at least that revision.
+    pub fn snapshot_at_least(&self, revision: Revision) -> Result<View, EvalError> {
+        let view = self.snapshot();
+        let current = view.revision();
+        if current < revision {
+            return Err(EvalError::RevisionNotVisible { requested: revision, current });
+        }
+        Ok(view)
+    }
+}
+
+/// One question of a bulk check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRequest {
+    pub object: ObjectRef,
+    pub permission: String,
+    pub subject: SubjectRef,
 }
 
 /// One revision of the data, for reading: queries never block writers and see no later write.
@@ -213,8 +237,12 @@ pub struct FoundWildcard {
 /// The answer of `who`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
 pub struct WhoResult {
+    /// In subject-id order.
     pub subjects: Vec<FoundSubject>,
     pub wildcard: Option<FoundWildcard>,
+    /// Pass back (in a [`Page`]) to get the next page; `None` when this was the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// One object found by `what`.
@@ -345,6 +373,16 @@ impl View {
         }
     }
 
+    /// Many checks at once, spread over all cores; the answers come in request order.
+    pub fn bulk_check(
+        &self,
+        requests: &[CheckRequest],
+        opts: &EvalOptions,
+    ) -> Vec<Result<Decision, EvalError>> {
+        use rayon::prelude::*;
+        requests.par_iter().map(|r| self.check(&r.object, &r.permission, &r.subject, opts)).collect()
+    }
+
     /// [`View::check`] with names as text (`document:d1`, `view`, `user:ann`).
     pub fn check_str(
         &self,
@@ -366,6 +404,19 @@ impl View {
         filter: &SubjectFilter,
         opts: &EvalOptions,
     ) -> Result<WhoResult, EvalError> {
+        self.who_page(object, permission, filter, &Page::default(), opts)
+    }
+
+    /// [`View::who`] a page at a time: subjects in id order, at most `page.limit` of them,
+    /// starting at `page.cursor`; the wildcard (if any) comes with every page.
+    pub fn who_page(
+        &self,
+        object: &ObjectRef,
+        permission: &str,
+        filter: &SubjectFilter,
+        page: &Page,
+        opts: &EvalOptions,
+    ) -> Result<WhoResult, EvalError> {
         let o = self.resolve_obj(object)?;
         let rel = self.resolve_rel(o.ty, permission)?;
         let fty =
@@ -374,18 +425,21 @@ impl View {
             Some(r) => Some(self.resolve_rel(fty, r)?),
             None => None,
         };
-        let name = |id: u32| self.name_subject(Subject { ty: fty, id, rel: frel }, object);
-        let found = |id: u32, outcome: Tri| FoundSubject { subject: name(id), outcome };
-        let (members, default, exclusions): (Vec<FoundSubject>, Tri, Vec<FoundSubject>) = match self {
+        let start = parse_cursor(page)?;
+        type Ids = Vec<(u32, Tri)>;
+        let (members, default, exclusions): (Ids, Tri, Ids) = match self {
             View::Index(data) => {
                 let mut ev = IndexEval::new(data, opts);
                 let set = ev.who(o, rel, fty, frel)?;
                 ev.cond.fail_on_any()?;
-                let members = set.c.iter().map(|id| found(id, set.get(id))).collect();
+                let mut it = set.c.iter();
+                it.advance_to(start);
+                let limit = page.limit.unwrap_or(usize::MAX).saturating_add(1);
+                let members = it.take(limit).map(|id| (id, set.get(id))).collect();
                 let exclusions = if set.default == Tri::False {
                     Vec::new()
                 } else {
-                    (&set.keys - &set.t).iter().map(|id| found(id, set.get(id))).collect()
+                    (&set.keys - &set.t).iter().map(|id| (id, set.get(id))).collect()
                 };
                 (members, set.default, exclusions)
             }
@@ -393,18 +447,25 @@ impl View {
                 let mut ev = Reference::new(self.source(), opts);
                 let set = ev.lookup_subjects(o, rel, fty, frel)?;
                 ev.cond.fail_on_any()?;
-                let members = set.members().map(|(s, t)| found(s.id, t)).collect();
-                let exclusions = set.exclusions().map(|(s, t)| found(s.id, t)).collect();
+                let members = set.members().filter(|(s, _)| s.id >= start).map(|(s, t)| (s.id, t)).collect();
+                let exclusions = set.exclusions().map(|(s, t)| (s.id, t)).collect();
                 (members, set.default, exclusions)
             }
         };
-        let mut out = WhoResult { subjects: members, wildcard: None };
+        let name = |id: u32| self.name_subject(Subject { ty: fty, id, rel: frel }, object);
+        let found = |(id, outcome): (u32, Tri)| FoundSubject { subject: name(id), outcome };
+        let limit = page.limit.unwrap_or(usize::MAX);
+        let cursor = members.get(limit).map(|(id, _)| id.to_string());
+        let mut out = WhoResult {
+            subjects: members.into_iter().take(limit).map(found).collect(),
+            wildcard: None,
+            cursor,
+        };
         if default != Tri::False {
-            out.wildcard = Some(FoundWildcard { outcome: default, excluded: exclusions });
-        }
-        out.subjects.sort_by(|a, b| a.subject.cmp(&b.subject));
-        if let Some(w) = &mut out.wildcard {
-            w.excluded.sort_by(|a, b| a.subject.cmp(&b.subject));
+            out.wildcard = Some(FoundWildcard {
+                outcome: default,
+                excluded: exclusions.into_iter().map(found).collect(),
+            });
         }
         Ok(out)
     }
@@ -436,10 +497,7 @@ impl View {
             .type_id(object_type)
             .ok_or_else(|| EvalError::UnknownType(object_type.to_string()))?;
         let rel = self.resolve_rel(ty, permission)?;
-        let start = match &page.cursor {
-            None => 0,
-            Some(c) => c.parse::<u32>().map_err(|_| EvalError::InvalidSubject(format!("cursor `{c}`")))?,
-        };
+        let start = parse_cursor(page)?;
         let limit = page.limit.unwrap_or(usize::MAX);
         let mut out = WhatResult::default();
         let placeholder = ObjectRef::new(object_type, "");
@@ -527,6 +585,13 @@ impl View {
         let decision = ev.decide(t)?;
         let tree = explain::explain(&mut ev, o, rel, s)?;
         Ok(Explanation { decision, tree })
+    }
+}
+
+fn parse_cursor(page: &Page) -> Result<u32, EvalError> {
+    match &page.cursor {
+        None => Ok(0),
+        Some(c) => c.parse::<u32>().map_err(|_| EvalError::InvalidCursor(c.clone())),
     }
 }
 

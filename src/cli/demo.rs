@@ -3,8 +3,10 @@
 use super::error::{CliResult, Exit};
 use super::queries::{answer, exit_of, parse_all, print};
 use super::{load, EvalFlags, PageFlags};
+use purview::api::Engine;
 use purview::diag::SourceFile;
 use purview::query::QueryOutput;
+use purview::syntax::SchemaFormat;
 use purview::Purview;
 use std::io::Write as _;
 
@@ -32,13 +34,13 @@ Next:
 ";
 
 /// Runs the tour, or `queries`, on the bundled model.
-pub(super) fn run(queries: &[String], eval: &EvalFlags, show: bool) -> CliResult<Exit> {
+pub(super) fn run(queries: &[String], eval: &EvalFlags, show: bool, engine: Engine) -> CliResult<Exit> {
     let mut out = std::io::stdout().lock();
     if show {
         let _ = write!(out, "# {SCHEMA_NAME}\n{SCHEMA}\n# {DATA_NAME}\n{DATA}");
         return Ok(Exit::Success);
     }
-    let pv = model()?;
+    let pv = model(engine)?;
     let page = PageFlags::default();
     if !queries.is_empty() {
         let sources = vec![SourceFile::new("<arguments>", queries.join("\n"))];
@@ -79,8 +81,8 @@ fn tour() -> Vec<(&'static str, &'static str)> {
     out
 }
 
-/// The bundled schema and relationships.
-fn model() -> CliResult<Purview> {
-    let schema = load::schema_from_text(SCHEMA_NAME, SCHEMA)?;
-    load::store(schema, &[(DATA_NAME.to_string(), DATA.to_string())])
+/// The bundled schema and relationships, answered by `engine`.
+fn model(engine: Engine) -> CliResult<Purview> {
+    let schema = load::schema_from_text(SchemaFormat::Purview, SCHEMA_NAME, SCHEMA)?;
+    load::store(schema, &[(DATA_NAME.to_string(), DATA.to_string())], engine)
 }

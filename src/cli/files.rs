@@ -2,23 +2,30 @@
 
 use super::error::{CliError, CliResult, Exit};
 use super::load;
+use purview::api::Engine;
 use purview::diag::SourceFile;
 use purview::query::{parse_queries, validate_queries};
 use purview::schema::Schema;
+use purview::syntax::{detect, SchemaFormat};
 use purview::testfile::{run_paths, RunOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Checks every file and reports every problem; `ok` lines go to standard output.
-pub(super) fn validate(files: &[PathBuf], schema: Option<&Path>) -> CliResult<Exit> {
+/// Checks every file and reports every problem; `ok` lines go to standard output. Schemas are
+/// read as `format`, or in the language detected for each.
+pub(super) fn validate(
+    files: &[PathBuf],
+    schema: Option<&Path>,
+    format: Option<SchemaFormat>,
+) -> CliResult<Exit> {
     let schema = match schema {
-        Some(p) => Some(load::schema_from_text(&p.display().to_string(), &load::read(p)?)?),
+        Some(p) => Some(load::schema_file(p, format)?),
         None => None,
     };
     let mut failed: Vec<CliError> = Vec::new();
     let mut out = std::io::stdout().lock();
     for f in files {
-        match validate_one(f, schema.as_ref()) {
+        match validate_one(f, schema.as_ref(), format) {
             Ok(summary) => {
                 let _ = writeln!(out, "{}: ok ({summary})", f.display());
             }
@@ -47,7 +54,7 @@ pub(super) fn validate(files: &[PathBuf], schema: Option<&Path>) -> CliResult<Ex
     Err(all)
 }
 
-fn validate_one(path: &Path, schema: Option<&Schema>) -> CliResult<String> {
+fn validate_one(path: &Path, schema: Option<&Schema>, format: Option<SchemaFormat>) -> CliResult<String> {
     let text = load::read(path)?;
     let name = path.display().to_string();
     match path.extension().and_then(|e| e.to_str()) {
@@ -67,9 +74,15 @@ fn validate_one(path: &Path, schema: Option<&Schema>) -> CliResult<String> {
             Ok(plural(n, "relationship", "relationships"))
         }
         _ => {
-            let s = load::schema_from_text(&name, &text)?;
+            let format = load::schema_format(path, &text, format);
+            let s = load::schema_from_text(format, &name, &text)?;
+            let language = match format {
+                SchemaFormat::Purview => "",
+                SchemaFormat::SpiceDb => "SpiceDB schema: ",
+                SchemaFormat::OpenFgaDsl | SchemaFormat::OpenFgaJson => "OpenFGA model: ",
+            };
             Ok(format!(
-                "{}, {}",
+                "{language}{}, {}",
                 plural(s.types.len(), "type", "types"),
                 plural(s.conditions.len(), "condition", "conditions")
             ))
@@ -84,7 +97,23 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// Prints, rewrites (`--write`) or checks (`--check`) the canonical formatting of a schema.
 pub(super) fn fmt(file: &Path, write: bool, check: bool) -> CliResult<Exit> {
     let text = load::read(file)?;
+    let foreign = match detect(Some(file), &text) {
+        SchemaFormat::Purview => None,
+        SchemaFormat::SpiceDb => Some(("a SpiceDB schema", "spicedb")),
+        SchemaFormat::OpenFgaDsl | SchemaFormat::OpenFgaJson => Some(("an OpenFGA model", "openfga")),
+    };
+    if let Some((what, lang)) = foreign {
+        return Err(CliError::input(format!(
+            "`{}` is {what}; `purview fmt` formats Purview schemas",
+            file.display()
+        ))
+        .with_help(format!(
+            "print it in Purview's language with `purview import {lang} {}`",
+            file.display()
+        )));
+    }
     let formatted = format_schema(&file.display().to_string(), &text)?;
+    // A safety net: the formatter keeps every comment, and a file is never rewritten without one.
     let lost = lost_comments(&text, &formatted);
     if !lost.is_empty() && !check {
         let lines: Vec<String> = lost.iter().map(ToString::to_string).collect();
@@ -94,7 +123,9 @@ pub(super) fn fmt(file: &Path, write: bool, check: bool) -> CliResult<Exit> {
             if lost.len() == 1 { "" } else { "s" },
             lines.join(", ")
         ))
-        .with_help("the formatter keeps `///` doc comments on types, relations and conditions only");
+        .with_help(
+            "the formatter is meant to keep every comment; this is a bug in Purview, please report it",
+        );
         if write {
             return Err(e);
         }
@@ -142,8 +173,9 @@ fn lost_comments(source: &str, formatted: &str) -> Vec<usize> {
 }
 
 /// Runs test files; prints each failure, then `N passed, M failed`.
-pub(super) fn test(paths: &[PathBuf]) -> CliResult<Exit> {
-    let report = run_paths(paths, &RunOptions::default()).map_err(|e| CliError::input(e.to_string()))?;
+pub(super) fn test(paths: &[PathBuf], engine: Engine) -> CliResult<Exit> {
+    let options = RunOptions { engine, ..RunOptions::default() };
+    let report = run_paths(paths, &options).map_err(|e| CliError::input(e.to_string()))?;
     let mut out = std::io::stdout().lock();
     for f in &report.failures {
         let _ = writeln!(out, "FAIL {}: {}", Path::new(&f.file).display(), f.assertion);

@@ -2,11 +2,12 @@
 
 use super::error::{CliError, CliResult, Exit};
 use anyhow::Context as _;
-use purview::api::compile_schema;
+use purview::api::{compile_schema_as, Engine};
 use purview::diag::{Diagnostic, Diagnostics, SourceFile};
 use purview::schema::Schema;
 use purview::store::{Relationship, WriteError};
 use purview::syntax::ast::Span;
+use purview::syntax::{detect, SchemaFormat};
 use purview::{Purview, WriteOp};
 use std::path::Path;
 
@@ -17,13 +18,24 @@ pub fn read(path: &Path) -> CliResult<String> {
         .map_err(|e| CliError::from_anyhow(Exit::Input, &e))
 }
 
-/// Compiles the schema in `text`; `name` is used in diagnostics.
-pub fn schema_from_text(name: &str, text: &str) -> CliResult<Schema> {
-    compile_schema(name, text).map_err(|e| {
+/// Compiles the schema in `text`, written in `format`; `name` is used in diagnostics.
+pub fn schema_from_text(format: SchemaFormat, name: &str, text: &str) -> CliResult<Schema> {
+    compile_schema_as(format, name, text).map_err(|e| {
         let n = e.diagnostics.0.len();
         let message = if n == 0 { format!("the schema `{name}` is invalid") } else { String::new() };
         CliError::diagnostics(message, vec![(e.file, e.diagnostics)])
     })
+}
+
+/// The language of a schema file: `format` when given, else detected from its name and text.
+pub fn schema_format(path: &Path, text: &str, format: Option<SchemaFormat>) -> SchemaFormat {
+    format.unwrap_or_else(|| detect(Some(path), text))
+}
+
+/// Reads and compiles a schema file, in `format` or the detected language.
+pub fn schema_file(path: &Path, format: Option<SchemaFormat>) -> CliResult<Schema> {
+    let text = read(path)?;
+    schema_from_text(schema_format(path, &text, format), &path.display().to_string(), &text)
 }
 
 /// A relationship and where it was written.
@@ -33,8 +45,8 @@ struct Located {
     span: Span,
 }
 
-/// A schema and the relationships of the data files, written as one batch.
-pub fn store(schema: Schema, data: &[(String, String)]) -> CliResult<Purview> {
+/// A schema and the relationships of the data files, written as one batch, answered by `engine`.
+pub fn store(schema: Schema, data: &[(String, String)], engine: Engine) -> CliResult<Purview> {
     let files: Vec<SourceFile> = data.iter().map(|(name, text)| SourceFile::new(name, text)).collect();
     let mut rels: Vec<Located> = Vec::new();
     let mut errors: Vec<(usize, Diagnostic)> = Vec::new();
@@ -44,7 +56,7 @@ pub fn store(schema: Schema, data: &[(String, String)]) -> CliResult<Purview> {
     if !errors.is_empty() {
         return Err(grouped(&files, errors));
     }
-    let mut pv = Purview::new(schema);
+    let mut pv = Purview::with_engine(schema, engine);
     let ops: Vec<WriteOp> = rels.iter().map(|l| WriteOp::Touch(l.rel.clone())).collect();
     if let Err(e) = pv.write(&ops) {
         let Some(at) = locate(&e, &rels) else {
@@ -124,15 +136,19 @@ fn grouped(files: &[SourceFile], errors: Vec<(usize, Diagnostic)>) -> CliError {
     CliError::diagnostics(String::new(), sources)
 }
 
-/// Reads the schema file and the data files.
-pub fn from_files(schema: &Path, data: &[std::path::PathBuf]) -> CliResult<Purview> {
-    let text = read(schema)?;
-    let compiled = schema_from_text(&schema.display().to_string(), &text)?;
+/// Reads the schema file (in `format`, or the detected language) and the data files.
+pub fn from_files(
+    schema: &Path,
+    format: Option<SchemaFormat>,
+    data: &[std::path::PathBuf],
+    engine: Engine,
+) -> CliResult<Purview> {
+    let compiled = schema_file(schema, format)?;
     let mut texts = Vec::new();
     for d in data {
         texts.push((d.display().to_string(), read(d)?));
     }
-    store(compiled, &texts)
+    store(compiled, &texts, engine)
 }
 
 /// Checks a relationships file: its syntax, and against `schema` when given. Returns the count.
@@ -145,7 +161,7 @@ pub fn check_relationships(name: &str, text: &str, schema: Option<&Schema>) -> C
         return Err(grouped(&files, errors));
     }
     if let Some(s) = schema {
-        store(s.clone(), &[(name.to_string(), text.to_string())])?;
+        store(s.clone(), &[(name.to_string(), text.to_string())], Engine::default())?;
     }
     Ok(rels.len())
 }

@@ -82,7 +82,7 @@ pub(super) fn run(args: MaterializeArgs) -> CliResult<Exit> {
     let partition = args.partition.as_deref().map(Partition::parse).transpose().map_err(failed)?;
     let partition = partition.unwrap_or_default();
     let opts = queries::base_options(&args.eval)?;
-    let mut pv = load::from_files(&args.schema, &args.data)?;
+    let mut pv = load::from_files(&args.schema, None, &args.data, purview::api::Engine::Index)?;
     let target = Target::resolve(&pv.schema(), &args.permission, &args.subject_type).map_err(failed)?;
     let format = Format::from(args.format);
     if let Some(changes) = &args.changes {

@@ -1,5 +1,8 @@
 //! The `purview` command line: ask questions of a schema and its relationships, run test files,
-//! validate and format schemas, or try the bundled example with `purview demo`.
+//! validate, format and import schemas, or try the bundled example with `purview demo`.
+//!
+//! A schema may be written in Purview's language, SpiceDB's or OpenFGA's (DSL or JSON): see
+//! [`purview::syntax::detect`] and `--schema-format`. `--engine` picks the evaluator.
 //!
 //! Every read operation takes a query in Purview's query language (see `grammar/query.pest`), so
 //! `purview check document:readme#view@user:ann` and `purview query 'check …'` mean the same.
@@ -11,12 +14,16 @@
 mod demo;
 mod error;
 mod files;
+mod import;
 mod load;
 mod materialize;
 mod queries;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use error::{error_format_in, CliResult, ErrorFormat, Exit, EXIT_CODES};
+use purview::api::Engine;
+use purview::syntax::SchemaFormat;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -30,8 +37,48 @@ struct Cli {
     /// How errors are printed on standard error.
     #[arg(long, global = true, value_enum, default_value_t = ErrorFormat::Human)]
     error_format: ErrorFormat,
+    /// The evaluator that answers check, who, what, expand, explain, query, test and demo (other
+    /// commands ignore it).
+    ///
+    /// `index` (the default) is the compiled index; `reference` is the simple evaluator the index
+    /// is tested against (the oracle of Purview's differential tests): slower, for comparing
+    /// answers.
+    #[arg(long, global = true, value_enum, default_value_t = EngineArg::Index)]
+    engine: EngineArg,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--engine`: which evaluator answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum EngineArg {
+    /// The compiled index (bitmaps, closures, parallel lookups).
+    Index,
+    /// The simple reference evaluator: the oracle the index is tested against.
+    Reference,
+}
+
+impl From<EngineArg> for Engine {
+    fn from(e: EngineArg) -> Self {
+        match e {
+            EngineArg::Index => Engine::Index,
+            EngineArg::Reference => Engine::Reference,
+        }
+    }
+}
+
+/// The language an import reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ImportFrom {
+    /// A SpiceDB schema (`.zed`).
+    Spicedb,
+    /// An OpenFGA model: the DSL (`.fga`) or its JSON form (`.json`, or text starting with `{`).
+    Openfga,
+}
+
+/// Parses `--schema-format` into a [`SchemaFormat`].
+fn schema_format_parser() -> impl clap::builder::TypedValueParser<Value = SchemaFormat> {
+    PossibleValuesParser::new(SchemaFormat::NAMES).try_map(|s| s.parse::<SchemaFormat>())
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,15 +121,34 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
-    /// Check files and print every problem: schemas (`.pv`, the default), queries (`.q`) and
-    /// relationships (`.rels`; against `--schema` when given).
+    /// Check files and print every problem: schemas (`.pv`, the default; SpiceDB `.zed`,
+    /// OpenFGA `.fga` and `.json`), queries (`.q`) and relationships (`.rels`; against
+    /// `--schema` when given).
     #[command(after_help = EXIT_CODES)]
     Validate {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// The schema to check relationship files against.
+        /// The schema to check relationship and query files against.
         #[arg(long, short, value_name = "FILE")]
         schema: Option<PathBuf>,
+        /// The language of `--schema` and of the schema files (default: by extension, then content).
+        #[arg(long, value_name = "FORMAT", value_parser = schema_format_parser())]
+        schema_format: Option<SchemaFormat>,
+    },
+    /// Print a SpiceDB or OpenFGA schema in Purview's language.
+    ///
+    /// `purview import spicedb schema.zed > schema.pv`, `purview import openfga model.fga`
+    /// (or the model's JSON). Problems are reported in the original file; a schema whose names
+    /// Purview's language cannot write (reserved words such as `this` or `type`, `.` in a name)
+    /// is refused rather than printed wrong.
+    #[command(after_help = EXIT_CODES)]
+    Import {
+        /// The language of FILE.
+        #[arg(value_enum)]
+        from: ImportFrom,
+        /// The schema to import.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
     /// Print a schema in canonical formatting.
     #[command(after_help = EXIT_CODES)]
@@ -120,9 +186,12 @@ enum Command {
 /// The schema and relationships to ask.
 #[derive(Args, Debug, Clone)]
 struct Source {
-    /// The schema file.
+    /// The schema file: Purview (`.pv`), SpiceDB (`.zed`) or OpenFGA (`.fga`, `.json`).
     #[arg(long, short, value_name = "FILE")]
     schema: Option<PathBuf>,
+    /// The language of the schema (default: by extension, then content).
+    #[arg(long, value_name = "FORMAT", value_parser = schema_format_parser())]
+    schema_format: Option<SchemaFormat>,
     /// A relationships file, one relationship a line (repeatable).
     #[arg(long, short, value_name = "FILE")]
     data: Vec<PathBuf>,
@@ -197,7 +266,7 @@ pub fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(&e, format).into(),
     };
-    match run(cli.command) {
+    match run(cli.command, cli.engine.into()) {
         Ok(code) => code.into(),
         Err(e) => {
             e.report(cli.error_format);
@@ -222,18 +291,21 @@ fn usage_error(e: &clap::Error, format: ErrorFormat) -> Exit {
     Exit::Usage
 }
 
-fn run(command: Command) -> CliResult<Exit> {
+fn run(command: Command, engine: Engine) -> CliResult<Exit> {
     match command {
-        Command::Check(one) => queries::one("check", one, PageFlags::default()),
-        Command::Who(one) => queries::one("who", one, PageFlags::default()),
-        Command::What(p) => queries::one("what", p.one, p.page),
-        Command::Expand(one) => queries::one("expand", one, PageFlags::default()),
-        Command::Explain(one) => queries::one("explain", one, PageFlags::default()),
-        Command::Query(many) => queries::many(many),
-        Command::Test { paths } => files::test(&paths),
-        Command::Validate { files, schema } => files::validate(&files, schema.as_deref()),
+        Command::Check(one) => queries::one("check", one, PageFlags::default(), engine),
+        Command::Who(one) => queries::one("who", one, PageFlags::default(), engine),
+        Command::What(p) => queries::one("what", p.one, p.page, engine),
+        Command::Expand(one) => queries::one("expand", one, PageFlags::default(), engine),
+        Command::Explain(one) => queries::one("explain", one, PageFlags::default(), engine),
+        Command::Query(many) => queries::many(many, engine),
+        Command::Test { paths } => files::test(&paths, engine),
+        Command::Validate { files, schema, schema_format } => {
+            files::validate(&files, schema.as_deref(), schema_format)
+        }
+        Command::Import { from, file } => import::run(from, &file),
         Command::Fmt { file, write, check } => files::fmt(&file, write, check),
-        Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show),
+        Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
         Command::Materialize(args) => materialize::run(args),
     }
 }

@@ -2,6 +2,7 @@
 
 use super::error::{CliError, CliResult, Exit};
 use super::{load, EvalFlags, Many, One, PageFlags, Source};
+use purview::api::Engine;
 use purview::diag::{Diagnostics, SourceFile};
 use purview::query::{parse_queries, run_query, validate_queries, FailureKind, Op, Query, QueryOutput};
 use purview::store::relationship::parse_time;
@@ -9,7 +10,7 @@ use purview::{Decision, EvalOptions, Purview};
 use std::io::{IsTerminal as _, Read as _, Write as _};
 
 /// A subcommand with one query: `purview check document:readme#view@user:ann`.
-pub(super) fn one(op: &str, one: One, page: PageFlags) -> CliResult<Exit> {
+pub(super) fn one(op: &str, one: One, page: PageFlags, engine: Engine) -> CliResult<Exit> {
     let text = format!("{op} {}", one.query.join(" "));
     let sources = vec![SourceFile::new("<query>", text)];
     let parsed = parse_all(&sources)?;
@@ -17,7 +18,7 @@ pub(super) fn one(op: &str, one: One, page: PageFlags) -> CliResult<Exit> {
         return Err(CliError::usage(format!("`purview {op}` takes one query"))
             .with_help("run several with `purview query 'QUERY; QUERY'`"));
     }
-    let pv = open(&one.source)?;
+    let pv = open(&one.source, engine)?;
     let outputs = answer(&pv, &sources, parsed, &one.eval, &page)?;
     match outputs.first() {
         Some(QueryOutput::Error { error, .. }) => {
@@ -31,7 +32,7 @@ pub(super) fn one(op: &str, one: One, page: PageFlags) -> CliResult<Exit> {
 }
 
 /// `purview query`: queries from arguments, files or standard input.
-pub(super) fn many(m: Many) -> CliResult<Exit> {
+pub(super) fn many(m: Many, engine: Engine) -> CliResult<Exit> {
     let mut sources = Vec::new();
     if !m.queries.is_empty() {
         sources.push(SourceFile::new("<arguments>", m.queries.join("\n")));
@@ -47,7 +48,7 @@ pub(super) fn many(m: Many) -> CliResult<Exit> {
         return Err(CliError::usage("no queries given")
             .with_help("pass queries as arguments, with `--file FILE`, or on standard input"));
     }
-    let pv = open(&m.source)?;
+    let pv = open(&m.source, engine)?;
     let outputs = answer(&pv, &sources, parsed, &m.eval, &m.page)?;
     print(&outputs, m.eval.json, outputs.len() > 1);
     Ok(exit_of(&outputs))
@@ -65,10 +66,10 @@ fn read_stdin() -> CliResult<String> {
     Ok(text)
 }
 
-/// The store named by `--schema` and `--data`.
-fn open(source: &Source) -> CliResult<Purview> {
+/// The store named by `--schema` and `--data`, answered by `engine`.
+fn open(source: &Source, engine: Engine) -> CliResult<Purview> {
     match &source.schema {
-        Some(schema) => load::from_files(schema, &source.data),
+        Some(schema) => load::from_files(schema, source.schema_format, &source.data, engine),
         None => Err(CliError::usage("no schema given")
             .with_help("pass `--schema FILE` and `--data FILE`, or try the bundled example: `purview demo`")),
     }

@@ -188,18 +188,39 @@ impl Builder<'_, '_> {
                     }
                 }
                 let label = if step == Step::Union { "any of" } else { "all of" };
+                let mut children = Self::prune(&step, outcome, children);
+                // A granted union shows its one witness in its place: the label of the relation
+                // above already shows the whole expression.
+                if step == Step::Union && outcome == Some(Tri::True) && children.len() == 1 {
+                    if let Some(witness) = children.pop() {
+                        return Ok(witness);
+                    }
+                }
                 let mut t = Tree::new(step.clone(), label, outcome);
-                t.children = Self::prune(&step, outcome, children);
+                t.children = children;
                 Ok(t)
             }
             Rewrite::Exclusion(a, b) => {
                 let oa = self.sub_outcome(o, rel, a)?;
                 let ob = self.sub_outcome(o, rel, b)?;
-                let mut t = Tree::new(Step::Exclusion, "but not", outcome);
+                let label = match (oa, ob) {
+                    (None, _) => "but not",
+                    (Some(Tri::False), _) => "not granted (so the exclusion does not matter)",
+                    (_, Some(Tri::True)) => "granted, but excluded",
+                    (_, Some(Tri::Cond)) => "granted, unless excluded (depends on conditions)",
+                    (Some(Tri::Cond), _) => "granted only conditionally, and not excluded",
+                    _ => "granted, and not excluded",
+                };
+                let mut t = Tree::new(Step::Exclusion, label, outcome);
                 t.children.push(self.rewrite(o, rel, a, oa)?);
                 if oa != Some(Tri::False) {
                     let mut excluded = self.rewrite(o, rel, b, ob)?;
-                    excluded.label = format!("excluded: {}", excluded.label);
+                    let prefix = match ob {
+                        None => "excluded",
+                        Some(Tri::False) => "not excluded by",
+                        Some(_) => "excluded by",
+                    };
+                    excluded.label = format!("{prefix}: {}", excluded.label);
                     t.children.push(excluded);
                 }
                 Ok(t)
@@ -224,7 +245,7 @@ impl Builder<'_, '_> {
                         if self.subject.is_some() {
                             t.children.push(Tree::new(
                                 Step::Relationship,
-                                format!("{rel_label} (not in force at the evaluation time or its condition is false)"),
+                                format!("{rel_label}{}", self.attrs_note(&attrs)),
                                 Some(Tri::False),
                             ));
                         }
@@ -323,16 +344,24 @@ impl Builder<'_, '_> {
         Ok(t)
     }
 
+    /// ` [if `cond`, from T, until T]`, saying which part keeps a relationship from holding at
+    /// the evaluation time: `not yet valid`, `expired`.
     fn attrs_note(&self, a: &TupleAttrs) -> String {
+        let at = self.ev.opts.at;
+        let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         let mut parts = Vec::new();
         if let Some(c) = &a.caveat {
             parts.push(format!("if `{}`", self.ev.snap.schema().condition(c.cond).name));
         }
-        if let Some(f) = a.valid_from {
-            parts.push(format!("from {}", f.to_rfc3339()));
+        match a.valid_from {
+            Some(f) if at < f => parts.push(format!("not yet valid: from {}", time(f))),
+            Some(f) => parts.push(format!("from {}", time(f))),
+            None => {}
         }
-        if let Some(e) = a.expires_at {
-            parts.push(format!("until {}", e.to_rfc3339()));
+        match a.expires_at {
+            Some(e) if e <= at => parts.push(format!("expired {}", time(e))),
+            Some(e) => parts.push(format!("until {}", time(e))),
+            None => {}
         }
         if parts.is_empty() {
             String::new()

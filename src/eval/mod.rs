@@ -141,6 +141,10 @@ pub enum EvalError {
     UnknownRelation { ty: String, relation: String },
     #[error("`{0}` is not a valid subject here")]
     InvalidSubject(String),
+    #[error("`{0}` is not a cursor returned by this lookup")]
+    InvalidCursor(String),
+    #[error("revision {requested} is not visible yet (the latest is {current})")]
+    RevisionNotVisible { requested: u64, current: u64 },
 }
 
 /// Judges the time windows and conditions of relationships for one request, and remembers what

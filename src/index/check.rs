@@ -62,6 +62,11 @@ impl<'a> IndexEval<'a> {
         Ok(Some(saved))
     }
 
+    /// Whether no relation is being evaluated (the caller's own question is the next one).
+    pub(super) fn at_top(&self) -> bool {
+        self.stack.is_empty()
+    }
+
     pub(super) fn leave(&mut self, saved_cut: usize) -> bool {
         let depth = self.stack.len() - 1;
         self.stack.pop();
@@ -92,7 +97,7 @@ impl<'a> IndexEval<'a> {
         };
         let exact = self.leave(saved);
         let t = result?;
-        if exact {
+        if exact && !self.at_top() {
             self.memo.insert((object, rel, subject), t);
         }
         Ok(t)
@@ -385,7 +390,7 @@ impl<'a> IndexEval<'a> {
         for &slot in slots {
             let info = data.plan.info(slot);
             let SlotKind::Userset(r) = info.kind else { continue };
-            if Some(slot) == skip {
+            if Some(slot) == skip || !data.has_usersets(slot, object.id) {
                 continue;
             }
             for x in data.fwd(slot, object.id).iter() {

@@ -2,7 +2,8 @@
 //!
 //! Keys are dense ids grouped in chunks of [`CHUNK`]. A chunk keeps its short lists packed in
 //! one array (CSR: offsets + items, 4 bytes an entry) and its long lists as roaring bitmaps. The
-//! chunks sit in a persistent vector of `Arc`s, so cloning [`Lists`] (taking a snapshot) is
+//! chunks sit in a two-level persistent array of `Arc`s (pages of [`PAGE`] chunks), so cloning
+//! [`Lists`] (taking a snapshot) is
 //! O(1), and a write copies one chunk at most (nothing when no snapshot shares it).
 
 use roaring::RoaringBitmap;
@@ -10,6 +11,8 @@ use std::sync::Arc;
 
 /// Keys per chunk.
 pub const CHUNK: usize = 128;
+/// Chunks per page of the two-level chunk array.
+pub const PAGE: usize = 256;
 /// Lists longer than this are kept as roaring bitmaps.
 pub const BIG: usize = 64;
 
@@ -170,14 +173,17 @@ impl Iterator for ListIter<'_> {
 /// `key → sorted set of u32`, persistent.
 #[derive(Clone, Debug, Default)]
 pub struct Lists {
-    chunks: imbl::Vector<Arc<Chunk>>,
+    /// Pages of chunks: chunk `c` is `pages[c / PAGE][c % PAGE]`. A lookup is two pointer hops;
+    /// a write copies one page of `Arc`s and one chunk (neither when nothing shares them).
+    pages: Vec<Arc<Vec<Arc<Chunk>>>>,
+    chunk_count: usize,
     entries: u64,
 }
 
 impl Lists {
     pub fn get(&self, key: u32) -> ListRef<'_> {
         let (c, k) = (key as usize / CHUNK, key as usize % CHUNK);
-        match self.chunks.get(c) {
+        match self.pages.get(c / PAGE).and_then(|p| p.get(c % PAGE)) {
             Some(chunk) => chunk.get(k),
             None => ListRef::EMPTY,
         }
@@ -194,15 +200,20 @@ impl Lists {
 
     /// One past the largest key that may have a list.
     pub fn key_bound(&self) -> u32 {
-        (self.chunks.len() * CHUNK) as u32
+        (self.chunk_count * CHUNK) as u32
     }
 
     fn chunk_mut(&mut self, key: u32) -> &mut Chunk {
         let c = key as usize / CHUNK;
-        while self.chunks.len() <= c {
-            self.chunks.push_back(Arc::new(Chunk::new()));
+        while self.chunk_count <= c {
+            if self.chunk_count % PAGE == 0 {
+                self.pages.push(Arc::new(Vec::with_capacity(PAGE)));
+            }
+            let last = self.pages.len() - 1;
+            Arc::make_mut(&mut self.pages[last]).push(Arc::new(Chunk::new()));
+            self.chunk_count += 1;
         }
-        Arc::make_mut(&mut self.chunks[c])
+        Arc::make_mut(&mut Arc::make_mut(&mut self.pages[c / PAGE])[c % PAGE])
     }
 
     pub fn insert(&mut self, key: u32, v: u32) -> bool {
@@ -212,7 +223,7 @@ impl Lists {
     }
 
     pub fn remove(&mut self, key: u32, v: u32) -> bool {
-        if key as usize / CHUNK >= self.chunks.len() {
+        if key as usize / CHUNK >= self.chunk_count {
             return false;
         }
         let removed = self.chunk_mut(key).remove(key as usize % CHUNK, v);
@@ -264,13 +275,16 @@ impl Lists {
             flush_run(&mut cur, rk, &mut run);
             chunks.push(Arc::new(cur));
         }
-        Lists { chunks: chunks.into_iter().collect(), entries }
+        let chunk_count = chunks.len();
+        let pages = chunks.chunks(PAGE).map(|p| Arc::new(p.to_vec())).collect();
+        Lists { pages, chunk_count, entries }
     }
 
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
-        self.chunks
+        self.pages
             .iter()
+            .flat_map(|p| p.iter())
             .map(|c| {
                 c.offsets.capacity() * 4
                     + c.items.capacity() * 4
@@ -286,6 +300,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn keys_across_pages_and_snapshots() {
+        let span = (CHUNK * PAGE * 3) as u32;
+        let mut lists = Lists::default();
+        for k in (0..span).step_by(97) {
+            lists.insert(k, k % 7);
+        }
+        let snapshot = lists.clone();
+        for k in (0..span).step_by(97 * 3) {
+            lists.remove(k, k % 7);
+            lists.insert(k, 1000);
+        }
+        for k in (0..span).step_by(97) {
+            assert!(snapshot.contains(k, k % 7), "the snapshot keeps key {k}");
+            let moved = k % (97 * 3) == 0;
+            assert_eq!(lists.contains(k, 1000), moved);
+            assert_eq!(lists.contains(k, k % 7), !moved || k % 7 == 1000);
+        }
+        let pairs: Vec<(u32, u32)> = (0..span).step_by(97).map(|k| (k, k % 7)).collect();
+        let built = Lists::from_sorted(pairs);
+        for k in (0..span).step_by(97) {
+            assert_eq!(built.get(k).iter().collect::<Vec<_>>(), vec![k % 7]);
+        }
+        assert_eq!(built.get(span + 5).len(), 0);
+    }
 
     proptest! {
         #[test]

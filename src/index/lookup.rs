@@ -650,8 +650,10 @@ impl IndexEval<'_> {
             _ => self.v_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, fty, frel, memo),
         };
         let exact = self.leave(saved);
-        let set = out.union(&result?);
-        if exact {
+        let result = result?;
+        let set = if out.is_empty() { result } else { out.union(&result) };
+        // The outermost answer is not needed again: keeping it would copy it.
+        if exact && !self.at_top() {
             memo.insert((object, rel), set.clone());
         }
         let limit = self.opts.limits.max_results;
@@ -740,17 +742,32 @@ impl IndexEval<'_> {
                     }
             })
             .collect();
-        let mut acc = Accumulator::new(data.object_count(fty));
-        for n in nodes() {
-            for &slot in &lists {
-                acc.add_list(data.fwd(slot, n));
+        let universe = data.object_count(fty);
+        let self_userset = fty == object.ty && frel == Some(rel);
+        let gather = |ns: &mut dyn Iterator<Item = u32>| {
+            let mut acc = Accumulator::new(universe);
+            for n in ns {
+                for &slot in &lists {
+                    acc.add_list(data.fwd(slot, n));
+                }
+                if self_userset {
+                    acc.add(n);
+                }
             }
-            if fty == object.ty && frel == Some(rel) {
-                acc.add(n);
-            }
-        }
+            acc.finish()
+        };
+        // A large nest is gathered on all cores, a chunk of nodes per task.
+        let members = if nest.len() < 512 {
+            gather(&mut nodes())
+        } else {
+            use rayon::prelude::*;
+            let all: Vec<u32> = nodes().collect();
+            all.par_chunks(256)
+                .map(|c| gather(&mut c.iter().copied()))
+                .reduce(RoaringBitmap::new, |a, b| a | b)
+        };
         let mut out = SubjectBits::default();
-        out.add_all(&acc.finish());
+        out.add_all(&members);
         let others = data.others(fast_id);
         if !others.is_empty() {
             for n in nodes().filter(|n| others.contains(*n)).collect::<Vec<_>>() {
@@ -913,12 +930,25 @@ impl Accumulator {
         if self.dense.is_none() && self.seen > Self::DENSE_AFTER && self.universe > 0 {
             self.go_dense();
         }
+        let universe = self.universe;
+        let set = |words: &mut Vec<u64>, v: u32| {
+            if v < universe {
+                if let Some(w) = words.get_mut((v >> 6) as usize) {
+                    *w |= 1 << (v & 63);
+                }
+            }
+        };
         match (&mut self.dense, list) {
             (None, ListRef::Big(b)) => self.sparse |= b,
             (None, ListRef::Small(s)) => self.sparse.extend(s.iter().copied()),
-            (Some(_), l) => {
-                for v in l.iter() {
-                    self.add(v);
+            (Some(words), ListRef::Small(s)) => {
+                for &v in s {
+                    set(words, v);
+                }
+            }
+            (Some(words), ListRef::Big(b)) => {
+                for v in b {
+                    set(words, v);
                 }
             }
         }

@@ -48,6 +48,9 @@ pub struct IndexData {
     special: imbl::OrdMap<SpecialKey, TupleAttrs>,
     /// Number of special relationships per relation (by [`Plan::flat`]), to skip empty ranges.
     special_count: Vec<u32>,
+    /// For each userset slot: the objects that have at least one plain relationship in it (a
+    /// bitmap test is cheaper than looking up an empty list).
+    userset_keys: Vec<Option<Arc<RoaringBitmap>>>,
     /// Closures of the self-edge slots, by slot.
     closures: Vec<Option<Closure>>,
     /// Per fast path: the nodes it must evaluate individually (see [`plan::FastPath`]).
@@ -76,6 +79,11 @@ impl IndexData {
             rev: vec![Lists::default(); n],
             special: imbl::OrdMap::new(),
             special_count: vec![0; plan.relation_count()],
+            userset_keys: plan
+                .slots
+                .iter()
+                .map(|i| matches!(i.kind, SlotKind::Userset(_)).then(|| Arc::new(RoaringBitmap::new())))
+                .collect(),
             closures: (0..n)
                 .map(|s| plan.closure_slots.contains(&(s as SlotId)).then(Closure::default))
                 .collect(),
@@ -84,6 +92,29 @@ impl IndexData {
             revision: 0,
             schema,
             plan,
+        }
+    }
+
+    /// Whether `object` may have plain relationships in userset slot `slot` (always `true` for
+    /// other kinds of slot).
+    pub fn has_usersets(&self, slot: SlotId, object: ObjId) -> bool {
+        match self.userset_keys.get(slot as usize) {
+            Some(Some(keys)) => keys.contains(object),
+            _ => true,
+        }
+    }
+
+    fn note_userset_key(&mut self, slot: SlotId, object: ObjId) {
+        let non_empty = !self.fwd[slot as usize].get(object).is_empty();
+        if let Some(Some(keys)) = self.userset_keys.get_mut(slot as usize) {
+            if keys.contains(object) != non_empty {
+                let keys = Arc::make_mut(keys);
+                if non_empty {
+                    keys.insert(object);
+                } else {
+                    keys.remove(object);
+                }
+            }
         }
     }
 
@@ -269,6 +300,15 @@ impl IndexData {
             })
             .collect();
         for (i, (f, r)) in built.into_iter().enumerate() {
+            if let Some(Some(keys)) = self.userset_keys.get_mut(i) {
+                let mut bm = RoaringBitmap::new();
+                for key in 0..f.key_bound() {
+                    if !f.get(key).is_empty() {
+                        bm.insert(key);
+                    }
+                }
+                *keys = Arc::new(bm);
+            }
             self.fwd[i] = f;
             self.rev[i] = r;
         }
@@ -333,6 +373,7 @@ impl TupleStore for IndexData {
                 self.fwd[slot as usize].insert(object.id, v);
                 self.rev[slot as usize].insert(v, object.id);
                 self.len += 1;
+                self.note_userset_key(slot, object.id);
                 self.closure_insert(slot, object.id, v);
                 self.update_others(object, rel);
                 return;
@@ -355,6 +396,7 @@ impl TupleStore for IndexData {
         if self.fwd[slot as usize].remove(object.id, v) {
             self.rev[slot as usize].remove(v, object.id);
             self.len -= 1;
+            self.note_userset_key(slot, object.id);
             self.closure_remove(slot, object.id, v);
             self.update_others(object, rel);
             return Some(PLAIN);
@@ -362,9 +404,21 @@ impl TupleStore for IndexData {
         None
     }
 
-    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject> {
-        let mut v: Vec<Subject> = self.tuples_of(object, rel).into_iter().map(|(s, _)| s).collect();
-        v.sort();
+    fn referencing(&self, object: Obj) -> Vec<TupleAttrs> {
+        let mut out = Vec::new();
+        for (slot, info) in self.plan.slots.iter().enumerate() {
+            if info.subject_ty == object.ty && info.kind != SlotKind::Wildcard {
+                out.extend(self.rev(slot as SlotId, object.id).iter().map(|_| PLAIN));
+            }
+        }
+        let special = self.special.iter().filter(|(k, _)| !k.3.is_wildcard() && k.3.object() == object);
+        out.extend(special.map(|(_, a)| a.clone()));
+        out
+    }
+
+    fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        let mut v = self.tuples_of(object, rel);
+        v.sort_by_key(|(s, _)| *s);
         v
     }
 }

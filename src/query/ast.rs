@@ -3,7 +3,7 @@
 //! No parser types appear here. [`fmt::Display`] prints the canonical (primary) form, which parses
 //! back to an equal query.
 
-use crate::api::SubjectFilter;
+use crate::api::{ObjectSet, SubjectFilter};
 use crate::schema::condition::JsonMap;
 use crate::store::{ObjectRef, SubjectRef};
 use crate::syntax::ast::Span;
@@ -65,6 +65,33 @@ pub enum Op {
     What { object_type: Spanned<String>, permission: Spanned<String>, subject: Spanned<SubjectRef> },
     /// The userset tree of `permission` on `object`.
     Expand { object: Spanned<ObjectRef>, permission: Spanned<String> },
+    /// Is every object of `set` one on which `subject` has `permission`? (Delegation by subset.)
+    Subset { set: SetExpr, subject: Spanned<SubjectRef>, permission: Spanned<String> },
+}
+
+/// A set of objects named by a relation: an [`ObjectSet`] with the place of each name.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SetExpr {
+    /// `role:auditor#grants`: every object `X` with `role:auditor#grants@X`.
+    SubjectsOf { object: Spanned<ObjectRef>, relation: Spanned<String> },
+    /// `right#granted@role:auditor#member`: every `right` `X` with `X#granted@role:auditor#member`.
+    RelatedTo { ty: Spanned<String>, relation: Spanned<String>, subject: Spanned<SubjectRef> },
+}
+
+impl SetExpr {
+    /// The set, for [`View::subset`](crate::api::View::subset).
+    pub fn to_object_set(&self) -> ObjectSet {
+        match self {
+            SetExpr::SubjectsOf { object, relation } => {
+                ObjectSet::SubjectsOf { object: object.value.clone(), relation: relation.value.clone() }
+            }
+            SetExpr::RelatedTo { ty, relation, subject } => ObjectSet::RelatedTo {
+                ty: ty.value.clone(),
+                relation: relation.value.clone(),
+                subject: subject.value.clone(),
+            },
+        }
+    }
 }
 
 impl Op {
@@ -76,6 +103,7 @@ impl Op {
             Op::Who { .. } => "who",
             Op::What { .. } => "what",
             Op::Expand { .. } => "expand",
+            Op::Subset { .. } => "subset",
         }
     }
 }
@@ -115,6 +143,20 @@ impl fmt::Display for Op {
                 write!(f, "{}#{}@{}", object_type.value, permission.value, subject.value)
             }
             Op::Expand { object, permission } => write!(f, "{}#{}", object.value, permission.value),
+            Op::Subset { set, subject, permission } => {
+                write!(f, "{set} in {}#{}", subject.value, permission.value)
+            }
+        }
+    }
+}
+
+impl fmt::Display for SetExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetExpr::SubjectsOf { object, relation } => write!(f, "{}#{}", object.value, relation.value),
+            SetExpr::RelatedTo { ty, relation, subject } => {
+                write!(f, "{}#{}@{}", ty.value, relation.value, subject.value)
+            }
         }
     }
 }

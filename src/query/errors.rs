@@ -83,6 +83,13 @@ fn rewrites(text: &str) -> Vec<String> {
         {
             out.push(join(&[kw, subject, "can", perm, object], rest));
         }
+        // `subset role:a#grants user:ann#exercise` (or `… of …`) → `subset role:a#grants in …`
+        [kw, set, second, rest @ ..] if kw.eq_ignore_ascii_case("subset") => {
+            out.push(join(&[kw, set, "in", second], rest));
+            if let [held, rest @ ..] = rest {
+                out.push(join(&[kw, set, "in", held], rest));
+            }
+        }
         _ => {}
     }
     out
@@ -117,6 +124,9 @@ fn usage_of(keyword: &str) -> Option<String> {
         "who" => "write `who document:readme#view@user` or `who user can view document:readme`".into(),
         "what" => "write `what document#view@user:ann` or `what user:ann can view document`".into(),
         "expand" => "write `expand document:readme#view`".into(),
+        "subset" => "write `subset role:auditor#grants in user:ann#exercise` or \
+                     `subset user:ann can exercise every role:auditor#grants`"
+            .into(),
         _ => return None,
     };
     Some(usage)

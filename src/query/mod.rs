@@ -10,6 +10,7 @@
 //! who     document:readme#view@user
 //! what    document#view@user:ann limit 10 after 42
 //! expand  document:readme#view
+//! subset  role:auditor#grants in user:ann#exercise  # is every member one ann may exercise?
 //! explain document:readme#view@user:ann with {"ip": "10.0.0.1"} at 2024-05-01T00:00:00Z
 //! ```
 //!
@@ -28,7 +29,7 @@ mod resolve;
 mod run;
 mod split;
 
-pub use ast::{Clauses, Op, Query, Spanned, Triple};
+pub use ast::{Clauses, Op, Query, SetExpr, Spanned, Triple};
 pub use parse::{parse_queries, OPERATIONS};
 pub use resolve::validate_queries;
 pub use run::{render_decision, run_query, FailureKind, QueryFailure, QueryOutput};

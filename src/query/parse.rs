@@ -1,6 +1,6 @@
 //! Text to query AST. The only file that sees pest's `Rule` and `Pair`.
 
-use super::ast::{Clauses, Op, Query, Spanned, Triple};
+use super::ast::{Clauses, Op, Query, SetExpr, Spanned, Triple};
 use super::split::{split, Piece};
 use crate::api::SubjectFilter;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
@@ -15,7 +15,7 @@ use pest::Parser as _;
 struct QueryParser;
 
 /// The keywords a query can start with.
-pub const OPERATIONS: [&str; 5] = ["check", "who", "what", "expand", "explain"];
+pub const OPERATIONS: [&str; 6] = ["check", "who", "what", "expand", "explain", "subset"];
 
 /// Parses every query of `text`, or reports every problem in it.
 pub fn parse_queries(text: &str) -> Result<Vec<Query>, Diagnostics> {
@@ -171,6 +171,22 @@ impl Lower {
             Rule::expand => {
                 Op::Expand { object: self.object(parts.first()?)?, permission: self.name(parts.get(1)?) }
             }
+            Rule::subset if form_rule == Rule::subset_primary => {
+                // `SET in SUBJECT#PERMISSION`
+                let set = self.set(parts.first()?);
+                let holder: Vec<Pair<'_, Rule>> =
+                    parts.get(1)?.clone().into_inner().filter(|p| !is_keyword(p.as_rule())).collect();
+                let subject = self.subject(holder.first()?);
+                let permission = self.name(holder.get(1)?);
+                Op::Subset { set: set?, subject: subject?, permission }
+            }
+            Rule::subset => {
+                // `SUBJECT can PERMISSION every SET`
+                let subject = self.subject(parts.first()?);
+                let permission = self.name(parts.get(1)?);
+                let set = self.set(parts.get(2)?);
+                Op::Subset { set: set?, subject: subject?, permission }
+            }
             _ => return None,
         };
         Some(op)
@@ -197,6 +213,46 @@ impl Lower {
             Ok(s) => Some(Spanned::new(s, span)),
             Err(e) => {
                 self.error(Diagnostic::new("invalid-subject", span, e.reason));
+                None
+            }
+        }
+    }
+
+    /// `object#relation` or `type#relation@subject`; the grammar also lets through the mixed forms
+    /// (`object#relation@subject`, `type#relation`), reported here with what to change.
+    fn set(&mut self, p: &Pair<'_, Rule>) -> Option<SetExpr> {
+        let span = self.span(p);
+        let parts: Vec<Pair<'_, Rule>> =
+            p.clone().into_inner().filter(|p| !is_keyword(p.as_rule())).collect();
+        let (head, relation) = (parts.first()?, parts.get(1)?);
+        let relation = self.name(relation);
+        match (head.as_rule(), parts.get(2)) {
+            (Rule::object, None) => Some(SetExpr::SubjectsOf { object: self.object(head)?, relation }),
+            (Rule::type_name, Some(s)) => {
+                Some(SetExpr::RelatedTo { ty: self.name(head), relation, subject: self.subject(s)? })
+            }
+            (Rule::object, Some(_)) => {
+                let ty = head.as_str().split(':').next().unwrap_or("");
+                let rest = p.as_str().get(head.as_str().len()..).unwrap_or("");
+                self.error(
+                    Diagnostic::new(
+                        "invalid-set",
+                        self.span(head),
+                        "a set of related objects names their type only",
+                    )
+                    .with_label("drop the `:id`")
+                    .with_help(format!("did you mean `{ty}{rest}`?")),
+                );
+                None
+            }
+            _ => {
+                let (ty, rel) = (head.as_str(), &relation.value);
+                let message = "a set names an object and a relation, or a type, a relation and a subject";
+                let help = format!(
+                    "write `{ty}:ID#{rel}` (every X with `{ty}:ID#{rel}@X`) or `{ty}#{rel}@SUBJECT` \
+                     (every `{ty}` X with `X#{rel}@SUBJECT`)"
+                );
+                self.error(Diagnostic::new("invalid-set", span, message).with_help(help));
                 None
             }
         }
@@ -283,7 +339,10 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_who
             | Rule::kw_what
             | Rule::kw_expand
+            | Rule::kw_subset
             | Rule::kw_can
+            | Rule::kw_in
+            | Rule::kw_every
             | Rule::kw_with
             | Rule::kw_at
             | Rule::kw_limit
@@ -318,26 +377,44 @@ fn syntax_error(src: &str, base: usize, e: &pest::error::Error<Rule>) -> Diagnos
             }
         }
     }
+    // `subset` tries its alias (`SUBJECT can PERMISSION every SET`) too, which reads the set as a
+    // subject; a query without `can` means the primary form, and `can` would mislead.
+    let word = |w: &str, kw: &str| w.eq_ignore_ascii_case(kw);
+    let mut words = src.split_whitespace();
+    if words.next().is_some_and(|w| word(w, "subset")) && !words.any(|w| word(w, "can")) {
+        expected.retain(|d| *d != describe(Rule::kw_can));
+    }
     super::errors::syntax_diagnostic(src, base, pos, &expected)
 }
 
 /// A rule as a reader knows it.
 fn describe(r: Rule) -> &'static str {
     match r {
-        Rule::kw_check | Rule::kw_explain | Rule::kw_who | Rule::kw_what | Rule::kw_expand | Rule::query => {
-            "a query (`check`, `who`, `what`, `expand` or `explain`)"
-        }
+        Rule::kw_check
+        | Rule::kw_explain
+        | Rule::kw_who
+        | Rule::kw_what
+        | Rule::kw_expand
+        | Rule::kw_subset
+        | Rule::query => "a query (`check`, `who`, `what`, `expand`, `explain` or `subset`)",
         Rule::kw_with | Rule::kw_at | Rule::kw_limit | Rule::kw_after => {
             "a clause (`with`, `at`, `limit` or `after`)"
         }
         Rule::kw_can => "`can`",
+        Rule::kw_in => "`in`",
+        Rule::kw_every => "`every`",
         Rule::hash => "`#`",
         Rule::at_sign => "`@`",
         Rule::colon => "`:`",
         Rule::triple | Rule::who_primary | Rule::object | Rule::object_perm => {
             "an object such as `document:readme`"
         }
-        Rule::triple_alias | Rule::what_alias | Rule::subject => "a subject such as `user:ann`",
+        Rule::triple_alias | Rule::what_alias | Rule::subset_alias | Rule::subject | Rule::holder_subject => {
+            "a subject such as `user:ann`"
+        }
+        Rule::subset_primary | Rule::object_set => "a set such as `role:auditor#grants`",
+        Rule::holder => "a subject and permission such as `user:ann#exercise`",
+        Rule::set_relation => "a relation name",
         Rule::who_alias | Rule::subject_filter => "a subject type such as `user` or `group#member`",
         Rule::what_primary | Rule::type_name => "a type name such as `document`",
         Rule::permission => "a permission name",
@@ -365,6 +442,7 @@ pub(super) fn file_parses(text: &str) -> bool {
 
 /// "did you mean `check`?" for a first word that is no operation.
 pub(super) fn operation_hint(word: &str) -> String {
-    did_you_mean(&word.to_ascii_lowercase(), OPERATIONS)
-        .unwrap_or_else(|| "a query starts with `check`, `who`, `what`, `expand` or `explain`".to_string())
+    did_you_mean(&word.to_ascii_lowercase(), OPERATIONS).unwrap_or_else(|| {
+        "a query starts with `check`, `who`, `what`, `expand`, `explain` or `subset`".to_string()
+    })
 }

@@ -1,7 +1,7 @@
 //! Checks a parsed query's names against a schema, so a typo is reported at its place with a
 //! "did you mean" instead of failing during evaluation.
 
-use super::ast::{Op, Query, Spanned};
+use super::ast::{Op, Query, SetExpr, Spanned};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::schema::{Schema, TypeId};
 use crate::syntax::ast::Span;
@@ -40,7 +40,49 @@ fn check(schema: &Schema, q: &Query, errors: &mut Vec<Diagnostic>) {
             let ty = type_of(schema, &object.value.ty, object.span, errors);
             relation(schema, ty, permission, errors);
         }
+        Op::Subset { set, subject: s, permission } => {
+            // In the order of the primary form: `SET in SUBJECT#PERMISSION`.
+            let members = match set {
+                SetExpr::SubjectsOf { object, relation: rel } => {
+                    let ty = type_of(schema, &object.value.ty, object.span, errors);
+                    relation(schema, ty, rel, errors);
+                    None
+                }
+                SetExpr::RelatedTo { ty, relation: rel, subject: rs } => {
+                    let t = type_of(schema, &ty.value, ty.span, errors);
+                    relation(schema, t, rel, errors);
+                    subject(schema, &rs.value.ty, rs.value.relation.as_deref(), rs.span, errors);
+                    Some(t)
+                }
+            };
+            subject(schema, &s.value.ty, s.value.relation.as_deref(), s.span, errors);
+            match members {
+                // The members are of the named type: the permission is one of its names.
+                Some(t) => relation(schema, t, permission, errors),
+                None => any_permission(schema, permission, errors),
+            }
+        }
     }
+}
+
+/// A permission asked of the members of a set whose types the query does not name: some type of
+/// the schema must have it (a member of a type without it is reported missing, a truthful answer,
+/// but a name no type has is a typo).
+fn any_permission(schema: &Schema, perm: &Spanned<String>, errors: &mut Vec<Diagnostic>) {
+    if schema.types.iter().any(|t| t.relation_id(&perm.value).is_some()) {
+        return;
+    }
+    let mut names: Vec<&str> = schema.types.iter().flat_map(|t| t.relation_names()).collect();
+    names.sort_unstable();
+    names.dedup();
+    errors.push(
+        Diagnostic::new(
+            "unknown-relation",
+            perm.span,
+            format!("no type of the schema has a relation or permission `{}`", perm.value),
+        )
+        .with_help_opt(did_you_mean(&perm.value, names)),
+    );
 }
 
 /// The type named at the start of `span`, or an error pointing at the name.

@@ -1,7 +1,7 @@
 //! Running a query on a snapshot, and its answer as data (serde) or text.
 
 use super::ast::{Op, Query};
-use crate::api::{FoundSubject, Page, View, WhatResult, WhoResult};
+use crate::api::{FoundSubject, Page, SubsetResult, View, WhatResult, WhoResult};
 use crate::eval::explain::Tree;
 use crate::eval::{Decision, EvalError, EvalOptions, Tri};
 use serde::Serialize;
@@ -40,6 +40,12 @@ pub enum QueryOutput {
         query: String,
         tree: Tree,
     },
+    /// `{"op":"subset","query":…,"holds":false,"missing":[{"ty":"right","id":"x"}],"conditional":[]}`
+    Subset {
+        query: String,
+        #[serde(flatten)]
+        result: SubsetResult,
+    },
     /// The query could not be answered.
     Error {
         query: String,
@@ -75,12 +81,12 @@ impl From<EvalError> for QueryFailure {
             EvalError::Condition(_) => (FailureKind::Evaluation, "condition-error"),
             EvalError::UnknownType(_) => (FailureKind::Input, "unknown-type"),
             EvalError::UnknownRelation { .. } => (FailureKind::Input, "unknown-relation"),
-            // `View::what` reports a cursor it cannot read as `cursor `…``.
-            EvalError::InvalidSubject(s) if s.starts_with("cursor ") => {
-                let message = format!("invalid {s}: pass a cursor printed by a previous page");
+            EvalError::InvalidCursor(c) => {
+                let message = format!("invalid cursor `{c}`: pass a cursor printed by a previous page");
                 return QueryFailure { kind: FailureKind::Input, code: "invalid-cursor", message };
             }
             EvalError::InvalidSubject(_) => (FailureKind::Input, "invalid-subject"),
+            EvalError::RevisionNotVisible { .. } => (FailureKind::Evaluation, "revision-not-visible"),
         };
         QueryFailure { kind, code, message: e.to_string() }
     }
@@ -99,28 +105,35 @@ pub fn run_query(snap: &View, q: &Query, base: &EvalOptions) -> QueryOutput {
         opts.at = at;
     }
     let query = q.to_string();
-    let answer =
-        match &q.op {
-            Op::Check(t) => snap
-                .check(&t.object.value, &t.permission.value, &t.subject.value, &opts)
-                .map(|decision| QueryOutput::Check { query: query.clone(), decision }),
-            Op::Explain(t) => snap
-                .explain(&t.object.value, &t.permission.value, &t.subject.value, &opts)
-                .map(|e| QueryOutput::Explain { query: query.clone(), decision: e.decision, tree: e.tree }),
-            Op::Who { object, permission, filter } => {
-                snap.who(&object.value, &permission.value, &filter.value, &opts).map(|result| {
-                    QueryOutput::Who { query: query.clone(), subject_type: filter.value.ty.clone(), result }
-                })
-            }
-            Op::What { object_type, permission, subject } => {
-                let page = Page { limit: q.clauses.limit, cursor: q.clauses.after.clone() };
-                snap.what(&subject.value, &permission.value, &object_type.value, &page, &opts)
-                    .map(|result| QueryOutput::What { query: query.clone(), result })
-            }
-            Op::Expand { object, permission } => snap
-                .expand(&object.value, &permission.value, &opts)
-                .map(|tree| QueryOutput::Expand { query: query.clone(), tree }),
-        };
+    let answer = match &q.op {
+        Op::Check(t) => snap
+            .check(&t.object.value, &t.permission.value, &t.subject.value, &opts)
+            .map(|decision| QueryOutput::Check { query: query.clone(), decision }),
+        Op::Explain(t) => snap
+            .explain(&t.object.value, &t.permission.value, &t.subject.value, &opts)
+            .map(|e| QueryOutput::Explain { query: query.clone(), decision: e.decision, tree: e.tree }),
+        Op::Who { object, permission, filter } => {
+            snap.who(&object.value, &permission.value, &filter.value, &opts).map(|mut result| {
+                // A whole answer (no paging here): by name reads best.
+                result.subjects.sort_by(|a, b| a.subject.cmp(&b.subject));
+                if let Some(w) = &mut result.wildcard {
+                    w.excluded.sort_by(|a, b| a.subject.cmp(&b.subject));
+                }
+                QueryOutput::Who { query: query.clone(), subject_type: filter.value.ty.clone(), result }
+            })
+        }
+        Op::What { object_type, permission, subject } => {
+            let page = Page { limit: q.clauses.limit, cursor: q.clauses.after.clone() };
+            snap.what(&subject.value, &permission.value, &object_type.value, &page, &opts)
+                .map(|result| QueryOutput::What { query: query.clone(), result })
+        }
+        Op::Expand { object, permission } => snap
+            .expand(&object.value, &permission.value, &opts)
+            .map(|tree| QueryOutput::Expand { query: query.clone(), tree }),
+        Op::Subset { set, subject, permission } => snap
+            .subset(&set.to_object_set(), &subject.value, &permission.value, &opts)
+            .map(|result| QueryOutput::Subset { query: query.clone(), result }),
+    };
     answer.unwrap_or_else(|e| QueryOutput::Error { query, error: e.into() })
 }
 
@@ -133,14 +146,23 @@ impl QueryOutput {
             | QueryOutput::Who { query, .. }
             | QueryOutput::What { query, .. }
             | QueryOutput::Expand { query, .. }
+            | QueryOutput::Subset { query, .. }
             | QueryOutput::Error { query, .. } => query,
         }
     }
 
-    /// The decision of a `check` or `explain`.
+    /// The decision of a `check` or `explain`; for a `subset`, `allowed` when it holds, `denied`
+    /// when a member is missing, else `conditional` (without context names: the answer does not
+    /// collect them). Exit codes follow it.
     pub fn decision(&self) -> Option<&Decision> {
+        static ALLOWED: Decision = Decision::Allowed;
+        static DENIED: Decision = Decision::Denied;
+        static CONDITIONAL: Decision = Decision::Conditional { missing: Vec::new() };
         match self {
             QueryOutput::Check { decision, .. } | QueryOutput::Explain { decision, .. } => Some(decision),
+            QueryOutput::Subset { result, .. } if result.holds => Some(&ALLOWED),
+            QueryOutput::Subset { result, .. } if !result.missing.is_empty() => Some(&DENIED),
+            QueryOutput::Subset { .. } => Some(&CONDITIONAL),
             _ => None,
         }
     }
@@ -169,6 +191,7 @@ impl QueryOutput {
                 }
             }
             QueryOutput::Expand { tree, .. } => out.push_str(&tree.render()),
+            QueryOutput::Subset { result, .. } => render_subset(&mut out, result),
             QueryOutput::Error { error, .. } => {
                 let _ = writeln!(out, "error[{}]: {}", error.code, error.message);
             }
@@ -184,6 +207,25 @@ pub fn render_decision(d: &Decision) -> String {
         Decision::Denied => "denied".into(),
         Decision::Conditional { missing } if missing.is_empty() => "conditional".into(),
         Decision::Conditional { missing } => format!("conditional (missing: {})", missing.join(", ")),
+    }
+}
+
+/// `holds`; `does not hold` and the missing members; or `holds conditionally`; then the members
+/// that depend on context not given.
+fn render_subset(out: &mut String, r: &SubsetResult) {
+    let list =
+        |os: &[crate::store::ObjectRef]| os.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    if r.holds {
+        out.push_str("holds\n");
+        return;
+    }
+    if r.missing.is_empty() {
+        out.push_str("holds conditionally\n");
+    } else {
+        let _ = writeln!(out, "does not hold\nmissing: {}", list(&r.missing));
+    }
+    if !r.conditional.is_empty() {
+        let _ = writeln!(out, "conditional: {}", list(&r.conditional));
     }
 }
 

@@ -15,6 +15,14 @@ fn primary_and_alias_forms_agree() {
         ("who document:readme#view@user", "who user can view document:readme"),
         ("who document:readme#view@group#member", "who group#member can view document:readme"),
         ("what document#view@user:ann", "what user:ann can view document"),
+        (
+            "subset role:auditor#grants in user:ann#exercise",
+            "subset user:ann can exercise every role:auditor#grants",
+        ),
+        (
+            "subset right#granted@role:auditor#member in group:g#member#exercise",
+            "Subset group:g#member CAN exercise Every right#granted@role:auditor#member",
+        ),
     ];
     for (primary, alias) in pairs {
         let p = one(primary);
@@ -60,6 +68,24 @@ fn every_bad_statement_is_reported() {
 }
 
 #[test]
+fn subset_sets_are_the_api_sets() {
+    use crate::api::ObjectSet;
+    for text in ["role:auditor#grants", "right#granted@role:auditor#member"] {
+        let Op::Subset { set, subject, permission } = one(&format!("subset {text} in user:ann#exercise")).op
+        else {
+            panic!("{text}: not a subset")
+        };
+        assert_eq!(Ok(set.to_object_set()), ObjectSet::parse(text).map_err(|e| e.to_string()));
+        assert_eq!((subject.value.to_string(), permission.value.as_str()), ("user:ann".into(), "exercise"));
+    }
+    // Mixed forms are told apart from syntax errors, with what to write instead.
+    let e = parse_queries("subset a:b#c@d:e in f:g#h\nsubset a#c in f:g#h").unwrap_err();
+    let got: Vec<(&str, Option<&str>)> = e.0.iter().map(|d| (d.code, d.help.as_deref())).collect();
+    assert_eq!(got[0], ("invalid-set", Some("did you mean `a#c@d:e`?")));
+    assert_eq!(got[1].0, "invalid-set");
+}
+
+#[test]
 fn clause_rules() {
     let e = parse_queries("check a:b#c@d:e limit 3 with {} with {}").unwrap_err();
     let codes: Vec<&str> = e.0.iter().map(|d| d.code).collect();
@@ -87,7 +113,7 @@ proptest::proptest! {
     #[test]
     fn splitter_agrees_with_the_file_grammar(
         parts in proptest::collection::vec(
-            "(check a:b#c@d:e|who a:b#c@d|what a#c@d:e|expand a:b#c|with \\{\"k\": \"v;#\"\\}|limit 2|after \"x;y\"|at 2024-05-01T00:00:00Z|// c;|# c;|#;|#|;|\n|\\{|\\}| |\t|\")",
+            "(check a:b#c@d:e|subset a:b#c in d:e#f|who a:b#c@d|what a#c@d:e|expand a:b#c|with \\{\"k\": \"v;#\"\\}|limit 2|after \"x;y\"|at 2024-05-01T00:00:00Z|// c;|# c;|#;|#|;|\n|\\{|\\}| |\t|\")",
             0..12,
         )
     ) {

@@ -381,6 +381,10 @@ impl Checker {
                 }
             }
         };
+        let list = |this: &mut Self, rels: &[ast::Ident]| -> Option<Vec<RelId>> {
+            let ids: Vec<Option<RelId>> = rels.iter().map(|r| rel(this, r)).collect();
+            ids.into_iter().collect()
+        };
         match &c.kind {
             ast::ConstraintKind::AtMost { count, relation } => {
                 Some(Constraint::AtMost { count: *count, relation: rel(self, relation)? })
@@ -389,13 +393,59 @@ impl Checker {
                 Some(Constraint::AtLeast { count: *count, relation: rel(self, relation)? })
             }
             ast::ConstraintKind::OneOf { relations } => {
-                let ids: Vec<Option<RelId>> = relations.iter().map(|r| rel(self, r)).collect();
-                Some(Constraint::OneOf { relations: ids.into_iter().collect::<Option<Vec<_>>>()? })
+                let ids = list(self, relations);
+                self.repeated_in(relations, "`one of` lists it twice", "list each relation once");
+                Some(Constraint::OneOf { relations: ids? })
             }
             ast::ConstraintKind::Requires { relation, required } => {
                 let a = rel(self, relation);
-                let b = rel(self, required);
+                let b = list(self, required);
+                if let Some(same) = required.iter().find(|r| r.name == relation.name) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "constraint-repeats-relation",
+                            same.span,
+                            format!("`{0}` requires itself, which always holds", relation.name),
+                        )
+                        .with_related(relation.span, "the same relation")
+                        .with_help("name the relations that holders of this one must also hold"),
+                    );
+                }
+                self.repeated_in(required, "`requires` lists it twice", "list each relation once");
                 Some(Constraint::Requires { relation: a?, required: b? })
+            }
+            ast::ConstraintKind::OnObject { relations, mode, guards } => {
+                let ids = list(self, relations);
+                let guard_ids = list(self, guards);
+                let both: Vec<&ast::Ident> = relations.iter().chain(guards).collect();
+                let word = if *mode == OnMode::Only { "only on" } else { "not on" };
+                self.repeated_in(
+                    both,
+                    &format!("the relation appears twice in this `{word}` constraint"),
+                    "a relation either is constrained (before the keyword) or guards (after it)",
+                );
+                Some(Constraint::OnObject { relations: ids?, mode: *mode, guards: guard_ids? })
+            }
+        }
+    }
+
+    /// Reports a relation named twice in one constraint.
+    fn repeated_in<'i>(&mut self, names: impl IntoIterator<Item = &'i ast::Ident>, label: &str, help: &str) {
+        let mut seen: Vec<&ast::Ident> = Vec::new();
+        for n in names {
+            if let Some(first) = seen.iter().find(|f| f.name == n.name) {
+                self.diags.push(
+                    Diagnostic::new(
+                        "constraint-repeats-relation",
+                        n.span,
+                        format!("`{}` is named twice in one constraint", n.name),
+                    )
+                    .with_label(label)
+                    .with_related(first.span, "first named here")
+                    .with_help(help),
+                );
+            } else {
+                seen.push(n);
             }
         }
     }

@@ -13,6 +13,7 @@ pub use check::compile;
 pub use condition::{CompiledCondition, ConditionOutcome};
 pub use graph::SchemaGraph;
 
+pub use crate::syntax::ast::OnMode;
 use crate::syntax::ast::{ArrowMode, ParamType, Span};
 use std::collections::HashMap;
 
@@ -100,13 +101,23 @@ pub enum Rewrite {
     Nil,
 }
 
-/// A schema-level constraint, enforced atomically when relationships are written.
+/// A schema-level constraint on the relationships of one object, enforced atomically when
+/// relationships are written (see `store::constraints`). With valid time it holds at every
+/// instant; conditions on relationships are not looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Constraint {
+    /// At no instant do more than `count` subjects hold `relation` on the object.
     AtMost { count: u32, relation: RelId },
+    /// Whenever the object has a relationship, or is the subject of one, at least `count`
+    /// subjects hold `relation`.
     AtLeast { count: u32, relation: RelId },
+    /// A subject holds at most one of `relations` on the object at any instant.
     OneOf { relations: Vec<RelId> },
-    Requires { relation: RelId, required: RelId },
+    /// A subject holding `relation` on the object holds one of `required` on it too, all the while.
+    Requires { relation: RelId, required: Vec<RelId> },
+    /// `Only`: while the object has a relationship of `relations`, it has one of `guards` (any
+    /// subject). `Not`: it never has a relationship of `relations` and one of `guards` at once.
+    OnObject { relations: Vec<RelId>, mode: OnMode, guards: Vec<RelId> },
 }
 
 /// The parameter list of a condition.

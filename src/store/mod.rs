@@ -8,6 +8,7 @@
 mod constraints;
 mod intern;
 pub mod relationship;
+mod timeline;
 mod write;
 
 pub use intern::Interner;
@@ -165,8 +166,10 @@ pub trait TupleStore {
     fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs>;
     fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs);
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs>;
-    /// The subjects stored for `object#rel`, in subject order.
-    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject>;
+    /// The relationships stored for `object#rel` (expired ones included), in subject order.
+    fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)>;
+    /// The attributes of every relationship whose subject is `object` or one of its usersets.
+    fn referencing(&self, object: Obj) -> Vec<TupleAttrs>;
 }
 
 impl TupleStore for Data {
@@ -185,8 +188,15 @@ impl TupleStore for Data {
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
         Data::remove(self, object, rel, subject)
     }
-    fn subjects_of(&self, object: Obj, rel: RelId) -> Vec<Subject> {
-        self.subjects(object, rel).map(|(s, _)| *s).collect()
+    fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        self.subjects(object, rel).map(|(s, a)| (*s, a.clone())).collect()
+    }
+    fn referencing(&self, object: Obj) -> Vec<TupleAttrs> {
+        // The reference store has no reverse index: a scan, as simple as can be.
+        self.iter()
+            .filter(|(_, _, s, _)| !s.is_wildcard() && s.object() == object)
+            .map(|(.., a)| a.clone())
+            .collect()
     }
 }
 

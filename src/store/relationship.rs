@@ -328,6 +328,22 @@ mod tests {
         assert_eq!(g.subject.relation.as_deref(), Some("member"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_round_trips(text in "[a-z:#@*\\[\\]{}\"0-9_./=+|-]{0,40}") {
+            if let Ok(r) = Relationship::parse(&text) {
+                proptest::prop_assert_eq!(Relationship::parse(&r.to_string()), Ok(r));
+            }
+        }
+
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC{0,60}") {
+            let _ = Relationship::parse(&text);
+            let _ = SubjectRef::parse(&text);
+            let _ = ObjectRef::parse(&text);
+        }
+    }
+
     #[test]
     fn rejects_malformed_text() {
         for bad in [

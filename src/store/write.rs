@@ -41,8 +41,18 @@ pub enum WriteError {
     InvalidCondition { relationship: String, reason: String },
     #[error("`{relationship}` already exists")]
     AlreadyExists { relationship: String },
-    #[error("constraint `{constraint}` violated by `{relationship}`; current holders: {holders}")]
-    Constraint { constraint: String, relationship: String, holders: String },
+    /// A schema constraint would be broken. `holders` lists the holders of the constrained
+    /// relations as they are now (before the batch), with their validity if they have one.
+    #[error(
+        "constraint `{constraint}` rejects {action} `{relationship}`: {reason}; current holders: {holders}"
+    )]
+    Constraint {
+        constraint: String,
+        action: &'static str,
+        relationship: String,
+        reason: String,
+        holders: String,
+    },
 }
 
 fn hint_suffix(h: &Option<String>) -> String {
@@ -52,10 +62,11 @@ fn hint_suffix(h: &Option<String>) -> String {
 /// Validates the whole batch against `schema` and applies it to `data`. On error `data` may be
 /// partly changed; the caller applies batches to a copy.
 pub fn apply_batch<S: TupleStore>(schema: &Schema, data: &mut S, ops: &[WriteOp]) -> Result<(), WriteError> {
-    let mut touched = Vec::with_capacity(ops.len());
+    let mut changes = constraints::Changes::default();
     for op in ops {
         let r = op.relationship();
         let (object, rel, subject, attrs) = resolve(schema, data, r)?;
+        changes.record((object, rel, subject), op, || data.get(object, rel, subject));
         match op {
             WriteOp::Touch(_) => data.insert(object, rel, subject, attrs),
             WriteOp::Create(_) => {
@@ -68,9 +79,8 @@ pub fn apply_batch<S: TupleStore>(schema: &Schema, data: &mut S, ops: &[WriteOp]
                 data.remove(object, rel, subject);
             }
         }
-        touched.push((object, rel, subject, op));
     }
-    constraints::check(schema, data, &touched)
+    constraints::check(schema, data, &changes)
 }
 
 /// Resolves names to ids (interning new object ids) and checks the relationship against the

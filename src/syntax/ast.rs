@@ -50,6 +50,49 @@ impl Eq for Ident {}
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schema {
     pub items: Vec<Item>,
+    /// Comment lines after the last item (see [`Trivia`]).
+    #[serde(default)]
+    pub end_comments: Vec<String>,
+}
+
+/// The comments and blank lines around a node, kept so that formatting loses none of them.
+///
+/// Equality compares them: two trees that differ only in comments or blank lines differ. Every
+/// comment is stored with its markers (`// text`, `/* text */`), without trailing whitespace; the
+/// lines of a block comment after its first lose the indentation up to the column of its `/*`, so
+/// the text does not depend on how deeply the comment was indented. In a list of comment lines
+/// (`leading`, [`TypeDef::end_comments`], [`Schema::end_comments`]) an empty string stands for a
+/// blank line.
+///
+/// Where the parser attaches a comment:
+/// - A comment that starts and ends on the line where a node's last token ends, after that token,
+///   trails the node (`trailing`). The last token of a type or condition is its closing `}`;
+///   comments after a type's `{` on the same line are the type's `open_comments`.
+/// - Any other comment between two nodes leads the next one (`leading`): the next member of the
+///   type or, after the last member, the type's `end_comments`; at the top level the next item or,
+///   after the last item, the schema's `end_comments`.
+/// - A comment inside a node, between its first token (its first `///` line, if any) and its last,
+///   moves to the end of the node's `leading` comments, in order: comments within an expression, a
+///   subject list, a constraint, a type head or a condition's parameter list end up on the lines
+///   above the member or item, before its doc comment. Comments in the CEL body of a condition
+///   are part of its expression text and stay where they are.
+/// - Blank lines count before a node and between the comments before it, a run of them as one.
+///   Blank lines inside a node, right after a type's `{` line, right before its `}`, and before
+///   an item or the schema's end comments (the formatter always separates those by one blank
+///   line) are dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trivia {
+    /// Comment lines, and blank lines as `""`, before the node and its doc comment.
+    pub leading: Vec<String>,
+    /// Comments after the node on its last line: each on one line, and only the last may be a
+    /// `//` comment.
+    pub trailing: Vec<String>,
+}
+
+impl Trivia {
+    pub fn is_empty(&self) -> bool {
+        self.leading.is_empty() && self.trailing.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,15 +101,55 @@ pub enum Item {
     Condition(ConditionDef),
 }
 
+impl Item {
+    pub fn trivia(&self) -> &Trivia {
+        match self {
+            Item::Type(t) => &t.trivia,
+            Item::Condition(c) => &c.trivia,
+        }
+    }
+
+    pub fn trivia_mut(&mut self) -> &mut Trivia {
+        match self {
+            Item::Type(t) => &mut t.trivia,
+            Item::Condition(c) => &mut c.trivia,
+        }
+    }
+}
+
 /// `type company { ... }`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypeDef {
     pub name: Ident,
     /// Text of the `///` doc comment lines before the definition, without the markers, joined by `\n`.
     pub doc: Option<String>,
+    /// Comments before the type and after its closing `}`.
+    #[serde(default)]
+    pub trivia: Trivia,
+    /// Comments after the opening `{`, on its line.
+    #[serde(default)]
+    pub open_comments: Vec<String>,
     pub members: Vec<Member>,
+    /// Comment lines after the last member, before the closing `}`.
+    #[serde(default)]
+    pub end_comments: Vec<String>,
     #[serde(skip)]
     pub span: SpanEq,
+}
+
+impl TypeDef {
+    /// A type without comments.
+    pub fn new(name: Ident, doc: Option<String>, members: Vec<Member>, span: Span) -> Self {
+        TypeDef {
+            name,
+            doc,
+            trivia: Trivia::default(),
+            open_comments: Vec::new(),
+            members,
+            end_comments: Vec::new(),
+            span: span.into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +157,24 @@ pub enum Member {
     Relation(RelationDef),
     Permission(PermissionDef),
     Constraint(ConstraintDef),
+}
+
+impl Member {
+    pub fn trivia(&self) -> &Trivia {
+        match self {
+            Member::Relation(r) => &r.trivia,
+            Member::Permission(p) => &p.trivia,
+            Member::Constraint(c) => &c.trivia,
+        }
+    }
+
+    pub fn trivia_mut(&mut self) -> &mut Trivia {
+        match self {
+            Member::Relation(r) => &mut r.trivia,
+            Member::Permission(p) => &mut p.trivia,
+            Member::Constraint(c) => &mut c.trivia,
+        }
+    }
 }
 
 /// `relation subsidiary-of: company` or, with a rewrite, `relation viewer: user = this + editor`.
@@ -86,6 +187,8 @@ pub struct RelationDef {
     pub doc: Option<String>,
     pub subjects: Vec<SubjectType>,
     pub rewrite: Option<Expr>,
+    #[serde(default)]
+    pub trivia: Trivia,
     #[serde(skip)]
     pub span: SpanEq,
 }
@@ -118,6 +221,8 @@ pub struct PermissionDef {
     pub name: Ident,
     pub doc: Option<String>,
     pub expr: Expr,
+    #[serde(default)]
+    pub trivia: Trivia,
     #[serde(skip)]
     pub span: SpanEq,
 }
@@ -164,6 +269,8 @@ pub struct ConditionDef {
     /// Where the expression stands in the source (as written: before its indentation is removed).
     #[serde(skip)]
     pub expr_span: SpanEq,
+    #[serde(default)]
+    pub trivia: Trivia,
     #[serde(skip)]
     pub span: SpanEq,
 }
@@ -233,11 +340,14 @@ impl std::fmt::Display for ParamType {
 
 /// A schema-level constraint on the relationships of one type, enforced atomically on write.
 ///
-/// Reserved for constraint declarations (`at most`, `at least`, `one of`, `requires`, ...);
-/// the syntax and the variants grow with the language.
+/// A constraint is about the relationships of one object. With valid time (relationships with
+/// `[valid:FROM..UNTIL]` or `[expiration:T]`) it must hold at every instant; conditions on
+/// relationships are not looked at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConstraintDef {
     pub kind: ConstraintKind,
+    #[serde(default)]
+    pub trivia: Trivia,
     #[serde(skip)]
     pub span: SpanEq,
 }
@@ -246,15 +356,30 @@ pub struct ConstraintDef {
 pub enum ConstraintKind {
     /// `constraint at most 5 account-admin`: per object, at most N subjects hold the relation.
     AtMost { count: u32, relation: Ident },
-    /// `constraint at least 1 admin`: per object, at least N subjects hold the relation once any
-    /// relationship of the object's type has been written for the object.
+    /// `constraint at least 1 admin`: per object, at least N subjects hold the relation whenever
+    /// the object has a relationship or is the subject of one.
     AtLeast { count: u32, relation: Ident },
     /// `constraint one of (complaints-supervisor, complaints-manager)`: per object and subject,
     /// at most one of the relations.
     OneOf { relations: Vec<Ident> },
-    /// `constraint staff-director requires complaints-role`: holding the first relation on an object
-    /// requires holding the second on the same object.
-    Requires { relation: Ident, required: Ident },
+    /// `constraint staff-director requires complaints-role` or `... requires (a, b)`: a subject
+    /// holding the first relation on an object holds one of the required ones on it too.
+    Requires { relation: Ident, required: Vec<Ident> },
+    /// `constraint administrator only on (assured, licensee)` or
+    /// `constraint (administrator, private-user) not on partner`: which subjects an object may
+    /// relate by `relations` depends on the object itself, through its `guards` relations (held by
+    /// any subject). `only on`: while the object has a relationship of one of `relations`, it has
+    /// one of `guards` too. `not on`: it never has both.
+    OnObject { relations: Vec<Ident>, mode: OnMode, guards: Vec<Ident> },
+}
+
+/// How the guards of a [`ConstraintKind::OnObject`] constraint decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OnMode {
+    /// `only on`: the relations need one of the guards.
+    Only,
+    /// `not on`: the relations exclude every guard.
+    Not,
 }
 
 /// A span that compares equal to every other span, so that trees compare by content only.

@@ -95,7 +95,8 @@ fn lines_in_string(expr: &str) -> Vec<bool> {
     flags
 }
 
-fn strip_blanks(line: &str, max: usize) -> &str {
+/// `line` without up to `max` leading blanks (spaces or tabs).
+pub(crate) fn strip_blanks(line: &str, max: usize) -> &str {
     let n = line.chars().take(max).take_while(|c| *c == ' ' || *c == '\t').count();
     &line[n..]
 }

@@ -1,12 +1,18 @@
 //! The canonical text of a schema.
 //!
-//! Two-space indentation, one member per line, a blank line between items, doc comments kept,
-//! parentheses only where precedence needs them, `->` for an any-arrow, and the CEL of a condition
-//! as written, on its own lines, indented by two spaces.
+//! Two-space indentation, one member per line, a blank line between items, parentheses only where
+//! precedence needs them, `->` for an any-arrow, and the CEL of a condition as written, on its own
+//! lines, indented by two spaces.
+//!
+//! Every comment is kept ([`Trivia`](crate::syntax::ast::Trivia) says where the parser attaches each one): leading comments on
+//! their own lines before the node and its `///` doc comment, trailing comments after the node on
+//! its last line, a type's `open_comments` after its `{`, and end comments before the `}` of a type
+//! or at the end of the file. Blank lines the author left between members or comments stay, one
+//! for each run.
 
 use crate::syntax::ast::{
-    ArrowMode, ConditionDef, ConstraintKind, Expr, Ident, Item, Member, Schema, SubjectKind, SubjectType,
-    TypeDef,
+    ArrowMode, ConditionDef, ConstraintKind, Expr, Ident, Item, Member, OnMode, Schema, SubjectKind,
+    SubjectType, TypeDef,
 };
 use crate::syntax::cel_text;
 use std::fmt::Write as _;
@@ -16,56 +22,107 @@ use std::fmt::Write as _;
 /// For every tree that [`parse_schema`](crate::syntax::parse_schema) returns, parsing the result
 /// gives the tree again (up to spans), and formatting is idempotent. Trees built by hand or by an
 /// importer should keep to what the parser produces: unions and intersections of at least two
-/// operands, at least one subject type per relation, names the grammar accepts.
+/// operands, at least one subject type per relation, names the grammar accepts, comments as
+/// [`Trivia`](crate::syntax::ast::Trivia) describes them (with their markers, trailing ones on one line).
 pub fn format_schema(schema: &Schema) -> String {
-    let items: Vec<String> = schema
-        .items
-        .iter()
-        .map(|item| match item {
-            Item::Type(t) => type_def(t),
-            Item::Condition(c) => condition(c),
-        })
-        .collect();
-    let mut out = items.join("\n");
-    if out.is_empty() {
-        return out;
+    let mut out = String::new();
+    for (i, item) in schema.items.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match item {
+            Item::Type(t) => type_def(&mut out, t),
+            Item::Condition(c) => condition(&mut out, c),
+        }
     }
-    if !out.ends_with('\n') {
+    let end = blank_trimmed(&schema.end_comments, true, true);
+    if !end.is_empty() && !out.is_empty() {
         out.push('\n');
+    }
+    comment_lines(&mut out, &end, "");
+    out
+}
+
+fn type_def(out: &mut String, t: &TypeDef) {
+    comment_lines(out, &blank_trimmed(&t.trivia.leading, true, false), "");
+    doc(out, t.doc.as_deref(), "");
+    let end = blank_trimmed(&t.end_comments, t.members.is_empty(), true);
+    let _ = write!(out, "type {} {{", t.name.name);
+    if t.members.is_empty() && t.open_comments.is_empty() && end.is_empty() {
+        out.push('}');
+        line_end(out, &t.trivia.trailing);
+        return;
+    }
+    line_end(out, &t.open_comments);
+    for (i, m) in t.members.iter().enumerate() {
+        member(out, m, i == 0);
+    }
+    comment_lines(out, &end, "  ");
+    out.push('}');
+    line_end(out, &t.trivia.trailing);
+}
+
+fn member(out: &mut String, m: &Member, first: bool) {
+    comment_lines(out, &blank_trimmed(&m.trivia().leading, first, false), "  ");
+    match m {
+        Member::Relation(r) => {
+            doc(out, r.doc.as_deref(), "  ");
+            let subjects: Vec<String> = r.subjects.iter().map(subject).collect();
+            let _ = write!(out, "  relation {}: {}", r.name.name, subjects.join(" | "));
+            if let Some(e) = &r.rewrite {
+                let _ = write!(out, " = {}", expr(e));
+            }
+        }
+        Member::Permission(p) => {
+            doc(out, p.doc.as_deref(), "  ");
+            let _ = write!(out, "  permission {} = {}", p.name.name, expr(&p.expr));
+        }
+        Member::Constraint(c) => {
+            let _ = write!(out, "  constraint {}", constraint(&c.kind));
+        }
+    }
+    line_end(out, &m.trivia().trailing);
+}
+
+/// `lines` without blank lines at the front and at the back (as asked), and runs of them as one.
+fn blank_trimmed(lines: &[String], front: bool, back: bool) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::with_capacity(lines.len());
+    for line in lines {
+        let blank = line.trim().is_empty();
+        let after_blank = out.last().is_none_or(|l: &&str| l.is_empty());
+        if !blank {
+            out.push(line);
+        } else if !(after_blank && (front || !out.is_empty())) {
+            out.push("");
+        }
+    }
+    if back && out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
     }
     out
 }
 
-fn type_def(t: &TypeDef) -> String {
-    let mut out = String::new();
-    doc(&mut out, t.doc.as_deref(), "");
-    if t.members.is_empty() {
-        let _ = writeln!(out, "type {} {{}}", t.name.name);
-        return out;
-    }
-    let _ = writeln!(out, "type {} {{", t.name.name);
-    for m in &t.members {
-        match m {
-            Member::Relation(r) => {
-                doc(&mut out, r.doc.as_deref(), "  ");
-                let subjects: Vec<String> = r.subjects.iter().map(subject).collect();
-                let _ = write!(out, "  relation {}: {}", r.name.name, subjects.join(" | "));
-                if let Some(e) = &r.rewrite {
-                    let _ = write!(out, " = {}", expr(e));
-                }
+/// Comment lines, each on lines of its own after `indent`; `""` is a blank line.
+fn comment_lines(out: &mut String, lines: &[&str], indent: &str) {
+    for line in lines {
+        for part in line.split('\n') {
+            let part = part.trim_end();
+            if part.is_empty() {
                 out.push('\n');
-            }
-            Member::Permission(p) => {
-                doc(&mut out, p.doc.as_deref(), "  ");
-                let _ = writeln!(out, "  permission {} = {}", p.name.name, expr(&p.expr));
-            }
-            Member::Constraint(c) => {
-                let _ = writeln!(out, "  constraint {}", constraint(&c.kind));
+            } else {
+                let _ = writeln!(out, "{indent}{part}");
             }
         }
     }
-    out.push_str("}\n");
-    out
+}
+
+/// Ends the current line after the comments `trailing`.
+fn line_end(out: &mut String, trailing: &[String]) {
+    for c in trailing.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        out.push(' ');
+        out.push_str(c);
+    }
+    out.push('\n');
 }
 
 fn doc(out: &mut String, doc: Option<&str>, indent: &str) {
@@ -171,14 +228,29 @@ fn constraint(c: &ConstraintKind) -> String {
             format!("one of ({})", names.join(", "))
         }
         ConstraintKind::Requires { relation, required } => {
-            format!("{} requires {}", relation.name, required.name)
+            format!("{} requires {}", relation.name, relation_list(required))
+        }
+        ConstraintKind::OnObject { relations, mode, guards } => {
+            let word = match mode {
+                OnMode::Only => "only",
+                OnMode::Not => "not",
+            };
+            format!("{} {word} on {}", relation_list(relations), relation_list(guards))
         }
     }
 }
 
-fn condition(c: &ConditionDef) -> String {
-    let mut out = String::new();
-    doc(&mut out, c.doc.as_deref(), "");
+/// `a`, or `(a, b)` for more than one relation.
+fn relation_list(relations: &[Ident]) -> String {
+    match relations {
+        [one] => one.name.clone(),
+        _ => format!("({})", relations.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn condition(out: &mut String, c: &ConditionDef) {
+    comment_lines(out, &blank_trimmed(&c.trivia.leading, true, false), "");
+    doc(out, c.doc.as_deref(), "");
     let params: Vec<String> = c.params.iter().map(|p| format!("{}: {}", p.name.name, p.ty)).collect();
     let _ = writeln!(out, "condition {}({}) {{", c.name.name, params.join(", "));
     let body = cel_text::indent(&c.expr, "  ");
@@ -186,6 +258,6 @@ fn condition(c: &ConditionDef) -> String {
         out.push_str(&body);
         out.push('\n');
     }
-    out.push_str("}\n");
-    out
+    out.push('}');
+    line_end(out, &c.trivia.trailing);
 }

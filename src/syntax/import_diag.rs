@@ -3,6 +3,7 @@
 
 use crate::diag::Diagnostic;
 use crate::syntax::ast::Span;
+use crate::syntax::parser::stored_comment;
 use pest::error::{Error, ErrorVariant, InputLocation};
 use pest::RuleType;
 
@@ -90,33 +91,66 @@ fn floor_char_boundary(text: &str, mut pos: usize) -> usize {
 /// The text of the doc comments (`/** ... */` and `///` lines) in `text[from..to]`, a stretch that
 /// holds only whitespace, separators and comments, without their markers.
 pub(crate) fn doc_comments(text: &str, from: usize, to: usize) -> Option<String> {
-    let gap = text.get(from..to)?;
-    let mut docs: Vec<String> = Vec::new();
-    let mut rest = gap;
-    while let Some(i) = rest.find('/') {
-        let tail = rest.get(i..).unwrap_or("");
-        if tail.starts_with("/**") && !tail.starts_with("/**/") {
-            let end = tail.find("*/").map_or(tail.len(), |e| e + 2);
-            let body = tail.get(3..end.saturating_sub(2).max(3)).unwrap_or("");
-            docs.push(block_doc(body));
-            rest = tail.get(end..).unwrap_or("");
-        } else if tail.starts_with("/*") {
-            let end = tail.get(2..).and_then(|t| t.find("*/")).map_or(tail.len(), |e| e + 4);
-            rest = tail.get(end..).unwrap_or("");
-        } else if tail.starts_with("//") {
-            let end = tail.find('\n').unwrap_or(tail.len());
-            let line = tail.get(..end).unwrap_or("");
-            if let Some(doc) = line.strip_prefix("///").filter(|_| !line.starts_with("////")) {
-                let doc = doc.strip_prefix(' ').unwrap_or(doc).trim_end();
-                docs.push(doc.to_string());
-            }
-            rest = tail.get(end..).unwrap_or("");
-        } else {
-            rest = tail.get(1..).unwrap_or("");
-        }
-    }
+    let docs: Vec<String> = comments(text, from, to)
+        .into_iter()
+        .filter_map(|(_, c)| match c.strip_prefix("/**").filter(|_| c != "/**/") {
+            Some(body) => Some(block_doc(body.strip_suffix("*/").unwrap_or(body))),
+            None => c
+                .strip_prefix("///")
+                .filter(|_| !c.starts_with("////"))
+                .map(|doc| doc.strip_prefix(' ').unwrap_or(doc).trim_end().to_string()),
+        })
+        .collect();
     let joined = docs.join("\n");
     (!joined.trim().is_empty()).then_some(joined)
+}
+
+/// The plain (not doc) `//` and closed `/* */` comments in `text[from..to]`, a stretch that holds
+/// only whitespace, separators and comments, in the form [`Trivia`] stores them.
+///
+/// [`Trivia`]: crate::syntax::ast::Trivia
+pub(crate) fn plain_comments(text: &str, from: usize, to: usize) -> Vec<String> {
+    comments(text, from, to)
+        .into_iter()
+        .filter(|(_, c)| {
+            let doc =
+                (c.starts_with("/**") && *c != "/**/") || (c.starts_with("///") && !c.starts_with("////"));
+            let closed = !c.starts_with("/*") || (c.len() >= 4 && c.ends_with("*/"));
+            !doc && closed
+        })
+        .map(|(start, c)| {
+            let stored = stored_comment(text, start, c);
+            // A lone `\r` inside a SpiceDB `//` comment would end a Purview one.
+            if c.starts_with("//") {
+                stored.replace('\r', " ")
+            } else {
+                stored
+            }
+        })
+        .collect()
+}
+
+/// The comments in `text[from..to]`, a stretch that holds only whitespace, separators and comments,
+/// with their offsets. A `//` comment runs up to the next `\n`, as in SpiceDB.
+fn comments(text: &str, from: usize, to: usize) -> Vec<(usize, &str)> {
+    let Some(gap) = text.get(from..to) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = gap.get(at..).and_then(|rest| rest.find('/')) {
+        let start = at + i;
+        let tail = gap.get(start..).unwrap_or("");
+        let len = if tail.starts_with("/*") {
+            tail.get(2..).and_then(|t| t.find("*/")).map_or(tail.len(), |e| e + 4)
+        } else if tail.starts_with("//") {
+            tail.find('\n').unwrap_or(tail.len())
+        } else {
+            at = start + 1;
+            continue;
+        };
+        out.push((from + start, tail.get(..len).unwrap_or("")));
+        at = start + len;
+    }
+    out
 }
 
 /// The body of a `/** ... */` comment without the leading `*` of each line, blank edges dropped.
@@ -152,6 +186,13 @@ mod tests {
         assert_eq!(doc_comments(text, 0, text.len()).as_deref(), Some("user is a user\nof things\nmore"));
         assert_eq!(doc_comments("// plain\n/* block */", 0, 20), None);
         assert_eq!(doc_comments("/**/", 0, 4), None);
+    }
+
+    #[test]
+    fn plain_comments_keep_their_markers() {
+        let text = "/** doc */ // a  \r\n  /* b\n     c */ /// doc\n//// d\r/* e */\n/**/ /* open";
+        let want = ["// a", "/* b\n   c */", "//// d /* e */", "/**/"];
+        assert_eq!(plain_comments(text, 0, text.len()), want);
     }
 
     #[test]

@@ -7,11 +7,14 @@
 pub mod ast;
 mod cel_text;
 pub mod format;
+pub mod formats;
 mod import_diag;
 pub mod openfga;
 pub mod openfga_check;
 pub mod parser;
+pub mod printable;
 pub mod spicedb;
 
 pub use format::format_schema;
+pub use formats::{detect, parse_as, SchemaFormat};
 pub use parser::parse_schema;

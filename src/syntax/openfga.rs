@@ -15,7 +15,7 @@
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::syntax::ast::{
     ArrowMode, ConditionDef, Expr, Ident, Item, Member, Param, ParamType, PermissionDef, RelationDef, Schema,
-    Span, SpanEq, SubjectKind, SubjectType, TypeDef,
+    Span, SpanEq, SubjectKind, SubjectType, Trivia, TypeDef,
 };
 use crate::syntax::import_diag::{syntax_error, trimmed, MAX_NESTING};
 use pest::iterators::Pair;
@@ -94,7 +94,7 @@ pub fn parse_openfga_dsl(text: &str) -> Result<Schema, Diagnostics> {
         );
     }
     if lower.diags.is_empty() {
-        Ok(Schema { items })
+        Ok(Schema { items, end_comments: Vec::new() })
     } else {
         Err(Diagnostics(lower.diags))
     }
@@ -229,7 +229,7 @@ impl<'t> Lower<'t> {
                 _ => {}
             }
         }
-        (extend, TypeDef { name, doc: None, members, span: span.into() })
+        (extend, TypeDef::new(name, None, members, span))
     }
 
     /// `define name: ...` as a relation (with direct types) or a permission (without).
@@ -244,9 +244,18 @@ impl<'t> Lower<'t> {
         Some(match subjects {
             Some(subjects) => {
                 let rewrite = if matches!(expr, Expr::This(_)) { None } else { Some(expr) };
-                Member::Relation(RelationDef { name, doc: None, subjects, rewrite, span })
+                Member::Relation(RelationDef {
+                    name,
+                    doc: None,
+                    subjects,
+                    rewrite,
+                    trivia: Trivia::default(),
+                    span,
+                })
             }
-            None => Member::Permission(PermissionDef { name, doc: None, expr, span }),
+            None => {
+                Member::Permission(PermissionDef { name, doc: None, expr, trivia: Trivia::default(), span })
+            }
         })
     }
 
@@ -359,7 +368,15 @@ impl<'t> Lower<'t> {
             }
         }
         let (expr, expr_span) = expr;
-        Some(ConditionDef { name, doc: None, params, expr, expr_span: expr_span.into(), span: span.into() })
+        Some(ConditionDef {
+            name,
+            doc: None,
+            params,
+            expr,
+            expr_span: expr_span.into(),
+            trivia: Trivia::default(),
+            span: span.into(),
+        })
     }
 }
 

@@ -4,12 +4,14 @@
 //! head of a condition. This file cuts the text into those pieces with a small lexer, so that after
 //! an error it carries on at the next member or item and reports every error of the file at once.
 //! It also finds the CEL body of each condition, lowers the pest pairs to the spanned AST (`lower`),
-//! turns pest errors into messages a schema author can act on (`expect`), and reports duplicate names.
+//! attaches comments and blank lines to the nodes around them (`trivia`), turns pest errors into
+//! messages a schema author can act on (`expect`), and reports duplicate names.
 //! pest's `Rule` and `Pair` never leave this module.
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::syntax::ast::{ConditionDef, Ident, Item, Member, Schema, Span, TypeDef};
+use crate::syntax::ast::{ConditionDef, Ident, Item, Member, Schema, Span, Trivia, TypeDef};
 use crate::syntax::cel_text;
+pub(crate) use lexer::RESERVED;
 use lexer::{Kind, Lexer, Token};
 use pest::iterators::Pair;
 use pest::Parser as _;
@@ -17,6 +19,9 @@ use pest::Parser as _;
 mod expect;
 mod lexer;
 mod lower;
+mod trivia;
+
+pub(crate) use trivia::stored_comment;
 
 mod grammar {
     #[derive(pest_derive::Parser)]
@@ -35,9 +40,9 @@ const MAX_NESTING: usize = 48;
 /// Errors are syntax errors, reserved words used as names, duplicate types, members, conditions and
 /// parameters, and unknown parameter types. Names are not resolved here: `relation owner: usr` parses.
 pub fn parse_schema(text: &str) -> Result<Schema, Diagnostics> {
-    let mut parser = Driver { text, diags: Vec::new(), items: Vec::new() };
+    let mut parser = Driver { text, diags: Vec::new(), items: Vec::new(), end_comments: Vec::new() };
     parser.schema();
-    let Driver { mut diags, items, .. } = parser;
+    let Driver { mut diags, items, end_comments, .. } = parser;
     let types = items.iter().filter_map(|i| if let Item::Type(t) = i { Some(&t.name) } else { None });
     for (first, dup) in duplicates(types) {
         diags.push(duplicate("duplicate-type", first, dup, format!("type `{}` is defined twice", dup.name)));
@@ -49,7 +54,7 @@ pub fn parse_schema(text: &str) -> Result<Schema, Diagnostics> {
         diags.push(duplicate("duplicate-condition", first, dup, msg));
     }
     if diags.is_empty() {
-        Ok(Schema { items })
+        Ok(Schema { items, end_comments })
     } else {
         diags.sort_by_key(|d| (d.span.start, d.span.end));
         Err(Diagnostics(diags))
@@ -82,24 +87,36 @@ struct Driver<'a> {
     text: &'a str,
     diags: Vec<Diagnostic>,
     items: Vec<Item>,
+    end_comments: Vec<String>,
 }
 
 impl<'a> Driver<'a> {
     fn schema(&mut self) {
         let mut pos = 0;
         loop {
+            let gap = trivia::gap(self.text, pos, pos > 0);
+            if let Some(item) = self.items.last_mut().filter(|_| pos > 0) {
+                item.trivia_mut().trailing.extend(gap.same_line);
+            }
+            let mut leading = gap.lines;
             let lx = Lexer::new(self.text, pos);
             let tok = lx.peek();
             match tok.kind {
-                Kind::Eof => return,
+                Kind::Eof => {
+                    trivia::trim_blanks(&mut leading, true, true);
+                    self.end_comments = leading;
+                    return;
+                }
                 Kind::UnclosedComment => return self.unclosed_comment(tok),
                 _ => {}
             }
+            // The formatter always puts one blank line between items.
+            trivia::trim_blanks(&mut leading, true, false);
             let kw = skip_docs(lx).peek();
             pos = if kw.is_word("type") {
-                self.type_item(tok.start, kw)
+                self.type_item(tok.start, kw, leading)
             } else if kw.is_word("condition") {
-                self.condition_item(tok.start, kw)
+                self.condition_item(tok.start, kw, leading)
             } else if tok.kind == Kind::Doc {
                 if kw.kind == Kind::Eof {
                     self.dangling_doc(tok, "a type or condition");
@@ -112,8 +129,8 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// `type name { members }`; returns where the item ends.
-    fn type_item(&mut self, start: usize, kw: Token<'a>) -> usize {
+    /// `type name { members }`, after the comment lines `leading`; returns where the item ends.
+    fn type_item(&mut self, start: usize, kw: Token<'a>, mut leading: Vec<String>) -> usize {
         let stop = self.head_stop(kw.end, true);
         let head_end = if stop.is_punct("{") { stop.end } else { stop.start };
         let head = self.parse(Rule::type_head_chunk, start, head_end);
@@ -131,7 +148,11 @@ impl<'a> Driver<'a> {
         } else {
             return self.resync(kw.end);
         };
-        let mut members = Vec::new();
+        leading.extend(trivia::comments_within(self.text, start, stop.start));
+        let open = trivia::gap(self.text, body, true);
+        // Comment lines waiting for the member (or the `}`) they come before.
+        let mut pending = open.lines;
+        let mut members: Vec<Member> = Vec::new();
         let mut lx = Lexer::new(self.text, body);
         let end = loop {
             let tok = lx.peek();
@@ -148,33 +169,62 @@ impl<'a> Driver<'a> {
                 }
                 break tok.start;
             }
-            lx = Lexer::new(self.text, self.member(lx, &mut members));
+            let leading = std::mem::take(&mut pending);
+            let (last, member) = self.member(lx, leading, members.is_empty());
+            let gap = trivia::gap(self.text, last, true);
+            if let Some(mut member) = member {
+                member.trivia_mut().trailing = gap.same_line;
+                members.push(member);
+            }
+            pending = gap.lines;
+            lx = Lexer::new(self.text, last);
         };
         let Some(name) = name else { return end };
         self.check_members(&name, &members);
+        trivia::trim_blanks(&mut pending, members.is_empty(), true);
         let span = Span::new(kw.start, end).into();
-        self.items.push(Item::Type(TypeDef { name, doc, members, span }));
+        self.items.push(Item::Type(TypeDef {
+            name,
+            doc,
+            trivia: Trivia { leading, trailing: Vec::new() },
+            open_comments: open.same_line,
+            members,
+            end_comments: pending,
+            span,
+        }));
         end
     }
 
-    /// One member (with its doc comments) at `lx`; returns where it ends.
-    fn member(&mut self, lx: Lexer<'a>, members: &mut Vec<Member>) -> usize {
+    /// One member (with its doc comments) at `lx`, after the comment lines `leading`; returns the
+    /// end of its last token, and the member unless it has errors.
+    fn member(
+        &mut self,
+        lx: Lexer<'a>,
+        mut leading: Vec<String>,
+        first_member: bool,
+    ) -> (usize, Option<Member>) {
         let first = lx.peek();
         let mut after = skip_docs(lx);
         let kw = after.next();
         if !kw.is_member_keyword() {
             if first.kind == Kind::Doc && (kw.is_punct("}") || kw.is_end()) {
                 self.dangling_doc(first, "a relation or permission");
-                return kw.start;
+                return (kw.start, None);
             }
             self.diags.push(expect::member_junk(kw));
-            return member_end(after, kw);
+            return (member_end(after, kw), None);
         }
         let end = member_end(after, kw);
-        if let Some(pair) = self.parse(Rule::member_chunk, first.start, end) {
-            members.extend(self.lower(first.start).member(pair));
+        let last = trivia::last_token_end(self.text, first.start, end);
+        let Some(pair) = self.parse(Rule::member_chunk, first.start, end) else { return (last, None) };
+        let mut member = self.lower(first.start).member(pair);
+        if let Some(m) = &mut member {
+            // No blank line right after the `{`; comments inside the member go before it.
+            trivia::trim_blanks(&mut leading, first_member, false);
+            leading.extend(trivia::comments_within(self.text, first.start, last));
+            m.trivia_mut().leading = leading;
         }
-        end
+        (last, member)
     }
 
     fn check_members(&mut self, ty: &Ident, members: &[Member]) {
@@ -191,8 +241,9 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// `condition name(params) { cel }`; returns where the item ends.
-    fn condition_item(&mut self, start: usize, kw: Token<'a>) -> usize {
+    /// `condition name(params) { cel }`, after the comment lines `leading`; returns where the item
+    /// ends.
+    fn condition_item(&mut self, start: usize, kw: Token<'a>, mut leading: Vec<String>) -> usize {
         let stop = self.head_stop(kw.end, false);
         let head_end = if stop.is_punct("{") { stop.end } else { stop.start };
         let head = self
@@ -220,12 +271,14 @@ impl<'a> Driver<'a> {
             }
             let line_start = self.text[..expr_start].rfind('\n').map_or(0, |i| i + 1);
             let column = self.text[line_start..expr_start].chars().count();
+            leading.extend(trivia::comments_within(self.text, start, stop.start));
             self.items.push(Item::Condition(ConditionDef {
                 name,
                 doc,
                 params,
                 expr: cel_text::normalize(expr, column),
                 expr_span: expr_span.into(),
+                trivia: Trivia { leading, trailing: Vec::new() },
                 span: Span::new(kw.start, close + 1).into(),
             }));
         }

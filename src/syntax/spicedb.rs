@@ -3,7 +3,10 @@
 //! Mapping: `definition` → [`ast::TypeDef`], `relation` → [`ast::RelationDef`] without rewrite,
 //! `permission` → [`ast::PermissionDef`], `caveat` → [`ast::ConditionDef`]. `a->b` and `a.any(b)`
 //! become an any-arrow, `a.all(b)` an all-arrow. `user#...` is the plain subject type `user`.
-//! `/** */` and `///` comments before an item become its doc. `use partial` partials are expanded
+//! `/** */` and `///` comments before an item become its doc; plain `//` and `/* */` comments
+//! between items and between members become the leading comments of the next one, or the end
+//! comments of the type or file after the last one (comments inside a member, a caveat or a
+//! partial's last lines are not carried over). `use partial` partials are expanded
 //! in place. Permission type annotations (`permission view: user = ...`) are checked syntactically
 //! and dropped: they constrain SpiceDB's type checker, not what the permission means.
 //!
@@ -13,7 +16,7 @@
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::syntax::ast::{Ident, Item, Member, Schema, Span, TypeDef};
-use crate::syntax::import_diag::{doc_comments, syntax_error};
+use crate::syntax::import_diag::{doc_comments, plain_comments, syntax_error};
 use pest::iterators::{Pair, Pairs};
 use pest::Parser as _;
 use std::collections::{HashMap, HashSet};
@@ -30,9 +33,9 @@ pub fn parse_spicedb(text: &str) -> Result<Schema, Diagnostics> {
     let root = SpiceDbGrammar::parse(Rule::schema, text)
         .map_err(|e| Diagnostics(vec![syntax_error(&e, text, describe)]))?;
     let mut lower = Lower { text, diags: Vec::new(), flags: HashSet::new(), caveats: HashSet::new() };
-    let items = lower.schema(root);
+    let (items, end_comments) = lower.schema(root);
     if lower.diags.is_empty() {
-        Ok(Schema { items })
+        Ok(Schema { items, end_comments })
     } else {
         Err(Diagnostics(lower.diags))
     }
@@ -92,6 +95,16 @@ fn span_of(pair: &Pair<'_, Rule>) -> Span {
     Span::new(s.start(), s.end())
 }
 
+/// Where the last token of `pair` ends: its span can run on over the whitespace and comments pest
+/// skips before an optional part that is absent.
+fn content_end(pair: &Pair<'_, Rule>) -> usize {
+    let mut last = pair.clone();
+    while let Some(child) = last.clone().into_inner().last() {
+        last = child;
+    }
+    last.as_span().end()
+}
+
 fn ident_of(pair: &Pair<'_, Rule>) -> Ident {
     Ident::new(pair.as_str(), span_of(pair))
 }
@@ -117,7 +130,8 @@ struct Lower<'t> {
 }
 
 impl<'t> Lower<'t> {
-    fn schema(&mut self, mut root: Pairs<'t, Rule>) -> Vec<Item> {
+    /// The items, and the comments after the last one.
+    fn schema(&mut self, mut root: Pairs<'t, Rule>) -> (Vec<Item>, Vec<String>) {
         let top: Vec<Pair<'t, Rule>> = root
             .next()
             .map(|p| p.into_inner().filter(|p| p.as_rule() != Rule::EOI).collect())
@@ -127,9 +141,12 @@ impl<'t> Lower<'t> {
         let mut items = Vec::new();
         let mut bodies: Vec<Vec<BodyItem>> = Vec::new();
         let mut prev_end = 0;
+        // Plain comments waiting for the item they come before.
+        let mut pending = Vec::new();
         for pair in top {
             let span = span_of(&pair);
             let doc = doc_comments(self.text, prev_end, span.start);
+            pending.extend(plain_comments(self.text, prev_end, span.start));
             prev_end = span.end;
             match pair.as_rule() {
                 Rule::definition => {
@@ -137,12 +154,16 @@ impl<'t> Lower<'t> {
                     let _kw = inner.next();
                     let Some(name) = inner.next().map(|p| ident_of(&p)) else { continue };
                     self.check_name(&name, "definition");
-                    let body = self.body(inner);
-                    items.push(Item::Type(TypeDef { name, doc, members: Vec::new(), span: span.into() }));
+                    let (body, end_comments) = self.body(inner);
+                    let mut t = TypeDef::new(name, doc, Vec::new(), span);
+                    t.trivia.leading = std::mem::take(&mut pending);
+                    t.end_comments = end_comments;
+                    items.push(Item::Type(t));
                     bodies.push(body);
                 }
                 Rule::caveat_def => {
-                    if let Some(c) = self.caveat(pair, doc) {
+                    if let Some(mut c) = self.caveat(pair, doc) {
+                        c.trivia.leading = std::mem::take(&mut pending);
                         items.push(Item::Condition(c));
                     }
                 }
@@ -151,7 +172,7 @@ impl<'t> Lower<'t> {
                     let kw = inner.next().map(|p| span_of(&p)).unwrap_or(span);
                     let Some(name) = inner.next().map(|p| ident_of(&p)) else { continue };
                     self.require_flag("partial", kw, "`partial`");
-                    let body = self.body(inner);
+                    let (body, _) = self.body(inner);
                     if let Some(first) = partials.get(&name.name) {
                         let d = Diagnostic::new(
                             "duplicate-partial",
@@ -178,7 +199,8 @@ impl<'t> Lower<'t> {
                 }
             }
         }
-        items
+        pending.extend(plain_comments(self.text, prev_end, self.text.len()));
+        (items, pending)
     }
 
     /// Records the `use` flags; reports unknown ones and those after the first definition.
@@ -261,31 +283,39 @@ impl<'t> Lower<'t> {
         self.diags.push(d);
     }
 
-    /// The members of a definition or partial; `inner` starts at the `{`.
-    fn body(&mut self, inner: Pairs<'t, Rule>) -> Vec<BodyItem> {
+    /// The members of a definition or partial, and the comments after the last one; `inner` starts
+    /// at the `{`.
+    fn body(&mut self, inner: Pairs<'t, Rule>) -> (Vec<BodyItem>, Vec<String>) {
         let mut out = Vec::new();
         let mut prev_end = None;
+        // Where plain comments may start: pest's span of a member may cover those after it.
+        let mut comments_from = None;
+        let mut pending = Vec::new();
         for pair in inner {
             let span = span_of(&pair);
-            match pair.as_rule() {
-                Rule::lbrace => {
-                    // Comments right after `{` belong to the first member, not to the brace.
-                    prev_end = Some(span.start + 1);
-                    continue;
-                }
-                Rule::rbrace => continue,
-                _ => {}
+            if pair.as_rule() == Rule::lbrace {
+                // Comments right after `{` belong to the first member, not to the brace.
+                prev_end = Some(span.start + 1);
+                comments_from = prev_end;
+                continue;
+            }
+            pending.extend(plain_comments(self.text, comments_from.unwrap_or(span.start), span.start));
+            if pair.as_rule() == Rule::rbrace {
+                continue;
             }
             let doc = doc_comments(self.text, prev_end.unwrap_or(span.start), span.start);
             prev_end = Some(span.end);
+            comments_from = Some(content_end(&pair));
             match pair.as_rule() {
                 Rule::relation => {
-                    if let Some(r) = self.relation(pair, doc) {
+                    if let Some(mut r) = self.relation(pair, doc) {
+                        r.trivia.leading = std::mem::take(&mut pending);
                         out.push(BodyItem::Member(Member::Relation(r)));
                     }
                 }
                 Rule::permission => {
-                    if let Some(p) = self.permission(pair, doc) {
+                    if let Some(mut p) = self.permission(pair, doc) {
+                        p.trivia.leading = std::mem::take(&mut pending);
                         out.push(BodyItem::Member(Member::Permission(p)));
                     }
                 }
@@ -298,7 +328,7 @@ impl<'t> Lower<'t> {
                 _ => {}
             }
         }
-        out
+        (out, pending)
     }
 
     /// Replaces partial references by the members of the partial, recursively.

@@ -48,6 +48,7 @@ mod tests;
 
 use crate::schema::Schema;
 use crate::syntax;
+use crate::syntax::SchemaFormat;
 use serde::Serialize;
 use serde_yaml_ng::Value;
 use std::fmt;
@@ -325,15 +326,6 @@ fn sniff_schema(text: &str) -> Option<Format> {
     None
 }
 
-/// The languages a schema can be written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Lang {
-    Purview,
-    SpiceDb,
-    OpenFgaDsl,
-    OpenFgaJson,
-}
-
 /// Where a schema text comes from, for diagnostics.
 pub(crate) enum Origin<'a> {
     /// A file of its own, by the name to show.
@@ -344,13 +336,8 @@ pub(crate) enum Origin<'a> {
 }
 
 /// Parses and compiles a schema; the error is the rendered diagnostics.
-pub(crate) fn compile(lang: Lang, text: &str, origin: Origin<'_>) -> Result<Schema, String> {
-    let ast = match lang {
-        Lang::Purview => syntax::parse_schema(text),
-        Lang::SpiceDb => syntax::spicedb::parse_spicedb(text),
-        Lang::OpenFgaDsl => syntax::openfga::parse_openfga_dsl(text),
-        Lang::OpenFgaJson => syntax::openfga::parse_openfga_json(text),
-    };
+pub(crate) fn compile(lang: SchemaFormat, text: &str, origin: Origin<'_>) -> Result<Schema, String> {
+    let ast = syntax::parse_as(lang, text);
     let render = |d: crate::diag::Diagnostics| {
         let (fallback, block) = match &origin {
             Origin::File(name) => (name.to_string(), None),
@@ -367,8 +354,5 @@ pub(crate) fn compile(lang: Lang, text: &str, origin: Origin<'_>) -> Result<Sche
         }
     };
     let ast = ast.map_err(render)?;
-    if matches!(lang, Lang::OpenFgaDsl | Lang::OpenFgaJson) {
-        syntax::openfga_check::validate_openfga(&ast).map_err(render)?;
-    }
     crate::schema::compile(&ast).map_err(render)
 }

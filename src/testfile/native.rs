@@ -62,15 +62,29 @@
 //! that a wildcard lists as conditionally excluded may, but need not, also be listed on its own.
 //! A `who` key without a subject type compares against the subjects of every type (not
 //! usersets); name a userset type like `group#member` to get usersets.
+//!
+//! A `subset:` section asks delegation questions ([`View::subset`]): is every object of a set one
+//! the subject has a permission on? The key is `SET in SUBJECT#PERMISSION`, where the set is
+//! `role:auditor#grants` (the objects the role relates to) or `right#granted@role:auditor#member`
+//! (the objects of a type that relate to a subject); the value lists the members the subject
+//! lacks, ` (conditional)` marking those that depend on missing context. `[]` means the subset
+//! holds. Keys take the same suffixes, and the same long form, as `who:` and `what:`.
+//!
+//! ```yaml
+//! subset:
+//!   role:auditor#grants in user:ann#exercise: []               # Ann holds every right of the role
+//!   role:admin#grants in user:ann#exercise: [right:delete-users]
+//! ```
 
 use super::common::{self, CheckText, FoundText, Tally};
-use super::{FileCtx, Lang, Origin};
+use super::{FileCtx, Origin};
 use crate::api::View;
-use crate::api::{Purview, SubjectFilter};
+use crate::api::{ObjectSet, Purview, SubjectFilter};
 use crate::eval::{EvalOptions, Tri};
 use crate::schema::condition::JsonMap;
 use crate::store::relationship::parse_time;
 use crate::store::{ObjectRef, SubjectRef};
+use crate::syntax::SchemaFormat;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
@@ -93,6 +107,8 @@ struct File {
     who: Option<Mapping>,
     #[serde(default)]
     what: Option<Mapping>,
+    #[serde(default)]
+    subset: Option<Mapping>,
 }
 
 #[derive(Deserialize, Default)]
@@ -141,11 +157,11 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
 fn load(file: &FileCtx, f: &File) -> Result<(View, EvalOptions), String> {
     let schema = match (&f.schema, &f.schema_file) {
         (Some(s), None) => {
-            super::compile(Lang::Purview, s, Origin::Inline { file, label: "schema", from_line: 0 })?
+            super::compile(SchemaFormat::Purview, s, Origin::Inline { file, label: "schema", from_line: 0 })?
         }
         (None, Some(p)) => {
             let (name, text) = file.read(p)?;
-            super::compile(Lang::Purview, &text, Origin::File(&name))?
+            super::compile(SchemaFormat::Purview, &text, Origin::File(&name))?
         }
         (Some(_), Some(_)) => return Err("give either `schema` or `schemaFile`, not both".into()),
         (None, None) => return Err("missing `schema` (or `schemaFile`)".into()),
@@ -182,6 +198,11 @@ fn run_loaded(t: &mut Tally, source: &str, f: &File, snap: &View, base: &EvalOpt
     for (k, v) in f.what.iter().flatten() {
         let key = key_text(k);
         t.record_at((source, "what", &format!("{key}:")), format!("what {key}"), what(snap, &key, v, base));
+    }
+    for (k, v) in f.subset.iter().flatten() {
+        let key = key_text(k);
+        let outcome = subset(snap, &key, v, base);
+        t.record_at((source, "subset", &format!("{key}:")), format!("subset {key}"), outcome);
     }
 }
 
@@ -296,6 +317,37 @@ fn what(snap: &View, key: &str, v: &Value, base: &EvalOptions) -> Result<(), Str
         .map_err(|e| common::eval_message(snap, e))?
         .into_iter()
         .map(shown)
+        .collect();
+    common::compare_sets(&expected, &found)
+}
+
+/// A `subset:` entry: `SET in SUBJECT#PERMISSION`, expecting the members the subject lacks.
+fn subset(snap: &View, key: &str, v: &Value, base: &EvalOptions) -> Result<(), String> {
+    let (head, _, _) = common::split_suffixes(key)?;
+    let suffix = key.trim().get(head.len()..).unwrap_or("");
+    let e = entry(&format!("subset{suffix}"), v, base)?;
+    let words: Vec<&str> = head.split_whitespace().collect();
+    let [set, "in", held] = words.as_slice() else {
+        return Err(format!(
+            "`{head}`: expected `SET in SUBJECT#PERMISSION`, e.g. `role:auditor#grants in user:ann#exercise`"
+        ));
+    };
+    let set = ObjectSet::parse(set).map_err(|e| e.to_string())?;
+    let (subject, permission) =
+        held.rsplit_once('#').ok_or_else(|| format!("`{held}`: expected `subject#permission` after `in`"))?;
+    let subject = SubjectRef::parse(subject).map_err(|e| e.to_string())?;
+    let r = snap.subset(&set, &subject, permission, &e.opts).map_err(|e| common::eval_message(snap, e))?;
+    let shown = |(o, c): (String, bool)| if c { format!("{o} (conditional)") } else { o };
+    let parse = |s: &String| match s.trim() {
+        w if w.ends_with(":*") => Ok(w.to_string()),
+        other => common::parse_found_object(other).map(shown),
+    };
+    let expected: BTreeSet<String> = e.expect.iter().map(parse).collect::<Result<_, _>>()?;
+    let found: BTreeSet<String> = r
+        .missing
+        .iter()
+        .map(ToString::to_string)
+        .chain(r.conditional.iter().map(|o| format!("{o} (conditional)")))
         .collect();
     common::compare_sets(&expected, &found)
 }

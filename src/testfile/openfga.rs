@@ -47,10 +47,11 @@
 use super::common::{CheckText, Tally};
 use super::consistency;
 use super::fga::{self, Store, Tuple};
-use super::{FileCtx, Lang, Origin};
+use super::{FileCtx, Origin};
 use crate::eval::EvalOptions;
 use crate::schema::condition::JsonMap;
 use crate::store::{ObjectRef, Relationship, SubjectRef};
+use crate::syntax::SchemaFormat;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
@@ -172,7 +173,7 @@ fn run_test(t: &mut Tally, file: &FileCtx, test: &Test, ctx_tuples: bool) {
     for (n, stage) in test.stages.iter().enumerate() {
         let at = format!("{name} stage {n}");
         let origin = Origin::Inline { file, label: &format!("{at} model"), from_line };
-        let schema = match super::compile(Lang::OpenFgaDsl, &stage.model, origin) {
+        let schema = match super::compile(SchemaFormat::OpenFgaDsl, &stage.model, origin) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 t.fail(format!("{at} model"), e);

@@ -35,8 +35,9 @@
 
 use super::common::Tally;
 use super::fga::{self, Store, Tuple};
-use super::{FileCtx, Lang, Origin};
+use super::{FileCtx, Origin};
 use crate::schema::condition::JsonMap;
+use crate::syntax::SchemaFormat;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
@@ -137,12 +138,15 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
 
 fn load(file: &FileCtx, f: &File) -> Result<(Arc<crate::schema::Schema>, Vec<Tuple>), String> {
     let schema = match (&f.model, &f.model_file) {
-        (Some(m), _) => {
-            super::compile(Lang::OpenFgaDsl, m, Origin::Inline { file, label: "model", from_line: 0 })?
-        }
+        (Some(m), _) => super::compile(
+            SchemaFormat::OpenFgaDsl,
+            m,
+            Origin::Inline { file, label: "model", from_line: 0 },
+        )?,
         (None, Some(p)) => {
             let (name, text) = file.read(p)?;
-            let lang = if p.ends_with(".json") { Lang::OpenFgaJson } else { Lang::OpenFgaDsl };
+            let lang =
+                if p.ends_with(".json") { SchemaFormat::OpenFgaJson } else { SchemaFormat::OpenFgaDsl };
             super::compile(lang, &text, Origin::File(&name))?
         }
         (None, None) => return Err("`model` or `model_file` must be given".into()),

@@ -36,11 +36,12 @@
 
 use super::common::{self, CheckText, FoundText, Tally};
 use super::native::{self, Assertions};
-use super::{consistency, FileCtx, Lang, Origin};
+use super::{consistency, FileCtx, Origin};
 use crate::api::View;
 use crate::api::{parse_relationships, Purview};
 use crate::eval::EvalOptions;
 use crate::store::{ObjectRef, Relationship, SubjectRef, WriteOp};
+use crate::syntax::SchemaFormat;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,11 +101,11 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
 fn load(file: &FileCtx, f: &File) -> Result<(View, Vec<Relationship>), String> {
     let schema = match (&f.schema, &f.schema_file) {
         (Some(s), None) => {
-            super::compile(Lang::SpiceDb, s, Origin::Inline { file, label: "schema", from_line: 0 })?
+            super::compile(SchemaFormat::SpiceDb, s, Origin::Inline { file, label: "schema", from_line: 0 })?
         }
         (None, Some(p)) => {
             let (name, text) = file.read(p)?;
-            super::compile(Lang::SpiceDb, &text, Origin::File(&name))?
+            super::compile(SchemaFormat::SpiceDb, &text, Origin::File(&name))?
         }
         (Some(_), Some(_)) => return Err("give either `schema` or `schemaFile`, not both".into()),
         (None, None) => return Err("missing `schema` (or `schemaFile`)".into()),

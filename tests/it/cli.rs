@@ -206,6 +206,32 @@ fn check_and_explain_exit_with_the_decision() {
 }
 
 #[test]
+fn subset_exits_like_a_check() {
+    let subset = |q: &str, extra: &[&str]| {
+        let mut args = vec!["query", "--schema", SCHEMA, "--data", DATA, q];
+        args.extend_from_slice(extra);
+        purview(&args)
+    };
+    // Alice administers the account: she sees every message Sally took part in.
+    let r = subset("subset message#participant@user:sally in user:alice#view", &[]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "holds\n"), "{}", r.stderr);
+    // Rita reviews m1 only in business hours, and nothing else Tom's groups are tagged on.
+    let r = subset("subset message#participant@user:tom in user:rita#view", &[]);
+    assert_eq!((r.code, r.stdout.as_str()), (2, "holds conditionally\nconditional: message:m1\n"));
+    let r = subset("subset message#participant@user:tom in user:rita#view", &["--context", r#"{"hour": 9}"#]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = subset("subset message#tagged@usergroup:traders in user:rita#view", &["--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!((v["op"].as_str(), v["holds"].as_bool()), (Some("subset"), Some(false)), "{v}");
+    assert_eq!(v["conditional"], serde_json::json!([{"ty": "message", "id": "m1"}]), "{v}");
+    // A typo is an input error, with a suggestion.
+    let r = subset("subset message#participant@user:tom in user:rita#vew", &[]);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("did you mean `view`?"), "{}", r.stderr);
+}
+
+#[test]
 fn what_pages_with_cursors() {
     let r = quickstart("what", &["message#view@user:alice", "--limit", "3"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -303,9 +329,173 @@ fn fmt_prints_checks_and_writes() {
     assert_eq!(purview(&["fmt", "--write", path]).code, 0);
     assert_eq!(std::fs::read_to_string(&messy).unwrap(), r.stdout);
     assert_eq!(purview(&["fmt", "--check", path]).code, 0);
-    // A `//` comment the formatter would drop stops `--write`.
-    let commented = write(dir.path(), "commented.pv", "// keep me\ntype user {}\n");
+    // Comments survive `--write`.
+    let commented = write(dir.path(), "commented.pv", "// keep me\ntype user {   } /* and me */\n");
     let r = purview(&["fmt", "--write", commented.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&commented).unwrap(), "// keep me\ntype user {} /* and me */\n");
+}
+
+const ZED: &str = "\
+/** a user */
+definition user {}
+
+caveat in_hours(hour int) {
+  hour >= 9 && hour < 17
+}
+
+definition folder {
+  relation owner: user
+  permission edit = owner
+}
+
+definition doc {
+  relation parent: folder
+  relation viewer: user | user:* | user with in_hours
+  permission view = viewer + parent->edit
+}
+";
+
+#[test]
+fn import_prints_a_purview_schema_that_validates_and_is_formatted() {
+    let dir = tempfile::tempdir().unwrap();
+    let zed = write(dir.path(), "schema.zed", ZED);
+    let r = purview(&["import", "spicedb", zed.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for line in [
+        "/// a user\ntype user {}\n",
+        "condition in_hours(hour: int) {\n  hour >= 9 && hour < 17\n}\n",
+        "  relation viewer: user | user:* | user with in_hours\n",
+        "  permission view = viewer + parent->edit\n",
+    ] {
+        assert!(r.stdout.contains(line), "{line:?} missing from:\n{}", r.stdout);
+    }
+    let pv = write(dir.path(), "schema.pv", &r.stdout);
+    assert_eq!(purview(&["fmt", "--check", pv.to_str().unwrap()]).code, 0);
+    let r = purview(&["validate", pv.to_str().unwrap()]);
+    assert!(r.stdout.contains("schema.pv: ok (3 types, 1 condition)"), "{}", r.stdout);
+
+    // The DSL and the JSON of one OpenFGA model import to the same schema.
+    let model = "tests/peer/openfga-language/transformer/08-tuple-to-userset/authorization-model";
+    let dsl = purview(&["import", "openfga", &format!("{model}.fga")]);
+    assert_eq!(dsl.code, 0, "{}", dsl.stderr);
+    assert!(dsl.stdout.contains("  relation owner: user = this + parent->owner\n"), "{}", dsl.stdout);
+    let json = purview(&["import", "openfga", &format!("{model}.json")]);
+    assert_eq!((json.code, json.stdout), (0, dsl.stdout));
+}
+
+#[test]
+fn import_errors_point_into_the_original_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.zed", &ZED.replace("parent->edit", "parent->edt"));
+    let r = purview(&["import", "spicedb", bad.to_str().unwrap()]);
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert_eq!(std::fs::read_to_string(&commented).unwrap(), "// keep me\ntype user {}\n");
+    assert!(r.stderr.contains("bad.zed:16:38") && r.stdout.is_empty(), "{}", r.stderr);
+
+    let syntax =
+        write(dir.path(), "model.fga", "model\n  schema 1.1\ntype user\n  relations\n    define : [user]\n");
+    let r = purview(&["--error-format", "json", "import", "openfga", syntax.to_str().unwrap()]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let d = &json_error(&r.stderr)["diagnostics"][0];
+    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(5), Some(12)), "{d}");
+    assert!(d["file"].as_str().unwrap().ends_with("model.fga"), "{d}");
+
+    // Names Purview's language reserves or cannot write are refused, not printed wrong.
+    let reserved = write(
+        dir.path(),
+        "reserved.fga",
+        "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define this_: [user]\n    define type: [user]\n    define can.view: type\n",
+    );
+    let r = purview(&["import", "openfga", reserved.to_str().unwrap()]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("error[reserved-word]: `type` is a reserved word"), "{}", r.stderr);
+    assert!(r.stderr.contains("reserved.fga:7:12") && r.stderr.contains("reserved.fga:8:12"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot be written in Purview's language"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+
+    assert_eq!(purview(&["import", "openfga", "no/such/model.fga"]).code, 4);
+    assert_eq!(purview(&["import", "yaml", bad.to_str().unwrap()]).code, 3);
+}
+
+#[test]
+fn schemas_in_spicedb_and_openfga_are_accepted_wherever_a_schema_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let zed = write(dir.path(), "schema.zed", ZED);
+    let data = write(
+        dir.path(),
+        "data.rels",
+        "folder:f#owner@user:ann\ndoc:d#parent@folder:f\ndoc:d#viewer@user:bob[in_hours]\n",
+    );
+    let (zed, data) = (zed.to_str().unwrap(), data.to_str().unwrap());
+    assert_eq!(purview(&["check", "--schema", zed, "--data", data, "doc:d#view@user:ann"]).code, 0);
+    let r = purview(&["who", "--schema", zed, "--data", data, "doc:d#view@user"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "user:ann\nuser:bob (conditional)\n"), "{}", r.stderr);
+    let r = purview(&["validate", zed, data, "--schema", zed]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("schema.zed: ok (SpiceDB schema: 3 types, 1 condition)"), "{}", r.stdout);
+
+    // An extension that says nothing: the content decides, `--schema-format` overrides.
+    let txt = write(dir.path(), "schema.txt", ZED);
+    let txt = txt.to_str().unwrap();
+    assert_eq!(purview(&["check", "--schema", txt, "--data", data, "doc:d#view@user:ann"]).code, 0);
+    let r = purview(&["check", "--schema", txt, "--schema-format", "purview", "doc:d#view@user:ann"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("schema.txt:2:1") && r.stderr.contains("found `definition`"), "{}", r.stderr);
+    assert_eq!(
+        purview(&["check", "--schema", txt, "--schema-format", "cedar", "doc:d#view@user:ann"]).code,
+        3
+    );
+
+    let model = "tests/peer/openfga-language/transformer/08-tuple-to-userset/authorization-model";
+    for ext in ["fga", "json"] {
+        let r = purview(&["validate", &format!("{model}.{ext}")]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("ok (OpenFGA model: 2 types, 0 conditions)"), "{}", r.stdout);
+    }
+    let r = purview(&["fmt", zed]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("purview import spicedb"), "{}", r.stderr);
+}
+
+#[test]
+fn validate_reports_a_spicedb_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.zed", &ZED.replace("permission edit = owner", "permission edit = ownr"));
+    let r = purview(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[unknown-relation]") && r.stderr.contains("bad.zed:10:21"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("did you mean `owner`?"), "{}", r.stderr);
+    let r = purview(&["--error-format", "json", "validate", bad.to_str().unwrap()]);
+    let d = &json_error(&r.stderr)["diagnostics"][0];
+    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(10), Some(21)), "{d}");
+}
+
+#[test]
+fn the_reference_engine_answers_like_the_index() {
+    let queries = "examples/quickstart/queries.q";
+    let index = quickstart("query", &["--file", queries]);
+    assert_eq!(index.code, 1, "{}", index.stderr);
+    for args in [
+        vec!["--engine", "reference", "query", "--schema", SCHEMA, "--data", DATA, "--file", queries],
+        vec!["query", "--engine=reference", "--schema", SCHEMA, "--data", DATA, "--file", queries],
+    ] {
+        let r = purview(&args);
+        assert_eq!((r.code, &r.stdout), (index.code, &index.stdout), "{args:?}: {}", r.stderr);
+    }
+    let r = purview(&["--engine", "reference", "demo"]);
+    assert_eq!((r.code, r.stdout), (0, purview(&["demo"]).stdout));
+    for op in ["check", "explain"] {
+        let q = "message:m1#view@user:rita";
+        let (a, b) = (quickstart(op, &[q]), quickstart(op, &[q, "--engine", "reference"]));
+        assert_eq!((a.code, a.stdout), (b.code, b.stdout), "{op}");
+    }
+    let r = purview(&["test", "--engine", "reference", "examples/quickstart"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(purview(&["--engine", "bogus", "demo"]).code, 3);
+    let help = purview(&["check", "--help"]).stdout;
+    assert!(help.contains("the oracle the index is tested against"), "{help}");
 }

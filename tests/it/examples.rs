@@ -17,3 +17,17 @@ fn every_example_passes_on_both_engines() {
         assert!(report.passed > 0, "the examples assert something");
     }
 }
+
+#[test]
+fn example_schemas_are_in_canonical_format() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for dir in std::fs::read_dir(&examples).unwrap() {
+        let path = dir.unwrap().path().join("schema.pv");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let ast = purview::syntax::parse_schema(&text).unwrap();
+        assert_eq!(purview::syntax::format_schema(&ast), text, "{} is not formatted", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 5);
+}

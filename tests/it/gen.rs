@@ -116,7 +116,7 @@ fn subject(ty: &str, kind: SubjectKind, condition: Option<&str>, expiration: boo
 
 impl SchemaGen {
     pub fn to_ast(&self) -> ast::Schema {
-        let user = ast::TypeDef { name: id("user"), doc: None, members: vec![], span: Default::default() };
+        let user = ast::TypeDef::new(id("user"), None, vec![], Default::default());
         let mut group_subjects = vec![
             subject("user", SubjectKind::Direct, None, false),
             subject("group", SubjectKind::Userset(id("member")), None, false),
@@ -124,18 +124,19 @@ impl SchemaGen {
         if self.group_wildcard {
             group_subjects.push(subject("user", SubjectKind::Wildcard, None, false));
         }
-        let group = ast::TypeDef {
-            name: id("group"),
-            doc: None,
-            members: vec![Member::Relation(ast::RelationDef {
+        let group = ast::TypeDef::new(
+            id("group"),
+            None,
+            vec![Member::Relation(ast::RelationDef {
                 name: id("member"),
                 doc: None,
                 subjects: group_subjects,
                 rewrite: None,
+                trivia: Default::default(),
                 span: Default::default(),
             })],
-            span: Default::default(),
-        };
+            Default::default(),
+        );
         let mut members = vec![Member::Relation(ast::RelationDef {
             name: id("parent"),
             doc: None,
@@ -144,6 +145,7 @@ impl SchemaGen {
                 subject("doc", SubjectKind::Direct, Some("big"), false),
             ],
             rewrite: None,
+            trivia: Default::default(),
             span: Default::default(),
         })];
         for (i, r) in self.relations.iter().enumerate() {
@@ -162,6 +164,7 @@ impl SchemaGen {
                 doc: None,
                 subjects,
                 rewrite: None,
+                trivia: Default::default(),
                 span: Default::default(),
             }));
         }
@@ -170,20 +173,23 @@ impl SchemaGen {
                 name: id(&format!("p{i}")),
                 doc: None,
                 expr: lower_expr(p),
+                trivia: Default::default(),
                 span: Default::default(),
             }));
         }
-        let doc = ast::TypeDef { name: id("doc"), doc: None, members, span: Default::default() };
+        let doc = ast::TypeDef::new(id("doc"), None, members, Default::default());
         let cond = ast::ConditionDef {
             name: id("big"),
             doc: None,
             params: vec![ast::Param { name: id("x"), ty: ParamType::Int, ty_span: Default::default() }],
             expr: "x > 5".into(),
             expr_span: Default::default(),
+            trivia: Default::default(),
             span: Default::default(),
         };
         ast::Schema {
             items: vec![Item::Type(user), Item::Type(group), Item::Type(doc), Item::Condition(cond)],
+            end_comments: vec![],
         }
     }
 

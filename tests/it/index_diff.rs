@@ -146,3 +146,163 @@ fn all_arrow_fails_on_any_missing_target_even_after_a_conditional_one() {
         assert_eq!(found, vec!["doc:d3".to_string()], "{engine:?}");
     }
 }
+
+/// Bulk check answers each request as a single check does, in request order.
+fn bulk_matches_single(view: &View, opts: &EvalOptions) -> Result<(), TestCaseError> {
+    use purview::api::CheckRequest;
+    let schema = view.schema().clone();
+    let mut requests = Vec::new();
+    for rel in &schema.type_def(schema.type_id("doc").unwrap()).relations {
+        for d in 0..=DOCS {
+            for s in subjects() {
+                requests.push(CheckRequest {
+                    object: ObjectRef::new("doc", format!("d{d}")),
+                    permission: rel.name.clone(),
+                    subject: s,
+                });
+            }
+        }
+    }
+    let bulk = view.bulk_check(&requests, opts);
+    for (r, b) in requests.iter().zip(&bulk) {
+        prop_assert_eq!(b, &view.check(&r.object, &r.permission, &r.subject, opts));
+    }
+    Ok(())
+}
+
+/// Paging through `who` and `what` with any page size yields the whole answer, in order.
+fn pages_concatenate(view: &View, opts: &EvalOptions, limit: usize) -> Result<(), TestCaseError> {
+    let schema = view.schema().clone();
+    for rel in &schema.type_def(schema.type_id("doc").unwrap()).relations {
+        for s in subjects().into_iter().filter(|s| !s.is_wildcard()) {
+            let full = view.what(&s, &rel.name, "doc", &Page::default(), opts).unwrap();
+            let mut got = Vec::new();
+            let mut page = Page { limit: Some(limit), cursor: None };
+            loop {
+                let p = view.what(&s, &rel.name, "doc", &page, opts).unwrap();
+                prop_assert!(p.objects.len() <= limit);
+                got.extend(p.objects);
+                match p.cursor {
+                    Some(c) => page.cursor = Some(c),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(got, full.objects);
+        }
+        for d in 0..DOCS {
+            let object = ObjectRef::new("doc", format!("d{d}"));
+            let f = SubjectFilter::parse("user");
+            let full = view.who(&object, &rel.name, &f, opts).unwrap();
+            let mut got = Vec::new();
+            let mut page = Page { limit: Some(limit), cursor: None };
+            loop {
+                let p = view.who_page(&object, &rel.name, &f, &page, opts).unwrap();
+                prop_assert!(p.subjects.len() <= limit);
+                prop_assert_eq!(&p.wildcard, &full.wildcard);
+                got.extend(p.subjects);
+                match p.cursor {
+                    Some(c) => page.cursor = Some(c),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(got, full.subjects);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bulk_check_and_paging_agree_with_single_answers(
+        sg in schema_gen(),
+        tuples in prop::collection::vec(tuple_gen(), 0..25),
+        limit in 1usize..4,
+    ) {
+        let Some(schema) = sg.compile() else { return Ok(()) };
+        for engine in [Engine::Reference, Engine::Index] {
+            let mut pv = Purview::with_engine(schema.clone(), engine);
+            let ops: Vec<WriteOp> = tuples.iter().map(|t| WriteOp::Touch(relationship(&pv.schema(), t))).collect();
+            pv.write(&ops).unwrap();
+            let opts = EvalOptions::default();
+            bulk_matches_single(&pv.snapshot(), &opts)?;
+            pages_concatenate(&pv.snapshot(), &opts, limit)?;
+        }
+    }
+}
+
+#[test]
+fn snapshots_are_isolated_from_later_writes_and_revisions_are_tokens() {
+    use crate::gen::{ExprGen, SchemaGen, SubjGen};
+    let sg = SchemaGen {
+        relations: vec![vec![SubjGen::User]],
+        permissions: vec![ExprGen::Rel(0)],
+        group_wildcard: false,
+    };
+    for engine in [Engine::Reference, Engine::Index] {
+        let mut pv = Purview::with_engine(sg.compile().unwrap(), engine);
+        let r1 = pv.write_text("doc:d0#r0@user:u0").unwrap();
+        let before = pv.snapshot();
+        let r2 = pv.write_text("doc:d0#r0@user:u1").unwrap();
+        assert!(r2 > r1);
+        let u1 = SubjectRef::new("user", "u1", None);
+        let d0 = ObjectRef::new("doc", "d0");
+        let opts = EvalOptions::default();
+        assert_eq!(before.check(&d0, "p0", &u1, &opts).unwrap(), purview::Decision::Denied, "{engine:?}");
+        assert_eq!(
+            pv.snapshot_at_least(r2).unwrap().check(&d0, "p0", &u1, &opts).unwrap(),
+            purview::Decision::Allowed
+        );
+        assert!(matches!(pv.snapshot_at_least(r2 + 1), Err(purview::EvalError::RevisionNotVisible { .. })));
+    }
+}
+
+/// Large nests take the parallel paths of the index (gathering members of hundreds of groups,
+/// reverse images of hundreds of groups); the answers stay the reference's.
+#[test]
+fn large_nests_answer_like_the_reference() {
+    use crate::gen::{ExprGen, SchemaGen, SubjGen};
+    let sg = SchemaGen {
+        relations: vec![vec![SubjGen::User]],
+        permissions: vec![ExprGen::Rel(0)],
+        group_wildcard: false,
+    };
+    let schema = sg.compile().unwrap();
+    let mut text = String::new();
+    for g in 1..900 {
+        text.push_str(&format!("group:g{}#member@group:g{g}#member\n", (g - 1) / 3));
+    }
+    for u in 0..3000 {
+        text.push_str(&format!("group:g{}#member@user:u{u}\n", 300 + u % 600));
+        text.push_str(&format!("group:g{}#member@user:u{u}\n", u % 900));
+    }
+    // A user directly in 400 groups: its reverse image spans hundreds of groups.
+    for g in 400..800 {
+        text.push_str(&format!("group:g{g}#member@user:hub\n"));
+    }
+    let opts = EvalOptions::default();
+    let mut answers = Vec::new();
+    for engine in [Engine::Reference, Engine::Index] {
+        let mut pv = Purview::with_engine(schema.clone(), engine);
+        pv.write_text(&text).unwrap();
+        let view = pv.snapshot();
+        let who =
+            view.who(&ObjectRef::new("group", "g0"), "member", &SubjectFilter::parse("user"), &opts).unwrap();
+        let who_groups = view
+            .who(&ObjectRef::new("group", "g0"), "member", &SubjectFilter::parse("group#member"), &opts)
+            .unwrap();
+        let mut what = Vec::new();
+        for u in ["u0", "u7", "u2999", "hub"] {
+            let s = SubjectRef::new("user", u, None);
+            what.push(view.what(&s, "member", "group", &Page::default(), &opts).unwrap());
+        }
+        let g = SubjectRef::new("group", "g5", Some("member"));
+        what.push(view.what(&g, "member", "group", &Page::default(), &opts).unwrap());
+        answers.push((who, who_groups, what));
+    }
+    assert_eq!(answers[0].0.subjects.len(), 3001);
+    assert!(answers[0].2[3].objects.len() > 400);
+    assert_eq!(answers[0].1.subjects.len(), 900);
+    assert_eq!(answers[0], answers[1]);
+}

@@ -5,13 +5,19 @@
 
 mod cli;
 mod conformance;
+mod constraints;
 mod eval_props;
 mod examples;
 mod gen;
+mod import_format;
 mod import_props;
 mod index_diff;
 mod materialize;
 mod peer_parse;
 mod query;
+mod schema_check;
+mod seeds;
+mod subset;
 mod syntax;
 mod testfile;
+mod valid_time;

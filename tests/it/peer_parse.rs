@@ -273,7 +273,7 @@ fn normalized(mut schema: Schema) -> Schema {
         Item::Type(_) => String::new(),
     });
     types.extend(conds);
-    Schema { items: types }
+    Schema { items: types, end_comments: schema.end_comments }
 }
 
 #[test]

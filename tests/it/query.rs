@@ -84,7 +84,7 @@ fn rejected_queries_match_their_diagnostics() {
 /// Tokens of the query language, glued at random, and arbitrary text.
 fn query_text() -> impl Strategy<Value = String> {
     let token = prop_oneof![
-        "(check|who|what|expand|explain|can|with|at|limit|after|CHECK)",
+        "(check|who|what|expand|explain|subset|can|in|every|with|at|limit|after|CHECK)",
         "[a-z]{1,3}(:[a-z0-9*]{1,3})?(#[a-z.]{1,3})?(@[a-z]{1,3}(:[a-z*]{1,2})?(#[a-z]{1,2})?)?",
         r#"(\{"a": ?[0-9]\}|\{|\}|"x|"y z"|2024-05-01T00:00:00Z|[0-9]{1,3}|;|\n|// c|# c|#)"#,
         any::<String>(),
@@ -224,5 +224,80 @@ fn names_are_checked_against_the_schema_with_suggestions() {
             ("unknown-relation", Some("did you mean `member`?")),
             ("unknown-type", Some("did you mean `user`?")),
         ]
+    );
+    // Every name of a `subset`: the set's, the subject's and the permission, which is the members'
+    // type's when the set names it, else any type's.
+    let queries = parse_queries(
+        "subset doc:d0#rr0 in usr:ann#p0\nsubset dok#r0@user:ann in user:ann#p0\n\
+         subset doc#r0@group:g0#membr in user:ann#px0\nsubset doc:d0#r0 in group:g0#member#pp0",
+    )
+    .unwrap();
+    let d = purview::query::validate_queries(snap.schema(), &queries).unwrap_err();
+    let got: Vec<(&str, Option<&str>)> = d.0.iter().map(|d| (d.code, d.help.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            ("unknown-relation", Some("did you mean `r0`?")),
+            ("unknown-type", Some("did you mean `user`?")),
+            ("unknown-type", Some("did you mean `doc`?")),
+            ("unknown-relation", Some("did you mean `member`?")),
+            ("unknown-relation", Some("did you mean `p0`?")),
+            ("unknown-relation", Some("did you mean `p0`?")),
+        ]
+    );
+    let text = "subset doc:d0#r0 in user:ann#pp0";
+    let d = purview::query::validate_queries(snap.schema(), &parse_queries(text).unwrap()).unwrap_err();
+    assert_eq!(d.0[0].message, "no type of the schema has a relation or permission `pp0`");
+    assert_eq!(&text[d.0[0].span.start..d.0[0].span.end], "pp0");
+}
+
+#[test]
+fn subset_answers_holds_missing_and_conditional() {
+    use purview::query::{run_query, QueryOutput};
+    use purview::Decision;
+    // `doc#r0@user:bob` is {d0, d2}; `doc#r0@user:ann` is {d1} only if `big` holds.
+    let snap = snapshot("doc:d0#r0@user:bob\ndoc:d2#r0@user:bob\ndoc:d1#r0@user:ann[big]\ndoc:d0#r0@user:cy");
+    let opts = purview::EvalOptions::default();
+    let out = answers(
+        &snap,
+        r#"subset doc#r0@user:bob in user:bob#p0
+           subset doc#r0@user:bob in user:cy#r0
+           subset user:cy can r0 every doc#r0@user:ann
+           subset doc#r0@user:ann in user:cy#r0 with {"x": 9}
+           subset doc#r0@user:ann in user:cy#r0 with {"x": 1}"#,
+        &opts,
+    );
+    assert_eq!(
+        out,
+        [
+            "holds\n",
+            "does not hold\nmissing: doc:d2\n",
+            "holds conditionally\nconditional: doc:d1\n",
+            "does not hold\nmissing: doc:d1\n",
+            "holds\n",
+        ]
+    );
+    let decision = |text: &str| {
+        let q = &parse_queries(text).unwrap()[0];
+        run_query(&snap, q, &opts).decision().cloned()
+    };
+    assert_eq!(decision("subset doc#r0@user:bob in user:bob#p0"), Some(Decision::Allowed));
+    assert_eq!(decision("subset doc#r0@user:bob in user:cy#r0"), Some(Decision::Denied));
+    assert_eq!(
+        decision("subset doc#r0@user:ann in user:cy#r0"),
+        Some(Decision::Conditional { missing: vec![] })
+    );
+    let q = &parse_queries("subset user:cy can r0 every doc#r0@user:bob").unwrap()[0];
+    let out = run_query(&snap, q, &opts);
+    assert!(matches!(out, QueryOutput::Subset { .. }));
+    assert_eq!(
+        serde_json::to_value(&out).unwrap(),
+        serde_json::json!({
+            "op": "subset",
+            "query": "subset doc#r0@user:bob in user:cy#r0",
+            "holds": false,
+            "missing": [{"ty": "doc", "id": "d2"}],
+            "conditional": [],
+        })
     );
 }

@@ -9,7 +9,7 @@ use super::SCHEMA_VERSIONS;
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 use crate::syntax::ast::{
     ArrowMode, ConditionDef, Expr, Ident, Item, Member, Param, ParamType, PermissionDef, RelationDef, Schema,
-    Span, SpanEq, SubjectKind, SubjectType, TypeDef,
+    Span, SpanEq, SubjectKind, SubjectType, Trivia, TypeDef,
 };
 use crate::syntax::import_diag::MAX_NESTING;
 use serde_json::{Map, Value};
@@ -20,7 +20,7 @@ pub fn parse_openfga_json(text: &str) -> Result<Schema, Diagnostics> {
     let mut cx = Cx { text, diags: Vec::new(), cursor: 0 };
     let items = cx.model(&value);
     if cx.diags.is_empty() {
-        Ok(Schema { items })
+        Ok(Schema { items, end_comments: Vec::new() })
     } else {
         Err(Diagnostics(cx.diags))
     }
@@ -131,7 +131,14 @@ impl Cx<'_> {
                     );
                 }
                 let rewrite = if matches!(expr, Expr::This(_)) { None } else { Some(expr) };
-                members.push(Member::Relation(RelationDef { name: rel, doc: None, subjects, rewrite, span }));
+                members.push(Member::Relation(RelationDef {
+                    name: rel,
+                    doc: None,
+                    subjects,
+                    rewrite,
+                    trivia: Trivia::default(),
+                    span,
+                }));
             } else {
                 if !subjects.is_empty() {
                     self.err(
@@ -143,10 +150,24 @@ impl Cx<'_> {
                         ),
                     );
                 }
-                members.push(Member::Permission(PermissionDef { name: rel, doc: None, expr, span }));
+                members.push(Member::Permission(PermissionDef {
+                    name: rel,
+                    doc: None,
+                    expr,
+                    trivia: Trivia::default(),
+                    span,
+                }));
             }
         }
-        Some(TypeDef { span: name.span.into(), name, doc: None, members })
+        Some(TypeDef {
+            span: name.span.into(),
+            name,
+            doc: None,
+            trivia: Trivia::default(),
+            open_comments: Vec::new(),
+            members,
+            end_comments: Vec::new(),
+        })
     }
 
     /// One entry of `directly_related_user_types`.
@@ -273,6 +294,7 @@ impl Cx<'_> {
             doc: None,
             params,
             expr,
+            trivia: Trivia::default(),
         })
     }
 

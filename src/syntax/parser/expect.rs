@@ -43,6 +43,9 @@ const PHRASES: &[(Rule, &str)] = &[
     (Rule::list_open, "`(`"),
     (Rule::constraint_relation, "a relation name"),
     (Rule::requires_kw, "`requires`"),
+    (Rule::only_kw, "`only on`"),
+    (Rule::not_kw, "`not on`"),
+    (Rule::on_kw, "`on`"),
     (Rule::condition_name, "a condition name"),
     (Rule::params_open, "`(`"),
     (Rule::param_name, "a parameter name"),
@@ -86,7 +89,7 @@ const NAMES: &[(Rule, &str)] = &[
 ];
 
 const CONSTRAINT_FORMS: &str =
-    "a constraint is `at most N relation`, `at least N relation`, `one of (relation, relation)` or `relation requires relation`";
+    "a constraint is `at most N relation`, `at least N relation`, `one of (relation, relation)`, `relation requires (relation, ...)`, `relation only on (relation, ...)` or `relation not on (relation, ...)`";
 
 /// The error for a pest failure in the piece of `text` that starts at `base`.
 pub(super) fn diagnose(err: &Error<Rule>, text: &str, base: usize) -> Diagnostic {
@@ -218,6 +221,9 @@ fn help(positives: &[Rule], found: &Token<'_>, prev: Option<&Token<'_>>, member:
         (Rule::least_kw, "least"),
         (Rule::of_kw, "of"),
         (Rule::requires_kw, "requires"),
+        (Rule::only_kw, "only"),
+        (Rule::not_kw, "not"),
+        (Rule::on_kw, "on"),
     ]
     .iter()
     .filter(|(r, _)| has(*r))
@@ -280,11 +286,14 @@ fn help(positives: &[Rule], found: &Token<'_>, prev: Option<&Token<'_>>, member:
             "an operand is a name, `this`, `nil`, an arrow (`parent->view`) or an expression in parentheses; `a-b` (no spaces) is one name"
         } else if OPERAND.iter().any(|r| has(*r)) {
             "an operand is a relation or permission name, `this`, `nil`, an arrow (`parent->view`, `parent.all(view)`) or an expression in parentheses"
+        } else if has(Rule::only_kw) && found_is(",") {
+            "put several relations in parentheses: `(administrator, private-user) not on partner`"
         } else if has(Rule::at_kw)
             || has(Rule::most_kw)
             || has(Rule::count)
             || has(Rule::requires_kw)
             || has(Rule::of_kw)
+            || has(Rule::on_kw)
             || (positives == [Rule::EOI] && member == "constraint")
         {
             CONSTRAINT_FORMS

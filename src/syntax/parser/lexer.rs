@@ -67,7 +67,7 @@ impl Token<'_> {
 pub(super) const MEMBER_KEYWORDS: [&str; 3] = ["relation", "permission", "constraint"];
 
 /// Words that can never be a name.
-pub(super) const RESERVED: [&str; 9] =
+pub(crate) const RESERVED: [&str; 9] =
     ["type", "relation", "permission", "condition", "constraint", "this", "nil", "with", "and"];
 
 #[derive(Clone, Copy, Debug)]
@@ -126,22 +126,46 @@ impl<'a> Lexer<'a> {
 
     /// Skips whitespace, `//` comments (not `///`) and closed `/* */` comments, as the grammar does.
     fn skip_trivia(&mut self) {
-        loop {
-            let rest = &self.text[self.pos..];
-            let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r']);
-            self.pos += rest.len() - trimmed.len();
-            if trimmed.starts_with("//") && (!trimmed.starts_with("///") || trimmed.starts_with("////")) {
-                self.pos += line_len(trimmed);
-            } else if let Some(body) = trimmed.strip_prefix("/*") {
-                match body.find("*/") {
-                    Some(i) => self.pos += 2 + i + 2,
-                    None => return,
-                }
-            } else {
-                return;
-            }
+        while let Some((_, next)) = trivium(self.text, self.pos) {
+            self.pos = next;
         }
     }
+}
+
+/// What the grammar skips between two tokens.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Trivium<'a> {
+    /// Blanks and line breaks, `breaks` of them (`\n`, `\r\n` or a lone `\r`).
+    Space { breaks: usize },
+    /// A `//` comment (not `///`) without its line break, or a closed `/* */` comment.
+    Comment { start: usize, text: &'a str },
+}
+
+/// The whitespace or comment at `pos` and the offset after it; `None` at a token, an unclosed `/*`
+/// or the end of the text.
+pub(super) fn trivium(text: &str, pos: usize) -> Option<(Trivium<'_>, usize)> {
+    let rest = text.get(pos..)?;
+    let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r']);
+    let space = rest.len() - trimmed.len();
+    if space > 0 {
+        let breaks = line_breaks(&rest[..space]);
+        return Some((Trivium::Space { breaks }, pos + space));
+    }
+    let len = if rest.starts_with("//") && (!rest.starts_with("///") || rest.starts_with("////")) {
+        line_len(rest)
+    } else {
+        4 + rest.strip_prefix("/*")?.find("*/")?
+    };
+    Some((Trivium::Comment { start: pos, text: &rest[..len] }, pos + len))
+}
+
+/// The number of line breaks in `s`: `\n`, `\r\n` and lone `\r` count one each.
+pub(super) fn line_breaks(s: &str) -> usize {
+    let b = s.as_bytes();
+    b.iter()
+        .enumerate()
+        .filter(|&(i, c)| *c == b'\n' || (*c == b'\r' && b.get(i + 1) != Some(&b'\n')))
+        .count()
 }
 
 /// Length of the text before the first line break (`\n` or `\r`).

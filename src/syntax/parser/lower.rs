@@ -11,8 +11,8 @@ use super::lexer::Lexer;
 use super::{duplicate, duplicates, expect, MAX_NESTING};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::syntax::ast::{
-    ArrowMode, ConstraintDef, ConstraintKind, Expr, Ident, Member, Param, ParamType, PermissionDef,
-    RelationDef, Span, SubjectKind, SubjectType,
+    ArrowMode, ConstraintDef, ConstraintKind, Expr, Ident, Member, OnMode, Param, ParamType, PermissionDef,
+    RelationDef, Span, SubjectKind, SubjectType, Trivia,
 };
 use pest::iterators::Pair;
 
@@ -49,12 +49,19 @@ impl<'a> Lower<'_, 'a> {
                     None => None,
                 };
                 let name = self.ident(find(&parts, Rule::relation_name));
-                Some(Member::Relation(RelationDef { name, doc, subjects, rewrite, span }))
+                Some(Member::Relation(RelationDef {
+                    name,
+                    doc,
+                    subjects,
+                    rewrite,
+                    trivia: Trivia::default(),
+                    span,
+                }))
             }
             Rule::permission_def => {
                 let expr = self.expr(find(&parts, Rule::expr)?.clone())?.0;
                 let name = self.ident(find(&parts, Rule::permission_name));
-                Some(Member::Permission(PermissionDef { name, doc, expr, span }))
+                Some(Member::Permission(PermissionDef { name, doc, expr, trivia: Trivia::default(), span }))
             }
             Rule::constraint_def => {
                 if doc.is_some() {
@@ -66,7 +73,7 @@ impl<'a> Lower<'_, 'a> {
                 }
                 let kind =
                     self.constraint(parts.iter().find(|p| p.as_rule() != Rule::kw_constraint)?.clone())?;
-                Some(Member::Constraint(ConstraintDef { kind, span }))
+                Some(Member::Constraint(ConstraintDef { kind, trivia: Trivia::default(), span }))
             }
             _ => None,
         }
@@ -172,7 +179,10 @@ impl<'a> Lower<'_, 'a> {
                 Some(ConstraintKind::AtLeast { count, relation: relations.pop()? })
             }
             (Rule::requires, _) => {
-                let required = relations.pop()?;
+                if relations.len() < 2 {
+                    return None;
+                }
+                let required = relations.split_off(1);
                 Some(ConstraintKind::Requires { relation: relations.pop()?, required })
             }
             (Rule::one_of, _) if relations.len() < 2 => {
@@ -182,6 +192,20 @@ impl<'a> Lower<'_, 'a> {
                 None
             }
             (Rule::one_of, _) => Some(ConstraintKind::OneOf { relations }),
+            (Rule::on_object, _) => {
+                let mode = if find(&parts, Rule::not_kw).is_some() { OnMode::Not } else { OnMode::Only };
+                // The relations before the keyword are constrained; those after it are the guards.
+                let split = parts
+                    .iter()
+                    .take_while(|p| !matches!(p.as_rule(), Rule::only_kw | Rule::not_kw))
+                    .filter(|p| p.as_rule() == Rule::constraint_relation)
+                    .count();
+                let guards = relations.split_off(split.min(relations.len()));
+                if relations.is_empty() || guards.is_empty() {
+                    return None;
+                }
+                Some(ConstraintKind::OnObject { relations, mode, guards })
+            }
             _ => None,
         }
     }

@@ -1,5 +1,5 @@
 use super::parse_schema;
-use crate::syntax::ast::{Expr, Item, Member, Span};
+use crate::syntax::ast::{Expr, Item, Member, Span, Trivia};
 
 fn slice(text: &str, span: Span) -> &str {
     &text[span.start..span.end]
@@ -34,4 +34,33 @@ fn errors_are_sorted_and_all_reported() {
     let errors = parse_schema(text).unwrap_err().0;
     let lines: Vec<usize> = errors.iter().map(|d| text[..d.span.start].matches('\n').count() + 1).collect();
     assert_eq!(lines, [2, 5, 7], "{errors:?}");
+}
+
+fn trivia(leading: &[&str], trailing: &[&str]) -> Trivia {
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    Trivia { leading: strings(leading), trailing: strings(trailing) }
+}
+
+#[test]
+fn comments_attach_to_the_nodes_around_them() {
+    let text = "// a\n\n/// Doc.\n// b\ntype /* c */ t { // open\n\n  relation r: /* d */ user /* e */ // f\n\n  \
+                // g\n  permission p = r\n    + r // h\n  // i\n} // j\n// k\ncondition c(/* l */) { true } // m\n\n// n\n";
+    let schema = parse_schema(text).unwrap();
+    let [Item::Type(t), Item::Condition(c)] = schema.items.as_slice() else { panic!("{schema:?}") };
+    assert_eq!(t.trivia, trivia(&["// a", "", "// b", "/* c */"], &["// j"]));
+    assert_eq!(t.open_comments, ["// open"]);
+    let [Member::Relation(r), Member::Permission(p)] = t.members.as_slice() else { panic!("{t:?}") };
+    assert_eq!(r.trivia, trivia(&["/* d */"], &["/* e */", "// f"]));
+    assert_eq!(p.trivia, trivia(&["", "// g"], &["// h"]));
+    assert_eq!(t.end_comments, ["// i"]);
+    assert_eq!(c.trivia, trivia(&["// k", "/* l */"], &["// m"]));
+    assert_eq!(schema.end_comments, ["// n"]);
+}
+
+#[test]
+fn comments_keep_their_text_without_trailing_blanks_or_indentation() {
+    let text = "type t {\r\n    /* one\r\n       two  \r\n\r\n     three */\r\n    relation r: user //  x \t\r\n}\r\n";
+    let schema = parse_schema(text).unwrap();
+    let [Item::Type(t)] = schema.items.as_slice() else { panic!("{schema:?}") };
+    assert_eq!(t.members[0].trivia(), &trivia(&["/* one\n   two\n\n three */"], &["//  x"]));
 }

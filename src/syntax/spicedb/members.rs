@@ -4,7 +4,7 @@ use super::{ident_of, span_of, Lower, Rule};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::syntax::ast::{
     ArrowMode, ConditionDef, Expr, Ident, Param, ParamType, PermissionDef, RelationDef, SpanEq, SubjectKind,
-    SubjectType,
+    SubjectType, Trivia,
 };
 use crate::syntax::import_diag::{trimmed, MAX_NESTING};
 use pest::iterators::Pair;
@@ -20,7 +20,7 @@ impl<'t> Lower<'t> {
         for p in inner.filter(|p| p.as_rule() == Rule::subject_type) {
             subjects.push(self.subject_type(p));
         }
-        Some(RelationDef { name, doc, subjects, rewrite: None, span: span.into() })
+        Some(RelationDef { name, doc, subjects, rewrite: None, trivia: Trivia::default(), span: span.into() })
     }
 
     fn subject_type(&mut self, pair: Pair<'t, Rule>) -> SubjectType {
@@ -87,7 +87,7 @@ impl<'t> Lower<'t> {
         self.check_name(&name, "permission");
         let expr = inner.find(|p| p.as_rule() == Rule::expr)?;
         let expr = self.expr(expr, 0)?;
-        Some(PermissionDef { name, doc, expr, span: span.into() })
+        Some(PermissionDef { name, doc, expr, trivia: Trivia::default(), span: span.into() })
     }
 
     /// Lowers `expr`, `inter`, `union` and operands. `None` when a diagnostic was recorded.
@@ -196,7 +196,15 @@ impl<'t> Lower<'t> {
             }
         }
         let (expr, expr_span) = expr?;
-        Some(ConditionDef { name, doc, params, expr, expr_span: expr_span.into(), span: span.into() })
+        Some(ConditionDef {
+            name,
+            doc,
+            params,
+            expr,
+            expr_span: expr_span.into(),
+            trivia: Trivia::default(),
+            span: span.into(),
+        })
     }
 
     fn param_type(&mut self, pair: Pair<'t, Rule>, depth: usize) -> Option<ParamType> {

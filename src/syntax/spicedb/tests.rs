@@ -186,3 +186,21 @@ fn deep_caveat_bodies_and_types_are_refused_not_overflowed() {
     let ty = format!("caveat c(x {}int{}) {{ x }}", "list<".repeat(n), ">".repeat(n));
     assert!(parse_spicedb(&ty).is_err());
 }
+
+#[test]
+fn plain_comments_are_carried_over() {
+    let text = "// Header.\nuse partial\n\n/** The user. */\ndefinition user {}\n\n\
+                partial owned {\n  // owners\n  relation owner: user\n}\n\n\
+                // Documents.\ndefinition document {\n  // before a partial: goes to the next member\n  ...owned\n  \
+                /* the viewers */ relation viewer: user // trails in SpiceDB, leads the next member here\n  \
+                permission view = viewer + owner\n  // at the end\n}\n\n\
+                // A caveat.\ncaveat c(x int) {\n  x > 1 // part of the CEL\n}\n// The end.\n";
+    let schema = parse_spicedb(text).unwrap();
+    let want = "// Header.\n/// The user.\ntype user {}\n\n\
+                // Documents.\ntype document {\n  // owners\n  relation owner: user\n  \
+                // before a partial: goes to the next member\n  /* the viewers */\n  relation viewer: user\n  \
+                // trails in SpiceDB, leads the next member here\n  permission view = viewer + owner\n  \
+                // at the end\n}\n\n\
+                // A caveat.\ncondition c(x: int) {\n  x > 1 // part of the CEL\n}\n\n// The end.\n";
+    assert_eq!(crate::syntax::format_schema(&schema), want);
+}

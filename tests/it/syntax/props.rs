@@ -1,6 +1,8 @@
 //! Properties of the parser and the formatter on generated schemas:
-//! - `parse(format(x)) == x` and `format(parse(format(x))) == format(x)` for random trees;
+//! - `parse(format(x)) == x` and `format(parse(format(x))) == format(x)` for random trees, with
+//!   comments and blank lines in every place the tree has for them;
 //! - spans of parsed names point at the names;
+//! - comments inserted anywhere between the tokens of a schema all survive formatting;
 //! - `parse_schema` never panics, on arbitrary text and on mutated valid schemas, and whatever it
 //!   accepts formats and parses back to the same tree.
 
@@ -22,7 +24,7 @@ fn id(name: String) -> Ident {
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "[a-zA-Z_][a-zA-Z0-9_]{0,5}(-[a-zA-Z0-9]{1,4}){0,2}",
-        1 => select(vec!["at", "one", "of", "most", "least", "requires", "any", "all", "expiration", "this-x", "nil-1"])
+        1 => select(vec!["at", "one", "of", "most", "least", "requires", "only", "not", "on", "any", "all", "expiration", "this-x", "nil-1"])
             .prop_map(String::from),
     ]
     .prop_filter("reserved", |n| !RESERVED.contains(&n.as_str()))
@@ -42,6 +44,84 @@ fn doc() -> impl Strategy<Value = Option<String>> {
         prop::collection::vec("[ -~äé]{0,20}", 1..=3)
             .prop_map(|lines| lines.iter().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n")),
     )
+}
+
+/// Text inside a comment: printable, tabs, no line break, never the end of a block comment.
+fn comment_text() -> impl Strategy<Value = String> {
+    "[ -~äé\t]{0,16}".prop_map(|t| t.replace("*/", "* /"))
+}
+
+/// A comment on one line, as the parser stores it: markers kept, no trailing whitespace.
+fn one_line_comment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        comment_text().prop_map(|t| {
+            // `///` followed by anything but `/` would be a doc comment.
+            let slashes = if t.starts_with('/') { "////" } else { "//" };
+            format!("{slashes}{t}").trim_end().to_string()
+        }),
+        comment_text().prop_map(|t| format!("/*{t}*/")),
+    ]
+}
+
+/// A block comment over several lines, as stored: no trailing whitespace on any line.
+fn multi_line_comment() -> impl Strategy<Value = String> {
+    prop::collection::vec(comment_text(), 2..=3).prop_map(|lines| {
+        let last = lines.len() - 1;
+        let lines: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(k, l)| match k {
+                0 => format!("/*{l}").trim_end().to_string(),
+                _ if k == last => format!("{l}*/"),
+                _ => l.trim_end().to_string(),
+            })
+            .collect();
+        lines.join("\n")
+    })
+}
+
+/// Drops blank lines at the front and at the back (as asked), and runs of them down to one: the
+/// places where the parser keeps none.
+fn trim_blanks(mut lines: Vec<String>, front: bool, back: bool) -> Vec<String> {
+    lines.dedup_by(|a, b| a.is_empty() && b.is_empty());
+    if front && lines.first().is_some_and(String::is_empty) {
+        lines.remove(0);
+    }
+    if back && lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
+}
+
+/// Comment lines, `""` for a blank line, with runs of blank lines as one.
+fn comment_lines() -> impl Strategy<Value = Vec<String>> {
+    let line = prop_oneof![
+        4 => one_line_comment(),
+        1 => multi_line_comment(),
+        2 => Just(String::new()),
+    ];
+    prop_oneof![
+        2 => Just(Vec::new()),
+        1 => prop::collection::vec(line, 1..=4).prop_map(|l| trim_blanks(l, false, false)),
+    ]
+}
+
+/// Comments after a node on its line: `/* */` ones, then maybe one `//` comment.
+fn trailing() -> impl Strategy<Value = Vec<String>> {
+    let block = comment_text().prop_map(|t| format!("/*{t}*/"));
+    prop_oneof![
+        3 => Just(Vec::new()),
+        1 => (prop::collection::vec(block, 0..=2), prop::option::of(one_line_comment())).prop_map(
+            |(mut blocks, last)| {
+                blocks.extend(last);
+                blocks
+            }
+        ),
+    ]
+}
+
+fn trivia() -> impl Strategy<Value = Trivia> {
+    (comment_lines(), trailing()).prop_map(|(leading, trailing)| Trivia { leading, trailing })
 }
 
 fn expr() -> impl Strategy<Value = Expr> {
@@ -82,38 +162,75 @@ fn subject() -> impl Strategy<Value = SubjectType> {
 }
 
 fn member() -> impl Strategy<Value = Member> {
-    let relation = (name(), doc(), prop::collection::vec(subject(), 1..=3), prop::option::of(expr()))
-        .prop_map(|(n, doc, subjects, rewrite)| {
-            Member::Relation(RelationDef { name: id(n), doc, subjects, rewrite, span: SpanEq::default() })
-        });
-    let permission = (name(), doc(), expr()).prop_map(|(n, doc, expr)| {
-        Member::Permission(PermissionDef { name: id(n), doc, expr, span: SpanEq::default() })
+    let relation =
+        (name(), doc(), prop::collection::vec(subject(), 1..=3), prop::option::of(expr()), trivia())
+            .prop_map(|(n, doc, subjects, rewrite, trivia)| {
+                Member::Relation(RelationDef {
+                    name: id(n),
+                    doc,
+                    subjects,
+                    rewrite,
+                    trivia,
+                    span: SpanEq::default(),
+                })
+            });
+    let permission = (name(), doc(), expr(), trivia()).prop_map(|(n, doc, expr, trivia)| {
+        Member::Permission(PermissionDef { name: id(n), doc, expr, trivia, span: SpanEq::default() })
     });
     let kind = prop_oneof![
         (any::<u32>(), name()).prop_map(|(count, r)| ConstraintKind::AtMost { count, relation: id(r) }),
         (any::<u32>(), name()).prop_map(|(count, r)| ConstraintKind::AtLeast { count, relation: id(r) }),
         prop::collection::vec(name(), 2..=4)
             .prop_map(|rs| ConstraintKind::OneOf { relations: rs.into_iter().map(id).collect() }),
-        (name(), name()).prop_map(|(a, b)| ConstraintKind::Requires { relation: id(a), required: id(b) }),
+        (name(), prop::collection::vec(name(), 1..=3)).prop_map(|(a, b)| ConstraintKind::Requires {
+            relation: id(a),
+            required: b.into_iter().map(id).collect()
+        }),
+        (prop::collection::vec(name(), 1..=3), any::<bool>(), prop::collection::vec(name(), 1..=3)).prop_map(
+            |(rs, not, gs)| ConstraintKind::OnObject {
+                relations: rs.into_iter().map(id).collect(),
+                mode: if not { OnMode::Not } else { OnMode::Only },
+                guards: gs.into_iter().map(id).collect(),
+            }
+        ),
     ];
-    let constraint =
-        kind.prop_map(|kind| Member::Constraint(ConstraintDef { kind, span: SpanEq::default() }));
+    let constraint = (kind, trivia()).prop_map(|(kind, trivia)| {
+        Member::Constraint(ConstraintDef { kind, trivia, span: SpanEq::default() })
+    });
     prop_oneof![3 => relation, 2 => permission, 1 => constraint]
 }
 
 fn type_def() -> impl Strategy<Value = TypeDef> {
-    (type_name(), doc(), prop::collection::vec(member(), 0..=5)).prop_map(|(n, doc, members)| {
-        let mut seen = HashSet::new();
-        let members = members
-            .into_iter()
-            .filter(|m| match m {
-                Member::Relation(r) => seen.insert(r.name.name.clone()),
-                Member::Permission(p) => seen.insert(p.name.name.clone()),
-                Member::Constraint(_) => true,
-            })
-            .collect();
-        TypeDef { name: id(n), doc, members, span: SpanEq::default() }
-    })
+    let comments = (trivia(), trailing(), comment_lines());
+    (type_name(), doc(), prop::collection::vec(member(), 0..=5), comments).prop_map(
+        |(n, doc, members, (mut trivia, open_comments, end_comments))| {
+            let mut seen = HashSet::new();
+            let mut members: Vec<Member> = members
+                .into_iter()
+                .filter(|m| match m {
+                    Member::Relation(r) => seen.insert(r.name.name.clone()),
+                    Member::Permission(p) => seen.insert(p.name.name.clone()),
+                    Member::Constraint(_) => true,
+                })
+                .collect();
+            // No blank lines between items and their comments, after `{` or before `}`.
+            trivia.leading = trim_blanks(trivia.leading, true, false);
+            if let Some(first) = members.first_mut() {
+                let t = first.trivia_mut();
+                t.leading = trim_blanks(std::mem::take(&mut t.leading), true, false);
+            }
+            let end_comments = trim_blanks(end_comments, members.is_empty(), true);
+            TypeDef {
+                name: id(n),
+                doc,
+                trivia,
+                open_comments,
+                members,
+                end_comments,
+                span: SpanEq::default(),
+            }
+        },
+    )
 }
 
 fn param_type() -> impl Strategy<Value = ParamType> {
@@ -187,16 +304,18 @@ fn condition_def() -> impl Strategy<Value = ConditionDef> {
         ty,
         ty_span: SpanEq::default(),
     });
-    (condition_name(), doc(), prop::collection::vec(param, 0..=4), cel()).prop_map(
-        |(n, doc, params, expr)| {
+    (condition_name(), doc(), prop::collection::vec(param, 0..=4), cel(), trivia()).prop_map(
+        |(n, doc, params, expr, mut trivia)| {
             let mut seen = HashSet::new();
             let params = params.into_iter().filter(|p| seen.insert(p.name.name.clone())).collect();
+            trivia.leading = trim_blanks(trivia.leading, true, false);
             ConditionDef {
                 name: id(n),
                 doc,
                 params,
                 expr,
                 expr_span: SpanEq::default(),
+                trivia,
                 span: SpanEq::default(),
             }
         },
@@ -204,9 +323,13 @@ fn condition_def() -> impl Strategy<Value = ConditionDef> {
 }
 
 fn schema() -> impl Strategy<Value = Schema> {
+    schema_of(0..=5)
+}
+
+fn schema_of(items: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Schema> {
     let item =
         prop_oneof![3 => type_def().prop_map(Item::Type), 1 => condition_def().prop_map(Item::Condition)];
-    prop::collection::vec(item, 0..=5).prop_map(|items| {
+    (prop::collection::vec(item, items), comment_lines()).prop_map(|(items, end_comments)| {
         let (mut types, mut conditions) = (HashSet::new(), HashSet::new());
         let items = items
             .into_iter()
@@ -215,8 +338,94 @@ fn schema() -> impl Strategy<Value = Schema> {
                 Item::Condition(c) => conditions.insert(c.name.name.clone()),
             })
             .collect();
-        Schema { items }
+        Schema { items, end_comments: trim_blanks(end_comments, true, true) }
     })
+}
+
+/// The schema without any comments or blank lines.
+fn without_comments(mut schema: Schema) -> Schema {
+    schema.end_comments.clear();
+    for item in &mut schema.items {
+        *item.trivia_mut() = Trivia::default();
+        if let Item::Type(t) = item {
+            t.open_comments.clear();
+            t.end_comments.clear();
+            t.members.iter_mut().for_each(|m| *m.trivia_mut() = Trivia::default());
+        }
+    }
+    schema
+}
+
+/// The schema with blank lines where the parser never puts them: the formatter drops them.
+fn with_stray_blank_lines(mut schema: Schema) -> Schema {
+    let blank = || vec![String::new(), String::new()];
+    schema.end_comments.splice(0..0, blank());
+    schema.end_comments.extend(blank());
+    for item in &mut schema.items {
+        item.trivia_mut().leading.splice(0..0, blank());
+        if let Item::Type(t) = item {
+            t.end_comments.extend(blank());
+            if let Some(first) = t.members.first_mut() {
+                first.trivia_mut().leading.splice(0..0, blank());
+            }
+            if t.members.is_empty() {
+                t.end_comments.splice(0..0, blank());
+            }
+        }
+    }
+    schema
+}
+
+/// A comment-free schema, formatted, with comments inserted at random places between tokens
+/// outside doc comments and CEL bodies; and the inserted comments.
+fn commented_text() -> impl Strategy<Value = (String, Vec<String>)> {
+    let insert = (any::<prop::sample::Index>(), any::<bool>(), comment_text(), any::<bool>());
+    (schema_of(1..=4).prop_map(without_comments), prop::collection::vec(insert, 1..=10)).prop_map(
+        |(schema, inserts)| {
+            let mut text = format_schema(&schema);
+            let places = between_tokens(&text);
+            if places.is_empty() {
+                return (text, Vec::new());
+            }
+            let mut chosen: Vec<(usize, String, &str)> = inserts
+                .into_iter()
+                .enumerate()
+                .map(|(k, (at, block, body, own_line))| {
+                    // The number makes each comment unique, so that it can be found again.
+                    let comment = if block { format!("/*{k} {body}*/") } else { format!("//{k} {body}") };
+                    let after = if own_line || !block { "\n" } else { " " };
+                    (places[at.index(places.len())], comment.trim_end().to_string(), after)
+                })
+                .collect();
+            chosen.sort_by_key(|c| std::cmp::Reverse(c.0));
+            for (at, comment, after) in &chosen {
+                text.insert_str(*at, &format!(" {comment}{after}"));
+            }
+            (text, chosen.into_iter().map(|(_, c, _)| c).collect())
+        },
+    )
+}
+
+/// Offsets of the blanks and line breaks between tokens in a formatted schema, outside doc
+/// comments and CEL bodies.
+fn between_tokens(text: &str) -> Vec<usize> {
+    let mut places = Vec::new();
+    let (mut offset, mut in_body) = (0, false);
+    for line in text.split_inclusive('\n') {
+        if in_body && line.starts_with('}') {
+            in_body = false;
+        }
+        let condition = line.starts_with("condition ");
+        // Not after the `{` that opens a condition's body.
+        let end = if condition { line.rfind('{').unwrap_or(0) } else { line.len() };
+        if !in_body && !line.trim_start().starts_with("///") {
+            let blanks = line[..end].char_indices().filter(|(_, c)| c.is_whitespace());
+            places.extend(blanks.map(|(i, _)| offset + i));
+        }
+        in_body |= condition;
+        offset += line.len();
+    }
+    places
 }
 
 fn parse_ok(text: &str) -> Schema {
@@ -268,7 +477,11 @@ fn names(schema: &Schema) -> Vec<&Ident> {
                             | ConstraintKind::AtLeast { relation, .. } => out.push(relation),
                             ConstraintKind::OneOf { relations } => out.extend(relations.iter()),
                             ConstraintKind::Requires { relation, required } => {
-                                out.extend([relation, required])
+                                out.push(relation);
+                                out.extend(required.iter());
+                            }
+                            ConstraintKind::OnObject { relations, guards, .. } => {
+                                out.extend(relations.iter().chain(guards))
                             }
                         },
                     }
@@ -305,7 +518,11 @@ fn mutated_schema() -> impl Strategy<Value = String> {
             "->",
             ".all(",
             "/*",
+            "*/",
+            "//",
             "///",
+            "/* c */",
+            "// c\n",
             "\"",
             "\n",
             "relation",
@@ -342,12 +559,14 @@ fn mutated_schema() -> impl Strategy<Value = String> {
     })
 }
 
-/// Parsing never panics; whatever parses, formats and parses back to the same tree.
+/// Parsing never panics; whatever parses, formats and parses back to the same tree, and formatting
+/// that again changes nothing.
 fn check_any_input(text: &str) -> Result<(), TestCaseError> {
     if let Ok(schema) = parse_schema(text) {
         let formatted = format_schema(&schema);
         let again = parse_ok(&formatted);
         prop_assert_eq!(&again, &schema, "accepted input does not round-trip:\n{}\n---\n{}", text, formatted);
+        prop_assert_eq!(format_schema(&again), formatted);
     }
     Ok(())
 }
@@ -364,6 +583,17 @@ proptest! {
         for name in names(&parsed) {
             prop_assert_eq!(text.get(name.span.start..name.span.end), Some(name.name.as_str()));
         }
+        prop_assert_eq!(format_schema(&with_stray_blank_lines(schema)), text);
+    }
+
+    #[test]
+    fn comments_anywhere_between_tokens_survive((text, comments) in commented_text()) {
+        let parsed = parse_ok(&text);
+        let formatted = format_schema(&parsed);
+        for c in &comments {
+            prop_assert!(formatted.contains(c.as_str()), "lost {}:\n{}\n---\n{}", c, text, formatted);
+        }
+        check_any_input(&text)?;
     }
 
     #[test]

@@ -1,0 +1,49 @@
+//! `purview import spicedb|openfga FILE`: a SpiceDB or OpenFGA schema, printed in Purview's
+//! language.
+//!
+//! The file is parsed and compiled as it is (problems point into it), then printed with
+//! [`purview::syntax::printable::to_purview`], which refuses names Purview cannot write instead
+//! of printing a schema that would not parse back.
+
+use super::error::{CliError, CliResult, Exit};
+use super::{load, ImportFrom};
+use purview::diag::{Diagnostics, SourceFile};
+use purview::syntax::printable::{check_names, to_purview};
+use purview::syntax::{detect, parse_as, SchemaFormat};
+use std::io::Write as _;
+use std::path::Path;
+
+/// Prints the schema in `file`, written in `from`, in Purview's language.
+pub(super) fn run(from: ImportFrom, file: &Path) -> CliResult<Exit> {
+    let text = load::read(file)?;
+    let name = file.display().to_string();
+    let format = match from {
+        ImportFrom::Spicedb => SchemaFormat::SpiceDb,
+        ImportFrom::Openfga => match detect(Some(file), &text) {
+            SchemaFormat::OpenFgaJson => SchemaFormat::OpenFgaJson,
+            _ => SchemaFormat::OpenFgaDsl,
+        },
+    };
+    let problems = |message: String, d: Diagnostics| {
+        CliError::diagnostics(message, vec![(SourceFile::new(&name, &*text), d)])
+    };
+    let ast = parse_as(format, &text).map_err(|d| problems(String::new(), d))?;
+    // Both passes report at once: what does not compile, and the names Purview cannot write.
+    let mut found = purview::schema::compile(&ast).err().map(|d| d.0).unwrap_or_default();
+    let compiles = found.is_empty();
+    found.extend(check_names(&ast).err().map(|d| d.0).unwrap_or_default());
+    if !found.is_empty() {
+        let message = if compiles { unwritable(&name) } else { String::new() };
+        found.sort_by_key(|d| d.span);
+        return Err(problems(message, Diagnostics(found)));
+    }
+    let printed = to_purview(&ast).map_err(|d| problems(unwritable(&name), d))?;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(printed.as_bytes());
+    let _ = out.flush();
+    Ok(Exit::Success)
+}
+
+fn unwritable(name: &str) -> String {
+    format!("`{name}` cannot be written in Purview's language")
+}

@@ -1,0 +1,1 @@
+subset role:auditor#grants of user:ann#exercise

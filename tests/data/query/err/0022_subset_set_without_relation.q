@@ -1,0 +1,1 @@
+subset role:auditor in user:ann#exercise

@@ -1,0 +1,1 @@
+subset role:auditor#grants in user:ann#exercise limit 3

@@ -1,0 +1,1 @@
+subset user:ann can exercise role:auditor#grants
