@@ -12,6 +12,7 @@
 
 mod check;
 pub mod closure;
+mod gather;
 pub mod lists;
 mod lookup;
 mod names;

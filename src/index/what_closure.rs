@@ -11,7 +11,8 @@
 //! caller iterates to the fixpoint.
 
 use super::check::IndexEval;
-use super::lookup::{Gather, TriBits};
+use super::gather::Gather;
+use super::lookup::TriBits;
 use super::plan::{FastPath, SlotKind};
 use crate::eval::EvalError;
 use crate::schema::{RelId, Rewrite, TypeId};
