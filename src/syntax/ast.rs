@@ -301,6 +301,22 @@ pub enum ParamType {
 }
 
 impl ParamType {
+    /// Every type name a schema may write (`list` and `map` take an argument).
+    pub const NAMES: [&'static str; 12] = [
+        "int",
+        "uint",
+        "bool",
+        "string",
+        "double",
+        "bytes",
+        "duration",
+        "timestamp",
+        "ipaddress",
+        "any",
+        "list",
+        "map",
+    ];
+
     /// The name of a type without arguments, as written in a schema.
     pub fn from_name(name: &str) -> Option<ParamType> {
         Some(match name {

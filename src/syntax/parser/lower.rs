@@ -278,8 +278,11 @@ impl<'a> Lower<'_, 'a> {
                     None
                 }
                 (None, _) => {
-                    let help = did_you_mean(name, PARAM_TYPES).unwrap_or_else(|| {
-                        format!("parameter types are {}", PARAM_TYPES.map(|t| format!("`{t}`")).join(", "))
+                    let help = did_you_mean(name, ParamType::NAMES).unwrap_or_else(|| {
+                        format!(
+                            "parameter types are {}",
+                            ParamType::NAMES.map(|t| format!("`{t}`")).join(", ")
+                        )
                     });
                     let msg = format!("unknown parameter type `{name}`");
                     self.diags.push(Diagnostic::new("unknown-param-type", span, msg).with_help(help));
@@ -315,21 +318,6 @@ impl<'a> Lower<'_, 'a> {
         }
     }
 }
-
-const PARAM_TYPES: [&str; 12] = [
-    "int",
-    "uint",
-    "bool",
-    "string",
-    "double",
-    "bytes",
-    "duration",
-    "timestamp",
-    "ipaddress",
-    "any",
-    "list",
-    "map",
-];
 
 fn find<'p, 'a>(pairs: &'p Pairs<'a>, rule: Rule) -> Option<&'p Pair<'a, Rule>> {
     pairs.iter().find(|p| p.as_rule() == rule)

@@ -235,20 +235,7 @@ impl<'t> Lower<'t> {
             (_, 0) => match ParamType::from_name(n) {
                 Some(t) => Some(t),
                 None => {
-                    let known = [
-                        "int",
-                        "uint",
-                        "bool",
-                        "string",
-                        "double",
-                        "bytes",
-                        "duration",
-                        "timestamp",
-                        "ipaddress",
-                        "any",
-                        "list",
-                        "map",
-                    ];
+                    let known = ParamType::NAMES;
                     let d = Diagnostic::new("unknown-param-type", span_of(&name), format!("unknown parameter type `{n}`"))
                         .with_help(did_you_mean(n, known).unwrap_or_else(|| {
                             "the types are int, uint, bool, string, double, bytes, duration, timestamp, ipaddress, any, list<T> and map<T>".into()
