@@ -114,7 +114,7 @@ impl Builder {
 
     fn finish(mut self) -> Dataset {
         let n = self.tuples.len();
-        self.data.bulk_load_plain(self.tuples);
+        self.data.bulk_load_plain(&self.tuples);
         Dataset { data: self.data, relationships: n }
     }
 }

@@ -275,8 +275,8 @@ fn bench_reference(c: &mut Criterion) {
         out
     };
     let schema = (*small.data.schema).clone();
-    let mut reference = Purview::with_engine(schema.clone(), Engine::Reference);
-    let mut index = Purview::with_engine(schema, Engine::Index);
+    let reference = Purview::with_engine(schema.clone(), Engine::Reference);
+    let index = Purview::with_engine(schema, Engine::Index);
     let ops: Vec<WriteOp> = rels.into_iter().map(WriteOp::Touch).collect();
     reference.write(&ops).unwrap();
     index.write(&ops).unwrap();

@@ -23,17 +23,21 @@ use crate::diag::{Diagnostics, SourceFile};
 use crate::eval::explain::{self, Tree};
 use crate::eval::reference::Reference;
 use crate::eval::{Decision, EvalError, EvalOptions, MissingContext, Tri};
-use crate::index::{Index, IndexData, IndexEval};
+use crate::index::{IndexData, IndexEval};
 use crate::schema::{self, RelId, Schema};
 use crate::store::{
-    Obj, ObjectRef, Relationship, RelationshipSyntaxError, Revision, Snapshot, Source, Store, Subject,
-    SubjectRef, WriteError, WriteOp, WILDCARD,
+    Obj, ObjectRef, Relationship, RelationshipSyntaxError, Revision, Snapshot, Source, Subject, SubjectRef,
+    WriteError, WILDCARD,
 };
 use crate::syntax;
 use serde::Serialize;
 use std::sync::Arc;
 
+pub(crate) mod bulk;
+mod purview;
 mod subset;
+pub use bulk::{relationship_of, Blocker, BulkError, BulkLoad, SchemaChangeError};
+pub use purview::{Change, Journal, Purview, Ticket};
 pub use subset::{ObjectSet, SubsetResult};
 
 /// An object id that was never written: it has no relationships.
@@ -95,112 +99,6 @@ pub enum Engine {
     Index,
     /// The simple reference evaluator over a plain store: the oracle the index is tested against.
     Reference,
-}
-
-/// A schema and its relationships: the writer side of an embedded Purview.
-#[derive(Debug, Clone)]
-pub struct Purview {
-    backend: Backend,
-}
-
-#[derive(Debug, Clone)]
-enum Backend {
-    Reference(Store),
-    Index(Index),
-}
-
-impl Purview {
-    pub fn new(schema: Schema) -> Self {
-        Purview::with_engine(schema, Engine::default())
-    }
-
-    pub fn with_engine(schema: Schema, engine: Engine) -> Self {
-        let schema = Arc::new(schema);
-        let backend = match engine {
-            Engine::Reference => Backend::Reference(Store::new(schema)),
-            Engine::Index => Backend::Index(Index::new(schema)),
-        };
-        Purview { backend }
-    }
-
-    pub fn from_schema_text(name: &str, text: &str) -> Result<Self, SchemaError> {
-        Ok(Purview::new(compile_schema(name, text)?))
-    }
-
-    pub fn engine(&self) -> Engine {
-        match self.backend {
-            Backend::Reference(_) => Engine::Reference,
-            Backend::Index(_) => Engine::Index,
-        }
-    }
-
-    pub fn schema(&self) -> Arc<Schema> {
-        self.snapshot().schema().clone()
-    }
-
-    /// Applies a batch atomically and returns the new revision.
-    pub fn write(&mut self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
-        match &mut self.backend {
-            Backend::Reference(s) => s.write(ops),
-            Backend::Index(i) => i.write(ops),
-        }
-    }
-
-    /// Applies a batch like [`Purview::write`] and returns, for each watched permission, the
-    /// (subject, object) pairs it added and removed, sorted by permission, object and subject
-    /// (see [`crate::materialize::delta`]). All or nothing: if the batch is invalid or the deltas
-    /// cannot be computed, nothing is written. Needs the index engine.
-    pub fn write_with_deltas(
-        &mut self,
-        ops: &[WriteOp],
-        watched: &[crate::materialize::Target],
-        opts: &EvalOptions,
-    ) -> Result<(Revision, Vec<crate::materialize::Delta>), crate::materialize::MaterializeError> {
-        use crate::materialize::{delta, Partition, Strategy};
-        let Backend::Index(index) = &mut self.backend else {
-            return Err(crate::materialize::MaterializeError::NeedsIndex);
-        };
-        let before = index.snapshot();
-        let mut next = index.clone();
-        let revision = next.write(ops)?;
-        let after = next.snapshot();
-        let mut out = Vec::new();
-        for t in watched {
-            let ids = delta::deltas(&before, &after, ops, t, opts, Strategy::Auto, Partition::default())?;
-            out.extend(ids.iter().map(|d| delta::name(&after, t, d)));
-        }
-        *index = next;
-        Ok((revision, out))
-    }
-
-    /// Touches every relationship in the text (one per line), as one atomic batch.
-    pub fn write_text(&mut self, text: &str) -> Result<Revision, LoadError> {
-        let ops: Vec<WriteOp> = parse_relationships(text)?.into_iter().map(WriteOp::Touch).collect();
-        Ok(self.write(&ops)?)
-    }
-
-    /// The current state, for reading. Cheap; unaffected by later writes.
-    pub fn snapshot(&self) -> View {
-        match &self.backend {
-            Backend::Reference(s) => View::Reference(s.snapshot()),
-            Backend::Index(i) => View::Index(i.snapshot()),
-        }
-    }
-
-    pub fn revision(&self) -> Revision {
-        self.snapshot().revision()
-    }
-
-    /// The current state if it includes `revision` (a token a write returned): a reader that
-    /// was handed a token after a write asks for at least that revision.
-    pub fn snapshot_at_least(&self, revision: Revision) -> Result<View, EvalError> {
-        let view = self.snapshot();
-        let current = view.revision();
-        if current < revision {
-            return Err(EvalError::RevisionNotVisible { requested: revision, current });
-        }
-        Ok(view)
-    }
 }
 
 /// One question of a bulk check.
@@ -306,6 +204,20 @@ impl View {
 
     pub fn revision(&self) -> Revision {
         self.source().revision()
+    }
+
+    /// Every stored relationship, in the notation of relationship files, sorted.
+    pub fn relationship_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = match self {
+            View::Reference(s) => s.relationships().iter().map(|r| r.to_string()).collect(),
+            View::Index(data) => {
+                let mut v = Vec::with_capacity(data.len());
+                data.for_each_tuple(|o, r, s, a| v.push(relationship_of(&**data, o, r, s, a).to_string()));
+                v
+            }
+        };
+        out.sort();
+        out
     }
 
     fn resolve_rel(&self, ty: u32, name: &str) -> Result<RelId, EvalError> {

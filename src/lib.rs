@@ -7,6 +7,7 @@ pub mod index;
 pub mod materialize;
 pub mod query;
 pub mod schema;
+pub mod storage;
 pub mod store;
 pub mod syntax;
 pub mod testfile;

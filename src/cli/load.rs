@@ -56,7 +56,7 @@ pub fn store(schema: Schema, data: &[(String, String)], engine: Engine) -> CliRe
     if !errors.is_empty() {
         return Err(grouped(&files, errors));
     }
-    let mut pv = Purview::with_engine(schema, engine);
+    let pv = Purview::with_engine(schema, engine);
     let ops: Vec<WriteOp> = rels.iter().map(|l| WriteOp::Touch(l.rel.clone())).collect();
     if let Err(e) = pv.write(&ops) {
         let Some(at) = locate(&e, &rels) else {
@@ -101,28 +101,12 @@ fn read_relationships(
 
 /// The relationship a write error names.
 fn locate<'a>(e: &WriteError, rels: &'a [Located]) -> Option<&'a Located> {
-    let text = match e {
-        WriteError::UnknownType { relationship, .. }
-        | WriteError::UnknownRelation { relationship, .. }
-        | WriteError::Permission { relationship, .. }
-        | WriteError::SubjectNotAllowed { relationship, .. }
-        | WriteError::InvalidCondition { relationship, .. }
-        | WriteError::AlreadyExists { relationship }
-        | WriteError::Constraint { relationship, .. } => relationship,
-    };
-    rels.iter().rev().find(|l| l.rel.to_string() == *text)
+    let text = e.relationship()?;
+    rels.iter().rev().find(|l| l.rel.to_string() == text)
 }
 
 fn write_code(e: &WriteError) -> &'static str {
-    match e {
-        WriteError::UnknownType { .. } => "unknown-type",
-        WriteError::UnknownRelation { .. } => "unknown-relation",
-        WriteError::Permission { .. } => "write-to-permission",
-        WriteError::SubjectNotAllowed { .. } => "subject-not-allowed",
-        WriteError::InvalidCondition { .. } => "invalid-condition",
-        WriteError::AlreadyExists { .. } => "already-exists",
-        WriteError::Constraint { .. } => "constraint-violated",
-    }
+    e.code()
 }
 
 fn grouped(files: &[SourceFile], errors: Vec<(usize, Diagnostic)>) -> CliError {

@@ -145,6 +145,10 @@ pub enum EvalError {
     InvalidCursor(String),
     #[error("revision {requested} is not visible yet (the latest is {current})")]
     RevisionNotVisible { requested: u64, current: u64 },
+    #[error("revision {requested} is no longer readable: history before revision {oldest} was garbage-collected (widen the history window to keep more)")]
+    RevisionCollected { requested: u64, oldest: u64 },
+    #[error("revision {requested} cannot be read: {reason}")]
+    HistoryUnavailable { requested: u64, reason: String },
 }
 
 /// Judges the time windows and conditions of relationships for one request, and remembers what

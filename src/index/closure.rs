@@ -14,7 +14,7 @@ use super::lists::Lists;
 use roaring::RoaringBitmap;
 use std::collections::VecDeque;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Closure {
     /// Node → nodes reachable through one or more edges.
     pub down: Lists,

@@ -16,7 +16,7 @@ pub const PAGE: usize = 256;
 /// Lists longer than this are kept as roaring bitmaps.
 pub const BIG: usize = 64;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Chunk {
     /// `offsets[k]..offsets[k + 1]` is the short list of key `k` in `items`; `CHUNK + 1` long.
     offsets: Vec<u32>,
@@ -170,7 +170,7 @@ impl Iterator for ListIter<'_> {
     }
 }
 
-/// `key → sorted set of u32`, persistent.
+/// `key → sorted set of u32`, persistent. Serialized as its chunks in order.
 #[derive(Clone, Debug, Default)]
 pub struct Lists {
     /// Pages of chunks: chunk `c` is `pages[c / PAGE][c % PAGE]`. A lookup is two pointer hops;
@@ -280,6 +280,12 @@ impl Lists {
         Lists { pages, chunk_count, entries }
     }
 
+    /// Whether both hold the same lists (whatever their chunk layout).
+    pub fn same_as(&self, other: &Lists) -> bool {
+        let bound = self.key_bound().max(other.key_bound());
+        self.entries == other.entries && (0..bound).all(|k| self.get(k).iter().eq(other.get(k).iter()))
+    }
+
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
         self.pages
@@ -292,6 +298,43 @@ impl Lists {
                     + std::mem::size_of::<Chunk>()
             })
             .sum()
+    }
+}
+
+impl serde::Serialize for Lists {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let chunks: Vec<&Chunk> = self.pages.iter().flat_map(|p| p.iter().map(|c| &**c)).collect();
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&self.entries)?;
+        t.serialize_element(&chunks)?;
+        t.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Lists {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (entries, chunks): (u64, Vec<Chunk>) = serde::Deserialize::deserialize(d)?;
+        for c in &chunks {
+            let ok = c.offsets.len() == CHUNK + 1
+                && c.offsets.windows(2).all(|w| w[0] <= w[1])
+                && c.offsets.last().is_some_and(|&e| e as usize == c.items.len())
+                && c.big.iter().all(|(k, _)| (*k as usize) < CHUNK);
+            if !ok {
+                return Err(serde::de::Error::custom("a list chunk is malformed"));
+            }
+        }
+        let chunk_count = chunks.len();
+        let mut pages = Vec::with_capacity(chunk_count.div_ceil(PAGE));
+        let mut it = chunks.into_iter().map(Arc::new);
+        loop {
+            let page: Vec<Arc<Chunk>> = it.by_ref().take(PAGE).collect();
+            if page.is_empty() {
+                break;
+            }
+            pages.push(Arc::new(page));
+        }
+        Ok(Lists { pages, chunk_count, entries })
     }
 }
 

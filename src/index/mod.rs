@@ -16,6 +16,7 @@ mod gather;
 pub mod lists;
 mod lookup;
 mod names;
+pub mod persist;
 pub mod plan;
 mod what_closure;
 
@@ -67,7 +68,8 @@ fn is_plain(a: &TupleAttrs) -> bool {
     a.caveat.is_none() && a.valid_from.is_none() && a.expires_at.is_none()
 }
 
-const PLAIN: TupleAttrs = TupleAttrs { caveat: None, valid_from: None, expires_at: None };
+/// The attributes of a relationship with no condition and no time bounds.
+pub const PLAIN: TupleAttrs = TupleAttrs { caveat: None, valid_from: None, expires_at: None };
 
 impl IndexData {
     pub fn new(schema: Arc<Schema>) -> IndexData {
@@ -254,11 +256,32 @@ impl IndexData {
         out
     }
 
+    /// Calls `f` for every stored relationship: plain ones slot by slot (in object order within
+    /// a slot), then the special ones.
+    pub fn for_each_tuple(&self, mut f: impl FnMut(Obj, RelId, Subject, &TupleAttrs)) {
+        for (slot, info) in self.plan.slots.iter().enumerate() {
+            let lists = &self.fwd[slot];
+            for key in 0..lists.key_bound() {
+                for v in lists.get(key).iter() {
+                    let subject = match info.kind {
+                        SlotKind::Direct => Subject { ty: info.subject_ty, id: v, rel: None },
+                        SlotKind::Wildcard => Subject { ty: info.subject_ty, id: WILDCARD, rel: None },
+                        SlotKind::Userset(r) => Subject { ty: info.subject_ty, id: v, rel: Some(r) },
+                    };
+                    f(Obj { ty: info.ty, id: key }, info.rel, subject, &PLAIN);
+                }
+            }
+        }
+        for (&(ty, rel, id, subject), attrs) in &self.special {
+            f(Obj { ty, id }, rel, subject, attrs);
+        }
+    }
+
     /// Loads plain relationships given by ids (their objects already interned) into an empty
     /// index: the lists are built sorted, in parallel, instead of one insert at a time.
-    pub fn bulk_load_plain(&mut self, tuples: Vec<(Obj, RelId, Subject)>) {
+    pub fn bulk_load_plain(&mut self, tuples: &[(Obj, RelId, Subject)]) {
         let mut per_slot: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.plan.slots.len()];
-        for (o, r, s) in tuples {
+        for &(o, r, s) in tuples {
             if let Some((slot, v)) = self.slot_for(o, r, s) {
                 per_slot[slot as usize].push((o.id, v));
             }
@@ -356,6 +379,10 @@ impl TupleStore for IndexData {
 
     fn object_name(&self, ty: TypeId, id: ObjId) -> String {
         self.names.name(ty, id)
+    }
+
+    fn lookup(&self, ty: TypeId, name: &str) -> Option<ObjId> {
+        self.object_id(ty, name)
     }
 
     fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {

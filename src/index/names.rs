@@ -6,7 +6,7 @@
 
 use crate::schema::TypeId;
 use crate::store::{Interner, ObjId, WILDCARD};
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard};
 
 #[derive(Debug, Default)]
 pub struct Names {
@@ -16,6 +16,22 @@ pub struct Names {
 impl Names {
     pub fn new(types: usize) -> Names {
         Names { types: (0..types).map(|_| RwLock::new(Interner::default())).collect() }
+    }
+
+    /// A table holding these interners, one per type.
+    pub fn from_interners(types: Vec<Interner>) -> Names {
+        Names { types: types.into_iter().map(RwLock::new).collect() }
+    }
+
+    /// Every type's interner, read-locked.
+    pub fn read_all(&self) -> Vec<RwLockReadGuard<'_, Interner>> {
+        self.types
+            .iter()
+            .map(|l| match l.read() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            })
+            .collect()
     }
 
     pub fn intern(&self, ty: TypeId, name: &str) -> ObjId {

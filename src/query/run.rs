@@ -87,6 +87,8 @@ impl From<EvalError> for QueryFailure {
             }
             EvalError::InvalidSubject(_) => (FailureKind::Input, "invalid-subject"),
             EvalError::RevisionNotVisible { .. } => (FailureKind::Evaluation, "revision-not-visible"),
+            EvalError::RevisionCollected { .. } => (FailureKind::Evaluation, "revision-collected"),
+            EvalError::HistoryUnavailable { .. } => (FailureKind::Evaluation, "history-unavailable"),
         };
         QueryFailure { kind, code, message: e.to_string() }
     }

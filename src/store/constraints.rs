@@ -293,7 +293,7 @@ impl<S: TupleStore> Cx<'_, S> {
             .collect();
         let action = match op {
             WriteOp::Delete(_) => "deleting",
-            WriteOp::Touch(_) | WriteOp::Create(_) => "writing",
+            WriteOp::Touch(_) | WriteOp::Create(_) | WriteOp::Replace(_) => "writing",
         };
         WriteError::Constraint {
             constraint: describe(self.schema, self.object.ty, c),

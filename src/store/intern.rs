@@ -58,6 +58,36 @@ impl Interner {
         self.ends.is_empty()
     }
 
+    /// The names back to back and where each ends (see [`Interner::from_parts`]).
+    pub fn parts(&self) -> (&str, &[usize]) {
+        (&self.arena, &self.ends)
+    }
+
+    /// An interner from [`Interner::parts`]; `None` if the ends do not fit the arena (names
+    /// must end in order, within the arena, on character boundaries) or a name repeats.
+    pub fn from_parts(arena: String, ends: Vec<usize>) -> Option<Interner> {
+        let mut start = 0;
+        for &end in &ends {
+            if end < start || arena.get(start..end).is_none() {
+                return None;
+            }
+            start = end;
+        }
+        if start != arena.len() {
+            return None;
+        }
+        let mut table = HashTable::with_capacity(ends.len());
+        for id in 0..ends.len() as u32 {
+            let name = name_in(&arena, &ends, id);
+            let h = hash(name);
+            if table.find(h, |&i| name_in(&arena, &ends, i) == name).is_some() {
+                return None;
+            }
+            table.insert_unique(h, id, |&i| hash(name_in(&arena, &ends, i)));
+        }
+        Some(Interner { arena, ends, table })
+    }
+
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity() + self.ends.capacity() * 8 + self.table.capacity() * 5

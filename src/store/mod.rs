@@ -9,11 +9,11 @@ mod constraints;
 mod intern;
 pub mod relationship;
 mod timeline;
-mod write;
+pub mod write;
 
 pub use intern::Interner;
 pub use relationship::{CaveatRef, ObjectRef, Relationship, RelationshipSyntaxError, SubjectRef};
-pub use write::{apply_batch, WriteError, WriteOp};
+pub use write::{apply_batch, expand_replacements, Key, WriteError, WriteOp};
 
 use crate::schema::condition::JsonMap;
 use crate::schema::{CondId, RelId, Schema, TypeId};
@@ -27,14 +27,14 @@ pub type ObjId = u32;
 pub const WILDCARD: ObjId = u32::MAX;
 
 /// An object, by dense ids.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Obj {
     pub ty: TypeId,
     pub id: ObjId,
 }
 
 /// A subject, by dense ids: an object, a wildcard (`id == WILDCARD`) or a userset (`rel` set).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Subject {
     pub ty: TypeId,
     pub id: ObjId,
@@ -62,6 +62,72 @@ impl TupleAttrs {
     /// Whether the relationship holds at `at` (ignoring its condition).
     pub fn active_at(&self, at: DateTime<Utc>) -> bool {
         self.valid_from.is_none_or(|f| f <= at) && self.expires_at.is_none_or(|e| at < e)
+    }
+}
+
+/// [`TupleAttrs`] in a form that serializes anywhere (bincode included): the condition by a
+/// caller-chosen id, its context as JSON text, times as seconds and nanoseconds since 1970.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortableAttrs {
+    pub cond: Option<u32>,
+    pub context: Option<String>,
+    pub valid_from: Option<(i64, u32)>,
+    pub expires_at: Option<(i64, u32)>,
+}
+
+impl PortableAttrs {
+    pub fn is_plain(&self) -> bool {
+        self.cond.is_none() && self.valid_from.is_none() && self.expires_at.is_none()
+    }
+}
+
+fn time_parts(t: DateTime<Utc>) -> (i64, u32) {
+    (t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+fn time_of((secs, nanos): (i64, u32)) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp(secs, nanos).ok_or_else(|| format!("time {secs}.{nanos:09} is out of range"))
+}
+
+impl TupleAttrs {
+    /// The attributes with the condition numbered by `cond`.
+    pub fn to_portable(&self, cond: impl Fn(CondId) -> u32) -> PortableAttrs {
+        PortableAttrs {
+            cond: self.caveat.as_ref().map(|c| cond(c.cond)),
+            context: self
+                .caveat
+                .as_ref()
+                .and_then(|c| c.context.as_ref())
+                .map(|m| serde_json::to_string(&**m).unwrap_or_default()),
+            valid_from: self.valid_from.map(time_parts),
+            expires_at: self.expires_at.map(time_parts),
+        }
+    }
+
+    /// The attributes back, the condition resolved by `cond`.
+    pub fn from_portable(
+        p: &PortableAttrs,
+        cond: impl Fn(u32) -> Option<CondId>,
+    ) -> Result<TupleAttrs, String> {
+        let caveat = match p.cond {
+            None => None,
+            Some(c) => {
+                let id = cond(c).ok_or_else(|| format!("unknown condition number {c}"))?;
+                let context = match &p.context {
+                    None => None,
+                    Some(text) => Some(Arc::new(
+                        serde_json::from_str::<JsonMap>(text)
+                            .map_err(|e| format!("bad condition context: {e}"))?,
+                    )),
+                };
+                Some(StoredCaveat { cond: id, context })
+            }
+        };
+        Ok(TupleAttrs {
+            caveat,
+            valid_from: p.valid_from.map(time_of).transpose()?,
+            expires_at: p.expires_at.map(time_of).transpose()?,
+        })
     }
 }
 
@@ -162,6 +228,8 @@ impl Data {
 /// Implemented by the reference [`Data`] and by the compiled index.
 pub trait TupleStore {
     fn intern(&mut self, ty: TypeId, name: &str) -> ObjId;
+    /// The id of an object name, if it was ever interned (no interning).
+    fn lookup(&self, ty: TypeId, name: &str) -> Option<ObjId>;
     fn object_name(&self, ty: TypeId, id: ObjId) -> String;
     fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs>;
     fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs);
@@ -175,6 +243,9 @@ pub trait TupleStore {
 impl TupleStore for Data {
     fn intern(&mut self, ty: TypeId, name: &str) -> ObjId {
         Data::intern(self, ty, name)
+    }
+    fn lookup(&self, ty: TypeId, name: &str) -> Option<ObjId> {
+        self.object_id(ty, name)
     }
     fn object_name(&self, ty: TypeId, id: ObjId) -> String {
         Data::object_name(self, ty, id).to_string()
@@ -290,6 +361,11 @@ impl Store {
     pub fn new(schema: Arc<Schema>) -> Self {
         let data = Arc::new(Data::new(&schema));
         Store { current: Snapshot { schema, revision: 0, data } }
+    }
+
+    /// A store continuing from `snapshot`.
+    pub fn from_snapshot(snapshot: Snapshot) -> Self {
+        Store { current: snapshot }
     }
 
     pub fn schema(&self) -> &Arc<Schema> {

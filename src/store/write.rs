@@ -1,10 +1,10 @@
 //! Validating and applying a write batch.
 
-use super::relationship::Relationship;
+use super::relationship::{Relationship, SubjectRef};
 use super::{constraints, Obj, StoredCaveat, Subject, TupleAttrs, TupleStore};
 use crate::diag::did_you_mean;
 use crate::schema::condition::json_to_cel;
-use crate::schema::{AllowedKind, RelKind, Schema};
+use crate::schema::{AllowedKind, RelId, RelKind, Schema};
 use std::sync::Arc;
 
 /// One change in a write batch.
@@ -16,12 +16,16 @@ pub enum WriteOp {
     Create(Relationship),
     /// Delete the relationship (by resource, relation and subject); absent is not an error.
     Delete(Relationship),
+    /// Replace the relationships of the relationship's `object#relation`: the `Replace` ops of a
+    /// batch for one `object#relation` give its whole new set of subjects; every other stored
+    /// relationship of it is deleted, in the same atomic batch (single-holder roles).
+    Replace(Relationship),
 }
 
 impl WriteOp {
     pub fn relationship(&self) -> &Relationship {
         match self {
-            WriteOp::Touch(r) | WriteOp::Create(r) | WriteOp::Delete(r) => r,
+            WriteOp::Touch(r) | WriteOp::Create(r) | WriteOp::Delete(r) | WriteOp::Replace(r) => r,
         }
     }
 }
@@ -41,6 +45,11 @@ pub enum WriteError {
     InvalidCondition { relationship: String, reason: String },
     #[error("`{relationship}` already exists")]
     AlreadyExists { relationship: String },
+    /// The store failed to make the batch durable. `unknown_outcome` is `true` when the failure
+    /// came after the batch reached the log (it may or may not be there after a restart); the
+    /// store then refuses further writes until it is reopened.
+    #[error("storage: {message}{}", if *.unknown_outcome { " (the batch may or may not have been written; reopen the store)" } else { " (nothing was written)" })]
+    Storage { message: String, unknown_outcome: bool },
     /// A schema constraint would be broken. `holders` lists the holders of the constrained
     /// relations as they are now (before the batch), with their validity if they have one.
     #[error(
@@ -55,20 +64,62 @@ pub enum WriteError {
     },
 }
 
+impl WriteError {
+    /// The relationship the error names, as written (none for a storage failure).
+    pub fn relationship(&self) -> Option<&str> {
+        match self {
+            WriteError::UnknownType { relationship, .. }
+            | WriteError::UnknownRelation { relationship, .. }
+            | WriteError::Permission { relationship, .. }
+            | WriteError::SubjectNotAllowed { relationship, .. }
+            | WriteError::InvalidCondition { relationship, .. }
+            | WriteError::AlreadyExists { relationship }
+            | WriteError::Constraint { relationship, .. } => Some(relationship),
+            WriteError::Storage { .. } => None,
+        }
+    }
+
+    /// A short stable code for the kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WriteError::UnknownType { .. } => "unknown-type",
+            WriteError::UnknownRelation { .. } => "unknown-relation",
+            WriteError::Permission { .. } => "write-to-permission",
+            WriteError::SubjectNotAllowed { .. } => "subject-not-allowed",
+            WriteError::InvalidCondition { .. } => "invalid-condition",
+            WriteError::AlreadyExists { .. } => "already-exists",
+            WriteError::Constraint { .. } => "constraint-violated",
+            WriteError::Storage { .. } => "storage",
+        }
+    }
+}
+
 fn hint_suffix(h: &Option<String>) -> String {
     h.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
 }
 
-/// Validates the whole batch against `schema` and applies it to `data`. On error `data` may be
+/// A relationship by dense ids: `(object, relation, subject)`.
+pub type Key = (Obj, RelId, Subject);
+
+/// Validates the whole batch against `schema` and applies it to `data`; returns the key of every
+/// relationship the batch named (replacements expanded), in batch order. On error `data` may be
 /// partly changed; the caller applies batches to a copy.
-pub fn apply_batch<S: TupleStore>(schema: &Schema, data: &mut S, ops: &[WriteOp]) -> Result<(), WriteError> {
+pub fn apply_batch<S: TupleStore>(
+    schema: &Schema,
+    data: &mut S,
+    ops: &[WriteOp],
+) -> Result<Vec<Key>, WriteError> {
+    let expanded = expand_replacements(schema, data, ops)?;
+    let ops: &[WriteOp] = &expanded;
     let mut changes = constraints::Changes::default();
+    let mut keys = Vec::with_capacity(ops.len());
     for op in ops {
         let r = op.relationship();
         let (object, rel, subject, attrs) = resolve(schema, data, r)?;
+        keys.push((object, rel, subject));
         changes.record((object, rel, subject), op, || data.get(object, rel, subject));
         match op {
-            WriteOp::Touch(_) => data.insert(object, rel, subject, attrs),
+            WriteOp::Touch(_) | WriteOp::Replace(_) => data.insert(object, rel, subject, attrs),
             WriteOp::Create(_) => {
                 if data.get(object, rel, subject).is_some() {
                     return Err(WriteError::AlreadyExists { relationship: r.to_string() });
@@ -80,12 +131,72 @@ pub fn apply_batch<S: TupleStore>(schema: &Schema, data: &mut S, ops: &[WriteOp]
             }
         }
     }
-    constraints::check(schema, data, &changes)
+    constraints::check(schema, data, &changes)?;
+    Ok(keys)
+}
+
+/// The batch with its [`WriteOp::Replace`] groups written out: for each `object#relation` that is
+/// replaced, a `Delete` of every stored relationship whose subject is not in the new set, then a
+/// `Touch` of each member of the set (at the place of the first `Replace` of the group). Borrows
+/// the batch when it has no replacement.
+pub fn expand_replacements<'o, S: TupleStore>(
+    schema: &Schema,
+    data: &S,
+    ops: &'o [WriteOp],
+) -> Result<std::borrow::Cow<'o, [WriteOp]>, WriteError> {
+    use std::collections::BTreeMap;
+    if !ops.iter().any(|op| matches!(op, WriteOp::Replace(_))) {
+        return Ok(std::borrow::Cow::Borrowed(ops));
+    }
+    // Every group's new set of subjects, by `(object type, object id, relation)` as written.
+    let mut groups: BTreeMap<(&str, &str, &str), Vec<&Relationship>> = BTreeMap::new();
+    for op in ops {
+        if let WriteOp::Replace(r) = op {
+            groups.entry((&r.resource.ty, &r.resource.id, &r.relation)).or_default().push(r);
+        }
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        let WriteOp::Replace(r) = op else {
+            out.push(op.clone());
+            continue;
+        };
+        let Some(set) = groups.remove(&(r.resource.ty.as_str(), r.resource.id.as_str(), r.relation.as_str()))
+        else {
+            continue; // the group was written out at its first member
+        };
+        // Unknown names fail here exactly as they would in `resolve` (which validates the set).
+        if let Some(ty) = schema.type_id(&r.resource.ty) {
+            let tdef = schema.type_def(ty);
+            if let (Some(rel), Some(id)) = (tdef.relation_id(&r.relation), data.lookup(ty, &r.resource.id)) {
+                for (subject, _) in data.stored(Obj { ty, id }, rel) {
+                    let sdef = schema.type_def(subject.ty);
+                    let name = data.object_name(subject.ty, subject.id);
+                    let srel = subject.rel.map(|sr| sdef.relations[sr as usize].name.as_str());
+                    let keep = set.iter().any(|m| {
+                        m.subject.ty == sdef.name
+                            && m.subject.id == name
+                            && m.subject.relation.as_deref() == srel
+                    });
+                    if !keep {
+                        let s = SubjectRef::new(&sdef.name, name, srel);
+                        out.push(WriteOp::Delete(Relationship::new(
+                            r.resource.clone(),
+                            r.relation.clone(),
+                            s,
+                        )));
+                    }
+                }
+            }
+        }
+        out.extend(set.into_iter().map(|m| WriteOp::Touch(m.clone())));
+    }
+    Ok(std::borrow::Cow::Owned(out))
 }
 
 /// Resolves names to ids (interning new object ids) and checks the relationship against the
 /// schema: relation exists and is writable, subject type allowed, condition and expiration fit.
-pub(crate) fn resolve<S: TupleStore>(
+pub fn resolve<S: TupleStore>(
     schema: &Schema,
     data: &mut S,
     r: &Relationship,

@@ -132,7 +132,7 @@ impl Store {
         if contextual.is_empty() {
             return Ok(self.pv.snapshot());
         }
-        let mut pv = self.pv.clone();
+        let pv = self.pv.fork();
         let ops = contextual
             .iter()
             .map(|t| t.to_relationship().map(WriteOp::Touch).map_err(|e| err(INVALID_TUPLE, e)))

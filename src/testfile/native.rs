@@ -174,7 +174,7 @@ fn load(file: &FileCtx, f: &File) -> Result<(View, EvalOptions), String> {
         }
         (None, None) => String::new(),
     };
-    let mut pv = Purview::with_engine(schema, file.engine);
+    let pv = Purview::with_engine(schema, file.engine);
     pv.write_text(&rels).map_err(|e| format!("invalid relationships: {e}"))?;
     let mut base = EvalOptions::default();
     if let Some(at) = &f.at {

@@ -112,7 +112,7 @@ fn load(file: &FileCtx, f: &File) -> Result<(View, Vec<Relationship>), String> {
     };
     let rels = parse_relationships(f.relationships.as_deref().unwrap_or(""))
         .map_err(|e| format!("invalid relationships: {e}"))?;
-    let mut pv = Purview::with_engine(schema, file.engine);
+    let pv = Purview::with_engine(schema, file.engine);
     let ops: Vec<WriteOp> = rels.iter().cloned().map(WriteOp::Touch).collect();
     pv.write(&ops).map_err(|e| format!("invalid relationships: {e}"))?;
     Ok((pv.snapshot(), rels))

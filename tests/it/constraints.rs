@@ -109,7 +109,7 @@ fn at_most_n_holders() {
              `agency:cfpb` would have 3 `account-admin`, more than 2; current holders: `user:ann`, `user:bob`"
         );
         // In a batch, the violation is blamed on the change that went one too far.
-        let mut fresh = self::pv(engine);
+        let fresh = self::pv(engine);
         let err = fresh
             .write(&ops(
                 "agency:x#account-admin@user:a\nagency:x#account-admin@user:b\nagency:x#account-admin@user:c",

@@ -31,7 +31,7 @@ proptest! {
     ) {
         let Some(schema) = sg.compile() else { return Ok(()) };
         for engine in [Engine::Reference, Engine::Index] {
-            let mut pv = Purview::with_engine(schema.clone(), engine);
+            let pv = Purview::with_engine(schema.clone(), engine);
             let ops: Vec<WriteOp> = tuples.iter().map(|t| WriteOp::Touch(relationship(&pv.schema(), t))).collect();
             pv.write(&ops).unwrap();
             let mut opts = EvalOptions::default();
@@ -98,7 +98,7 @@ fn missing_context_is_conditional() {
         permissions: vec![ExprGen::Rel(0)],
         group_wildcard: false,
     };
-    let mut pv = Purview::with_engine(sg.compile().unwrap(), Engine::Reference);
+    let pv = Purview::with_engine(sg.compile().unwrap(), Engine::Reference);
     pv.write_text("doc:d0#r0@user:u0[big]\ndoc:d0#r0@user:u1[big:{\"x\":9}]").unwrap();
     let snap = pv.snapshot();
     let o = ObjectRef::new("doc", "d0");

@@ -77,8 +77,8 @@ proptest! {
         ctx in prop::option::weighted(0.3, 0i64..10),
     ) {
         let Some(schema) = sg.compile() else { return Ok(()) };
-        let mut reference = Purview::with_engine(schema.clone(), Engine::Reference);
-        let mut index = Purview::with_engine(schema, Engine::Index);
+        let reference = Purview::with_engine(schema.clone(), Engine::Reference);
+        let index = Purview::with_engine(schema, Engine::Index);
         let mut opts = EvalOptions::default();
         if let Some(x) = ctx {
             opts.context.insert("x".into(), x.into());
@@ -110,7 +110,7 @@ fn exclusion_of_a_conditional_subject_is_conditional() {
     let schema = sg.compile().unwrap();
     let opts = EvalOptions::default();
     for engine in [Engine::Reference, Engine::Index] {
-        let mut pv = Purview::with_engine(schema.clone(), engine);
+        let pv = Purview::with_engine(schema.clone(), engine);
         pv.write_text("doc:d0#r0@user:u0\ndoc:d0#r1@user:u0[big]").unwrap();
         let snap = pv.snapshot();
         let u0 = SubjectRef::new("user", "u0", None);
@@ -131,7 +131,7 @@ fn all_arrow_fails_on_any_missing_target_even_after_a_conditional_one() {
     let schema = sg.compile().unwrap();
     let opts = EvalOptions::default();
     for engine in [Engine::Reference, Engine::Index] {
-        let mut pv = Purview::with_engine(schema.clone(), engine);
+        let pv = Purview::with_engine(schema.clone(), engine);
         pv.write_text(
             "doc:d0#parent@doc:d1\ndoc:d0#parent@doc:d2\ndoc:d1#r0@user:u0[big]\ndoc:d3#parent@doc:d1",
         )
@@ -222,7 +222,7 @@ proptest! {
     ) {
         let Some(schema) = sg.compile() else { return Ok(()) };
         for engine in [Engine::Reference, Engine::Index] {
-            let mut pv = Purview::with_engine(schema.clone(), engine);
+            let pv = Purview::with_engine(schema.clone(), engine);
             let ops: Vec<WriteOp> = tuples.iter().map(|t| WriteOp::Touch(relationship(&pv.schema(), t))).collect();
             pv.write(&ops).unwrap();
             let opts = EvalOptions::default();
@@ -241,7 +241,7 @@ fn snapshots_are_isolated_from_later_writes_and_revisions_are_tokens() {
         group_wildcard: false,
     };
     for engine in [Engine::Reference, Engine::Index] {
-        let mut pv = Purview::with_engine(sg.compile().unwrap(), engine);
+        let pv = Purview::with_engine(sg.compile().unwrap(), engine);
         let r1 = pv.write_text("doc:d0#r0@user:u0").unwrap();
         let before = pv.snapshot();
         let r2 = pv.write_text("doc:d0#r0@user:u1").unwrap();
@@ -284,7 +284,7 @@ fn large_nests_answer_like_the_reference() {
     let opts = EvalOptions::default();
     let mut answers = Vec::new();
     for engine in [Engine::Reference, Engine::Index] {
-        let mut pv = Purview::with_engine(schema.clone(), engine);
+        let pv = Purview::with_engine(schema.clone(), engine);
         pv.write_text(&text).unwrap();
         let view = pv.snapshot();
         let who =

@@ -17,6 +17,7 @@ mod peer_parse;
 mod query;
 mod schema_check;
 mod seeds;
+mod storage;
 mod subset;
 mod syntax;
 mod testfile;

@@ -69,8 +69,8 @@ proptest! {
     #[test]
     fn full_materialization_equals_the_reference(sg in schema_gen(), batches in batches()) {
         let Some(schema) = sg.compile() else { return Ok(()) };
-        let mut index = Purview::with_engine(schema.clone(), Engine::Index);
-        let mut reference = Purview::with_engine(schema.clone(), Engine::Reference);
+        let index = Purview::with_engine(schema.clone(), Engine::Index);
+        let reference = Purview::with_engine(schema.clone(), Engine::Reference);
         for b in &batches {
             let ops = ops_of(&schema, b);
             prop_assert_eq!(index.write(&ops).is_ok(), reference.write(&ops).is_ok());
@@ -100,7 +100,7 @@ proptest! {
         change in prop::collection::vec((prop::bool::weighted(0.5), tuple_gen()), 1..5),
     ) {
         let Some(schema) = sg.compile() else { return Ok(()) };
-        let mut pv = Purview::with_engine(schema.clone(), Engine::Index);
+        let pv = Purview::with_engine(schema.clone(), Engine::Index);
         let opts = EvalOptions::default();
         let _ = pv.write(&ops_of(&schema, &setup));
         let before = index_of(&pv);
@@ -130,7 +130,7 @@ proptest! {
     #[test]
     fn partitions_concatenate_to_the_whole(sg in schema_gen(), batches in batches(), n in 1..5u32) {
         let Some(schema) = sg.compile() else { return Ok(()) };
-        let mut pv = Purview::with_engine(schema.clone(), Engine::Index);
+        let pv = Purview::with_engine(schema.clone(), Engine::Index);
         for b in &batches {
             let _ = pv.write(&ops_of(&schema, b));
         }
@@ -182,7 +182,7 @@ impl Write for Failing<'_> {
 /// A model big enough for several progress reports: 300 users, 40 groups, 3,000 documents (75 a
 /// group: long reverse lists, kept as bitmaps).
 fn big_model() -> Purview {
-    let mut pv = Purview::from_schema_text(
+    let pv = Purview::from_schema_text(
         "m.pv",
         "type user {}\ntype group { relation member: user | group#member }\n\
          type doc { relation viewer: user | group#member\n relation reviewer: user with big\n \
@@ -275,7 +275,7 @@ fn deltas_by_strategy(
     change: &[WriteOp],
 ) -> Vec<Vec<(String, u32, u32)>> {
     let schema = sg.compile().unwrap();
-    let mut pv = Purview::with_engine(schema.clone(), Engine::Index);
+    let pv = Purview::with_engine(schema.clone(), Engine::Index);
     pv.write_text(setup).unwrap();
     let before = index_of(&pv);
     pv.write(change).unwrap();
@@ -324,7 +324,7 @@ fn read(path: &Path) -> String {
 }
 
 fn example_model() -> Purview {
-    let mut pv = Purview::from_schema_text("schema.pv", &read(&example("schema.pv"))).unwrap();
+    let pv = Purview::from_schema_text("schema.pv", &read(&example("schema.pv"))).unwrap();
     pv.write_text(&read(&example("data.rels"))).unwrap();
     pv
 }
@@ -332,7 +332,7 @@ fn example_model() -> Purview {
 #[test]
 fn the_ecomms_example_deltas_list_which_supervisors_gained_and_lost_which_messages() {
     for name in ["move-user", "reorg"] {
-        let mut pv = example_model();
+        let pv = example_model();
         let mut ops = Vec::new();
         for line in read(&example(&format!("{name}.changes"))).lines().filter(|l| !l.starts_with("//")) {
             let (sign, rel) = line.split_at(1);
@@ -353,7 +353,7 @@ fn the_ecomms_example_deltas_list_which_supervisors_gained_and_lost_which_messag
 
 #[test]
 fn write_with_deltas_is_all_or_nothing_and_needs_the_index() {
-    let mut pv = example_model();
+    let pv = example_model();
     let t = Target::resolve(&pv.schema(), "message#view", "user").unwrap();
     let bad = [WriteOp::Touch(purview::Relationship::parse("message:m9#tagged@user:tom").unwrap())];
     assert!(matches!(
@@ -361,7 +361,7 @@ fn write_with_deltas_is_all_or_nothing_and_needs_the_index() {
         Err(MaterializeError::Write(_))
     ));
     assert_eq!(pv.revision(), 1, "nothing was written");
-    let mut reference = Purview::with_engine((*pv.schema()).clone(), Engine::Reference);
+    let reference = Purview::with_engine((*pv.schema()).clone(), Engine::Reference);
     let r = reference.write_with_deltas(&[], &[t], &EvalOptions::default());
     assert!(matches!(r, Err(MaterializeError::NeedsIndex)));
 }
@@ -453,7 +453,7 @@ fn the_cli_reports_bad_input_with_exit_4_and_writes_nothing() {
 
 #[test]
 fn names_with_commas_and_quotes_are_quoted_in_csv_and_escaped_in_jsonl() {
-    let mut pv = Purview::from_schema_text(
+    let pv = Purview::from_schema_text(
         "s.pv",
         "type user {}\ntype doc { relation viewer: user with big\n permission view = viewer }\ncondition big(x: int) { x > 5 }",
     )

@@ -123,7 +123,7 @@ fn snapshot_with(data: &str, engine: purview::api::Engine) -> purview::api::View
         permissions: vec![ExprGen::Excl(Box::new(ExprGen::Rel(0)), Box::new(ExprGen::Rel(1)))],
         group_wildcard: false,
     };
-    let mut pv = purview::Purview::with_engine(sg.compile().unwrap(), engine);
+    let pv = purview::Purview::with_engine(sg.compile().unwrap(), engine);
     pv.write_text(data).unwrap();
     pv.snapshot()
 }

@@ -24,7 +24,7 @@ condition on_duty(on_duty: bool) { on_duty }
 "#;
 
 fn pv(engine: Engine, rels: &str) -> View {
-    let mut pv = Purview::with_engine(compile_schema("subset.pv", SCHEMA).unwrap(), engine);
+    let pv = Purview::with_engine(compile_schema("subset.pv", SCHEMA).unwrap(), engine);
     pv.write_text(rels).unwrap();
     pv.snapshot()
 }

@@ -141,7 +141,7 @@ proptest! {
         }
         let later = EvalOptions { at: far, ..then.clone() };
         for engine in [Engine::Reference, Engine::Index] {
-            let mut history = Purview::with_engine(schema.clone(), engine);
+            let history = Purview::with_engine(schema.clone(), engine);
             let ops: Vec<WriteOp> = tuples
                 .iter()
                 .map(|(t, from, until): &(TupleGen, _, _)| {
@@ -162,7 +162,7 @@ proptest! {
                     WriteOp::Touch(r)
                 })
                 .collect();
-            let mut snapshot_then = Purview::with_engine(schema.clone(), engine);
+            let snapshot_then = Purview::with_engine(schema.clone(), engine);
             snapshot_then.write(&valid_then).unwrap();
             same(&history.snapshot(), &then, &snapshot_then.snapshot(), &later)?;
         }
@@ -213,7 +213,7 @@ fn expired_relationships_are_kept_and_answer_for_their_time() {
     )
     .unwrap();
     for engine in [Engine::Reference, Engine::Index] {
-        let mut pv = Purview::with_engine(schema.clone(), engine);
+        let pv = Purview::with_engine(schema.clone(), engine);
         pv.write_text(
             "doc:d#viewer@user:ann[expiration:2024-02-01T00:00:00Z]\n\
              doc:d#viewer@user:bob[valid:2024-02-01T00:00:00Z..2024-03-01T00:00:00Z]\n\

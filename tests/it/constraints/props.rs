@@ -200,7 +200,7 @@ proptest! {
 #[test]
 fn the_generated_batches_can_be_accepted() {
     let schema = compile_schema("props.pv", SCHEMA).unwrap();
-    let mut pv = Purview::with_engine(schema, Engine::Index);
+    let pv = Purview::with_engine(schema, Engine::Index);
     pv.write_text(BASE).unwrap();
     let batch: Vec<OpGen> = vec![
         (false, 0, 0, 0, None, None),

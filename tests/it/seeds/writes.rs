@@ -12,7 +12,7 @@ use std::path::Path;
 pub fn example(name: &str, engine: Engine) -> Purview {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
     let schema = std::fs::read_to_string(dir.join("schema.pv")).unwrap();
-    let mut pv =
+    let pv =
         Purview::with_engine(compile_schema("schema.pv", &schema).unwrap_or_else(|e| panic!("{e}")), engine);
     pv.write_text(&std::fs::read_to_string(dir.join("data.rels")).unwrap()).unwrap_or_else(|e| panic!("{e}"));
     pv
@@ -52,7 +52,7 @@ fn state(pv: &Purview) -> Vec<String> {
 /// `parts`; checks that nothing changed.
 pub fn rejected(example_name: &str, text: &str, parts: &[&str]) {
     for engine in [Engine::Reference, Engine::Index] {
-        let mut pv = example(example_name, engine);
+        let pv = example(example_name, engine);
         let (revision, before) = (pv.revision(), state(&pv));
         let err = pv.write(&ops(text)).expect_err(text);
         assert!(matches!(err, WriteError::Constraint { .. }), "{err}");
@@ -68,7 +68,7 @@ pub fn rejected(example_name: &str, text: &str, parts: &[&str]) {
 /// Writes `text` on both engines and expects it accepted.
 pub fn accepted(example_name: &str, text: &str) {
     for engine in [Engine::Reference, Engine::Index] {
-        let mut pv = example(example_name, engine);
+        let pv = example(example_name, engine);
         pv.write(&ops(text)).unwrap_or_else(|e| panic!("{engine:?}: {e}"));
     }
 }

@@ -1,0 +1,360 @@
+//! [`Purview`]: the writer side of an embedded Purview, shared by every thread of a host.
+//!
+//! A `Purview` is a handle (cloning it gives another handle on the same data). Writes are
+//! serialized by one lock held only while a batch is validated and applied to a copy of the
+//! latest state (microseconds); readers take the published [`View`] without any lock a writer
+//! holds. A durable Purview ([`Purview::with_journal`], opened by [`crate::storage`]) hands each
+//! validated batch to its [`Journal`] before publishing it: the batch is *staged* under the
+//! writer lock (in revision order), then the writer waits, without the lock, until the journal
+//! has made it durable. Batches staged while another writer waits are made durable by the same
+//! sync (group commit), and only then become visible to readers and return.
+
+use super::{LoadError, SchemaError, View};
+use crate::eval::{EvalError, EvalOptions};
+use crate::index::{Index, IndexData};
+use crate::schema::Schema;
+use crate::store::{Key, Obj, Relationship, Revision, Store, Subject, TupleAttrs, WriteError, WriteOp};
+use crate::syntax::formats::SchemaFormat;
+use arc_swap::ArcSwap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{compile_schema, parse_relationships, Engine};
+
+/// A place in a journal's queue of staged changes: [`Journal::wait`] returns once it is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
+/// A validated change, handed to the [`Journal`] before it is published.
+#[derive(Debug)]
+pub enum Change<'a> {
+    /// A write batch: `keys` are the relationships it named (in batch order, replacements
+    /// expanded); the journal compares `before` and `after` to find what really changed.
+    Batch { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, keys: &'a [Key] },
+    /// A bulk load: `tuples` were touched (written, or their attributes replaced).
+    Import {
+        before: &'a Arc<IndexData>,
+        after: &'a Arc<IndexData>,
+        tuples: &'a [(Obj, u32, Subject, TupleAttrs)],
+    },
+    /// A new schema; `after` is the whole index rebuilt under it.
+    Schema { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, text: &'a str, format: SchemaFormat },
+}
+
+impl Change<'_> {
+    pub fn after(&self) -> &Arc<IndexData> {
+        match self {
+            Change::Batch { after, .. } | Change::Import { after, .. } | Change::Schema { after, .. } => {
+                after
+            }
+        }
+    }
+}
+
+/// What makes a [`Purview`] durable: implemented by [`crate::storage`]'s stores.
+pub trait Journal: Send + Sync + std::fmt::Debug {
+    /// Queues a change for durability. Called under the writer lock, in revision order, with
+    /// revisions one apart. On error nothing of the change was queued.
+    fn stage(&self, change: Change<'_>) -> Result<Ticket, String>;
+    /// Returns once the change of `ticket` is durable. One sync covers every change staged so
+    /// far. An error means the outcome of the change is unknown; the journal then refuses all
+    /// further changes.
+    fn wait(&self, ticket: Ticket) -> Result<(), String>;
+    /// The index as it was at `revision` (at most the head's).
+    fn view_at(&self, head: &Arc<IndexData>, revision: Revision) -> Result<Arc<IndexData>, EvalError>;
+    /// Called after a change was published: a chance to write a snapshot in the background.
+    fn published(&self, _head: &Arc<IndexData>) {}
+}
+
+/// A schema and its relationships: the writer side of an embedded Purview. Cloning gives another
+/// handle on the same data (use [`Purview::fork`] for an independent copy).
+#[derive(Debug, Clone)]
+pub struct Purview {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// What readers see: the latest durable revision.
+    published: ArcSwap<View>,
+    writer: Mutex<Writer>,
+    journal: Option<Arc<dyn Journal>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Writer {
+    /// The latest validated state; ahead of `published` while batches wait for their sync.
+    head: Head,
+    /// Set when the journal failed: further writes are refused.
+    failed: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Head {
+    Reference(Store),
+    Index(Arc<IndexData>),
+}
+
+impl Head {
+    fn view(&self) -> View {
+        match self {
+            Head::Reference(s) => View::Reference(s.snapshot()),
+            Head::Index(i) => View::Index(i.clone()),
+        }
+    }
+}
+
+impl Purview {
+    pub fn new(schema: Schema) -> Self {
+        Purview::with_engine(schema, Engine::default())
+    }
+
+    pub fn with_engine(schema: Schema, engine: Engine) -> Self {
+        let schema = Arc::new(schema);
+        let head = match engine {
+            Engine::Reference => Head::Reference(Store::new(schema)),
+            Engine::Index => Head::Index(Index::new(schema).snapshot()),
+        };
+        Purview::from_head(head, None)
+    }
+
+    /// An index-backed Purview starting at `head`, whose changes go through `journal` before
+    /// they are published (see [`crate::storage`]).
+    pub fn with_journal(head: Arc<IndexData>, journal: Arc<dyn Journal>) -> Self {
+        Purview::from_head(Head::Index(head), Some(journal))
+    }
+
+    fn from_head(head: Head, journal: Option<Arc<dyn Journal>>) -> Self {
+        let published = ArcSwap::from_pointee(head.view());
+        Purview {
+            shared: Arc::new(Shared {
+                published,
+                writer: Mutex::new(Writer { head, failed: None }),
+                journal,
+            }),
+        }
+    }
+
+    pub fn from_schema_text(name: &str, text: &str) -> Result<Self, SchemaError> {
+        Ok(Purview::new(compile_schema(name, text)?))
+    }
+
+    /// An independent in-memory copy of the current state (never durable): writes to the copy
+    /// do not reach this Purview, nor its store.
+    pub fn fork(&self) -> Purview {
+        let head = match self.snapshot() {
+            View::Reference(s) => Head::Reference(Store::from_snapshot(s)),
+            View::Index(i) => Head::Index(i),
+        };
+        Purview::from_head(head, None)
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.snapshot() {
+            View::Reference(_) => Engine::Reference,
+            View::Index(_) => Engine::Index,
+        }
+    }
+
+    /// Whether writes are made durable before they return.
+    pub fn is_durable(&self) -> bool {
+        self.shared.journal.is_some()
+    }
+
+    pub fn schema(&self) -> Arc<Schema> {
+        self.snapshot().schema().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        match self.shared.writer.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Applies a batch atomically and returns the new revision. A durable Purview returns only
+    /// once the batch is durable; concurrent writers share syncs.
+    pub fn write(&self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
+        {
+            let mut w = self.lock();
+            if let Head::Reference(store) = &mut w.head {
+                let revision = store.write(ops)?;
+                let view = w.head.view();
+                self.shared.published.store(Arc::new(view));
+                return Ok(revision);
+            }
+        }
+        self.write_with(ops, |_, _| Ok::<(), WriteError>(())).map(|(r, ())| r)
+    }
+
+    /// Applies a batch like [`Purview::write`]; `inspect` sees the states before and after it
+    /// (before anything is published) and may refuse it. Needs the index engine for `inspect`
+    /// to be called with both states; on the reference engine it is not called.
+    pub(crate) fn write_with<T, E: From<WriteError>>(
+        &self,
+        ops: &[WriteOp],
+        inspect: impl FnOnce(&Arc<IndexData>, &Arc<IndexData>) -> Result<T, E>,
+    ) -> Result<(Revision, T), E> {
+        let w = self.lock();
+        if let Some(reason) = &w.failed {
+            return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false }.into());
+        }
+        let before = match &w.head {
+            Head::Index(i) => i.clone(),
+            Head::Reference(_) => {
+                return Err(E::from(WriteError::Storage {
+                    message: "this needs the index engine".to_string(),
+                    unknown_outcome: false,
+                }))
+            }
+        };
+        let mut next = (*before).clone();
+        let keys = crate::store::apply_batch(&before.schema, &mut next, ops)?;
+        next.revision += 1;
+        let after = Arc::new(next);
+        let extra = inspect(&before, &after)?;
+        self.commit(w, Change::Batch { before: &before, after: &after, keys: &keys }).map_err(E::from)?;
+        Ok((after.revision, extra))
+    }
+
+    /// Stages `change` (whose `after` becomes the head), waits until it is durable and
+    /// publishes it. Takes the writer lock guard and releases it before waiting.
+    pub(crate) fn commit(&self, mut w: MutexGuard<'_, Writer>, change: Change<'_>) -> Result<(), WriteError> {
+        let after = change.after().clone();
+        let Some(journal) = &self.shared.journal else {
+            w.head = Head::Index(after.clone());
+            self.publish(&after);
+            return Ok(());
+        };
+        let ticket = journal
+            .stage(change)
+            .map_err(|message| WriteError::Storage { message, unknown_outcome: false })?;
+        w.head = Head::Index(after.clone());
+        drop(w);
+        match journal.wait(ticket) {
+            Ok(()) => {
+                self.publish(&after);
+                journal.published(&after);
+                Ok(())
+            }
+            Err(message) => {
+                let mut w = self.lock();
+                if w.failed.is_none() {
+                    w.failed = Some(message.clone());
+                }
+                // Forget every staged state: the head goes back to what readers see.
+                if let View::Index(i) = &**self.shared.published.load() {
+                    w.head = Head::Index(i.clone());
+                }
+                Err(WriteError::Storage { message, unknown_outcome: true })
+            }
+        }
+    }
+
+    /// Makes `after` what readers see, unless a later revision already is.
+    fn publish(&self, after: &Arc<IndexData>) {
+        self.shared.published.rcu(|current| {
+            if current.revision() >= after.revision {
+                current.clone()
+            } else {
+                Arc::new(View::Index(after.clone()))
+            }
+        });
+    }
+
+    /// Applies a batch like [`Purview::write`] and returns, for each watched permission, the
+    /// (subject, object) pairs it added and removed, sorted by permission, object and subject
+    /// (see [`crate::materialize::delta`]). All or nothing: if the batch is invalid or the deltas
+    /// cannot be computed, nothing is written. Needs the index engine.
+    pub fn write_with_deltas(
+        &self,
+        ops: &[WriteOp],
+        watched: &[crate::materialize::Target],
+        opts: &EvalOptions,
+    ) -> Result<(Revision, Vec<crate::materialize::Delta>), crate::materialize::MaterializeError> {
+        use crate::materialize::{delta, Partition, Strategy};
+        if self.engine() != Engine::Index {
+            return Err(crate::materialize::MaterializeError::NeedsIndex);
+        }
+        self.write_with(ops, |before, after| {
+            let expanded = crate::store::expand_replacements(&before.schema, &**before, ops)?;
+            let mut out = Vec::new();
+            for t in watched {
+                let ids =
+                    delta::deltas(before, after, &expanded, t, opts, Strategy::Auto, Partition::default())?;
+                out.extend(ids.iter().map(|d| delta::name(after, t, d)));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Touches every relationship in the text (one per line), as one atomic batch.
+    pub fn write_text(&self, text: &str) -> Result<Revision, LoadError> {
+        let ops: Vec<WriteOp> = parse_relationships(text)?.into_iter().map(WriteOp::Touch).collect();
+        Ok(self.write(&ops)?)
+    }
+
+    /// The current state, for reading. Cheap; unaffected by later writes.
+    pub fn snapshot(&self) -> View {
+        (**self.shared.published.load()).clone()
+    }
+
+    pub fn revision(&self) -> Revision {
+        self.snapshot().revision()
+    }
+
+    /// The current state if it includes `revision` (a token a write returned): a reader that
+    /// was handed a token after a write asks for at least that revision.
+    pub fn snapshot_at_least(&self, revision: Revision) -> Result<View, EvalError> {
+        let view = self.snapshot();
+        let current = view.revision();
+        if current < revision {
+            return Err(EvalError::RevisionNotVisible { requested: revision, current });
+        }
+        Ok(view)
+    }
+
+    /// The data as it was at `revision`: from the store's history on a durable Purview (within
+    /// its history window), the current state if `revision` is the current one.
+    pub fn view_at(&self, revision: Revision) -> Result<View, EvalError> {
+        let view = self.snapshot();
+        let current = view.revision();
+        if revision > current {
+            return Err(EvalError::RevisionNotVisible { requested: revision, current });
+        }
+        if revision == current {
+            return Ok(view);
+        }
+        match (&self.shared.journal, &view) {
+            (Some(journal), View::Index(head)) => Ok(View::Index(journal.view_at(head, revision)?)),
+            _ => Err(EvalError::HistoryUnavailable {
+                requested: revision,
+                reason: "an in-memory Purview keeps no history (open a store for as-of reads)".to_string(),
+            }),
+        }
+    }
+
+    /// The writer lock and the current index head, for bulk operations (see `bulk.rs`).
+    pub(crate) fn lock_index(&self) -> Result<(MutexGuard<'_, Writer>, Arc<IndexData>), WriteError> {
+        let w = self.lock();
+        if let Some(reason) = &w.failed {
+            return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false });
+        }
+        match &w.head {
+            Head::Index(i) => {
+                let i = i.clone();
+                Ok((w, i))
+            }
+            Head::Reference(_) => Err(WriteError::Storage {
+                message: "bulk operations need the index engine".to_string(),
+                unknown_outcome: false,
+            }),
+        }
+    }
+
+    /// Touches the relationships, one batch, like [`Purview::write`] (used by loaders that
+    /// already parsed them).
+    pub fn touch(&self, rels: impl IntoIterator<Item = Relationship>) -> Result<Revision, WriteError> {
+        let ops: Vec<WriteOp> = rels.into_iter().map(WriteOp::Touch).collect();
+        self.write(&ops)
+    }
+}

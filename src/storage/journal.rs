@@ -1,0 +1,531 @@
+//! [`Durable`]: the [`Journal`] of a store. Turns validated changes into commits, makes them
+//! durable with group commit, keeps the index snapshot fresh in the background, collects old
+//! history, and answers as-of reads.
+//!
+//! **Group commit.** `stage` (under the facade's writer lock) queues a commit. `wait` either
+//! finds its commit already durable, or waits while another writer syncs, or becomes the
+//! *leader*: it takes every queued commit, appends them as one atomic backend batch, syncs once,
+//! marks them all durable and wakes the others. So one sync serves every writer that staged
+//! while the previous sync ran, and no write returns before its own commit is synced.
+
+use super::dict::{Dict, Mapping};
+use super::{
+    now_micros, snapshot, Commit, CommitBody, LogRecord, Row, RowChange, RowScope, SchemaRecord, Storage,
+    StorageError, StoreOptions,
+};
+use crate::api::{Change, Journal, Ticket};
+use crate::eval::EvalError;
+use crate::index::IndexData;
+use crate::schema::Schema;
+use crate::store::{Key, Revision, TupleAttrs, TupleStore};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// The schema side of the store: stable ids and the current mapping.
+#[derive(Debug)]
+pub(crate) struct Names {
+    pub dict: Dict,
+    pub mapping: Mapping,
+    pub schema_revision: Revision,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    staged: Vec<Commit>,
+    /// Every commit up to this revision is durable.
+    durable: Revision,
+    syncing: bool,
+    failed: Option<String>,
+}
+
+/// Changes since the last snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct Tail {
+    pub changes: u64,
+    /// An import or schema change since the snapshot (replay cannot cross it).
+    pub needs_rebuild: bool,
+    /// Bumped by each import or schema change.
+    pub generation: u64,
+    pub snapshot_revision: Revision,
+}
+
+/// What the journal, its background threads and the store's operations share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub storage: Arc<dyn Storage>,
+    pub store_id: [u8; 16],
+    pub options: StoreOptions,
+    pub names: Mutex<Names>,
+    queue: Mutex<Queue>,
+    cv: Condvar,
+    pub tail: Mutex<Tail>,
+    /// The latest published index.
+    pub last: Mutex<Arc<IndexData>>,
+    snapshotting: AtomicBool,
+    history_cache: Mutex<Vec<Arc<IndexData>>>,
+    schemas: Mutex<HashMap<Revision, Arc<Schema>>>,
+}
+
+/// The journal of an open store (see the module docs).
+#[derive(Debug)]
+pub struct Durable {
+    pub(crate) inner: Arc<Inner>,
+    snapshot_thread: Mutex<Option<JoinHandle<()>>>,
+    gc: Mutex<Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl Durable {
+    pub(super) fn new(
+        dir: PathBuf,
+        storage: Arc<dyn Storage>,
+        store_id: [u8; 16],
+        options: StoreOptions,
+        names: Names,
+        tail: Tail,
+        head: Arc<IndexData>,
+        durable: Revision,
+    ) -> Durable {
+        let gc_interval = options.gc_interval;
+        let inner = Arc::new(Inner {
+            dir,
+            storage,
+            store_id,
+            options,
+            names: Mutex::new(names),
+            queue: Mutex::new(Queue { durable, ..Queue::default() }),
+            cv: Condvar::new(),
+            tail: Mutex::new(tail),
+            last: Mutex::new(head),
+            snapshotting: AtomicBool::new(false),
+            history_cache: Mutex::new(Vec::new()),
+            schemas: Mutex::new(HashMap::new()),
+        });
+        let gc = gc_interval.map(|every| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let inner = inner.clone();
+            let handle = std::thread::spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    if let Err(e) = inner.gc_now() {
+                        (inner.options.warn)(&format!("history collection failed: {e}"));
+                    }
+                }
+            });
+            (tx, handle)
+        });
+        Durable { inner, snapshot_thread: Mutex::new(None), gc: Mutex::new(gc) }
+    }
+
+    /// Writes a snapshot of the latest published index now (waiting for one in progress).
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        if let Some(h) = lock(&self.snapshot_thread).take() {
+            let _ = h.join();
+        }
+        let head = lock(&self.inner.last).clone();
+        self.inner.write_snapshot(&head)
+    }
+}
+
+/// The object names `after` has and `before` had not: ids `[before count, after count)` per type.
+fn new_names(before: &IndexData, after: &IndexData, m: &Mapping) -> Vec<(u32, u32, String)> {
+    let mut out = Vec::new();
+    for ty in 0..after.schema.types.len() as u32 {
+        for id in before.object_count(ty)..after.object_count(ty) {
+            out.push((m.type_sid(ty), id, after.names().name(ty, id)));
+        }
+    }
+    out
+}
+
+/// The net change of every relationship among `keys`, from `before` to `after`.
+fn diff(
+    before: &IndexData,
+    after: &IndexData,
+    keys: impl Iterator<Item = Key>,
+    m: &Mapping,
+) -> Vec<RowChange> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let portable = |a: TupleAttrs| a.to_portable(|c| m.cond_sid(c));
+    for k in keys {
+        if !seen.insert(k) {
+            continue;
+        }
+        let (b, a) = (before.get(k.0, k.1, k.2), after.get(k.0, k.1, k.2));
+        if b != a {
+            out.push(RowChange { key: m.row_key(k), before: b.map(portable), after: a.map(portable) });
+        }
+    }
+    out
+}
+
+impl Journal for Durable {
+    fn stage(&self, change: Change<'_>) -> Result<Ticket, String> {
+        let inner = &self.inner;
+        {
+            let q = lock(&inner.queue);
+            if let Some(f) = &q.failed {
+                return Err(f.clone());
+            }
+        }
+        let mut names = lock(&inner.names);
+        let time = now_micros();
+        let commit = match change {
+            Change::Batch { before, after, keys } => {
+                let changes = diff(before, after, keys.iter().copied(), &names.mapping);
+                let new = new_names(before, after, &names.mapping);
+                lock(&inner.tail).changes += changes.len() as u64;
+                Commit {
+                    revision: after.revision,
+                    time,
+                    names: new,
+                    dict: Vec::new(),
+                    body: CommitBody::Write(changes),
+                }
+            }
+            Change::Import { before, after, tuples } => {
+                let fresh = before.is_empty()
+                    && (0..before.schema.types.len() as u32).all(|t| before.object_count(t) == 0);
+                let new = new_names(before, after, &names.mapping);
+                {
+                    let mut t = lock(&inner.tail);
+                    t.needs_rebuild = true;
+                    t.generation += 1;
+                }
+                if fresh {
+                    // Straight into the tables: wait until everything staged is durable first.
+                    drop(names);
+                    self.flush()?;
+                    let names = lock(&inner.names);
+                    let m = &names.mapping;
+                    let mut plain = Vec::new();
+                    let mut special = Vec::new();
+                    for (o, r, s, a) in tuples {
+                        let k = m.row_key((*o, *r, *s));
+                        let p = a.to_portable(|c| m.cond_sid(c));
+                        if p.is_plain() {
+                            plain.push(k);
+                        } else {
+                            special.push((k, p));
+                        }
+                    }
+                    let commit = Commit {
+                        revision: after.revision,
+                        time,
+                        names: new,
+                        dict: Vec::new(),
+                        body: CommitBody::Import(Vec::new()),
+                    };
+                    inner.storage.import_fresh(&commit, &plain, &special).map_err(|e| e.to_string())?;
+                    let mut q = lock(&inner.queue);
+                    q.durable = q.durable.max(after.revision);
+                    return Ok(Ticket(after.revision));
+                }
+                let keys = tuples.iter().map(|&(o, r, s, _)| (o, r, s));
+                let changes = diff(before, after, keys, &names.mapping);
+                Commit {
+                    revision: after.revision,
+                    time,
+                    names: new,
+                    dict: Vec::new(),
+                    body: CommitBody::Import(changes),
+                }
+            }
+            Change::Schema { after, text, format, .. } => {
+                let (mapping, added) = names.dict.map(&after.schema);
+                names.mapping = mapping;
+                names.schema_revision = after.revision;
+                {
+                    let mut t = lock(&inner.tail);
+                    t.needs_rebuild = true;
+                    t.generation += 1;
+                }
+                let record = SchemaRecord { format: format.to_string(), text: text.to_string() };
+                Commit {
+                    revision: after.revision,
+                    time,
+                    names: Vec::new(),
+                    dict: added,
+                    body: CommitBody::Schema(record),
+                }
+            }
+        };
+        drop(names);
+        let revision = commit.revision;
+        lock(&inner.queue).staged.push(commit);
+        Ok(Ticket(revision))
+    }
+
+    fn wait(&self, ticket: Ticket) -> Result<(), String> {
+        let inner = &self.inner;
+        let mut q = lock(&inner.queue);
+        loop {
+            if q.durable >= ticket.0 {
+                return Ok(());
+            }
+            if let Some(f) = &q.failed {
+                return Err(f.clone());
+            }
+            if q.syncing {
+                q = match inner.cv.wait(q) {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                continue;
+            }
+            // Lead: make everything staged so far durable with one append and one sync.
+            let group = std::mem::take(&mut q.staged);
+            let last = group.last().map_or(q.durable, |c| c.revision);
+            q.syncing = true;
+            drop(q);
+            let result = inner.storage.append(&group).and_then(|()| inner.storage.sync());
+            q = lock(&inner.queue);
+            q.syncing = false;
+            match result {
+                Ok(()) => q.durable = q.durable.max(last),
+                Err(e) => q.failed = Some(e.to_string()),
+            }
+            inner.cv.notify_all();
+        }
+    }
+
+    fn view_at(&self, head: &Arc<IndexData>, revision: Revision) -> Result<Arc<IndexData>, EvalError> {
+        self.inner.view_at(head, revision)
+    }
+
+    fn published(&self, head: &Arc<IndexData>) {
+        let inner = &self.inner;
+        {
+            let mut last = lock(&inner.last);
+            if last.revision < head.revision {
+                *last = head.clone();
+            }
+        }
+        let due = {
+            let t = lock(&inner.tail);
+            t.needs_rebuild || t.changes >= inner.options.snapshot_after
+        };
+        if due && !inner.snapshotting.swap(true, Ordering::AcqRel) {
+            let mut slot = lock(&self.snapshot_thread);
+            if let Some(h) = slot.take() {
+                let _ = h.join();
+            }
+            let inner = inner.clone();
+            let head = head.clone();
+            *slot = Some(std::thread::spawn(move || {
+                if let Err(e) = inner.write_snapshot(&head) {
+                    (inner.options.warn)(&format!("could not write the index snapshot: {e}"));
+                }
+                inner.snapshotting.store(false, Ordering::Release);
+            }));
+        }
+    }
+}
+
+impl Durable {
+    /// Makes everything staged durable (leading a sync if needed).
+    fn flush(&self) -> Result<(), String> {
+        let last = {
+            let q = lock(&self.inner.queue);
+            q.staged.last().map(|c| c.revision)
+        };
+        match last {
+            Some(r) => self.wait(Ticket(r)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        if let Some((tx, h)) = lock(&self.gc).take() {
+            let _ = tx.send(());
+            let _ = h.join();
+        }
+        if let Some(h) = lock(&self.snapshot_thread).take() {
+            let _ = h.join();
+        }
+        let due = {
+            let t = lock(&self.inner.tail);
+            t.needs_rebuild || t.changes >= self.inner.options.snapshot_after.min(10_000)
+        };
+        let failed = lock(&self.inner.queue).failed.is_some();
+        if due && !failed {
+            let head = lock(&self.inner.last).clone();
+            if let Err(e) = self.inner.write_snapshot(&head) {
+                (self.inner.options.warn)(&format!("could not write the index snapshot at close: {e}"));
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Writes `head` as the snapshot and forgets the changes it covers.
+    pub(crate) fn write_snapshot(&self, head: &Arc<IndexData>) -> Result<(), StorageError> {
+        let (changes, generation) = {
+            let t = lock(&self.tail);
+            if t.snapshot_revision >= head.revision && !t.needs_rebuild {
+                return Ok(());
+            }
+            (t.changes, t.generation)
+        };
+        let schema_revision = lock(&self.names).schema_revision;
+        if schema_revision > head.revision {
+            return Ok(()); // a schema change is being committed; the next snapshot will do
+        }
+        snapshot::write(&self.dir, self.store_id, schema_revision, head)?;
+        let mut t = lock(&self.tail);
+        t.changes = t.changes.saturating_sub(changes);
+        if t.generation == generation {
+            t.needs_rebuild = false;
+        }
+        t.snapshot_revision = t.snapshot_revision.max(head.revision);
+        Ok(())
+    }
+
+    /// The oldest revision still readable.
+    pub(crate) fn gc_revision(&self) -> Result<Revision, StorageError> {
+        Ok(self
+            .storage
+            .meta_get("gc_revision")?
+            .and_then(|v| v.get(..8)?.try_into().ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Collects history older than the window; returns (revision collected up to, log records,
+    /// deleted rows dropped).
+    pub(crate) fn gc_now(&self) -> Result<(Revision, u64, u64), StorageError> {
+        let horizon =
+            now_micros() - i64::try_from(self.options.history_window.as_micros()).unwrap_or(i64::MAX);
+        let head = self.storage.head()?;
+        let mut upto = 0;
+        self.storage.log(self.gc_revision()?, false, &mut |rev, rec| {
+            if rec.time() <= horizon && rev < head {
+                upto = rev;
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        })?;
+        if upto <= self.gc_revision()? {
+            return Ok((self.gc_revision()?, 0, 0));
+        }
+        // Replay from the snapshot needs the log after it: bring the snapshot forward first.
+        let snapshot_revision = lock(&self.tail).snapshot_revision;
+        if snapshot_revision < upto {
+            let last = lock(&self.last).clone();
+            self.write_snapshot(&last)?;
+        }
+        let (records, rows) = self.storage.gc(upto)?;
+        lock(&self.history_cache).retain(|v| v.revision >= upto);
+        Ok((upto, records, rows))
+    }
+
+    /// The schema in effect at `revision`.
+    pub(crate) fn schema_at(&self, revision: Revision) -> Result<(Revision, Arc<Schema>), StorageError> {
+        let schemas = self.storage.schemas()?;
+        let Some((at, record)) = schemas.into_iter().rev().find(|(r, _)| *r <= revision) else {
+            return Err(StorageError::Corrupt(format!("no schema is stored for revision {revision}")));
+        };
+        if let Some(s) = lock(&self.schemas).get(&at) {
+            return Ok((at, s.clone()));
+        }
+        let schema = super::load::compile_record(at, &record)?;
+        lock(&self.schemas).insert(at, schema.clone());
+        Ok((at, schema))
+    }
+
+    fn view_at(&self, head: &Arc<IndexData>, revision: Revision) -> Result<Arc<IndexData>, EvalError> {
+        let unavailable =
+            |e: StorageError| EvalError::HistoryUnavailable { requested: revision, reason: e.to_string() };
+        let oldest = self.gc_revision().map_err(unavailable)?;
+        if revision < oldest {
+            return Err(EvalError::RevisionCollected { requested: revision, oldest });
+        }
+        if let Some(v) = lock(&self.history_cache).iter().find(|v| v.revision == revision) {
+            return Ok(v.clone());
+        }
+        // Undo the changes after `revision`, newest first, unless an import or a schema change
+        // is among them (then rebuild from the rows as they were).
+        let mut records = Vec::new();
+        let mut rebuild = false;
+        self.storage
+            .log(revision, true, &mut |rev, rec| {
+                if rev > head.revision {
+                    return Ok(true);
+                }
+                match rec {
+                    LogRecord::Write { changes, .. } => {
+                        records.push(changes);
+                        Ok(true)
+                    }
+                    _ => {
+                        rebuild = true;
+                        Ok(false)
+                    }
+                }
+            })
+            .map_err(unavailable)?;
+        let view = if rebuild || records.len() as u64 != head.revision - revision {
+            self.rebuild_at(revision).map_err(unavailable)?
+        } else {
+            let mapping = lock(&self.names).mapping.clone();
+            let mut data = (**head).clone();
+            for changes in &records {
+                for ch in changes.iter().rev() {
+                    let key = mapping.key(&ch.key).ok_or_else(|| {
+                        unavailable(StorageError::Corrupt("a logged relationship has no relation".into()))
+                    })?;
+                    match &ch.before {
+                        None => {
+                            data.remove(key.0, key.1, key.2);
+                        }
+                        Some(p) => {
+                            let a = TupleAttrs::from_portable(p, |c| mapping.cond_of(c))
+                                .map_err(|e| unavailable(StorageError::Corrupt(e)))?;
+                            data.insert(key.0, key.1, key.2, a);
+                        }
+                    }
+                }
+            }
+            data.revision = revision;
+            Arc::new(data)
+        };
+        let mut cache = lock(&self.history_cache);
+        if cache.len() >= 4 {
+            cache.remove(0);
+        }
+        cache.push(view.clone());
+        Ok(view)
+    }
+
+    /// The index at `revision`, built from the rows live then, under the schema of then.
+    pub(crate) fn rebuild_at(&self, revision: Revision) -> Result<Arc<IndexData>, StorageError> {
+        let (_, schema) = self.schema_at(revision)?;
+        let mut dict = lock(&self.names).dict.clone();
+        let (mapping, _) = dict.map(&schema);
+        let data = super::load::build(&*self.storage, schema, &mapping, revision, |row: &Row| {
+            row.created <= revision && row.deleted.is_none_or(|d| d > revision)
+        })?;
+        Ok(Arc::new(data))
+    }
+}
+
+/// Rows live at `revision` (the scope to scan for [`Inner::rebuild_at`]).
+pub(super) fn scope_for(revision: Revision, head: Revision) -> RowScope {
+    if revision >= head {
+        RowScope::Live
+    } else {
+        RowScope::All
+    }
+}

@@ -1,0 +1,3 @@
+//! The durable store: reopen, history, concurrency, schema changes, bulk loads, faults.
+
+mod basics;

@@ -1,0 +1,136 @@
+//! A store keeps what it acknowledged, across reopen, with history.
+
+use purview::api::SchemaFormat;
+use purview::storage::{self, StoreOptions};
+use purview::{EvalOptions, Purview, Relationship, WriteOp};
+use std::path::Path;
+
+pub const SCHEMA: &str = r#"
+type user {}
+type group {
+  relation member: user | group#member
+}
+type doc {
+  relation owner: user
+  relation viewer: user | group#member | user:*
+  permission view = viewer + owner
+}
+"#;
+
+pub fn quiet() -> StoreOptions {
+    StoreOptions { warn: std::sync::Arc::new(|_| {}), gc_interval: None, ..StoreOptions::default() }
+}
+
+pub fn init(dir: &Path) -> Purview {
+    storage::init(dir, SchemaFormat::Purview, "schema.pv", SCHEMA, quiet()).unwrap().into_purview()
+}
+
+fn ops(text: &str) -> Vec<WriteOp> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let l = l.trim();
+            match l.strip_prefix('-') {
+                Some(r) => WriteOp::Delete(Relationship::parse(r).unwrap()),
+                None => WriteOp::Touch(Relationship::parse(l.trim_start_matches('+')).unwrap()),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn reopen_keeps_every_acknowledged_write_and_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let pv = init(&path);
+    let r1 = pv.write(&ops("group:eng#member@user:ann\ndoc:d1#viewer@group:eng#member")).unwrap();
+    let r2 = pv.write(&ops("doc:d1#owner@user:bob\n-group:eng#member@user:ann")).unwrap();
+    let r3 = pv
+        .write(&ops("doc:d2#viewer@user:*\ndoc:d3#viewer@user:cat[expiration:2030-01-01T00:00:00Z]"))
+        .unwrap_err();
+    assert!(r3.to_string().contains("expiration"), "{r3}");
+    assert_eq!((r1, r2), (1, 2));
+    let before = pv.snapshot().relationship_lines();
+    drop(pv);
+    let pv = Purview::open(&path, quiet()).unwrap();
+    assert_eq!(pv.revision(), 2);
+    assert_eq!(pv.snapshot().relationship_lines(), before);
+    let at1 = pv.view_at(1).unwrap();
+    assert_eq!(
+        at1.relationship_lines(),
+        ["doc:d1#viewer@group:eng#member", "group:eng#member@user:ann"].map(String::from)
+    );
+    let opts = EvalOptions::default();
+    assert_eq!(at1.check_str("doc:d1", "view", "user:ann", &opts).unwrap(), purview::Decision::Allowed);
+    assert_eq!(
+        pv.snapshot().check_str("doc:d1", "view", "user:ann", &opts).unwrap(),
+        purview::Decision::Denied
+    );
+    assert!(pv.view_at(0).unwrap().relationship_lines().is_empty());
+    assert!(pv.view_at(3).is_err());
+    // New names after reopen continue the ids.
+    pv.write(&ops("doc:d9#viewer@user:zed")).unwrap();
+    drop(pv);
+    let pv = Purview::open(&path, quiet()).unwrap();
+    assert!(pv.snapshot().relationship_lines().contains(&"doc:d9#viewer@user:zed".to_string()));
+}
+
+#[test]
+fn a_second_open_is_refused_naming_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let _pv = init(&path);
+    let err = Purview::open(&path, quiet()).unwrap_err().to_string();
+    assert!(err.contains("in use") && err.contains("store"), "{err}");
+}
+
+#[test]
+fn concurrent_writers_are_all_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let pv = init(&path);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let pv = pv.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|i| pv.write(&ops(&format!("doc:d{t}#viewer@user:u{i}"))).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut revisions: Vec<u64> = threads.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    revisions.sort_unstable();
+    assert_eq!(revisions, (1..=200).collect::<Vec<_>>());
+    drop(pv);
+    let pv = Purview::open(&path, quiet()).unwrap();
+    assert_eq!(pv.snapshot().relationship_lines().len(), 200);
+    assert_eq!(pv.revision(), 200);
+}
+
+#[test]
+fn bulk_load_and_schema_changes_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let pv = init(&path);
+    let rels: Vec<_> =
+        (0..500).map(|i| Relationship::parse(&format!("doc:d{i}#viewer@user:u{}", i % 7))).collect();
+    let loaded = pv.bulk_load(rels).unwrap();
+    assert_eq!((loaded.revision, loaded.relationships), (1, 500));
+    pv.write(&ops("doc:d1#owner@user:ann")).unwrap();
+    let narrower = SCHEMA.replace("relation owner: user\n", "").replace(" + owner", "");
+    let err = pv.set_schema(SchemaFormat::Purview, "new.pv", &narrower).unwrap_err().to_string();
+    assert!(err.contains("doc#owner") && err.contains("1 relationship"), "{err}");
+    let wider = SCHEMA.replace("type doc {", "type folder {}\ntype doc {\n  relation parent: folder");
+    assert_eq!(pv.set_schema(SchemaFormat::Purview, "new.pv", &wider).unwrap(), 3);
+    pv.write(&ops("doc:d1#parent@folder:f")).unwrap();
+    let lines = pv.snapshot().relationship_lines();
+    drop(pv);
+    let store = storage::open(&path, quiet()).unwrap();
+    assert_eq!(store.purview().snapshot().relationship_lines(), lines);
+    assert!(store.purview().schema().type_id("folder").is_some());
+    // Before the schema change and the import, history is rebuilt from the rows.
+    assert_eq!(store.purview().view_at(1).unwrap().relationship_lines().len(), 500);
+    assert!(store.purview().view_at(0).unwrap().relationship_lines().is_empty());
+    assert!(storage::verify(&store).unwrap().is_empty());
+}
