@@ -252,3 +252,16 @@ pub fn verify(store: &Store) -> Result<Vec<String>, StorageError> {
     }
     Ok(problems)
 }
+
+/// The current schema as it was written: its language and text.
+pub fn schema_text(store: &Store) -> Result<(crate::syntax::formats::SchemaFormat, String), StorageError> {
+    let schemas = store.inner().storage.schemas()?;
+    let Some((revision, record)) = schemas.into_iter().next_back() else {
+        return Err(StorageError::Corrupt("the store holds no schema".into()));
+    };
+    let format = record
+        .format
+        .parse()
+        .map_err(|_| StorageError::Corrupt(format!("the schema of revision {revision} has an unknown language")))?;
+    Ok((format, record.text))
+}
