@@ -1,3 +1,6 @@
 //! The durable store: reopen, history, concurrency, schema changes, bulk loads, faults.
 
-mod basics;
+pub mod basics;
+mod crash;
+mod faults;
+mod props;
