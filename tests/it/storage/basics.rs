@@ -134,3 +134,49 @@ fn bulk_load_and_schema_changes_survive_reopen() {
     assert!(store.purview().view_at(0).unwrap().relationship_lines().is_empty());
     assert!(storage::verify(&store).unwrap().is_empty());
 }
+
+#[test]
+fn history_lists_who_was_given_access_and_gc_collects_old_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let store = storage::init(&path, SchemaFormat::Purview, "schema.pv", SCHEMA, quiet()).unwrap();
+    let pv = store.purview();
+    pv.write(&ops("doc:case1#owner@user:ann\ndoc:case1#viewer@user:bob\ndoc:other#viewer@user:bob")).unwrap();
+    pv.write(&ops("-doc:case1#viewer@user:bob")).unwrap();
+    pv.write(&[WriteOp::Replace(Relationship::parse("doc:case1#owner@user:cat").unwrap())]).unwrap();
+    let object = purview::ObjectRef::new("doc", "case1");
+    let h = storage::history(&store, &object, None, storage::Since::Beginning).unwrap();
+    let lines: Vec<String> = h.iter().map(|e| format!("{} {} {}", e.revision, e.change, e.relationship)).collect();
+    assert_eq!(
+        lines,
+        [
+            "1 added doc:case1#owner@user:ann",
+            "1 added doc:case1#viewer@user:bob",
+            "2 removed doc:case1#viewer@user:bob",
+            "3 removed doc:case1#owner@user:ann",
+            "3 added doc:case1#owner@user:cat",
+        ]
+    );
+    let owners = storage::history(&store, &object, Some("owner"), storage::Since::Revision(2)).unwrap();
+    assert_eq!(owners.len(), 2);
+    assert!(owners.iter().all(|e| e.time.ends_with('Z')));
+    drop(store);
+    // A zero window: everything but the latest revision is collected.
+    let opts = StoreOptions { history_window: std::time::Duration::ZERO, ..quiet() };
+    let store = storage::open(&path, opts).unwrap();
+    let report = storage::gc(&store).unwrap();
+    assert_eq!(report.oldest_readable_revision, 2);
+    assert!(report.deleted_rows >= 1 && report.log_records == 2, "{report:?}");
+    let pv = store.purview();
+    let err = pv.view_at(1).unwrap_err();
+    assert!(matches!(err, purview::EvalError::RevisionCollected { requested: 1, oldest: 2 }), "{err}");
+    assert_eq!(pv.view_at(2).unwrap().relationship_lines().len(), 2);
+    // Live relationships keep the revision that added them.
+    let h = storage::history(&store, &object, None, storage::Since::Beginning).unwrap();
+    assert!(h.iter().any(|e| e.revision == 3 && e.relationship == "doc:case1#owner@user:cat"));
+    assert!(storage::verify(&store).unwrap().is_empty());
+    drop(store);
+    let pv = Purview::open(&path, quiet()).unwrap();
+    assert_eq!(pv.revision(), 3);
+    assert_eq!(pv.snapshot().relationship_lines().len(), 2);
+}
