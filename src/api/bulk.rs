@@ -25,7 +25,7 @@ pub enum BulkError<E> {
     Source { index: usize, error: E },
     /// Item `index` (0-based) is not a valid write (or breaks a schema constraint).
     #[error("item {index}: {error}")]
-    Invalid { index: usize, error: WriteError },
+    Invalid { index: usize, error: Box<WriteError> },
     /// The store could not make the load durable.
     #[error(transparent)]
     Storage(WriteError),
@@ -153,19 +153,19 @@ impl Purview {
             read = ops.len();
             if let Err(error) = apply_batch(&schema, &mut next, &ops) {
                 let index = blame(&error, &ops);
-                return Err(BulkError::Invalid { index, error });
+                return Err(BulkError::Invalid { index, error: Box::new(error) });
             }
             for op in &ops {
                 let r = op.relationship();
                 let (o, rel, s, a) = crate::store::write::resolve(&schema, &mut next, r)
-                    .map_err(|error| BulkError::Invalid { index: 0, error })?;
+                    .map_err(|error| BulkError::Invalid { index: 0, error: Box::new(error) })?;
                 resolved.push((o, rel, s), a);
             }
         } else {
             for (index, item) in items.into_iter().enumerate() {
                 let r = item.map_err(|error| BulkError::Source { index, error })?;
                 let (o, rel, s, a) = crate::store::write::resolve(&schema, &mut next, &r)
-                    .map_err(|error| BulkError::Invalid { index, error })?;
+                    .map_err(|error| BulkError::Invalid { index, error: Box::new(error) })?;
                 resolved.push((o, rel, s), a);
                 read += 1;
             }

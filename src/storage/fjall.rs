@@ -283,7 +283,7 @@ impl Storage for FjallStorage {
                 (k, n.as_str())
             })
             .collect();
-        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        names.sort_unstable_by_key(|a| a.0);
         names.dedup_by(|a, b| a.0 == b.0);
         let mut ing = self.names.start_ingestion().map_err(|e| err(&ctx, e))?;
         for (k, n) in names {

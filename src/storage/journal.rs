@@ -86,6 +86,7 @@ pub struct Durable {
 }
 
 impl Durable {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         dir: PathBuf,
         storage: Arc<dyn Storage>,

@@ -28,7 +28,9 @@ pub mod snapshot;
 
 pub use journal::Durable;
 pub use load::{init, open, InitError, OpenReport, Store};
-pub use ops::{export, gc, history, info, schema_text, verify, ExportError, GcReport, HistoryEntry, Since, StoreInfo};
+pub use ops::{
+    export, gc, history, info, schema_text, verify, ExportError, GcReport, HistoryEntry, Since, StoreInfo,
+};
 
 use crate::store::{PortableAttrs, Revision};
 use serde::{Deserialize, Serialize};

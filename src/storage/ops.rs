@@ -114,8 +114,7 @@ pub fn history(
         Since::Beginning => 0,
     };
     events.retain(|(r, ..)| *r >= since_rev);
-    events
-        .sort_by(|a, b| (a.0, a.1 == "added", a.2.to_string()).cmp(&(b.0, b.1 == "added", b.2.to_string())));
+    events.sort_by_cached_key(|(r, change, rel)| (*r, *change == "added", rel.to_string()));
     Ok(events
         .into_iter()
         .map(|(revision, change, rel)| HistoryEntry {
@@ -259,9 +258,8 @@ pub fn schema_text(store: &Store) -> Result<(crate::syntax::formats::SchemaForma
     let Some((revision, record)) = schemas.into_iter().next_back() else {
         return Err(StorageError::Corrupt("the store holds no schema".into()));
     };
-    let format = record
-        .format
-        .parse()
-        .map_err(|_| StorageError::Corrupt(format!("the schema of revision {revision} has an unknown language")))?;
+    let format = record.format.parse().map_err(|_| {
+        StorageError::Corrupt(format!("the schema of revision {revision} has an unknown language"))
+    })?;
     Ok((format, record.text))
 }

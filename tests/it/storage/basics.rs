@@ -146,7 +146,8 @@ fn history_lists_who_was_given_access_and_gc_collects_old_revisions() {
     pv.write(&[WriteOp::Replace(Relationship::parse("doc:case1#owner@user:cat").unwrap())]).unwrap();
     let object = purview::ObjectRef::new("doc", "case1");
     let h = storage::history(&store, &object, None, storage::Since::Beginning).unwrap();
-    let lines: Vec<String> = h.iter().map(|e| format!("{} {} {}", e.revision, e.change, e.relationship)).collect();
+    let lines: Vec<String> =
+        h.iter().map(|e| format!("{} {} {}", e.revision, e.change, e.relationship)).collect();
     assert_eq!(
         lines,
         [

@@ -15,7 +15,8 @@ fn touch(text: &str) -> Vec<WriteOp> {
 /// A store with some history and a snapshot.
 fn populated(path: &Path) -> Vec<String> {
     let pv = init(path);
-    let rels: Vec<_> = (0..2000).map(|i| Relationship::parse(&format!("doc:d{i}#viewer@user:u{}", i % 13))).collect();
+    let rels: Vec<_> =
+        (0..2000).map(|i| Relationship::parse(&format!("doc:d{i}#viewer@user:u{}", i % 13))).collect();
     pv.bulk_load(rels).unwrap();
     for i in 0..20 {
         pv.write(&touch(&format!("group:g{i}#member@user:u{i}\ndoc:x{i}#viewer@group:g{i}#member"))).unwrap();
@@ -54,12 +55,16 @@ fn a_damaged_snapshot_is_rebuilt_with_a_warning_never_trusted() {
     let lines = populated(&path);
     let snap = path.join("index.snapshot");
     let original = std::fs::read(&snap).unwrap();
-    let damages: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let damages: Vec<(&str, Damage)> = vec![
         ("truncated", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2))),
-        ("bit-flipped in the payload", Box::new(|b: &mut Vec<u8>| {
-            let i = b.len() - 7;
-            b[i] ^= 0x10;
-        })),
+        (
+            "bit-flipped in the payload",
+            Box::new(|b: &mut Vec<u8>| {
+                let i = b.len() - 7;
+                b[i] ^= 0x10;
+            }),
+        ),
         ("bit-flipped in the header", Box::new(|b: &mut Vec<u8>| b[30] ^= 0x01)),
         ("empty", Box::new(|b: &mut Vec<u8>| b.clear())),
         ("missing", Box::new(|_: &mut Vec<u8>| {})),
@@ -120,7 +125,8 @@ fn damaged_key_value_files_give_a_clear_error_or_are_found_by_verify() {
                     Ok((got, problems))
                 }
             });
-            let outcome = result.unwrap_or_else(|_| panic!("{}: a flipped byte at {at} panicked", file.display()));
+            let outcome =
+                result.unwrap_or_else(|_| panic!("{}: a flipped byte at {at} panicked", file.display()));
             match outcome {
                 Err(message) => assert!(!message.is_empty()),
                 // Opened: either it answers exactly as before, or verify reports the damage.

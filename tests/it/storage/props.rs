@@ -15,7 +15,13 @@ fn op_strategy() -> impl Strategy<Value = WriteOp> {
             _ => format!("doc:d{d}#viewer@group:g{u}#member"),
         };
         // Invalid: a relation that does not exist, or a subject type it does not allow.
-        let text = if valid { text } else if d % 2 == 0 { text.replace("viewer", "viewr") } else { text.replace("owner@user", "owner@group") };
+        let text = if valid {
+            text
+        } else if d % 2 == 0 {
+            text.replace("viewer", "viewr")
+        } else {
+            text.replace("owner@user", "owner@group")
+        };
         Relationship::parse(&text).unwrap()
     });
     (0u8..4, rel).prop_map(|(k, r)| match k {
