@@ -181,3 +181,29 @@ fn history_lists_who_was_given_access_and_gc_collects_old_revisions() {
     assert_eq!(pv.revision(), 3);
     assert_eq!(pv.snapshot().relationship_lines().len(), 2);
 }
+
+#[test]
+fn a_schema_change_that_would_break_a_constraint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let pv = init(&path);
+    pv.write(&ops("doc:d1#owner@user:ann\ndoc:d1#owner@user:bob\ndoc:d2#owner@user:ann")).unwrap();
+    let constrained = SCHEMA.replace(
+        "permission view = viewer + owner",
+        "permission view = viewer + owner\n  constraint at most 1 owner",
+    );
+    let err = pv.set_schema(SchemaFormat::Purview, "new.pv", &constrained).unwrap_err().to_string();
+    assert!(err.contains("at most 1 owner"), "{err}");
+    assert_eq!(pv.revision(), 1);
+    pv.write(&[WriteOp::Replace(Relationship::parse("doc:d1#owner@user:bob").unwrap())]).unwrap();
+    assert_eq!(pv.set_schema(SchemaFormat::Purview, "new.pv", &constrained).unwrap(), 3);
+    drop(pv);
+    // The constraint holds for later writes, after reopen too.
+    let pv = Purview::open(&path, quiet()).unwrap();
+    let err = pv.write(&ops("doc:d2#owner@user:cat")).unwrap_err().to_string();
+    assert!(err.contains("at most 1 owner"), "{err}");
+    drop(pv);
+    let store = storage::open(&path, quiet()).unwrap();
+    let (format, text) = storage::schema_text(&store).unwrap();
+    assert_eq!((format, text.as_str()), (SchemaFormat::Purview, constrained.as_str()));
+}
