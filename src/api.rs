@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use purview::{Purview, EvalOptions, Decision};
-//! let mut pv = Purview::from_schema_text("schema.pv", r#"
+//! let pv = Purview::from_schema_text("schema.pv", r#"
 //!     type user {}
 //!     type company {
 //!       relation subsidiary-of: company

@@ -24,7 +24,7 @@ pub type ProgressFn<'a> = &'a (dyn Fn(Phase, u64, u64) + Sync);
 ///
 /// ```
 /// # use purview::{Purview, materialize::{Job, Target, Format}};
-/// let mut pv = Purview::from_schema_text("s.pv", "type user {}\ntype doc { relation viewer: user\n permission view = viewer }")?;
+/// let pv = Purview::from_schema_text("s.pv", "type user {}\ntype doc { relation viewer: user\n permission view = viewer }")?;
 /// pv.write_text("doc:d1#viewer@user:ann")?;
 /// let purview::api::View::Index(data) = pv.snapshot() else { unreachable!() };
 /// let target = Target::resolve(&data.schema, "doc#view", "user")?;

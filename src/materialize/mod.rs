@@ -19,7 +19,7 @@
 //! use purview::materialize::{Change, Target};
 //! use purview::{EvalOptions, Purview, Relationship, WriteOp};
 //!
-//! let mut pv = Purview::from_schema_text("s.pv", r#"
+//! let pv = Purview::from_schema_text("s.pv", r#"
 //!     type user {}
 //!     type usergroup { relation member: user }
 //!     type message {
