@@ -21,17 +21,25 @@ pub enum Exit {
     Input = 4,
     /// 5: evaluation error: a limit was reached, a condition failed, context was required.
     Evaluation = 5,
+    /// 6: store failure: a store is damaged, or could not be read or written (I/O); a write
+    /// that fails so may or may not have been applied (the message says which).
+    Store = 6,
 }
 
 /// The exit codes, as `--help` shows them.
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  allowed (check, explain), or success
-  1  denied (check, explain), or a test failed, or `fmt --check` found unformatted files
+  1  denied (check, explain), or a test failed, or `fmt --check` found unformatted files, or
+     `store verify` found problems
   2  conditional (check, explain): allowed only with context that was not given
   3  usage error
-  4  input error: invalid schema, relationships, query or flag value, or an unreadable file
-  5  evaluation error: a limit was reached, or a condition could not be evaluated";
+  4  input error: invalid schema, relationships, query or flag value, an unreadable file, a
+     schema change the stored relationships block, or a directory that is not a store (or a
+     store of a newer format, or one another process has open); nothing was written
+  5  evaluation error: a limit was reached, or a condition could not be evaluated
+  6  store failure: the store is damaged or could not be read or written; a write that failed
+     so may or may not have been applied (the message says which)";
 
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {

@@ -7,9 +7,14 @@
 //! Every read operation takes a query in Purview's query language (see `grammar/query.pest`), so
 //! `purview check document:readme#view@user:ann` and `purview query 'check …'` mean the same.
 //!
-//! Exit codes (see [`Exit`]): 0 allowed or success; 1 denied, a failed test, or an unformatted
-//! file; 2 conditional; 3 usage error; 4 input error (invalid schema, relationships, query, flag
-//! value, unreadable file); 5 evaluation error (limits, conditions).
+//! `purview store …` creates and manages a durable store in a directory, `purview write` writes
+//! batches to one, and `--store DIR` asks one instead of `--schema` and `--data`.
+//!
+//! Exit codes (see [`Exit`]): 0 allowed or success; 1 denied, a failed test, an unformatted
+//! file, or problems `store verify` found; 2 conditional; 3 usage error; 4 input error (invalid
+//! schema, relationships, query, flag value, unreadable file, a schema change the data blocks, a
+//! directory that is not a store or is in use); 5 evaluation error (limits, conditions); 6 store
+//! failure (damage, I/O).
 
 mod demo;
 mod error;
@@ -18,6 +23,7 @@ mod import;
 mod load;
 mod materialize;
 mod queries;
+mod store;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -166,6 +172,21 @@ enum Command {
     /// of changes adds and removes (`--changes`).
     #[command(after_help = EXIT_CODES)]
     Materialize(materialize::MaterializeArgs),
+    /// Create and manage a durable store: a directory that keeps a schema, the relationships
+    /// and their history across restarts.
+    ///
+    /// `purview store init DIR --schema FILE --data FILE`, then `purview write --store DIR`, and
+    /// `--store DIR` on `check`, `who`, `what`, `expand`, `explain`, `query` and `materialize`.
+    /// One process at a time may open a store.
+    #[command(after_help = EXIT_CODES)]
+    Store(store::StoreArgs),
+    /// Write changes to a store as one atomic batch (or, with `--batches`, one batch per
+    /// paragraph), and print the new revision (`revision N`).
+    ///
+    /// A bad line or a change the schema refuses is reported with its `file:line`, and nothing
+    /// of its batch is written (exit 4).
+    #[command(after_help = EXIT_CODES)]
+    Write(store::WriteArgs),
     /// Run example queries on a bundled model (no files needed), or your own queries on it.
     ///
     /// The model is `examples/quickstart/schema.pv` with `examples/quickstart/data.rels`; the tour
@@ -183,7 +204,7 @@ enum Command {
     },
 }
 
-/// The schema and relationships to ask.
+/// The schema and relationships to ask: files, or a store.
 #[derive(Args, Debug, Clone)]
 struct Source {
     /// The schema file: Purview (`.pv`), SpiceDB (`.zed`) or OpenFGA (`.fga`, `.json`).
@@ -195,6 +216,12 @@ struct Source {
     /// A relationships file, one relationship a line (repeatable).
     #[arg(long, short, value_name = "FILE")]
     data: Vec<PathBuf>,
+    /// A store (`purview store init`) to ask instead of `--schema` and `--data`.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["schema", "schema_format", "data"])]
+    store: Option<PathBuf>,
+    /// With `--store`: ask the data as of this revision (within the store's history window).
+    #[arg(long, value_name = "REVISION", requires = "store", conflicts_with_all = ["schema", "schema_format", "data"])]
+    revision: Option<u64>,
 }
 
 /// How to evaluate and print.
@@ -307,5 +334,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         Command::Fmt { file, write, check } => files::fmt(&file, write, check),
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
         Command::Materialize(args) => materialize::run(args),
+        Command::Store(args) => store::run(args),
+        Command::Write(args) => store::write(args),
     }
 }

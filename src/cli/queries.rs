@@ -1,12 +1,12 @@
 //! `check`, `who`, `what`, `expand`, `explain` and `query`: parse, check names, answer, print.
 
 use super::error::{CliError, CliResult, Exit};
-use super::{load, EvalFlags, Many, One, PageFlags, Source};
-use purview::api::Engine;
+use super::{load, store, EvalFlags, Many, One, PageFlags, Source};
+use purview::api::{Engine, View};
 use purview::diag::{Diagnostics, SourceFile};
 use purview::query::{parse_queries, run_query, validate_queries, FailureKind, Op, Query, QueryOutput};
 use purview::store::relationship::parse_time;
-use purview::{Decision, EvalOptions, Purview};
+use purview::{Decision, EvalOptions, Purview, Relationship};
 use std::io::{IsTerminal as _, Read as _, Write as _};
 
 /// A subcommand with one query: `purview check document:readme#view@user:ann`.
@@ -18,8 +18,8 @@ pub(super) fn one(op: &str, one: One, page: PageFlags, engine: Engine) -> CliRes
         return Err(CliError::usage(format!("`purview {op}` takes one query"))
             .with_help("run several with `purview query 'QUERY; QUERY'`"));
     }
-    let pv = open(&one.source, engine)?;
-    let outputs = answer(&pv, &sources, parsed, &one.eval, &page)?;
+    let view = open(&one.source, engine)?;
+    let outputs = answer_view(&view, &sources, parsed, &one.eval, &page)?;
     match outputs.first() {
         Some(QueryOutput::Error { error, .. }) => {
             Err(CliError::new(failure_exit(error.kind), error.message.clone()).with_code(error.code))
@@ -48,8 +48,8 @@ pub(super) fn many(m: Many, engine: Engine) -> CliResult<Exit> {
         return Err(CliError::usage("no queries given")
             .with_help("pass queries as arguments, with `--file FILE`, or on standard input"));
     }
-    let pv = open(&m.source, engine)?;
-    let outputs = answer(&pv, &sources, parsed, &m.eval, &m.page)?;
+    let view = open(&m.source, engine)?;
+    let outputs = answer_view(&view, &sources, parsed, &m.eval, &m.page)?;
     print(&outputs, m.eval.json, outputs.len() > 1);
     Ok(exit_of(&outputs))
 }
@@ -66,13 +66,35 @@ fn read_stdin() -> CliResult<String> {
     Ok(text)
 }
 
-/// The store named by `--schema` and `--data`, answered by `engine`.
-fn open(source: &Source, engine: Engine) -> CliResult<Purview> {
-    match &source.schema {
-        Some(schema) => load::from_files(schema, source.schema_format, &source.data, engine),
-        None => Err(CliError::usage("no schema given")
-            .with_help("pass `--schema FILE` and `--data FILE`, or try the bundled example: `purview demo`")),
+/// The data named by `--schema` and `--data`, or by `--store` (as of `--revision`), answered by
+/// `engine`.
+fn open(source: &Source, engine: Engine) -> CliResult<View> {
+    if let Some(dir) = &source.store {
+        let view = store::view(dir, source.revision)?;
+        return match engine {
+            Engine::Index => Ok(view),
+            Engine::Reference => reference_copy(&view),
+        };
     }
+    match &source.schema {
+        Some(schema) => Ok(load::from_files(schema, source.schema_format, &source.data, engine)?.snapshot()),
+        None => Err(CliError::usage("no schema given").with_help(
+            "pass `--schema FILE` and `--data FILE`, or `--store DIR`, or try the bundled example: `purview demo`",
+        )),
+    }
+}
+
+/// The same data for the reference evaluator (`--engine reference` on a store).
+fn reference_copy(view: &View) -> CliResult<View> {
+    let pv = Purview::with_engine((**view.schema()).clone(), Engine::Reference);
+    let rels = view
+        .relationship_lines()
+        .iter()
+        .map(|l| Relationship::parse(l))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::input(e.to_string()))?;
+    pv.touch(rels).map_err(|e| CliError::input(e.to_string()))?;
+    Ok(pv.snapshot())
 }
 
 /// Parses every source; reports the problems of all of them.
@@ -100,7 +122,17 @@ pub(super) fn answer(
     eval: &EvalFlags,
     page: &PageFlags,
 ) -> CliResult<Vec<QueryOutput>> {
-    let snap = pv.snapshot();
+    answer_view(&pv.snapshot(), sources, parsed, eval, page)
+}
+
+/// Checks the queries' names against the schema, then answers them in order, on `snap`.
+fn answer_view(
+    snap: &View,
+    sources: &[SourceFile],
+    parsed: Vec<Vec<Query>>,
+    eval: &EvalFlags,
+    page: &PageFlags,
+) -> CliResult<Vec<QueryOutput>> {
     let problems: Vec<(SourceFile, Diagnostics)> = sources
         .iter()
         .zip(&parsed)
@@ -120,7 +152,7 @@ pub(super) fn answer(
                 q.clauses.after.clone_from(&page.cursor);
             }
         }
-        outputs.push(run_query(&snap, &q, &opts));
+        outputs.push(run_query(snap, &q, &opts));
     }
     Ok(outputs)
 }
