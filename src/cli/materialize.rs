@@ -2,25 +2,33 @@
 //! pairs a file of changes adds and removes. See `purview::materialize`.
 
 use super::error::{CliError, CliResult, Exit};
-use super::{load, queries, EvalFlags};
+use super::{load, queries, store, EvalFlags};
 use clap::{Args, ValueEnum};
 use purview::api::View;
+use purview::index::IndexData;
 use purview::materialize::output::AtomicFile;
 use purview::materialize::{delta, Format, Job, MaterializeError, Partition, Phase, Strategy, Target};
-use purview::store::{Relationship, Source};
-use purview::{Purview, WriteOp};
+use purview::store::{apply_batch, Relationship, Source};
+use purview::WriteOp;
 use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Args, Debug)]
 pub(super) struct MaterializeArgs {
     /// The schema file.
-    #[arg(long, short, value_name = "FILE")]
-    schema: PathBuf,
+    #[arg(long, short, value_name = "FILE", required_unless_present = "store")]
+    schema: Option<PathBuf>,
     /// A relationships file, one relationship a line (repeatable).
     #[arg(long, short, value_name = "FILE")]
     data: Vec<PathBuf>,
+    /// A store (`purview store init`) to read instead of `--schema` and `--data`. With
+    /// `--changes`, the changes are applied to a copy: the store is not changed.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["schema", "data"])]
+    store: Option<PathBuf>,
+    /// With `--store`: the data as of this revision (within the store's history window).
+    #[arg(long, value_name = "REVISION", requires = "store", conflicts_with_all = ["schema", "data"])]
+    revision: Option<u64>,
     /// The permission to materialize: `type#permission`, e.g. `message#view`.
     #[arg(long, short, value_name = "TYPE#PERMISSION")]
     permission: String,
@@ -82,17 +90,25 @@ pub(super) fn run(args: MaterializeArgs) -> CliResult<Exit> {
     let partition = args.partition.as_deref().map(Partition::parse).transpose().map_err(failed)?;
     let partition = partition.unwrap_or_default();
     let opts = queries::base_options(&args.eval)?;
-    let mut pv = load::from_files(&args.schema, None, &args.data, purview::api::Engine::Index)?;
-    let target = Target::resolve(&pv.schema(), &args.permission, &args.subject_type).map_err(failed)?;
+    let view = match (&args.store, &args.schema) {
+        (Some(dir), _) => store::view(dir, args.revision)?,
+        (None, Some(schema)) => {
+            load::from_files(schema, None, &args.data, purview::api::Engine::Index)?.snapshot()
+        }
+        (None, None) => {
+            return Err(CliError::usage("pass `--schema FILE` and `--data FILE`, or `--store DIR`"))
+        }
+    };
+    let View::Index(data) = view else { return Err(failed(MaterializeError::NeedsIndex)) };
+    let target = Target::resolve(&data.schema, &args.permission, &args.subject_type).map_err(failed)?;
     let format = Format::from(args.format);
     if let Some(changes) = &args.changes {
         if format == Format::Compact {
             return Err(failed(MaterializeError::DeltaFormat("the compact format")));
         }
         let ops = read_changes(changes)?;
-        return deltas(&mut pv, &ops, &target, &args, partition, &opts);
+        return deltas(&data, &ops, &target, &args, partition, &opts);
     }
-    let View::Index(data) = pv.snapshot() else { return Err(failed(MaterializeError::NeedsIndex)) };
     let bar = Bar::new();
     let report = |phase: Phase, done: u64, total: u64| bar.update(phase, done, total);
     let mut job = Job::new(&data, target).partition(partition).options(opts).on_progress(&report);
@@ -196,8 +212,9 @@ fn read_changes(path: &Path) -> CliResult<Vec<WriteOp>> {
     Ok(ops)
 }
 
+/// The pairs `ops` add and remove, applied to a copy of `before` (as a write would apply them).
 fn deltas(
-    pv: &mut Purview,
+    before: &Arc<IndexData>,
     ops: &[WriteOp],
     target: &Target,
     args: &MaterializeArgs,
@@ -205,10 +222,12 @@ fn deltas(
     opts: &purview::EvalOptions,
 ) -> CliResult<Exit> {
     let start = std::time::Instant::now();
-    let View::Index(before) = pv.snapshot() else { return Err(failed(MaterializeError::NeedsIndex)) };
-    pv.write(ops).map_err(|e| CliError::input(format!("the changes cannot be applied: {e}")))?;
-    let View::Index(after) = pv.snapshot() else { return Err(failed(MaterializeError::NeedsIndex)) };
-    let run = || delta::deltas(&before, &after, ops, target, opts, Strategy::Auto, partition);
+    let mut next = (**before).clone();
+    apply_batch(&before.schema, &mut next, ops)
+        .map_err(|e| CliError::input(format!("the changes cannot be applied: {e}")))?;
+    next.revision += 1;
+    let after = Arc::new(next);
+    let run = || delta::deltas(before, &after, ops, target, opts, Strategy::Auto, partition);
     let found = match args.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n as usize)
