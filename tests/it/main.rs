@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod cli_store;
 mod conformance;
 mod constraints;
 mod eval_props;
