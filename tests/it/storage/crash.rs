@@ -115,9 +115,9 @@ fn kill_9_while_writing_loses_nothing_acknowledged() {
     let mut states = vec![model.snapshot()];
     let mut all: Vec<Vec<String>> = Vec::new();
     let mut rng = Rng(0x5eed);
-    let mut acknowledged_total = 0;
+    let (mut acknowledged_total, mut cut_short) = (0, 0);
     for round in 0..10u64 {
-        let batches: Vec<Vec<String>> = (0..400).map(|_| batch(&mut rng)).collect();
+        let batches: Vec<Vec<String>> = (0..3000).map(|_| batch(&mut rng)).collect();
         let base = all.len() as u64;
         let kill_after = Duration::from_millis(150 + rng.below(400));
         let acked = write_and_kill(&path, &batches, kill_after);
@@ -136,6 +136,10 @@ fn kill_9_while_writing_loses_nothing_acknowledged() {
         );
         assert!(done as usize <= batches.len());
         acknowledged_total += acked.len();
+        if (done as usize) < batches.len() {
+            cut_short += 1;
+        }
+        eprintln!("round {round}: {} acknowledged, {done} present of {}", acked.len(), batches.len());
         // Bring the model to the same prefix: no batch half-applied means equality here.
         for b in &batches[..done as usize] {
             let ops: Vec<WriteOp> = b.iter().map(|l| op(l)).collect();
@@ -156,6 +160,7 @@ fn kill_9_while_writing_loses_nothing_acknowledged() {
         }
     }
     assert!(acknowledged_total > 0, "no batch was ever acknowledged: the child never got going");
+    assert!(cut_short > 0, "every round finished before the kill: nothing was killed mid-write");
 }
 
 #[test]
