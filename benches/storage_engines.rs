@@ -40,9 +40,10 @@
 //!    redb twice: the child commits without and with `set_quick_repair(true)`.
 //! 4. Durable single writes, after a system-wide `sync` (so the dirty pages the imports left are
 //!    not written back during the measurement): 2,000 sequential commits of one `live` + one
-//!    `log` insert. redb: one write transaction each, `Durability::Immediate` (the default).
-//!    fjall: one `WriteBatch` each with `.durability(Some(PersistMode::SyncAll))` (fsync of the
-//!    journal inside the commit); `SyncData` (fdatasync) is measured too, in the notes.
+//!    `log` insert. redb: one write transaction each, `Durability::Immediate` (the default;
+//!    again with `set_quick_repair(true)`, in the notes). fjall: one `WriteBatch` each with
+//!    `.durability(Some(PersistMode::SyncAll))` (fsync of the journal inside the commit);
+//!    `SyncData` (fdatasync) is measured too, in the notes.
 //! 5. Group commit: 64 threads × 300 single-relationship writes (live + log), each thread waits
 //!    until its write is durable. redb: leader/follower queue — a writer that finds no leader
 //!    takes every queued write, commits them in one `Durability::Immediate` transaction, and wakes
@@ -53,6 +54,14 @@
 //!
 //! Also: a tiny store of each engine has its format version bumped by one byte to see how the
 //! engine reacts to a newer on-disk format.
+//!
+//! API notes (redb 5.0.0, fjall 3.1.13): redb 5 has two durability levels, `None` and
+//! `Immediate` (fdatasync before `commit` returns). fjall writes default to `PersistMode::Buffer`
+//! (OS buffers only: survives a process crash, not power loss); durability needs
+//! `persist(SyncAll)` or a batch with `durability(Some(..))`, and `persist` holds the journal
+//! lock during the fsync, so other writers cannot append meanwhile. fjall's ingestion `write`
+//! panics (an `assert!`) unless keys are strictly ascending. The fsync figures depend on the
+//! disk; on a VM they vary a lot from run to run.
 
 // Benchmarks panic on purpose when their fixed data is not as expected.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -298,13 +307,20 @@ fn redb_open_and_read(path: &Path, key: &[u8; 24]) -> Res<(redb::Database, Durat
     Ok((db, t.elapsed()))
 }
 
-fn redb_single_writes(db: &redb::Database, new: NewRels, first: u32, rev: &AtomicU64) -> Res<Vec<Duration>> {
+fn redb_single_writes(
+    db: &redb::Database,
+    new: NewRels,
+    first: u32,
+    rev: &AtomicU64,
+    quick_repair: bool,
+) -> Res<Vec<Duration>> {
     let mut lat = Vec::with_capacity(SINGLE_WRITES);
     for i in 0..SINGLE_WRITES as u32 {
         let key = new.key(first + i);
         let t = Instant::now();
         let r = rev.fetch_add(1, Ordering::Relaxed);
-        let tx = db.begin_write()?; // Durability::Immediate is the default
+        let mut tx = db.begin_write()?; // Durability::Immediate is the default
+        tx.set_quick_repair(quick_repair);
         {
             let (v, n) = live_value(r);
             tx.open_table(LIVE)?.insert(&key, &v[..n])?;
@@ -814,9 +830,16 @@ fn run_redb(rows: &Rows, shuffled: &[[u8; 24]], rev0: u64) -> Res<EngineResult> 
 
     os_sync();
     let rev = AtomicU64::new(rev0);
-    let mut lat = redb_single_writes(&db, rows.new, 0, &rev)?;
+    let mut lat = redb_single_writes(&db, rows.new, 0, &rev, false)?;
     lat.sort();
     (r.p50, r.p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    let mut lat = redb_single_writes(&db, rows.new, 3_000, &rev, true)?;
+    lat.sort();
+    r.notes.push(format!(
+        "redb single writes with set_quick_repair(true): p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    ));
     let (rate, group) = redb_group(&db, rows.new, 10_000, &rev)?;
     r.group_rate = rate;
     r.notes.push(format!("redb group commit: {rate:.0} rels/s, {group:.1} writes per transaction"));
