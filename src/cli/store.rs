@@ -445,7 +445,7 @@ impl Iterator for RelLines<'_> {
                 self.marks.push(Mark { item, input: self.at, line: self.line });
             }
             self.last = Some((self.at, self.line));
-            if self.items % 4096 == 0 {
+            if self.items.is_multiple_of(4096) {
                 self.progress.tick(self.bytes, self.items);
             }
             return Some(Relationship::parse(body).map_err(|e| {

@@ -206,7 +206,7 @@ impl Lists {
     fn chunk_mut(&mut self, key: u32) -> &mut Chunk {
         let c = key as usize / CHUNK;
         while self.chunk_count <= c {
-            if self.chunk_count % PAGE == 0 {
+            if self.chunk_count.is_multiple_of(PAGE) {
                 self.pages.push(Arc::new(Vec::with_capacity(PAGE)));
             }
             let last = self.pages.len() - 1;
