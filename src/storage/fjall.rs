@@ -520,6 +520,19 @@ impl Storage for FjallStorage {
         Ok((records, rows))
     }
 
+    fn flush(&self, wait: bool) -> Result<(), StorageError> {
+        let all = [&self.meta, &self.dict, &self.names, &self.live, &self.dead, &self.log, &self.schema];
+        for ks in all {
+            ks.rotate_memtable().map_err(|e| err(&self.ctx(), e))?;
+        }
+        // Waiting is bounded: a flush that keeps failing (a full disk) must not hang a close.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while wait && all.iter().any(|ks| ks.sealed_memtable_count() > 0) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
     fn scan_all(&self) -> Result<u64, StorageError> {
         let mut n = 0u64;
         for ks in [&self.meta, &self.dict, &self.names, &self.live, &self.dead, &self.log, &self.schema] {

@@ -57,7 +57,13 @@ pub(crate) struct Tail {
     /// Bumped by each import or schema change.
     pub generation: u64,
     pub snapshot_revision: Revision,
+    /// Changes since the backend was last asked to flush its buffers.
+    pub since_flush: u64,
 }
+
+/// Ask the backend to flush its buffers (bounding its own replay at open) every this many
+/// relationship changes.
+const FLUSH_EVERY: u64 = 20_000;
 
 /// What the journal, its background threads and the store's operations share.
 #[derive(Debug)]
@@ -185,7 +191,11 @@ impl Journal for Durable {
             Change::Batch { before, after, keys } => {
                 let changes = diff(before, after, keys.iter().copied(), &names.mapping);
                 let new = new_names(before, after, &names.mapping);
-                lock(&inner.tail).changes += changes.len() as u64;
+                {
+                    let mut t = lock(&inner.tail);
+                    t.changes += changes.len() as u64;
+                    t.since_flush += changes.len().max(1) as u64;
+                }
                 Commit {
                     revision: after.revision,
                     time,
@@ -312,10 +322,19 @@ impl Journal for Durable {
                 *last = head.clone();
             }
         }
-        let due = {
-            let t = lock(&inner.tail);
-            t.needs_rebuild || t.changes >= inner.options.snapshot_after
+        let (due, flush) = {
+            let mut t = lock(&inner.tail);
+            let flush = t.since_flush >= FLUSH_EVERY;
+            if flush {
+                t.since_flush = 0;
+            }
+            (t.needs_rebuild || t.changes >= inner.options.snapshot_after, flush)
         };
+        if flush {
+            if let Err(e) = inner.storage.flush(false) {
+                (inner.options.warn)(&format!("could not flush the store's buffers: {e}"));
+            }
+        }
         if due && !inner.snapshotting.swap(true, Ordering::AcqRel) {
             let mut slot = lock(&self.snapshot_thread);
             if let Some(h) = slot.take() {
@@ -367,6 +386,10 @@ impl Drop for Durable {
                 (self.inner.options.warn)(&format!("could not write the index snapshot at close: {e}"));
             }
         }
+        if !failed {
+            // So that the next open does not replay the backend's journal.
+            let _ = self.inner.storage.flush(true);
+        }
     }
 }
 
@@ -385,6 +408,7 @@ impl Inner {
             return Ok(()); // a schema change is being committed; the next snapshot will do
         }
         snapshot::write(&self.dir, self.store_id, schema_revision, head)?;
+        self.storage.flush(false)?;
         let mut t = lock(&self.tail);
         t.changes = t.changes.saturating_sub(changes);
         if t.generation == generation {

@@ -187,6 +187,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn gc(&self, upto: Revision) -> Result<(u64, u64), StorageError>;
     /// Reads every stored entry (verifying the backend's own checksums); returns how many.
     fn scan_all(&self) -> Result<u64, StorageError>;
+    /// Moves buffered writes into the backend's tables so that its next open replays little
+    /// (for fjall: rotates the memtables, so the journal can be dropped once they are flushed).
+    /// With `wait`, returns once that is done.
+    fn flush(&self, wait: bool) -> Result<(), StorageError>;
 }
 
 /// How a store is opened.
