@@ -21,7 +21,7 @@ use crate::store::{Key, Revision, TupleAttrs, TupleStore};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,6 +46,8 @@ struct Queue {
     durable: Revision,
     syncing: bool,
     failed: Option<String>,
+    /// Writers parked until their revision is durable (or until they are to lead).
+    waiters: Vec<(Revision, std::thread::Thread)>,
 }
 
 /// Changes since the last snapshot.
@@ -74,7 +76,6 @@ pub(crate) struct Inner {
     pub options: StoreOptions,
     pub names: Mutex<Names>,
     queue: Mutex<Queue>,
-    cv: Condvar,
     pub tail: Mutex<Tail>,
     /// The latest published index.
     pub last: Mutex<Arc<IndexData>>,
@@ -111,7 +112,6 @@ impl Durable {
             options,
             names: Mutex::new(names),
             queue: Mutex::new(Queue { durable, ..Queue::default() }),
-            cv: Condvar::new(),
             tail: Mutex::new(tail),
             last: Mutex::new(head),
             snapshotting: AtomicBool::new(false),
@@ -288,10 +288,14 @@ impl Journal for Durable {
                 return Err(f.clone());
             }
             if q.syncing {
-                q = match inner.cv.wait(q) {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
+                // Park until a leader wakes this writer: its commit is durable, or it is to lead
+                // the next sync. Only those writers wake (no thundering herd).
+                q.waiters.push((ticket.0, std::thread::current()));
+                drop(q);
+                std::thread::park();
+                q = lock(&inner.queue);
+                let me = std::thread::current().id();
+                q.waiters.retain(|(_, t)| t.id() != me);
                 continue;
             }
             // Lead: make everything staged so far durable with one append and one sync.
@@ -306,7 +310,17 @@ impl Journal for Durable {
                 Ok(()) => q.durable = q.durable.max(last),
                 Err(e) => q.failed = Some(e.to_string()),
             }
-            inner.cv.notify_all();
+            let (durable, failed) = (q.durable, q.failed.is_some());
+            let waiters = std::mem::take(&mut q.waiters);
+            let (ready, rest): (Vec<_>, Vec<_>) = waiters.into_iter().partition(|(r, _)| *r <= durable || failed);
+            for (_, t) in &ready {
+                t.unpark();
+            }
+            // The earliest writer still waiting leads the next sync.
+            if let Some((_, next)) = rest.iter().min_by_key(|(r, _)| *r) {
+                next.unpark();
+            }
+            q.waiters = rest;
         }
     }
 
