@@ -71,13 +71,15 @@ fn blockers_text(b: &[Blocker]) -> String {
 
 /// The relationships of a bulk load by dense ids, split as the index keeps them.
 #[derive(Debug, Default)]
-pub(crate) struct Resolved {
+pub struct Resolved {
+    /// Relationships with no condition and no time bounds.
     pub plain: Vec<Key>,
+    /// The others, with their attributes.
     pub special: Vec<(Key, TupleAttrs)>,
 }
 
 impl Resolved {
-    pub(crate) fn push(&mut self, key: Key, attrs: TupleAttrs) {
+    pub fn push(&mut self, key: Key, attrs: TupleAttrs) {
         if attrs.caveat.is_none() && attrs.valid_from.is_none() && attrs.expires_at.is_none() {
             self.plain.push(key);
         } else {
@@ -86,14 +88,14 @@ impl Resolved {
     }
 
     /// Every relationship with its attributes (plain ones first).
-    pub(crate) fn tuples(&self) -> Vec<(Obj, RelId, Subject, TupleAttrs)> {
+    pub fn tuples(&self) -> Vec<(Obj, RelId, Subject, TupleAttrs)> {
         let plain = self.plain.iter().map(|&(o, r, s)| (o, r, s, crate::index::PLAIN));
         plain.chain(self.special.iter().map(|&((o, r, s), ref a)| (o, r, s, a.clone()))).collect()
     }
 
     /// Builds `data` (fresh, its names interned) from the relationships. When a relationship is
     /// given more than once, the last one wins, as for a sequence of touches.
-    pub(crate) fn build_into(&self, data: &mut IndexData) {
+    pub fn build_into(&self, data: &mut IndexData) {
         if self.special.is_empty() {
             data.bulk_load_plain(&self.plain);
             return;
@@ -169,19 +171,42 @@ impl Purview {
                 resolved.push((o, rel, s), a);
                 read += 1;
             }
-            if head.is_empty() {
-                resolved.build_into(&mut next);
-            } else {
-                for (o, r, s, a) in resolved.tuples() {
-                    next.insert(o, r, s, a);
-                }
-            }
         }
+        // Build the index and (on a durable Purview) write the rows at the same time.
+        let names = next.clone();
+        let journal = self.journal().cloned();
+        let fresh = head.is_empty();
+        let constrained = has_constraints(&schema);
+        let (_, rows_written) = rayon::join(
+            || {
+                if constrained {
+                    // Already applied by `apply_batch` above.
+                } else if fresh {
+                    resolved.build_into(&mut next);
+                } else {
+                    for (o, r, s, a) in resolved.tuples() {
+                        next.insert(o, r, s, a);
+                    }
+                }
+            },
+            || match &journal {
+                Some(j) => j.begin_import(&head, &names, &resolved),
+                None => Ok(false),
+            },
+        );
+        let rows_written = rows_written
+            .map_err(|message| BulkError::Storage(WriteError::Storage { message, unknown_outcome: false }))?;
         next.revision = head.revision + 1;
         let after = Arc::new(next);
-        let tuples = resolved.tuples();
-        self.commit(w, Change::Import { before: &head, after: &after, tuples: &tuples })
-            .map_err(BulkError::Storage)?;
+        let change = Change::Import { before: &head, after: &after, load: &resolved, rows_written };
+        if let Err(e) = self.commit(w, change) {
+            if rows_written {
+                if let Some(j) = &journal {
+                    j.abort_import();
+                }
+            }
+            return Err(BulkError::Storage(e));
+        }
         Ok(BulkLoad { revision: after.revision, relationships: read })
     }
 

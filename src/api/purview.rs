@@ -13,7 +13,8 @@ use super::{LoadError, SchemaError, View};
 use crate::eval::{EvalError, EvalOptions};
 use crate::index::{Index, IndexData};
 use crate::schema::Schema;
-use crate::store::{Key, Obj, Relationship, Revision, Store, Subject, TupleAttrs, WriteError, WriteOp};
+use super::bulk::Resolved;
+use crate::store::{Key, Relationship, Revision, Store, WriteError, WriteOp};
 use crate::syntax::formats::SchemaFormat;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,12 +31,9 @@ pub enum Change<'a> {
     /// A write batch: `keys` are the relationships it named (in batch order, replacements
     /// expanded); the journal compares `before` and `after` to find what really changed.
     Batch { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, keys: &'a [Key] },
-    /// A bulk load: `tuples` were touched (written, or their attributes replaced).
-    Import {
-        before: &'a Arc<IndexData>,
-        after: &'a Arc<IndexData>,
-        tuples: &'a [(Obj, u32, Subject, TupleAttrs)],
-    },
+    /// A bulk load: the relationships of `load` were touched (written, or their attributes
+    /// replaced). `rows_written` when [`Journal::begin_import`] already wrote them.
+    Import { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, load: &'a Resolved, rows_written: bool },
     /// A new schema; `after` is the whole index rebuilt under it.
     Schema { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, text: &'a str, format: SchemaFormat },
 }
@@ -63,6 +61,15 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     fn view_at(&self, head: &Arc<IndexData>, revision: Revision) -> Result<Arc<IndexData>, EvalError>;
     /// Called after a change was published: a chance to write a snapshot in the background.
     fn published(&self, _head: &Arc<IndexData>) {}
+    /// Called by a bulk load while the index is being built (in parallel): the journal may write
+    /// the load's rows now, returning `true`; `names` is the index with every name of the load
+    /// interned. The load then comes to [`Journal::stage`] with `rows_written`. If the load is
+    /// not staged afterwards, the journal must forget the rows (see `abort_import`).
+    fn begin_import(&self, _before: &Arc<IndexData>, _names: &IndexData, _load: &Resolved) -> Result<bool, String> {
+        Ok(false)
+    }
+    /// Forgets rows written by `begin_import` for a load that was not staged.
+    fn abort_import(&self) {}
 }
 
 /// A schema and its relationships: the writer side of an embedded Purview. Cloning gives another
@@ -331,6 +338,11 @@ impl Purview {
                 reason: "an in-memory Purview keeps no history (open a store for as-of reads)".to_string(),
             }),
         }
+    }
+
+    /// The journal, if this Purview is durable.
+    pub(crate) fn journal(&self) -> Option<&Arc<dyn Journal>> {
+        self.shared.journal.as_ref()
     }
 
     /// The writer lock and the current index head, for bulk operations (see `bulk.rs`).

@@ -244,9 +244,12 @@ impl Storage for FjallStorage {
                     self.stage_rows(&mut batch, c, changes, &mut fresh)?;
                     LogRecord::Write { time: c.time, changes: changes.clone(), names: c.names.clone() }
                 }
-                CommitBody::Import(changes) => {
+                CommitBody::Import { changes, rows, rows_written } => {
                     self.stage_rows(&mut batch, c, changes, &mut fresh)?;
-                    LogRecord::Import { time: c.time, count: changes.len() as u64 }
+                    if *rows_written {
+                        batch.remove(&self.meta, b"pending_import".to_vec());
+                    }
+                    LogRecord::Import { time: c.time, count: *rows }
                 }
                 CommitBody::Schema(s) => {
                     batch.insert(&self.schema, u64_key(c.revision).to_vec(), super::encode(s));
@@ -262,31 +265,28 @@ impl Storage for FjallStorage {
         self.persist()
     }
 
-    fn import_fresh(
+    fn import_rows(
         &self,
-        commit: &Commit,
+        revision: Revision,
+        names: &mut dyn Iterator<Item = (u32, u32, &str)>,
         plain: &[RowKey],
         special: &[(RowKey, PortableAttrs)],
-    ) -> Result<(), StorageError> {
+    ) -> Result<u64, StorageError> {
         let ctx = self.ctx();
-        // 1. Mark the import, so that a crash before its end is rolled back at open.
-        self.meta.insert("pending_import", u64_key(commit.revision).to_vec()).map_err(|e| err(&ctx, e))?;
+        // 1. Mark the import, so that a crash before its commit is rolled back at open.
+        self.meta.insert("pending_import", u64_key(revision).to_vec()).map_err(|e| err(&ctx, e))?;
         self.persist()?;
-        // 2. Names and rows, sorted, straight into tables.
-        let mut names: Vec<([u8; 8], &str)> = commit
-            .names
-            .iter()
-            .map(|(ty, id, n)| {
-                let mut k = [0u8; 8];
-                k[..4].copy_from_slice(&ty.to_be_bytes());
-                k[4..].copy_from_slice(&id.to_be_bytes());
-                (k, n.as_str())
-            })
-            .collect();
-        names.sort_unstable_by_key(|a| a.0);
-        names.dedup_by(|a, b| a.0 == b.0);
+        // 2. Names (given in key order) and rows, sorted, straight into tables.
         let mut ing = self.names.start_ingestion().map_err(|e| err(&ctx, e))?;
-        for (k, n) in names {
+        let mut last: Option<[u8; 8]> = None;
+        for (ty, id, n) in names {
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&ty.to_be_bytes());
+            k[4..].copy_from_slice(&id.to_be_bytes());
+            if last.is_some_and(|l| l >= k) {
+                return Err(StorageError::Failed("import names are not in key order".into()));
+            }
+            last = Some(k);
             ing.write(k.to_vec(), n.as_bytes().to_vec()).map_err(|e| err(&ctx, e))?;
         }
         ing.finish().map_err(|e| err(&ctx, e))?;
@@ -299,7 +299,7 @@ impl Storage for FjallStorage {
             use rayon::slice::ParallelSliceMut;
             keyed.par_sort_unstable();
         }
-        let plain_value = row_value(commit.revision, &PortableAttrs::default());
+        let plain_value = row_value(revision, &PortableAttrs::default());
         let mut ing = self.live.start_ingestion().map_err(|e| err(&ctx, e))?;
         let mut rows = 0u64;
         let mut i = 0;
@@ -311,7 +311,7 @@ impl Storage for FjallStorage {
             // Sorted by (key, index): the last of a run is the latest special copy, if any.
             let value = match keyed[j].1 {
                 PLAIN_ROW => plain_value.clone(),
-                s => row_value(commit.revision, &special[s as usize - 1].1),
+                s => row_value(revision, &special[s as usize - 1].1),
             };
             ing.write(keyed[j].0.to_vec(), value).map_err(|e| err(&ctx, e))?;
             rows += 1;
@@ -319,16 +319,7 @@ impl Storage for FjallStorage {
         }
         ing.finish().map_err(|e| err(&ctx, e))?;
         self.persist()?;
-        // 3. The log record, which makes the import part of the store, and the mark removed.
-        let mut batch = self.db.batch();
-        for (n, id) in &commit.dict {
-            batch.insert(&self.dict, dict_key(n), id.to_be_bytes().to_vec());
-        }
-        let record = LogRecord::Import { time: commit.time, count: rows };
-        batch.insert(&self.log, u64_key(commit.revision).to_vec(), super::encode(&record));
-        batch.remove(&self.meta, b"pending_import".to_vec());
-        batch.commit().map_err(|e| err(&ctx, e))?;
-        self.persist()
+        Ok(rows)
     }
 
     fn roll_back_import(&self) -> Result<Option<Revision>, StorageError> {

@@ -13,7 +13,7 @@ use super::{
     now_micros, snapshot, Commit, CommitBody, LogRecord, Row, RowChange, RowScope, SchemaRecord, Storage,
     StorageError, StoreOptions,
 };
-use crate::api::{Change, Journal, Ticket};
+use crate::api::{Change, Journal, Resolved, Ticket};
 use crate::eval::EvalError;
 use crate::index::IndexData;
 use crate::schema::Schema;
@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     /// The latest published index.
     pub last: Mutex<Arc<IndexData>>,
     snapshotting: AtomicBool,
+    /// Rows written by the last `begin_import`.
+    imported_rows: Mutex<usize>,
     history_cache: Mutex<Vec<Arc<IndexData>>>,
     schemas: Mutex<HashMap<Revision, Arc<Schema>>>,
 }
@@ -115,6 +117,7 @@ impl Durable {
             tail: Mutex::new(tail),
             last: Mutex::new(head),
             snapshotting: AtomicBool::new(false),
+            imported_rows: Mutex::new(0),
             history_cache: Mutex::new(Vec::new()),
             schemas: Mutex::new(HashMap::new()),
         });
@@ -204,53 +207,25 @@ impl Journal for Durable {
                     body: CommitBody::Write(changes),
                 }
             }
-            Change::Import { before, after, tuples } => {
-                let fresh = before.is_empty()
-                    && (0..before.schema.types.len() as u32).all(|t| before.object_count(t) == 0);
+            Change::Import { before, after, load, rows_written } => {
                 let new = new_names(before, after, &names.mapping);
                 {
                     let mut t = lock(&inner.tail);
                     t.needs_rebuild = true;
                     t.generation += 1;
                 }
-                if fresh {
-                    // Straight into the tables: wait until everything staged is durable first.
-                    drop(names);
-                    self.flush()?;
-                    let names = lock(&inner.names);
-                    let m = &names.mapping;
-                    let mut plain = Vec::new();
-                    let mut special = Vec::new();
-                    for (o, r, s, a) in tuples {
-                        let k = m.row_key((*o, *r, *s));
-                        let p = a.to_portable(|c| m.cond_sid(c));
-                        if p.is_plain() {
-                            plain.push(k);
-                        } else {
-                            special.push((k, p));
-                        }
-                    }
-                    let commit = Commit {
-                        revision: after.revision,
-                        time,
-                        names: new,
-                        dict: Vec::new(),
-                        body: CommitBody::Import(Vec::new()),
-                    };
-                    inner.storage.import_fresh(&commit, &plain, &special).map_err(|e| e.to_string())?;
-                    let mut q = lock(&inner.queue);
-                    q.durable = q.durable.max(after.revision);
-                    return Ok(Ticket(after.revision));
-                }
-                let keys = tuples.iter().map(|&(o, r, s, _)| (o, r, s));
-                let changes = diff(before, after, keys, &names.mapping);
-                Commit {
-                    revision: after.revision,
-                    time,
-                    names: new,
-                    dict: Vec::new(),
-                    body: CommitBody::Import(changes),
-                }
+                let rows = *lock(&inner.imported_rows) as u64;
+                let body = if rows_written {
+                    CommitBody::Import { changes: Vec::new(), rows, rows_written: true }
+                } else {
+                    let keys = load.plain.iter().copied().chain(load.special.iter().map(|(k, _)| *k));
+                    let changes = diff(before, after, keys, &names.mapping);
+                    let rows = changes.len() as u64;
+                    CommitBody::Import { changes, rows, rows_written: false }
+                };
+                // Names of a load whose rows are written are in the names table already.
+                let new = if rows_written { Vec::new() } else { new };
+                Commit { revision: after.revision, time, names: new, dict: Vec::new(), body }
             }
             Change::Schema { after, text, format, .. } => {
                 let (mapping, added) = names.dict.map(&after.schema);
@@ -326,6 +301,41 @@ impl Journal for Durable {
 
     fn view_at(&self, head: &Arc<IndexData>, revision: Revision) -> Result<Arc<IndexData>, EvalError> {
         self.inner.view_at(head, revision)
+    }
+
+    fn begin_import(&self, before: &Arc<IndexData>, names: &IndexData, load: &Resolved) -> Result<bool, String> {
+        let fresh = before.is_empty() && (0..before.schema.types.len() as u32).all(|t| before.object_count(t) == 0);
+        if !fresh {
+            return Ok(false);
+        }
+        // Everything staged before must be durable first (the rows go straight to the tables).
+        self.flush()?;
+        let inner = &self.inner;
+        let mapping = lock(&inner.names).mapping.clone();
+        let portable = |a: &TupleAttrs| a.to_portable(|c| mapping.cond_sid(c));
+        let plain: Vec<_> = load.plain.iter().map(|&k| mapping.row_key(k)).collect();
+        let special: Vec<_> = load.special.iter().map(|(k, a)| (mapping.row_key(*k), portable(a))).collect();
+        // Names in key order: types by stable id, then ids.
+        let guards = names.names().read_all();
+        let mut types: Vec<u32> = (0..names.schema.types.len() as u32).collect();
+        types.sort_by_key(|&t| mapping.type_sid(t));
+        let mapping = &mapping;
+        let mut iter = types.into_iter().flat_map(|t| {
+            let (count, sid, g) = (names.object_count(t), mapping.type_sid(t), &guards[t as usize]);
+            (0..count).filter_map(move |id| g.name(id).map(|n| (sid, id, n)))
+        });
+        let rows = inner
+            .storage
+            .import_rows(before.revision + 1, &mut iter, &plain, &special)
+            .map_err(|e| e.to_string())?;
+        *lock(&inner.imported_rows) = rows as usize;
+        Ok(true)
+    }
+
+    fn abort_import(&self) {
+        if let Err(e) = self.inner.storage.roll_back_import() {
+            (self.inner.options.warn)(&format!("could not roll back an import: {e}"));
+        }
     }
 
     fn published(&self, head: &Arc<IndexData>) {

@@ -86,7 +86,9 @@ pub struct Commit {
 #[derive(Clone, Debug)]
 pub enum CommitBody {
     Write(Vec<RowChange>),
-    Import(Vec<RowChange>),
+    /// A bulk load: its row changes, or (when `rows_written`) none because
+    /// [`Storage::import_rows`] wrote its rows already.
+    Import { changes: Vec<RowChange>, rows: u64, rows_written: bool },
     Schema(SchemaRecord),
 }
 
@@ -139,15 +141,19 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn append(&self, commits: &[Commit]) -> Result<(), StorageError>;
     /// Makes every append so far durable.
     fn sync(&self) -> Result<(), StorageError>;
-    /// Writes an import into a store that holds no relationship and no name, durably, with
-    /// `commit`'s log record last (a crash before it is rolled back by `roll_back_import`).
-    fn import_fresh(
+    /// Writes the rows (created at `revision`) and names of an import into a store that holds no
+    /// relationship and no name, durably, marked as pending: the import only counts once its
+    /// commit (`CommitBody::Import` with `rows_written`) is appended; until then a crash, or
+    /// `roll_back_import`, removes them. Returns the number of rows.
+    fn import_rows(
         &self,
-        commit: &Commit,
+        revision: Revision,
+        names: &mut dyn Iterator<Item = (u32, u32, &str)>,
         plain: &[RowKey],
         special: &[(RowKey, PortableAttrs)],
-    ) -> Result<(), StorageError>;
-    /// Rolls back an import a crash interrupted; returns its revision if there was one.
+    ) -> Result<u64, StorageError>;
+    /// Rolls back an import whose commit was never appended; returns its revision if there was
+    /// one.
     fn roll_back_import(&self) -> Result<Option<Revision>, StorageError>;
     /// The latest revision in the log (0 for none).
     fn head(&self) -> Result<Revision, StorageError>;
