@@ -85,6 +85,23 @@ struct Shared {
     published: ArcSwap<View>,
     writer: Mutex<Writer>,
     journal: Option<Arc<dyn Journal>>,
+    /// Durable writes waiting for a combiner (see [`Purview::write`]).
+    requests: Mutex<Vec<Arc<Request>>>,
+}
+
+/// One durable write, waiting for a combiner to apply it and for its sync.
+#[derive(Debug)]
+struct Request {
+    ops: Vec<WriteOp>,
+    thread: std::thread::Thread,
+    result: Mutex<Option<Result<Revision, WriteError>>>,
+}
+
+fn lock_of<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
 }
 
 #[derive(Debug)]
@@ -137,6 +154,7 @@ impl Purview {
                 published,
                 writer: Mutex::new(Writer { head, failed: None }),
                 journal,
+                requests: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -181,6 +199,9 @@ impl Purview {
     /// Applies a batch atomically and returns the new revision. A durable Purview returns only
     /// once the batch is durable; concurrent writers share syncs.
     pub fn write(&self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
+        if self.shared.journal.is_some() {
+            return self.write_combined(ops);
+        }
         {
             let mut w = self.lock();
             if let Head::Reference(store) = &mut w.head {
@@ -191,6 +212,104 @@ impl Purview {
             }
         }
         self.write_with(ops, |_, _| Ok::<(), WriteError>(())).map(|(r, ())| r)
+    }
+
+    /// A durable write by *flat combining*: the writer queues its batch; whichever writer gets
+    /// the writer lock applies and stages every queued batch in order (each validated on its
+    /// own: a bad batch fails alone), releases the lock, leads one sync for all of them, then
+    /// publishes and hands each writer its result. The others sleep once and wake once, so many
+    /// writers on few cores spend their time writing, not switching.
+    fn write_combined(&self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
+        let me = Arc::new(Request { ops: ops.to_vec(), thread: std::thread::current(), result: Mutex::new(None) });
+        lock_of(&self.shared.requests).push(me.clone());
+        loop {
+            if let Some(r) = lock_of(&me.result).take() {
+                return r;
+            }
+            let Ok(w) = self.shared.writer.try_lock() else {
+                // A combiner is at work; it (or the next one) wakes this writer.
+                std::thread::park_timeout(std::time::Duration::from_millis(2));
+                continue;
+            };
+            let batch = std::mem::take(&mut *lock_of(&self.shared.requests));
+            if batch.is_empty() {
+                drop(w);
+                continue;
+            }
+            self.combine(w, &batch);
+            // Someone who queued meanwhile leads the next round.
+            if let Some(next) = lock_of(&self.shared.requests).first() {
+                next.thread.unpark();
+            }
+        }
+    }
+
+    /// Applies, stages, syncs and publishes `batch` (see [`Purview::write_combined`]).
+    fn combine(&self, mut w: MutexGuard<'_, Writer>, batch: &[Arc<Request>]) {
+        let finish = |r: &Request, result: Result<Revision, WriteError>| {
+            *lock_of(&r.result) = Some(result);
+            r.thread.unpark();
+        };
+        let no_index = || WriteError::Storage { message: "durable writes need the index engine".into(), unknown_outcome: false };
+        let Some(journal) = self.shared.journal.clone() else {
+            batch.iter().for_each(|r| finish(r, Err(no_index())));
+            return;
+        };
+        let mut staged: Vec<(&Arc<Request>, Revision)> = Vec::with_capacity(batch.len());
+        let mut last = None;
+        for r in batch {
+            if let Some(reason) = &w.failed {
+                finish(r, Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false }));
+                continue;
+            }
+            let Head::Index(before) = &w.head else {
+                finish(r, Err(no_index()));
+                continue;
+            };
+            let before = before.clone();
+            let mut next = (*before).clone();
+            let keys = match crate::store::apply_batch(&before.schema, &mut next, &r.ops) {
+                Ok(k) => k,
+                Err(e) => {
+                    finish(r, Err(e));
+                    continue;
+                }
+            };
+            next.revision += 1;
+            let after = Arc::new(next);
+            match journal.stage(Change::Batch { before: &before, after: &after, keys: &keys }) {
+                Ok(ticket) => {
+                    w.head = Head::Index(after.clone());
+                    staged.push((r, after.revision));
+                    last = Some((ticket, after));
+                }
+                Err(message) => finish(r, Err(WriteError::Storage { message, unknown_outcome: false })),
+            }
+        }
+        drop(w);
+        let Some((ticket, after)) = last else { return };
+        match journal.wait(ticket) {
+            Ok(()) => {
+                self.publish(&after);
+                journal.published(&after);
+                for (r, revision) in staged {
+                    finish(r, Ok(revision));
+                }
+            }
+            Err(message) => {
+                let mut w = self.lock();
+                if w.failed.is_none() {
+                    w.failed = Some(message.clone());
+                }
+                if let View::Index(i) = &**self.shared.published.load() {
+                    w.head = Head::Index(i.clone());
+                }
+                drop(w);
+                for (r, _) in staged {
+                    finish(r, Err(WriteError::Storage { message: message.clone(), unknown_outcome: true }));
+                }
+            }
+        }
     }
 
     /// Applies a batch like [`Purview::write`]; `inspect` sees the states before and after it

@@ -3,7 +3,8 @@
 //! Everything an [`IndexData`] holds except what the schema determines (the schema and the plan)
 //! is written as is: names, lists, closures and fast-path state, so that loading is a decode,
 //! not a rebuild. Names are cut at each type's object count (names interned by failed writes
-//! after it are left out). Loading checks that the parts fit the schema's plan.
+//! after it are left out). Four sections (names, forward lists, reverse lists, the rest) are
+//! encoded and decoded in parallel. Loading checks that the parts fit the schema's plan.
 
 use super::closure::Closure;
 use super::lists::Lists;
@@ -15,16 +16,13 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Written with [`IndexData::to_parts`]; the same fields, owned, as [`Parts`].
+/// The parts of an index that are not names or lists (see [`IndexData::encode_parts`]).
 #[derive(Serialize)]
-pub struct PartsRef<'a> {
+struct MetaRef<'a> {
     revision: u64,
     slots: u32,
     relations: u32,
-    names: Vec<(&'a str, &'a [usize])>,
     counts: &'a [u32],
-    fwd: &'a [Lists],
-    rev: &'a [Lists],
     special: Vec<(SpecialKey, PortableAttrs)>,
     special_count: &'a [u32],
     userset_keys: Vec<Option<&'a RoaringBitmap>>,
@@ -33,16 +31,12 @@ pub struct PartsRef<'a> {
     len: u64,
 }
 
-/// Read back from a snapshot; turned into an index by [`IndexData::from_parts`].
 #[derive(Deserialize)]
-pub struct Parts {
-    pub revision: u64,
+struct Meta {
+    revision: u64,
     slots: u32,
     relations: u32,
-    names: Vec<(String, Vec<usize>)>,
     counts: Vec<u32>,
-    fwd: Vec<Lists>,
-    rev: Vec<Lists>,
     special: Vec<(SpecialKey, PortableAttrs)>,
     special_count: Vec<u32>,
     userset_keys: Vec<Option<RoaringBitmap>>,
@@ -51,11 +45,27 @@ pub struct Parts {
     len: u64,
 }
 
+/// An index encoded as four independently decodable sections (names, forward lists, reverse
+/// lists, the rest), so that loading decodes them in parallel.
+pub type Sections = [Vec<u8>; 4];
+
+fn enc<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| e.to_string())
+}
+
+fn dec<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, String> {
+    match bincode::serde::decode_from_slice(b, bincode::config::standard()) {
+        Ok((v, n)) if n == b.len() => Ok(v),
+        Ok(_) => Err(format!("its {what} have trailing bytes")),
+        Err(e) => Err(format!("its {what} do not decode: {e}")),
+    }
+}
+
 impl IndexData {
-    /// Serializes the index through `f` (names are read under their locks while `f` runs).
-    pub fn with_parts<T>(&self, f: impl FnOnce(&PartsRef<'_>) -> T) -> T {
+    /// Encodes the index (all but what the schema determines) as [`Sections`].
+    pub fn encode_parts(&self) -> Result<Sections, String> {
         let guards = self.names.read_all();
-        let names = guards
+        let names: Vec<(&str, &[usize])> = guards
             .iter()
             .zip(&self.counts)
             .map(|(g, &count)| {
@@ -65,14 +75,11 @@ impl IndexData {
                 (arena.get(..end).unwrap_or(""), &ends[..n])
             })
             .collect();
-        let parts = PartsRef {
+        let meta = MetaRef {
             revision: self.revision,
             slots: self.plan.slots.len() as u32,
             relations: self.plan.relation_count() as u32,
-            names,
             counts: &self.counts,
-            fwd: &self.fwd,
-            rev: &self.rev,
             special: self.special.iter().map(|(k, a)| (*k, a.to_portable(|c| c))).collect(),
             special_count: &self.special_count,
             userset_keys: self.userset_keys.iter().map(|k| k.as_deref()).collect(),
@@ -80,21 +87,43 @@ impl IndexData {
             others: self.others.iter().map(|o| &**o).collect(),
             len: self.len as u64,
         };
-        f(&parts)
+        let ((a, b), (c, d)) =
+            rayon::join(|| rayon::join(|| enc(&names), || enc(&self.fwd)), || rayon::join(|| enc(&self.rev), || enc(&meta)));
+        Ok([a?, b?, c?, d?])
     }
 
-    /// The index from parts written for `schema`; an error says what does not fit.
-    pub fn from_parts(schema: Arc<Schema>, p: Parts) -> Result<IndexData, String> {
+    /// The index from [`IndexData::encode_parts`]'s sections, written for `schema`; an error
+    /// says what does not fit.
+    pub fn decode_parts(schema: Arc<Schema>, sections: [&[u8]; 4]) -> Result<IndexData, String> {
+        type NameParts = Vec<(String, Vec<usize>)>;
+        let [na, fw, rv, me] = sections;
+        let ((names, fwd), (rev, meta)) = rayon::join(
+            || {
+                rayon::join(
+                    || -> Result<Vec<Interner>, String> {
+                        use rayon::prelude::*;
+                        let names: NameParts = dec(na, "names")?;
+                        names
+                            .into_par_iter()
+                            .map(|(arena, ends)| Interner::from_parts(arena, ends).ok_or_else(|| "its names are malformed".to_string()))
+                            .collect()
+                    },
+                    || dec::<Vec<Lists>>(fw, "forward lists"),
+                )
+            },
+            || rayon::join(|| dec::<Vec<Lists>>(rv, "reverse lists"), || dec::<Meta>(me, "other parts")),
+        );
+        let (interners, fwd, rev, p) = (names?, fwd?, rev?, meta?);
         let mut data = IndexData::new(schema.clone());
         let types = schema.types.len();
         let slots = data.plan.slots.len();
         if p.slots as usize != slots || p.relations as usize != data.plan.relation_count() {
             return Err("it was written for another schema (slots or relations differ)".to_string());
         }
-        let sizes_fit = p.names.len() == types
+        let sizes_fit = interners.len() == types
             && p.counts.len() == types
-            && p.fwd.len() == slots
-            && p.rev.len() == slots
+            && fwd.len() == slots
+            && rev.len() == slots
             && p.special_count.len() == data.special_count.len()
             && p.userset_keys.len() == slots
             && p.closures.len() == slots
@@ -102,12 +131,10 @@ impl IndexData {
         if !sizes_fit {
             return Err("its parts do not fit the schema's plan".to_string());
         }
-        let mut interners = Vec::with_capacity(types);
-        for (ty, (arena, ends)) in p.names.into_iter().enumerate() {
-            if ends.len() != p.counts[ty] as usize {
-                return Err(format!("type {ty} has {} names for {} objects", ends.len(), p.counts[ty]));
+        for (ty, i) in interners.iter().enumerate() {
+            if i.len() != p.counts[ty] as usize {
+                return Err(format!("type {ty} has {} names for {} objects", i.len(), p.counts[ty]));
             }
-            interners.push(Interner::from_parts(arena, ends).ok_or("its names are malformed")?);
         }
         for (slot, (keys, want)) in p.userset_keys.iter().zip(&data.userset_keys).enumerate() {
             if keys.is_some() != want.is_some() {
@@ -120,15 +147,15 @@ impl IndexData {
             }
         }
         let mut special = imbl::OrdMap::new();
+        let conds = schema.conditions.len() as u32;
         for (k, a) in p.special {
-            let conds = schema.conditions.len() as u32;
             let attrs = TupleAttrs::from_portable(&a, |c| (c < conds).then_some(c))?;
             special.insert(k, attrs);
         }
         data.names = Arc::new(Names::from_interners(interners));
         data.counts = p.counts;
-        data.fwd = p.fwd;
-        data.rev = p.rev;
+        data.fwd = fwd;
+        data.rev = rev;
         data.special = special;
         data.special_count = p.special_count;
         data.userset_keys = p.userset_keys.into_iter().map(|k| k.map(Arc::new)).collect();

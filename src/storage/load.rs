@@ -344,6 +344,7 @@ fn load_snapshot(
         return Err("the index snapshot was built with another schema".to_string());
     }
     let mut data = snapshot::decode(schema.clone(), &payload).map_err(|e| e.to_string())?;
+    drop(payload);
     if data.revision != header.revision {
         return Err("the index snapshot's revision does not match its header".to_string());
     }

@@ -8,7 +8,9 @@
 //! schema    u64 LE                           the revision of the schema it was built with
 //! length    u64 LE                           payload bytes
 //! checksum  u64 LE                           XXH3-64 of the payload
-//! payload   bincode (standard) of the index parts (see `index::persist`)
+//! payload   4 × u64 LE section lengths, then the sections: bincode (standard) of the names, the
+//!           forward lists, the reverse lists and the rest of the index (see `index::persist`),
+//!           encoded and decoded in parallel
 //! ```
 //!
 //! Written to `index.snapshot.tmp`, synced, renamed over `index.snapshot`, and the directory
@@ -16,7 +18,6 @@
 //! field; any mismatch is an error (the caller rebuilds from the rows and says why).
 
 use super::StorageError;
-use crate::index::persist::Parts;
 use crate::index::IndexData;
 use crate::schema::Schema;
 use crate::store::Revision;
@@ -47,9 +48,16 @@ pub fn write(
     schema_revision: Revision,
     data: &IndexData,
 ) -> Result<u64, StorageError> {
-    let payload = data.with_parts(|p| bincode::serde::encode_to_vec(p, bincode::config::standard()));
-    let payload =
-        payload.map_err(|e| StorageError::Failed(format!("cannot encode the index snapshot: {e}")))?;
+    let sections = data
+        .encode_parts()
+        .map_err(|e| StorageError::Failed(format!("cannot encode the index snapshot: {e}")))?;
+    let mut payload = Vec::with_capacity(32 + sections.iter().map(Vec::len).sum::<usize>());
+    for s in &sections {
+        payload.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    }
+    for s in &sections {
+        payload.extend_from_slice(s);
+    }
     let mut head = Vec::with_capacity(HEADER);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&VERSION.to_le_bytes());
@@ -82,7 +90,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 
 /// Reads and checks the header and checksum of the snapshot of `dir`. `Ok(None)` if there is
 /// none; an error says what is wrong with it.
-pub fn read_checked(dir: &Path) -> Result<Option<(Header, Vec<u8>)>, StorageError> {
+pub fn read_checked(dir: &Path) -> Result<Option<(Header, Payload)>, StorageError> {
     let p = path(dir);
     let bytes = match std::fs::read(&p) {
         Ok(b) => b,
@@ -112,12 +120,30 @@ pub fn read_checked(dir: &Path) -> Result<Option<(Header, Vec<u8>)>, StorageErro
         return Err(bad("fails its checksum"));
     }
     let header = Header { store, revision, schema_revision };
-    Ok(Some((header, bytes[HEADER..].to_vec())))
+    Ok(Some((header, Payload(bytes))))
 }
 
+/// The checked bytes of a snapshot file.
+pub struct Payload(Vec<u8>);
+
 /// Decodes a checked payload into the index for `schema`.
-pub fn decode(schema: Arc<Schema>, payload: &[u8]) -> Result<IndexData, StorageError> {
-    let parts: Parts = super::decode(payload, "the index snapshot")?;
-    IndexData::from_parts(schema, parts)
-        .map_err(|e| StorageError::Corrupt(format!("the index snapshot: {e}")))
+pub fn decode(schema: Arc<Schema>, payload: &Payload) -> Result<IndexData, StorageError> {
+    let bad = |why: String| StorageError::Corrupt(format!("the index snapshot: {why}"));
+    let body = payload.0.get(HEADER..).unwrap_or_default();
+    let mut lens = [0usize; 4];
+    for (i, l) in lens.iter_mut().enumerate() {
+        let b = body.get(i * 8..i * 8 + 8).ok_or_else(|| bad("its section table is cut short".into()))?;
+        *l = usize::try_from(u64::from_le_bytes(b.try_into().unwrap_or_default())).unwrap_or(usize::MAX);
+    }
+    let mut at = 32usize;
+    let mut sections: [&[u8]; 4] = [&[]; 4];
+    for (i, l) in lens.iter().enumerate() {
+        let end = at.checked_add(*l).ok_or_else(|| bad("a section is too long".into()))?;
+        sections[i] = body.get(at..end).ok_or_else(|| bad("a section runs past the end".into()))?;
+        at = end;
+    }
+    if at != body.len() {
+        return Err(bad("it has bytes after its sections".into()));
+    }
+    IndexData::decode_parts(schema, sections).map_err(bad)
 }
