@@ -9,11 +9,11 @@
 //! has made it durable. Batches staged while another writer waits are made durable by the same
 //! sync (group commit), and only then become visible to readers and return.
 
+use super::bulk::Resolved;
 use super::{LoadError, SchemaError, View};
 use crate::eval::{EvalError, EvalOptions};
 use crate::index::{Index, IndexData};
 use crate::schema::Schema;
-use super::bulk::Resolved;
 use crate::store::{Key, Relationship, Revision, Store, WriteError, WriteOp};
 use crate::syntax::formats::SchemaFormat;
 use arc_swap::ArcSwap;
@@ -65,7 +65,12 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// the load's rows now, returning `true`; `names` is the index with every name of the load
     /// interned. The load then comes to [`Journal::stage`] with `rows_written`. If the load is
     /// not staged afterwards, the journal must forget the rows (see `abort_import`).
-    fn begin_import(&self, _before: &Arc<IndexData>, _names: &IndexData, _load: &Resolved) -> Result<bool, String> {
+    fn begin_import(
+        &self,
+        _before: &Arc<IndexData>,
+        _names: &IndexData,
+        _load: &Resolved,
+    ) -> Result<bool, String> {
         Ok(false)
     }
     /// Forgets rows written by `begin_import` for a load that was not staged.
@@ -220,7 +225,8 @@ impl Purview {
     /// publishes and hands each writer its result. The others sleep once and wake once, so many
     /// writers on few cores spend their time writing, not switching.
     fn write_combined(&self, ops: &[WriteOp]) -> Result<Revision, WriteError> {
-        let me = Arc::new(Request { ops: ops.to_vec(), thread: std::thread::current(), result: Mutex::new(None) });
+        let me =
+            Arc::new(Request { ops: ops.to_vec(), thread: std::thread::current(), result: Mutex::new(None) });
         lock_of(&self.shared.requests).push(me.clone());
         loop {
             if let Some(r) = lock_of(&me.result).take() {
@@ -250,7 +256,10 @@ impl Purview {
             *lock_of(&r.result) = Some(result);
             r.thread.unpark();
         };
-        let no_index = || WriteError::Storage { message: "durable writes need the index engine".into(), unknown_outcome: false };
+        let no_index = || WriteError::Storage {
+            message: "durable writes need the index engine".into(),
+            unknown_outcome: false,
+        };
         let Some(journal) = self.shared.journal.clone() else {
             batch.iter().for_each(|r| finish(r, Err(no_index())));
             return;

@@ -87,8 +87,10 @@ impl IndexData {
             others: self.others.iter().map(|o| &**o).collect(),
             len: self.len as u64,
         };
-        let ((a, b), (c, d)) =
-            rayon::join(|| rayon::join(|| enc(&names), || enc(&self.fwd)), || rayon::join(|| enc(&self.rev), || enc(&meta)));
+        let ((a, b), (c, d)) = rayon::join(
+            || rayon::join(|| enc(&names), || enc(&self.fwd)),
+            || rayon::join(|| enc(&self.rev), || enc(&meta)),
+        );
         Ok([a?, b?, c?, d?])
     }
 
@@ -105,7 +107,10 @@ impl IndexData {
                         let names: NameParts = dec(na, "names")?;
                         names
                             .into_par_iter()
-                            .map(|(arena, ends)| Interner::from_parts(arena, ends).ok_or_else(|| "its names are malformed".to_string()))
+                            .map(|(arena, ends)| {
+                                Interner::from_parts(arena, ends)
+                                    .ok_or_else(|| "its names are malformed".to_string())
+                            })
                             .collect()
                     },
                     || dec::<Vec<Lists>>(fw, "forward lists"),

@@ -518,7 +518,10 @@ impl Storage for FjallStorage {
         }
         // Waiting is bounded: a flush that keeps failing (a full disk) must not hang a close.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while wait && all.iter().any(|ks| ks.sealed_memtable_count() > 0) && std::time::Instant::now() < deadline {
+        while wait
+            && all.iter().any(|ks| ks.sealed_memtable_count() > 0)
+            && std::time::Instant::now() < deadline
+        {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         Ok(())

@@ -287,7 +287,8 @@ impl Journal for Durable {
             }
             let (durable, failed) = (q.durable, q.failed.is_some());
             let waiters = std::mem::take(&mut q.waiters);
-            let (ready, rest): (Vec<_>, Vec<_>) = waiters.into_iter().partition(|(r, _)| *r <= durable || failed);
+            let (ready, rest): (Vec<_>, Vec<_>) =
+                waiters.into_iter().partition(|(r, _)| *r <= durable || failed);
             for (_, t) in &ready {
                 t.unpark();
             }
@@ -303,8 +304,14 @@ impl Journal for Durable {
         self.inner.view_at(head, revision)
     }
 
-    fn begin_import(&self, before: &Arc<IndexData>, names: &IndexData, load: &Resolved) -> Result<bool, String> {
-        let fresh = before.is_empty() && (0..before.schema.types.len() as u32).all(|t| before.object_count(t) == 0);
+    fn begin_import(
+        &self,
+        before: &Arc<IndexData>,
+        names: &IndexData,
+        load: &Resolved,
+    ) -> Result<bool, String> {
+        let fresh =
+            before.is_empty() && (0..before.schema.types.len() as u32).all(|t| before.object_count(t) == 0);
         if !fresh {
             return Ok(false);
         }

@@ -88,7 +88,11 @@ pub enum CommitBody {
     Write(Vec<RowChange>),
     /// A bulk load: its row changes, or (when `rows_written`) none because
     /// [`Storage::import_rows`] wrote its rows already.
-    Import { changes: Vec<RowChange>, rows: u64, rows_written: bool },
+    Import {
+        changes: Vec<RowChange>,
+        rows: u64,
+        rows_written: bool,
+    },
     Schema(SchemaRecord),
 }
 

@@ -126,6 +126,17 @@ pub fn read_checked(dir: &Path) -> Result<Option<(Header, Payload)>, StorageErro
 /// The checked bytes of a snapshot file.
 pub struct Payload(Vec<u8>);
 
+impl Payload {
+    /// Size of the file in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Decodes a checked payload into the index for `schema`.
 pub fn decode(schema: Arc<Schema>, payload: &Payload) -> Result<IndexData, StorageError> {
     let bad = |why: String| StorageError::Corrupt(format!("the index snapshot: {why}"));
