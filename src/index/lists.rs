@@ -19,7 +19,9 @@ pub const BIG: usize = 64;
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Chunk {
     /// `offsets[k]..offsets[k + 1]` is the short list of key `k` in `items`; `CHUNK + 1` long.
+    #[serde(with = "crate::index::persist::u32_blob")]
     offsets: Vec<u32>,
+    #[serde(with = "crate::index::persist::u32_blob")]
     items: Vec<u32>,
     /// Long lists, by key within the chunk, sorted by key. Their range in `items` is empty.
     big: Vec<(u16, Arc<RoaringBitmap>)>,

@@ -16,6 +16,69 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// `Vec<u32>` as one byte string (little-endian), so that a snapshot decodes lists at memory
+/// speed instead of one integer at a time.
+pub mod u32_blob {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(v.len() * 4);
+        for x in v {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        s.serialize_bytes(&bytes)
+    }
+
+    struct Blob;
+
+    impl<'de> Visitor<'de> for Blob {
+        type Value = Vec<u32>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes holding little-endian u32s")
+        }
+        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<u32>, E> {
+            if b.len() % 4 != 0 {
+                return Err(E::custom("a u32 list's length is not a multiple of 4"));
+            }
+            Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        }
+        fn visit_borrowed_bytes<E: Error>(self, b: &'de [u8]) -> Result<Vec<u32>, E> {
+            self.visit_bytes(b)
+        }
+        fn visit_byte_buf<E: Error>(self, b: Vec<u8>) -> Result<Vec<u32>, E> {
+            self.visit_bytes(&b)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        d.deserialize_bytes(Blob)
+    }
+}
+
+/// Where the names of one type end in its arena, as a u32 byte string (see [`u32_blob`]).
+#[derive(Serialize)]
+struct NamesRef<'a> {
+    arena: &'a str,
+    #[serde(serialize_with = "ends_ser")]
+    ends: &'a [usize],
+}
+
+fn ends_ser<S: serde::Serializer>(v: &&[usize], s: S) -> Result<S::Ok, S::Error> {
+    let narrow: Result<Vec<u32>, _> = v.iter().map(|&e| u32::try_from(e)).collect();
+    match narrow {
+        Ok(n) => u32_blob::serialize(&n, s),
+        Err(_) => Err(serde::ser::Error::custom("a type's names exceed 4 GiB")),
+    }
+}
+
+#[derive(Deserialize)]
+struct NamesOwned {
+    arena: String,
+    #[serde(with = "u32_blob")]
+    ends: Vec<u32>,
+}
+
 /// The parts of an index that are not names or lists (see [`IndexData::encode_parts`]).
 #[derive(Serialize)]
 struct MetaRef<'a> {
@@ -65,14 +128,14 @@ impl IndexData {
     /// Encodes the index (all but what the schema determines) as [`Sections`].
     pub fn encode_parts(&self) -> Result<Sections, String> {
         let guards = self.names.read_all();
-        let names: Vec<(&str, &[usize])> = guards
+        let names: Vec<NamesRef<'_>> = guards
             .iter()
             .zip(&self.counts)
             .map(|(g, &count)| {
                 let (arena, ends) = g.parts();
                 let n = (count as usize).min(ends.len());
                 let end = if n == 0 { 0 } else { ends[n - 1] };
-                (arena.get(..end).unwrap_or(""), &ends[..n])
+                NamesRef { arena: arena.get(..end).unwrap_or(""), ends: &ends[..n] }
             })
             .collect();
         let meta = MetaRef {
@@ -97,7 +160,7 @@ impl IndexData {
     /// The index from [`IndexData::encode_parts`]'s sections, written for `schema`; an error
     /// says what does not fit.
     pub fn decode_parts(schema: Arc<Schema>, sections: [&[u8]; 4]) -> Result<IndexData, String> {
-        type NameParts = Vec<(String, Vec<usize>)>;
+        type NameParts = Vec<NamesOwned>;
         let [na, fw, rv, me] = sections;
         let ((names, fwd), (rev, meta)) = rayon::join(
             || {
@@ -107,8 +170,9 @@ impl IndexData {
                         let names: NameParts = dec(na, "names")?;
                         names
                             .into_par_iter()
-                            .map(|(arena, ends)| {
-                                Interner::from_parts(arena, ends)
+                            .map(|n| {
+                                let ends = n.ends.into_iter().map(|e| e as usize).collect();
+                                Interner::from_parts(n.arena, ends)
                                     .ok_or_else(|| "its names are malformed".to_string())
                             })
                             .collect()

@@ -34,7 +34,14 @@ pub struct OpenReport {
     pub replayed: u64,
     /// Why the index was rebuilt from the rows, if it was.
     pub rebuilt: Option<String>,
+    /// The whole open.
     pub took: Duration,
+    /// Opening the backend (for fjall: replaying its own journal).
+    pub backend: Duration,
+    /// Reading, checking and decoding the snapshot.
+    pub snapshot: Duration,
+    /// Replaying the changelog after the snapshot into the index.
+    pub replay: Duration,
 }
 
 impl Store {
@@ -259,7 +266,7 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StorageError> {
         other => other,
     })?;
     let storage: Arc<dyn Storage> = Arc::new(storage);
-    let mut report = OpenReport::default();
+    let mut report = OpenReport { backend: started.elapsed(), ..OpenReport::default() };
     if let Some(r) = storage.roll_back_import()? {
         (options.warn)(&format!("an import (revision {r}) was interrupted; it was rolled back"));
     }
@@ -328,6 +335,7 @@ fn load_snapshot(
     head: Revision,
     report: &mut OpenReport,
 ) -> Result<(IndexData, Revision), String> {
+    let started = Instant::now();
     let Some((header, payload)) = snapshot::read_checked(dir).map_err(|e| e.to_string())? else {
         return Err("there is no index snapshot".to_string());
     };
@@ -349,6 +357,8 @@ fn load_snapshot(
         return Err("the index snapshot's revision does not match its header".to_string());
     }
     let snapshot_revision = header.revision;
+    report.snapshot = started.elapsed();
+    let started = Instant::now();
     let mut expected = header.revision + 1;
     let mut problem = None;
     storage
@@ -374,6 +384,7 @@ fn load_snapshot(
         return Err(format!("replay ended at revision {}, not {head}", data.revision));
     }
     report.snapshot_revision = Some(snapshot_revision);
+    report.replay = started.elapsed();
     Ok((data, snapshot_revision))
 }
 
