@@ -36,7 +36,9 @@ use std::sync::Arc;
 pub(crate) mod bulk;
 mod purview;
 mod subset;
-pub use bulk::{relationship_of, Blocker, BulkError, BulkLoad, Resolved, SchemaChangeError};
+pub use bulk::{
+    relationship_of, Blocker, BulkError, BulkLoad, BulkLoader, LineError, Resolved, SchemaChangeError,
+};
 pub use purview::{Change, Journal, Purview, Ticket};
 pub use subset::{ObjectSet, SubsetResult};
 

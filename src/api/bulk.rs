@@ -5,10 +5,12 @@
 //! journal as one revision. A schema change re-validates every stored relationship against the
 //! new schema and refuses the change, listing what blocks it, if any would no longer fit.
 
-use super::purview::{Change, Purview};
+use super::purview::{Change, Purview, Writer};
 use super::{compile_schema_as, SchemaError};
 use crate::index::IndexData;
 use crate::schema::{RelId, Schema};
+use crate::store::relationship::RelRef;
+use crate::store::RelationshipSyntaxError;
 use crate::store::{
     apply_batch, CaveatRef, Key, Obj, Relationship, Revision, Source, Subject, TupleAttrs, TupleStore,
     WriteError, WriteOp,
@@ -16,6 +18,7 @@ use crate::store::{
 use crate::syntax::formats::SchemaFormat;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::MutexGuard;
 
 /// Why a bulk load was refused. Nothing of it was written.
 #[derive(Debug, thiserror::Error)]
@@ -132,56 +135,94 @@ fn has_constraints(schema: &Schema) -> bool {
     schema.types.iter().any(|t| !t.constraints.is_empty())
 }
 
-impl Purview {
-    /// Loads relationships as one atomic revision (each one touched: written, or its condition
-    /// and times replaced), streaming: items are validated as they come, exactly as a write
-    /// validates them, and the index is built in one pass. On the first bad item nothing is
-    /// written, and the error names its position. Needs the index engine.
-    pub fn bulk_load<E>(
-        &self,
-        items: impl IntoIterator<Item = Result<Relationship, E>>,
-    ) -> Result<BulkLoad, BulkError<E>> {
-        let (w, head) = self.lock_index().map_err(BulkError::Storage)?;
-        let schema = head.schema.clone();
-        let mut next = (*head).clone();
-        let mut resolved = Resolved::default();
-        let mut read = 0usize;
-        if has_constraints(&schema) {
-            // Constraints are judged on the whole batch: the write path does exactly that.
-            let mut ops = Vec::new();
-            for (index, item) in items.into_iter().enumerate() {
-                ops.push(WriteOp::Touch(item.map_err(|error| BulkError::Source { index, error })?));
-            }
-            read = ops.len();
-            if let Err(error) = apply_batch(&schema, &mut next, &ops) {
-                let index = blame(&error, &ops);
-                return Err(BulkError::Invalid { index, error: Box::new(error) });
-            }
-            for op in &ops {
-                let r = op.relationship();
-                let (o, rel, s, a) = crate::store::write::resolve(&schema, &mut next, r)
-                    .map_err(|error| BulkError::Invalid { index: 0, error: Box::new(error) })?;
-                resolved.push((o, rel, s), a);
-            }
-        } else {
-            for (index, item) in items.into_iter().enumerate() {
-                let r = item.map_err(|error| BulkError::Source { index, error })?;
-                let (o, rel, s, a) = crate::store::write::resolve(&schema, &mut next, &r)
-                    .map_err(|error| BulkError::Invalid { index, error: Box::new(error) })?;
-                resolved.push((o, rel, s), a);
-                read += 1;
+/// A bulk load in progress (see [`Purview::bulk_loader`]): push relationships one at a time,
+/// then [`BulkLoader::finish`]. Holds the writer lock; dropped without `finish`, it writes
+/// nothing.
+pub struct BulkLoader<'p> {
+    pv: &'p Purview,
+    w: MutexGuard<'p, Writer>,
+    head: Arc<IndexData>,
+    next: IndexData,
+    resolved: Resolved,
+    /// With schema constraints, the whole load is checked as one write batch at the end.
+    ops: Option<Vec<WriteOp>>,
+    read: usize,
+}
+
+impl std::fmt::Debug for BulkLoader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkLoader").field("read", &self.read).finish()
+    }
+}
+
+/// Why a line pushed to a [`BulkLoader`] was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error(transparent)]
+    Syntax(#[from] RelationshipSyntaxError),
+    #[error(transparent)]
+    Invalid(#[from] WriteError),
+}
+
+impl BulkLoader<'_> {
+    /// Validates one relationship (exactly as a write would) and adds it to the load.
+    pub fn push(&mut self, r: &Relationship) -> Result<(), WriteError> {
+        self.push_ref(&RelRef::of(r))
+    }
+
+    fn push_ref(&mut self, r: &RelRef<'_>) -> Result<(), WriteError> {
+        let schema = self.head.schema.clone();
+        let (o, rel, s, a) = crate::store::write::resolve_ref(&schema, &mut self.next, r)?;
+        if let Some(ops) = &mut self.ops {
+            ops.push(WriteOp::Touch(r.to_owned()));
+        }
+        self.resolved.push((o, rel, s), a);
+        self.read += 1;
+        Ok(())
+    }
+
+    /// Parses one line in the notation of relationship files (a relationship without a
+    /// condition or times is parsed without allocating) and pushes it.
+    pub fn push_text(&mut self, line: &str) -> Result<(), LineError> {
+        match RelRef::parse_plain(line) {
+            Some(r) => Ok(self.push_ref(&r)?),
+            None => {
+                let r = Relationship::parse(line)?;
+                Ok(self.push(&r)?)
             }
         }
+    }
+
+    /// Relationships pushed so far.
+    pub fn len(&self) -> usize {
+        self.read
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read == 0
+    }
+
+    /// Checks the schema's constraints on the whole load, builds the index, makes the load
+    /// durable (one revision) and publishes it. `Invalid` errors give the position of the
+    /// relationship blamed (0-based, in push order).
+    pub fn finish<E>(self) -> Result<BulkLoad, BulkError<E>> {
+        let BulkLoader { pv, w, head, mut next, resolved, ops, read } = self;
+        let schema = head.schema.clone();
+        if let Some(ops) = &ops {
+            // Constraints are judged on the whole batch: the write path does exactly that.
+            let mut check = (*head).clone();
+            if let Err(error) = apply_batch(&schema, &mut check, ops) {
+                let index = blame(&error, ops);
+                return Err(BulkError::Invalid { index, error: Box::new(error) });
+            }
+        }
+        let journal = pv.journal().cloned();
         // Build the index and (on a durable Purview) write the rows at the same time.
         let names = next.clone();
-        let journal = self.journal().cloned();
         let fresh = head.is_empty();
-        let constrained = has_constraints(&schema);
         let (_, rows_written) = rayon::join(
             || {
-                if constrained {
-                    // Already applied by `apply_batch` above.
-                } else if fresh {
+                if fresh {
                     resolved.build_into(&mut next);
                 } else {
                     for (o, r, s, a) in resolved.tuples() {
@@ -199,7 +240,7 @@ impl Purview {
         next.revision = head.revision + 1;
         let after = Arc::new(next);
         let change = Change::Import { before: &head, after: &after, load: &resolved, rows_written };
-        if let Err(e) = self.commit(w, change) {
+        if let Err(e) = pv.commit(w, change) {
             if rows_written {
                 if let Some(j) = &journal {
                     j.abort_import();
@@ -208,6 +249,33 @@ impl Purview {
             return Err(BulkError::Storage(e));
         }
         Ok(BulkLoad { revision: after.revision, relationships: read })
+    }
+}
+
+impl Purview {
+    /// Starts a streaming bulk load (see [`BulkLoader`]); holds the writer lock until it is
+    /// finished or dropped. Needs the index engine.
+    pub fn bulk_loader(&self) -> Result<BulkLoader<'_>, WriteError> {
+        let (w, head) = self.lock_index()?;
+        let next = (*head).clone();
+        let ops = has_constraints(&head.schema).then(Vec::new);
+        Ok(BulkLoader { pv: self, w, head, next, resolved: Resolved::default(), ops, read: 0 })
+    }
+
+    /// Loads relationships as one atomic revision (each one touched: written, or its condition
+    /// and times replaced), streaming: items are validated as they come, exactly as a write
+    /// validates them, and the index is built in one pass. On the first bad item nothing is
+    /// written, and the error names its position. Needs the index engine.
+    pub fn bulk_load<E>(
+        &self,
+        items: impl IntoIterator<Item = Result<Relationship, E>>,
+    ) -> Result<BulkLoad, BulkError<E>> {
+        let mut loader = self.bulk_loader().map_err(BulkError::Storage)?;
+        for (index, item) in items.into_iter().enumerate() {
+            let r = item.map_err(|error| BulkError::Source { index, error })?;
+            loader.push(&r).map_err(|error| BulkError::Invalid { index, error: Box::new(error) })?;
+        }
+        loader.finish()
     }
 
     /// Replaces the schema. Every stored relationship is validated against the new schema (its

@@ -288,19 +288,35 @@ fn load_files(store: &Store, files: &[PathBuf]) -> CliResult<Loaded> {
     let progress = Progress::new(total);
     let started = Instant::now();
     let mut lines = RelLines::new(inputs, &progress);
-    let result = store.purview().bulk_load(&mut lines);
-    progress.finish();
     let nothing = "nothing was imported";
-    match result {
-        Ok(load) => Ok(Loaded { load, took: started.elapsed() }),
-        Err(BulkError::Source { error, .. }) => {
-            Err(CliError::input(error.to_string()).with_code(error.code).with_help(nothing))
+    let result = (|| -> CliResult<BulkLoad> {
+        let mut loader = store.purview().bulk_loader().map_err(|e| write_error(&e, None))?;
+        while let Some(next) = lines.next_body() {
+            let (indent, range) =
+                next.map_err(|e| CliError::input(e.to_string()).with_code(e.code).with_help(nothing))?;
+            match loader.push_text(lines.body(range)) {
+                Ok(()) => {}
+                Err(purview::api::LineError::Syntax(e)) => {
+                    let e = syntax_error(lines.here(Some(indent + e.offset + 1)), &e);
+                    return Err(CliError::input(e.to_string()).with_code(e.code).with_help(nothing));
+                }
+                Err(purview::api::LineError::Invalid(e)) => {
+                    return Err(write_error(&e, Some(&lines.here(None))).with_help(nothing));
+                }
+            }
         }
-        Err(BulkError::Invalid { index, error }) => {
-            Err(write_error(&error, Some(&lines.place(index))).with_help(nothing))
+        lines.progress.phase(&format!("writing {} relationships", loader.len()));
+        match loader.finish::<std::convert::Infallible>() {
+            Ok(load) => Ok(load),
+            Err(BulkError::Invalid { index, error }) => {
+                Err(write_error(&error, Some(&lines.place(index))).with_help(nothing))
+            }
+            Err(BulkError::Storage(e)) => Err(write_error(&e, None)),
+            Err(BulkError::Source { error, .. }) => match error {},
         }
-        Err(BulkError::Storage(e)) => Err(write_error(&e, None)),
-    }
+    })();
+    progress.finish();
+    result.map(|load| Loaded { load, took: started.elapsed() })
 }
 
 /// An input to read line by line.
@@ -404,17 +420,15 @@ impl<'a> RelLines<'a> {
     }
 }
 
-impl Iterator for RelLines<'_> {
-    type Item = Result<Relationship, LineError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl RelLines<'_> {
+    /// The next relationship line: its indent and the range of its text in [`RelLines::body`].
+    fn next_body(&mut self) -> Option<Result<(usize, std::ops::Range<usize>), LineError>> {
         loop {
             if self.done {
                 return None;
             }
             let Some(input) = self.inputs.get_mut(self.at) else {
                 self.done = true;
-                self.progress.phase(&format!("writing {} relationships", self.items));
                 return None;
             };
             self.buf.clear();
@@ -439,6 +453,8 @@ impl Iterator for RelLines<'_> {
                 return Some(Err(LineError { place, message: "the line is not UTF-8".into(), code: "io" }));
             };
             let Some((indent, body)) = content(text) else { continue };
+            let start = body.as_ptr() as usize - text.as_ptr() as usize;
+            let range = start..start + body.len();
             let item = self.items;
             self.items += 1;
             if self.last != Some((self.at, self.line - 1)) {
@@ -448,11 +464,13 @@ impl Iterator for RelLines<'_> {
             if self.items.is_multiple_of(4096) {
                 self.progress.tick(self.bytes, self.items);
             }
-            return Some(Relationship::parse(body).map_err(|e| {
-                self.done = true;
-                syntax_error(self.here(Some(indent + e.offset + 1)), &e)
-            }));
+            return Some(Ok((indent, range)));
         }
+    }
+
+    /// The text of the line [`RelLines::next_body`] returned last.
+    fn body(&self, range: std::ops::Range<usize>) -> &str {
+        self.buf.get(range).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
     }
 }
 

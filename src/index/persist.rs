@@ -38,7 +38,7 @@ pub mod u32_blob {
             f.write_str("bytes holding little-endian u32s")
         }
         fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<u32>, E> {
-            if b.len() % 4 != 0 {
+            if !b.len().is_multiple_of(4) {
                 return Err(E::custom("a u32 list's length is not a multiple of 4"));
             }
             Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())

@@ -108,6 +108,110 @@ impl SubjectRef {
     }
 }
 
+/// A relationship borrowed from its text: what a write needs to resolve one (see
+/// [`crate::store::write::resolve`]) without allocating.
+#[derive(Clone, Copy, Debug)]
+pub struct RelRef<'a> {
+    pub resource_ty: &'a str,
+    pub resource_id: &'a str,
+    pub relation: &'a str,
+    pub subject_ty: &'a str,
+    pub subject_id: &'a str,
+    pub subject_relation: Option<&'a str>,
+    pub caveat: Option<&'a CaveatRef>,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> RelRef<'a> {
+    /// A borrowed view of a parsed relationship.
+    pub fn of(r: &'a Relationship) -> RelRef<'a> {
+        RelRef {
+            resource_ty: &r.resource.ty,
+            resource_id: &r.resource.id,
+            relation: &r.relation,
+            subject_ty: &r.subject.ty,
+            subject_id: &r.subject.id,
+            subject_relation: r.subject.relation.as_deref(),
+            caveat: r.caveat.as_ref(),
+            valid_from: r.valid_from,
+            expires_at: r.expires_at,
+        }
+    }
+
+    /// Parses a relationship without a condition or times (no `[`) without allocating; `None`
+    /// when the line has a `[...]` part or is not well formed (then [`Relationship::parse`] says
+    /// why, with the same rules as here).
+    pub fn parse_plain(text: &'a str) -> Option<RelRef<'a>> {
+        let full = text.trim();
+        if full.contains('[') {
+            return None;
+        }
+        let (res_rel, subject) = full.split_once('@')?;
+        let (resource, relation) = res_rel.split_once('#')?;
+        let (resource_ty, resource_id) = resource.trim().split_once(':')?;
+        check_type_name(resource_ty).ok()?;
+        check_id(resource_id, false).ok()?;
+        check_name(relation).ok()?;
+        let subject = subject.trim();
+        let (obj, subject_relation) = match subject.split_once('#') {
+            Some((o, "...")) => (o, None),
+            Some((o, r)) => (o, Some(r)),
+            None => (subject, None),
+        };
+        let (subject_ty, subject_id) = obj.split_once(':')?;
+        check_type_name(subject_ty).ok()?;
+        check_id(subject_id, true).ok()?;
+        if let Some(r) = subject_relation {
+            check_name(r).ok()?;
+            if subject_id == "*" {
+                return None;
+            }
+        }
+        Some(RelRef {
+            resource_ty,
+            resource_id,
+            relation,
+            subject_ty,
+            subject_id,
+            subject_relation,
+            caveat: None,
+            valid_from: None,
+            expires_at: None,
+        })
+    }
+
+    /// The relationship, owned.
+    pub fn to_owned(&self) -> Relationship {
+        let mut r = Relationship::new(
+            ObjectRef::new(self.resource_ty, self.resource_id),
+            self.relation,
+            SubjectRef::new(self.subject_ty, self.subject_id, self.subject_relation),
+        );
+        r.caveat = self.caveat.cloned();
+        r.valid_from = self.valid_from;
+        r.expires_at = self.expires_at;
+        r
+    }
+}
+
+impl std::fmt::Display for RelRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.caveat.is_some() || self.valid_from.is_some() || self.expires_at.is_some() {
+            return write!(f, "{}", self.to_owned());
+        }
+        write!(
+            f,
+            "{}:{}#{}@{}:{}",
+            self.resource_ty, self.resource_id, self.relation, self.subject_ty, self.subject_id
+        )?;
+        match self.subject_relation {
+            Some(r) => write!(f, "#{r}"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Relationship {
     pub fn new(resource: ObjectRef, relation: impl Into<String>, subject: SubjectRef) -> Self {
         Relationship {
@@ -333,6 +437,45 @@ mod tests {
         fn never_panics_and_round_trips(text in "[a-z:#@*\\[\\]{}\"0-9_./=+|-]{0,40}") {
             if let Ok(r) = Relationship::parse(&text) {
                 proptest::prop_assert_eq!(Relationship::parse(&r.to_string()), Ok(r));
+            }
+        }
+
+        /// The allocation-free parse of plain lines agrees with the full parser: same fields when
+        /// it accepts, and it accepts every plain line the full parser accepts.
+        #[test]
+        fn plain_parse_agrees_with_the_parser(text in "[ a-z:#@*.\\[\\]0-9_/-]{0,40}") {
+            let full = Relationship::parse(&text);
+            match RelRef::parse_plain(&text) {
+                Some(r) => {
+                    let o = full.as_ref().map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                    proptest::prop_assert_eq!(r.to_owned(), o.clone());
+                    proptest::prop_assert_eq!(r.to_string(), o.to_string());
+                }
+                None => {
+                    if let Ok(o) = &full {
+                        proptest::prop_assert!(
+                            text.contains('[') || o.caveat.is_some() || o.expires_at.is_some() || o.valid_from.is_some(),
+                            "the full parser accepts the plain line {:?}", text
+                        );
+                    }
+                }
+            }
+        }
+
+        /// The same on lines shaped like relationships, with odd names and spacing.
+        #[test]
+        fn plain_parse_agrees_on_relationship_shapes(
+            parts in proptest::collection::vec("[a-z][a-z0-9_/-]{0,6}|\\*|\\.\\.\\.|[A-Z0-9 ]{0,3}", 6),
+            spaces in 0usize..3,
+            with_rel in proptest::bool::ANY,
+        ) {
+            let pad = " ".repeat(spaces);
+            let sub = if with_rel { format!("#{}", parts[5]) } else { String::new() };
+            let text = format!("{pad}{}:{}#{}@{}:{}{sub}{pad}", parts[0], parts[1], parts[2], parts[3], parts[4]);
+            let full = Relationship::parse(&text);
+            match RelRef::parse_plain(&text) {
+                Some(r) => proptest::prop_assert_eq!(Ok(r.to_owned()), full),
+                None => proptest::prop_assert!(full.is_err(), "the full parser accepts {:?}", text),
             }
         }
 

@@ -1,6 +1,6 @@
 //! Validating and applying a write batch.
 
-use super::relationship::{Relationship, SubjectRef};
+use super::relationship::{RelRef, Relationship, SubjectRef};
 use super::{constraints, Obj, StoredCaveat, Subject, TupleAttrs, TupleStore};
 use crate::diag::did_you_mean;
 use crate::schema::condition::json_to_cel;
@@ -201,6 +201,15 @@ pub fn resolve<S: TupleStore>(
     data: &mut S,
     r: &Relationship,
 ) -> Result<(Obj, u32, Subject, TupleAttrs), WriteError> {
+    resolve_ref(schema, data, &RelRef::of(r))
+}
+
+/// [`resolve`] for a borrowed relationship.
+pub fn resolve_ref<S: TupleStore>(
+    schema: &Schema,
+    data: &mut S,
+    r: &RelRef<'_>,
+) -> Result<(Obj, u32, Subject, TupleAttrs), WriteError> {
     let text = || r.to_string();
     let ty = |name: &str| {
         schema.type_id(name).ok_or_else(|| WriteError::UnknownType {
@@ -209,34 +218,34 @@ pub fn resolve<S: TupleStore>(
             hint: did_you_mean(name, schema.type_names()),
         })
     };
-    let rty = ty(&r.resource.ty)?;
+    let rty = ty(r.resource_ty)?;
     let tdef = schema.type_def(rty);
-    let rel = tdef.relation_id(&r.relation).ok_or_else(|| WriteError::UnknownRelation {
+    let rel = tdef.relation_id(r.relation).ok_or_else(|| WriteError::UnknownRelation {
         relationship: text(),
         ty: tdef.name.clone(),
-        relation: r.relation.clone(),
-        hint: did_you_mean(&r.relation, tdef.relation_names()),
+        relation: r.relation.to_string(),
+        hint: did_you_mean(r.relation, tdef.relation_names()),
     })?;
     let rdef = &tdef.relations[rel as usize];
     if rdef.kind == RelKind::Permission {
         return Err(WriteError::Permission {
             relationship: text(),
             ty: tdef.name.clone(),
-            relation: r.relation.clone(),
+            relation: r.relation.to_string(),
         });
     }
-    let sty = ty(&r.subject.ty)?;
+    let sty = ty(r.subject_ty)?;
     let sdef = schema.type_def(sty);
-    let srel = match &r.subject.relation {
+    let srel = match r.subject_relation {
         None => None,
         Some(name) => Some(sdef.relation_id(name).ok_or_else(|| WriteError::UnknownRelation {
             relationship: text(),
             ty: sdef.name.clone(),
-            relation: name.clone(),
+            relation: name.to_string(),
             hint: did_you_mean(name, sdef.relation_names()),
         })?),
     };
-    let kind = match (r.subject.is_wildcard(), srel) {
+    let kind = match ((r.subject_id == "*"), srel) {
         (true, _) => AllowedKind::Wildcard,
         (false, Some(sr)) => AllowedKind::Userset(sr),
         (false, None) => AllowedKind::Direct,
@@ -274,7 +283,7 @@ pub fn resolve<S: TupleStore>(
         };
         return Err(not_allowed(format!("{what} is not allowed here")));
     }
-    let cond = match &r.caveat {
+    let cond = match r.caveat {
         None => None,
         Some(c) => match schema.condition_id(&c.name) {
             Some(id) => Some(id),
@@ -300,7 +309,7 @@ pub fn resolve<S: TupleStore>(
         };
         return Err(not_allowed(reason));
     }
-    let caveat = match (cond, &r.caveat) {
+    let caveat = match (cond, r.caveat) {
         (Some(id), Some(c)) => {
             let compiled = schema.condition(id);
             if let Some(ctx) = &c.context {
@@ -331,7 +340,7 @@ pub fn resolve<S: TupleStore>(
             });
         }
     }
-    let object = Obj { ty: rty, id: data.intern(rty, &r.resource.id) };
-    let subject = Subject { ty: sty, id: data.intern(sty, &r.subject.id), rel: srel };
+    let object = Obj { ty: rty, id: data.intern(rty, r.resource_id) };
+    let subject = Subject { ty: sty, id: data.intern(sty, r.subject_id), rel: srel };
     Ok((object, rel, subject, TupleAttrs { caveat, valid_from: r.valid_from, expires_at: r.expires_at }))
 }
