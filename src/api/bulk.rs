@@ -8,11 +8,11 @@
 use super::purview::{Change, Purview, Writer};
 use super::{compile_schema_as, SchemaError};
 use crate::index::IndexData;
-use crate::schema::{RelId, Schema};
+use crate::schema::{RelId, Schema, TypeId};
 use crate::store::relationship::RelRef;
 use crate::store::RelationshipSyntaxError;
 use crate::store::{
-    apply_batch, CaveatRef, Key, Obj, Relationship, Revision, Source, Subject, TupleAttrs, TupleStore,
+    apply_batch, CaveatRef, Key, Obj, ObjId, Relationship, Revision, Source, Subject, TupleAttrs, TupleStore,
     WriteError, WriteOp,
 };
 use crate::syntax::formats::SchemaFormat;
@@ -72,47 +72,51 @@ fn blockers_text(b: &[Blocker]) -> String {
         .join("\n")
 }
 
-/// The relationships of a bulk load by dense ids, split as the index keeps them.
+/// The relationships of a bulk load by dense ids, split as the index keeps them. When one is
+/// given more than once, the last copy wins, as in a sequence of touches.
 #[derive(Debug, Default)]
 pub struct Resolved {
-    /// Relationships with no condition and no time bounds.
+    /// Relationships with no condition and no time bounds (duplicates possible).
     pub plain: Vec<Key>,
-    /// The others, with their attributes.
-    pub special: Vec<(Key, TupleAttrs)>,
+    /// The others, with their attributes, in push order (see [`Resolved::specials`]).
+    special: Vec<(Key, TupleAttrs)>,
+    /// Per key, the special copy in effect: the last one, unless a plain copy came after it.
+    special_at: HashMap<Key, usize>,
 }
 
 impl Resolved {
     pub fn push(&mut self, key: Key, attrs: TupleAttrs) {
         if attrs.caveat.is_none() && attrs.valid_from.is_none() && attrs.expires_at.is_none() {
+            if !self.special_at.is_empty() {
+                self.special_at.remove(&key);
+            }
             self.plain.push(key);
         } else {
+            self.special_at.insert(key, self.special.len());
             self.special.push((key, attrs));
         }
     }
 
-    /// Every relationship with its attributes (plain ones first).
-    pub fn tuples(&self) -> Vec<(Obj, RelId, Subject, TupleAttrs)> {
-        let plain = self.plain.iter().map(|&(o, r, s)| (o, r, s, crate::index::PLAIN));
-        plain.chain(self.special.iter().map(|&((o, r, s), ref a)| (o, r, s, a.clone()))).collect()
+    /// The special relationships in effect (each later than any plain copy of its key), in
+    /// push order.
+    pub fn specials(&self) -> impl Iterator<Item = &(Key, TupleAttrs)> {
+        let mut at: Vec<usize> = self.special_at.values().copied().collect();
+        at.sort_unstable();
+        at.into_iter().map(|i| &self.special[i])
     }
 
-    /// Builds `data` (fresh, its names interned) from the relationships. When a relationship is
-    /// given more than once, the last one wins, as for a sequence of touches.
+    /// Every relationship with its attributes (plain ones first, then the specials in effect,
+    /// which replace a plain copy).
+    pub fn tuples(&self) -> Vec<(Obj, RelId, Subject, TupleAttrs)> {
+        let plain = self.plain.iter().map(|&(o, r, s)| (o, r, s, crate::index::PLAIN));
+        plain.chain(self.specials().map(|&((o, r, s), ref a)| (o, r, s, a.clone()))).collect()
+    }
+
+    /// Builds `data` (fresh, its names interned) from the relationships.
     pub fn build_into(&self, data: &mut IndexData) {
-        if self.special.is_empty() {
-            data.bulk_load_plain(&self.plain);
-            return;
-        }
-        // Last writer wins between a plain and a special copy of one key.
-        let mut last_special: HashMap<Key, usize> = HashMap::new();
-        for (i, (k, _)) in self.special.iter().enumerate() {
-            last_special.insert(*k, i);
-        }
         data.bulk_load_plain(&self.plain);
-        for (i, (k, a)) in self.special.iter().enumerate() {
-            if last_special.get(k) == Some(&i) {
-                data.insert(k.0, k.1, k.2, a.clone());
-            }
+        for ((o, r, s), a) in self.specials() {
+            data.insert(*o, *r, *s, a.clone());
         }
     }
 }
@@ -147,6 +151,57 @@ pub struct BulkLoader<'p> {
     /// With schema constraints, the whole load is checked as one write batch at the end.
     ops: Option<Vec<WriteOp>>,
     read: usize,
+    /// The last name interned per type (see [`Recent`]).
+    recent: Vec<Option<(String, ObjId)>>,
+}
+
+/// The index being loaded, remembering the last name interned per type: consecutive lines of a
+/// load often name the same object, and a hash lookup among millions of names is a cache miss.
+struct Recent<'a> {
+    data: &'a mut IndexData,
+    last: &'a mut [Option<(String, ObjId)>],
+}
+
+impl TupleStore for Recent<'_> {
+    fn intern(&mut self, ty: TypeId, name: &str) -> ObjId {
+        if let Some(Some((n, id))) = self.last.get(ty as usize) {
+            if n == name {
+                return *id;
+            }
+        }
+        let id = self.data.intern(ty, name);
+        match self.last.get_mut(ty as usize) {
+            Some(Some((n, i))) => {
+                n.clear();
+                n.push_str(name);
+                *i = id;
+            }
+            Some(slot) => *slot = Some((name.to_string(), id)),
+            None => {}
+        }
+        id
+    }
+    fn lookup(&self, ty: TypeId, name: &str) -> Option<ObjId> {
+        self.data.lookup(ty, name)
+    }
+    fn object_name(&self, ty: TypeId, id: ObjId) -> String {
+        TupleStore::object_name(&*self.data, ty, id)
+    }
+    fn get(&self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
+        self.data.get(object, rel, subject)
+    }
+    fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs) {
+        self.data.insert(object, rel, subject, attrs)
+    }
+    fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
+        self.data.remove(object, rel, subject)
+    }
+    fn stored(&self, object: Obj, rel: RelId) -> Vec<(Subject, TupleAttrs)> {
+        self.data.stored(object, rel)
+    }
+    fn referencing(&self, object: Obj) -> Vec<TupleAttrs> {
+        self.data.referencing(object)
+    }
 }
 
 impl std::fmt::Debug for BulkLoader<'_> {
@@ -172,7 +227,8 @@ impl BulkLoader<'_> {
 
     fn push_ref(&mut self, r: &RelRef<'_>) -> Result<(), WriteError> {
         let schema = self.head.schema.clone();
-        let (o, rel, s, a) = crate::store::write::resolve_ref(&schema, &mut self.next, r)?;
+        let mut data = Recent { data: &mut self.next, last: &mut self.recent };
+        let (o, rel, s, a) = crate::store::write::resolve_ref(&schema, &mut data, r)?;
         if let Some(ops) = &mut self.ops {
             ops.push(WriteOp::Touch(r.to_owned()));
         }
@@ -206,7 +262,7 @@ impl BulkLoader<'_> {
     /// durable (one revision) and publishes it. `Invalid` errors give the position of the
     /// relationship blamed (0-based, in push order).
     pub fn finish<E>(self) -> Result<BulkLoad, BulkError<E>> {
-        let BulkLoader { pv, w, head, mut next, resolved, ops, read } = self;
+        let BulkLoader { pv, w, head, mut next, resolved, ops, read, .. } = self;
         let schema = head.schema.clone();
         if let Some(ops) = &ops {
             // Constraints are judged on the whole batch: the write path does exactly that.
@@ -259,7 +315,8 @@ impl Purview {
         let (w, head) = self.lock_index()?;
         let next = (*head).clone();
         let ops = has_constraints(&head.schema).then(Vec::new);
-        Ok(BulkLoader { pv: self, w, head, next, resolved: Resolved::default(), ops, read: 0 })
+        let recent = vec![None; head.schema.types.len()];
+        Ok(BulkLoader { pv: self, w, head, next, resolved: Resolved::default(), ops, read: 0, recent })
     }
 
     /// Loads relationships as one atomic revision (each one touched: written, or its condition

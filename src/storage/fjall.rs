@@ -276,29 +276,38 @@ impl Storage for FjallStorage {
         // 1. Mark the import, so that a crash before its commit is rolled back at open.
         self.meta.insert("pending_import", u64_key(revision).to_vec()).map_err(|e| err(&ctx, e))?;
         self.persist()?;
-        // 2. Names (given in key order) and rows, sorted, straight into tables.
-        let mut ing = self.names.start_ingestion().map_err(|e| err(&ctx, e))?;
-        let mut last: Option<[u8; 8]> = None;
-        for (ty, id, n) in names {
-            let mut k = [0u8; 8];
-            k[..4].copy_from_slice(&ty.to_be_bytes());
-            k[4..].copy_from_slice(&id.to_be_bytes());
-            if last.is_some_and(|l| l >= k) {
-                return Err(StorageError::Failed("import names are not in key order".into()));
-            }
-            last = Some(k);
-            ing.write(k.to_vec(), n.as_bytes().to_vec()).map_err(|e| err(&ctx, e))?;
-        }
-        ing.finish().map_err(|e| err(&ctx, e))?;
-        // A key given both plain and with attributes keeps the attributes (as the index does).
+        // 2. Names (given in key order) and rows, sorted, straight into tables; the rows are
+        // sorted on another thread while the names are written.
         const PLAIN_ROW: u32 = 0;
-        let mut keyed: Vec<([u8; 24], u32)> = Vec::with_capacity(plain.len() + special.len());
-        keyed.extend(plain.iter().map(|k| (row_key_bytes(k), PLAIN_ROW)));
-        keyed.extend(special.iter().enumerate().map(|(i, (k, _))| (row_key_bytes(k), i as u32 + 1)));
-        {
-            use rayon::slice::ParallelSliceMut;
-            keyed.par_sort_unstable();
-        }
+        let (keyed, names_done) = std::thread::scope(|scope| {
+            let sorter = scope.spawn(|| {
+                // `special` holds the copies in effect (later than any plain copy of their key).
+                let mut keyed: Vec<([u8; 24], u32)> = Vec::with_capacity(plain.len() + special.len());
+                keyed.extend(plain.iter().map(|k| (row_key_bytes(k), PLAIN_ROW)));
+                keyed.extend(special.iter().enumerate().map(|(i, (k, _))| (row_key_bytes(k), i as u32 + 1)));
+                use rayon::slice::ParallelSliceMut;
+                keyed.par_sort_unstable();
+                keyed
+            });
+            let names_done = (|| -> Result<(), StorageError> {
+                let mut ing = self.names.start_ingestion().map_err(|e| err(&ctx, e))?;
+                let mut last: Option<[u8; 8]> = None;
+                for (ty, id, n) in names {
+                    let mut k = [0u8; 8];
+                    k[..4].copy_from_slice(&ty.to_be_bytes());
+                    k[4..].copy_from_slice(&id.to_be_bytes());
+                    if last.is_some_and(|l| l >= k) {
+                        return Err(StorageError::Failed("import names are not in key order".into()));
+                    }
+                    last = Some(k);
+                    ing.write(k.to_vec(), n.as_bytes().to_vec()).map_err(|e| err(&ctx, e))?;
+                }
+                ing.finish().map_err(|e| err(&ctx, e))
+            })();
+            (sorter.join(), names_done)
+        });
+        names_done?;
+        let keyed = keyed.map_err(|_| StorageError::Failed("sorting the import's rows failed".into()))?;
         let plain_value = row_value(revision, &PortableAttrs::default());
         let mut ing = self.live.start_ingestion().map_err(|e| err(&ctx, e))?;
         let mut rows = 0u64;

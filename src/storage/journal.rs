@@ -218,7 +218,7 @@ impl Journal for Durable {
                 let body = if rows_written {
                     CommitBody::Import { changes: Vec::new(), rows, rows_written: true }
                 } else {
-                    let keys = load.plain.iter().copied().chain(load.special.iter().map(|(k, _)| *k));
+                    let keys = load.plain.iter().copied().chain(load.specials().map(|(k, _)| *k));
                     let changes = diff(before, after, keys, &names.mapping);
                     let rows = changes.len() as u64;
                     CommitBody::Import { changes, rows, rows_written: false }
@@ -321,7 +321,7 @@ impl Journal for Durable {
         let mapping = lock(&inner.names).mapping.clone();
         let portable = |a: &TupleAttrs| a.to_portable(|c| mapping.cond_sid(c));
         let plain: Vec<_> = load.plain.iter().map(|&k| mapping.row_key(k)).collect();
-        let special: Vec<_> = load.special.iter().map(|(k, a)| (mapping.row_key(*k), portable(a))).collect();
+        let special: Vec<_> = load.specials().map(|(k, a)| (mapping.row_key(*k), portable(a))).collect();
         // Names in key order: types by stable id, then ids.
         let guards = names.names().read_all();
         let mut types: Vec<u32> = (0..names.schema.types.len() as u32).collect();

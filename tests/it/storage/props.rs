@@ -63,3 +63,56 @@ proptest! {
         prop_assert_eq!(pv.snapshot().relationship_lines(), model.snapshot().relationship_lines());
     }
 }
+
+const LOAD_SCHEMA: &str = r#"
+type user {}
+type group { relation member: user | group#member }
+type doc {
+  relation viewer: user | user with expiration | group#member | user:*
+  permission view = viewer
+}
+"#;
+
+fn load_line() -> impl Strategy<Value = String> {
+    (0u8..5, 0u8..4, 0u8..5).prop_map(|(kind, d, u)| match kind {
+        0 => format!("doc:d{d}#viewer@user:u{u}"),
+        1 => format!("doc:d{d}#viewer@user:u{u}[expiration:2030-01-0{}T00:00:00Z]", u + 1),
+        2 => format!("doc:d{d}#viewer@group:g{u}#member"),
+        3 => format!("group:g{d}#member@user:u{u}"),
+        _ => format!("doc:d{d}#viewer@user:*"),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// A bulk load (streamed lines, duplicates and conditions included) gives what one batch of
+    /// touches gives, in memory and in a store, before and after reopen.
+    #[test]
+    fn bulk_load_equals_a_batch_of_touches(lines in prop::collection::vec(load_line(), 0..40)) {
+        let schema = purview::api::compile_schema("s.pv", LOAD_SCHEMA).unwrap();
+        let model = Purview::with_engine(schema.clone(), Engine::Reference);
+        let ops: Vec<WriteOp> = lines.iter().map(|l| WriteOp::Touch(Relationship::parse(l).unwrap())).collect();
+        model.write(&ops).unwrap();
+        let want = model.snapshot().relationship_lines();
+        let memory = Purview::new(schema);
+        let mut loader = memory.bulk_loader().unwrap();
+        for l in &lines {
+            loader.push_text(l).unwrap();
+        }
+        loader.finish::<String>().unwrap();
+        prop_assert_eq!(memory.snapshot().relationship_lines(), want.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = purview::storage::init(&path, purview::api::SchemaFormat::Purview, "s.pv", LOAD_SCHEMA, quiet()).unwrap();
+        let mut loader = store.purview().bulk_loader().unwrap();
+        for l in &lines {
+            loader.push_text(l).unwrap();
+        }
+        loader.finish::<String>().unwrap();
+        prop_assert_eq!(store.purview().snapshot().relationship_lines(), want.clone());
+        drop(store);
+        let pv = Purview::open(&path, quiet()).unwrap();
+        prop_assert_eq!(pv.snapshot().relationship_lines(), want);
+    }
+}
