@@ -300,7 +300,7 @@ impl Storage for FjallStorage {
                         return Err(StorageError::Failed("import names are not in key order".into()));
                     }
                     last = Some(k);
-                    ing.write(k.to_vec(), n.as_bytes().to_vec()).map_err(|e| err(&ctx, e))?;
+                    ing.write(&k[..], n.as_bytes()).map_err(|e| err(&ctx, e))?;
                 }
                 ing.finish().map_err(|e| err(&ctx, e))
             })();
@@ -318,11 +318,12 @@ impl Storage for FjallStorage {
                 j += 1;
             }
             // Sorted by (key, index): the last of a run is the latest special copy, if any.
-            let value = match keyed[j].1 {
-                PLAIN_ROW => plain_value.clone(),
-                s => row_value(revision, &special[s as usize - 1].1),
+            let key: &[u8] = &keyed[j].0;
+            let written = match keyed[j].1 {
+                PLAIN_ROW => ing.write(key, plain_value.as_slice()),
+                s => ing.write(key, row_value(revision, &special[s as usize - 1].1)),
             };
-            ing.write(keyed[j].0.to_vec(), value).map_err(|e| err(&ctx, e))?;
+            written.map_err(|e| err(&ctx, e))?;
             rows += 1;
             i = j + 1;
         }
