@@ -306,14 +306,7 @@ impl Purview {
                 }
             }
             Err(message) => {
-                let mut w = self.lock();
-                if w.failed.is_none() {
-                    w.failed = Some(message.clone());
-                }
-                if let View::Index(i) = &**self.shared.published.load() {
-                    w.head = Head::Index(i.clone());
-                }
-                drop(w);
+                self.fail(&message);
                 for (r, _) in staged {
                     finish(r, Err(WriteError::Storage { message: message.clone(), unknown_outcome: true }));
                 }
@@ -372,16 +365,21 @@ impl Purview {
                 Ok(())
             }
             Err(message) => {
-                let mut w = self.lock();
-                if w.failed.is_none() {
-                    w.failed = Some(message.clone());
-                }
-                // Forget every staged state: the head goes back to what readers see.
-                if let View::Index(i) = &**self.shared.published.load() {
-                    w.head = Head::Index(i.clone());
-                }
+                self.fail(&message);
                 Err(WriteError::Storage { message, unknown_outcome: true })
             }
+        }
+    }
+
+    /// After a failed sync: refuses further writes and forgets every staged state (the head goes
+    /// back to what readers see).
+    fn fail(&self, message: &str) {
+        let mut w = self.lock();
+        if w.failed.is_none() {
+            w.failed = Some(message.to_string());
+        }
+        if let View::Index(i) = &**self.shared.published.load() {
+            w.head = Head::Index(i.clone());
         }
     }
 
