@@ -153,6 +153,41 @@ pub struct BulkLoader<'p> {
     read: usize,
     /// The last name interned per type (see [`Recent`]).
     recent: Vec<Option<(String, ObjId)>>,
+    /// The shape of the last plain relationship validated, and its ids.
+    shape: Option<Shape>,
+}
+
+/// What the validity of a plain relationship depends on: its types, relation, subject relation
+/// and whether its subject is a wildcard.
+#[derive(Debug)]
+struct Shape {
+    resource_ty: String,
+    relation: String,
+    subject_ty: String,
+    subject_relation: Option<String>,
+    wildcard: bool,
+    ids: (TypeId, RelId, TypeId, Option<RelId>),
+}
+
+impl Shape {
+    fn of(r: &RelRef<'_>, ids: (TypeId, RelId, TypeId, Option<RelId>)) -> Shape {
+        Shape {
+            resource_ty: r.resource_ty.to_string(),
+            relation: r.relation.to_string(),
+            subject_ty: r.subject_ty.to_string(),
+            subject_relation: r.subject_relation.map(str::to_string),
+            wildcard: r.subject_id == "*",
+            ids,
+        }
+    }
+
+    fn matches(&self, r: &RelRef<'_>) -> bool {
+        self.relation == r.relation
+            && self.resource_ty == r.resource_ty
+            && self.subject_ty == r.subject_ty
+            && self.subject_relation.as_deref() == r.subject_relation
+            && self.wildcard == (r.subject_id == "*")
+    }
 }
 
 /// The index being loaded, remembering the last name interned per type: consecutive lines of a
@@ -226,9 +261,29 @@ impl BulkLoader<'_> {
     }
 
     fn push_ref(&mut self, r: &RelRef<'_>) -> Result<(), WriteError> {
+        let plain = r.caveat.is_none() && r.valid_from.is_none() && r.expires_at.is_none();
+        // A plain relationship of the same shape as the last one validated needs only its names
+        // interned: whether it is valid depends on nothing else.
+        if plain {
+            if let Some(sh) = &self.shape {
+                if sh.matches(r) {
+                    let mut data = Recent { data: &mut self.next, last: &mut self.recent };
+                    let o = Obj { ty: sh.ids.0, id: data.intern(sh.ids.0, r.resource_id) };
+                    let s = Subject { ty: sh.ids.2, id: data.intern(sh.ids.2, r.subject_id), rel: sh.ids.3 };
+                    return self.record(r, (o, sh.ids.1, s), crate::index::PLAIN);
+                }
+            }
+        }
         let schema = self.head.schema.clone();
         let mut data = Recent { data: &mut self.next, last: &mut self.recent };
         let (o, rel, s, a) = crate::store::write::resolve_ref(&schema, &mut data, r)?;
+        if plain {
+            self.shape = Some(Shape::of(r, (o.ty, rel, s.ty, s.rel)));
+        }
+        self.record(r, (o, rel, s), a)
+    }
+
+    fn record(&mut self, r: &RelRef<'_>, (o, rel, s): Key, a: TupleAttrs) -> Result<(), WriteError> {
         if let Some(ops) = &mut self.ops {
             ops.push(WriteOp::Touch(r.to_owned()));
         }
@@ -316,7 +371,17 @@ impl Purview {
         let next = (*head).clone();
         let ops = has_constraints(&head.schema).then(Vec::new);
         let recent = vec![None; head.schema.types.len()];
-        Ok(BulkLoader { pv: self, w, head, next, resolved: Resolved::default(), ops, read: 0, recent })
+        Ok(BulkLoader {
+            pv: self,
+            w,
+            head,
+            next,
+            resolved: Resolved::default(),
+            ops,
+            read: 0,
+            recent,
+            shape: None,
+        })
     }
 
     /// Loads relationships as one atomic revision (each one touched: written, or its condition
