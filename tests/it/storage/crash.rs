@@ -170,19 +170,29 @@ fn kill_9_during_an_import_keeps_all_or_nothing() {
     let lines: String = (0..60_000).map(|i| format!("doc:d{i}#viewer@user:u{}\n", i % 97)).collect();
     let file = dir.path().join("data.rels");
     std::fs::write(&file, &lines).unwrap();
-    let (mut killed_running, mut complete) = (0, 0);
-    for round in 0..6 {
-        let path = dir.path().join(format!("store{round}"));
-        drop(init(&path));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_purview"))
+    let import = |path: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_purview"))
             .args(["store", "import"])
-            .arg(&path)
+            .arg(path)
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(50 + rng.below(1200)));
+            .unwrap()
+    };
+    // How long a whole import takes here, so that the kills land across it.
+    let timing = dir.path().join("timing");
+    drop(init(&timing));
+    let started = std::time::Instant::now();
+    assert!(import(&timing).wait().unwrap().success(), "an import that is not killed succeeds");
+    let whole = started.elapsed().as_millis().max(20) as u64;
+    let (mut killed_running, mut complete) = (0, 0);
+    for round in 0..6 {
+        let path = dir.path().join(format!("store{round}"));
+        drop(init(&path));
+        let mut child = import(&path);
+        // Spread over the whole run, from the start to just past its end.
+        std::thread::sleep(Duration::from_millis(rng.below(whole * 11 / 10) + 1));
         if child.try_wait().unwrap().is_none() {
             killed_running += 1;
             let _ = child.kill();
