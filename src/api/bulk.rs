@@ -5,7 +5,7 @@
 //! journal as one revision. A schema change re-validates every stored relationship against the
 //! new schema and refuses the change, listing what blocks it, if any would no longer fit.
 
-use super::purview::{Change, Purview, Writer};
+use super::purview::{Change, Purview, RowEncoder, Writer};
 use super::{compile_schema_as, SchemaError};
 use crate::index::IndexData;
 use crate::schema::{RelId, Schema, TypeId};
@@ -155,6 +155,27 @@ pub struct BulkLoader<'p> {
     recent: Vec<Option<(String, ObjId)>>,
     /// The shape of the last plain relationship validated, and its ids.
     shape: Option<Shape>,
+    /// On a durable Purview loading into an empty store: the journal's row order, and the
+    /// plain keys sorted by it so far, run by run on other threads (see [`super::Journal::row_encoder`]).
+    encoder: Option<RowEncoder>,
+    runs: Vec<std::thread::JoinHandle<Vec<[u8; 24]>>>,
+    /// Plain keys handed to `runs`.
+    sent: usize,
+    /// Plain keys per run.
+    run: usize,
+}
+
+/// Plain keys per sorted run of a bulk load.
+const RUN: usize = 1 << 18;
+
+/// Encodes and sorts `keys` on another thread.
+fn sort_run(encoder: &RowEncoder, keys: Vec<Key>) -> std::thread::JoinHandle<Vec<[u8; 24]>> {
+    let encoder = encoder.clone();
+    std::thread::spawn(move || {
+        let mut run: Vec<[u8; 24]> = keys.iter().map(|k| encoder(k)).collect();
+        run.sort_unstable();
+        run
+    })
 }
 
 /// What the validity of a plain relationship depends on: its types, relation, subject relation
@@ -289,6 +310,13 @@ impl BulkLoader<'_> {
         }
         self.resolved.push((o, rel, s), a);
         self.read += 1;
+        if let Some(encoder) = &self.encoder {
+            if self.resolved.plain.len() - self.sent >= self.run {
+                let chunk = self.resolved.plain[self.sent..].to_vec();
+                self.sent = self.resolved.plain.len();
+                self.runs.push(sort_run(encoder, chunk));
+            }
+        }
         Ok(())
     }
 
@@ -304,6 +332,14 @@ impl BulkLoader<'_> {
         }
     }
 
+    /// Sorts the load's rows in runs of `n` relationships (default 2^18): for tests of the
+    /// merge of many runs.
+    #[doc(hidden)]
+    pub fn with_run_size(mut self, n: usize) -> Self {
+        self.run = n.max(1);
+        self
+    }
+
     /// Relationships pushed so far.
     pub fn len(&self) -> usize {
         self.read
@@ -317,7 +353,7 @@ impl BulkLoader<'_> {
     /// durable (one revision) and publishes it. `Invalid` errors give the position of the
     /// relationship blamed (0-based, in push order).
     pub fn finish<E>(self) -> Result<BulkLoad, BulkError<E>> {
-        let BulkLoader { pv, w, head, mut next, resolved, ops, read, .. } = self;
+        let BulkLoader { pv, w, head, mut next, resolved, ops, read, encoder, runs, sent, .. } = self;
         let schema = head.schema.clone();
         if let Some(ops) = &ops {
             // Constraints are judged on the whole batch: the write path does exactly that.
@@ -331,6 +367,22 @@ impl BulkLoader<'_> {
         // Build the index and (on a durable Purview) write the rows at the same time.
         let names = next.clone();
         let fresh = head.is_empty();
+        // The last run, then every run, sorted.
+        let mut runs = runs;
+        if let Some(encoder) = &encoder {
+            if resolved.plain.len() > sent {
+                runs.push(sort_run(encoder, resolved.plain[sent..].to_vec()));
+            }
+        }
+        let mut sorted = Vec::with_capacity(runs.len());
+        for r in runs {
+            sorted.push(r.join().map_err(|_| {
+                BulkError::Storage(WriteError::Storage {
+                    message: "sorting a run of the load failed".into(),
+                    unknown_outcome: false,
+                })
+            })?);
+        }
         let (_, rows_written) = rayon::join(
             || {
                 if fresh {
@@ -342,7 +394,7 @@ impl BulkLoader<'_> {
                 }
             },
             || match &journal {
-                Some(j) => j.begin_import(&head, &names, &resolved),
+                Some(j) => j.begin_import(&head, &names, &resolved, sorted),
                 None => Ok(false),
             },
         );
@@ -371,6 +423,8 @@ impl Purview {
         let next = (*head).clone();
         let ops = has_constraints(&head.schema).then(Vec::new);
         let recent = vec![None; head.schema.types.len()];
+        let fresh = head.is_empty() && (0..head.schema.types.len() as u32).all(|t| head.object_count(t) == 0);
+        let encoder = if fresh { self.journal().and_then(|j| j.row_encoder()) } else { None };
         Ok(BulkLoader {
             pv: self,
             w,
@@ -381,6 +435,10 @@ impl Purview {
             read: 0,
             recent,
             shape: None,
+            encoder,
+            runs: Vec::new(),
+            sent: 0,
+            run: RUN,
         })
     }
 

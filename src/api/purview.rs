@@ -48,6 +48,9 @@ impl Change<'_> {
     }
 }
 
+/// Encodes a relationship's key as the bytes a journal sorts its rows by.
+pub type RowEncoder = Arc<dyn Fn(&Key) -> [u8; 24] + Send + Sync>;
+
 /// What makes a [`Purview`] durable: implemented by [`crate::storage`]'s stores.
 pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Queues a change for durability. Called under the writer lock, in revision order, with
@@ -70,8 +73,15 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
         _before: &Arc<IndexData>,
         _names: &IndexData,
         _load: &Resolved,
+        _runs: Vec<Vec<[u8; 24]>>,
     ) -> Result<bool, String> {
         Ok(false)
+    }
+    /// How the journal orders the rows of an import (see [`Journal::begin_import`]): a bulk
+    /// load into an empty store encodes and sorts its plain relationships with it in runs, on
+    /// another thread while it reads, and hands the sorted runs to `begin_import`.
+    fn row_encoder(&self) -> Option<RowEncoder> {
+        None
     }
     /// Forgets rows written by `begin_import` for a load that was not staged.
     fn abort_import(&self) {}

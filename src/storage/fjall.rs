@@ -72,11 +72,21 @@ fn read_u64(b: &[u8]) -> Option<u64> {
 }
 
 fn row_key_bytes(k: &RowKey) -> [u8; 24] {
-    let mut out = [0u8; 24];
-    for (i, v) in k.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
-    }
-    out
+    super::row_bytes(k)
+}
+
+/// The keys of sorted runs, merged in order (duplicates kept).
+fn merged(runs: &[Vec<super::RowBytes>]) -> impl Iterator<Item = super::RowBytes> + '_ {
+    use std::cmp::Reverse;
+    let mut heap: std::collections::BinaryHeap<Reverse<(super::RowBytes, usize, usize)>> =
+        runs.iter().enumerate().filter_map(|(r, run)| run.first().map(|k| Reverse((*k, r, 0)))).collect();
+    std::iter::from_fn(move || {
+        let Reverse((k, r, i)) = heap.pop()?;
+        if let Some(next) = runs[r].get(i + 1) {
+            heap.push(Reverse((*next, r, i + 1)));
+        }
+        Some(k)
+    })
 }
 
 fn row_key_of(b: &[u8]) -> Option<RowKey> {
@@ -269,63 +279,59 @@ impl Storage for FjallStorage {
         &self,
         revision: Revision,
         names: &mut dyn Iterator<Item = (u32, u32, &str)>,
-        plain: &[RowKey],
+        plain_runs: &[Vec<super::RowBytes>],
         special: &[(RowKey, PortableAttrs)],
     ) -> Result<u64, StorageError> {
         let ctx = self.ctx();
         // 1. Mark the import, so that a crash before its commit is rolled back at open.
         self.meta.insert("pending_import", u64_key(revision).to_vec()).map_err(|e| err(&ctx, e))?;
         self.persist()?;
-        // 2. Names (given in key order) and rows, sorted, straight into tables; the rows are
-        // sorted on another thread while the names are written.
-        const PLAIN_ROW: u32 = 0;
-        let (keyed, names_done) = std::thread::scope(|scope| {
-            let sorter = scope.spawn(|| {
-                // `special` holds the copies in effect (later than any plain copy of their key).
-                let mut keyed: Vec<([u8; 24], u32)> = Vec::with_capacity(plain.len() + special.len());
-                keyed.extend(plain.iter().map(|k| (row_key_bytes(k), PLAIN_ROW)));
-                keyed.extend(special.iter().enumerate().map(|(i, (k, _))| (row_key_bytes(k), i as u32 + 1)));
-                use rayon::slice::ParallelSliceMut;
-                keyed.par_sort_unstable();
-                keyed
-            });
-            let names_done = (|| -> Result<(), StorageError> {
-                let mut ing = self.names.start_ingestion().map_err(|e| err(&ctx, e))?;
-                let mut last: Option<[u8; 8]> = None;
-                for (ty, id, n) in names {
-                    let mut k = [0u8; 8];
-                    k[..4].copy_from_slice(&ty.to_be_bytes());
-                    k[4..].copy_from_slice(&id.to_be_bytes());
-                    if last.is_some_and(|l| l >= k) {
-                        return Err(StorageError::Failed("import names are not in key order".into()));
-                    }
-                    last = Some(k);
-                    ing.write(&k[..], n.as_bytes()).map_err(|e| err(&ctx, e))?;
-                }
-                ing.finish().map_err(|e| err(&ctx, e))
-            })();
-            (sorter.join(), names_done)
-        });
-        names_done?;
-        let keyed = keyed.map_err(|_| StorageError::Failed("sorting the import's rows failed".into()))?;
+        // 2. Names (given in key order), then the rows: the plain runs merged, each key once,
+        // its special copy (if any) in place of the plain one.
+        let mut ing = self.names.start_ingestion().map_err(|e| err(&ctx, e))?;
+        let mut last: Option<[u8; 8]> = None;
+        for (ty, id, n) in names {
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&ty.to_be_bytes());
+            k[4..].copy_from_slice(&id.to_be_bytes());
+            if last.is_some_and(|l| l >= k) {
+                return Err(StorageError::Failed("import names are not in key order".into()));
+            }
+            last = Some(k);
+            ing.write(&k[..], n.as_bytes()).map_err(|e| err(&ctx, e))?;
+        }
+        ing.finish().map_err(|e| err(&ctx, e))?;
+        let mut specials: Vec<(super::RowBytes, usize)> =
+            special.iter().enumerate().map(|(i, (k, _))| (row_key_bytes(k), i)).collect();
+        specials.sort_unstable();
         let plain_value = row_value(revision, &PortableAttrs::default());
         let mut ing = self.live.start_ingestion().map_err(|e| err(&ctx, e))?;
         let mut rows = 0u64;
-        let mut i = 0;
-        while i < keyed.len() {
-            let mut j = i;
-            while j + 1 < keyed.len() && keyed[j + 1].0 == keyed[i].0 {
-                j += 1;
+        let mut plain = merged(plain_runs).peekable();
+        let mut si = 0;
+        loop {
+            let next_plain = plain.peek().copied();
+            let next_special = specials.get(si).map(|(k, _)| *k);
+            let key = match (next_plain, next_special) {
+                (None, None) => break,
+                (Some(p), None) => p,
+                (None, Some(s)) => s,
+                (Some(p), Some(s)) => p.min(s),
+            };
+            while plain.peek() == Some(&key) {
+                plain.next();
             }
-            // Sorted by (key, index): the last of a run is the latest special copy, if any.
-            let key: &[u8] = &keyed[j].0;
-            let written = match keyed[j].1 {
-                PLAIN_ROW => ing.write(key, plain_value.as_slice()),
-                s => ing.write(key, row_value(revision, &special[s as usize - 1].1)),
+            let mut chosen = None;
+            while specials.get(si).is_some_and(|(k, _)| *k == key) {
+                chosen = Some(specials[si].1);
+                si += 1;
+            }
+            let written = match chosen {
+                None => ing.write(&key[..], plain_value.as_slice()),
+                Some(i) => ing.write(&key[..], row_value(revision, &special[i].1)),
             };
             written.map_err(|e| err(&ctx, e))?;
             rows += 1;
-            i = j + 1;
         }
         ing.finish().map_err(|e| err(&ctx, e))?;
         self.persist()?;

@@ -304,11 +304,17 @@ impl Journal for Durable {
         self.inner.view_at(head, revision)
     }
 
+    fn row_encoder(&self) -> Option<crate::api::RowEncoder> {
+        let mapping = lock(&self.inner.names).mapping.clone();
+        Some(Arc::new(move |k: &Key| super::row_bytes(&mapping.row_key(*k))))
+    }
+
     fn begin_import(
         &self,
         before: &Arc<IndexData>,
         names: &IndexData,
         load: &Resolved,
+        runs: Vec<Vec<[u8; 24]>>,
     ) -> Result<bool, String> {
         let fresh =
             before.is_empty() && (0..before.schema.types.len() as u32).all(|t| before.object_count(t) == 0);
@@ -320,7 +326,16 @@ impl Journal for Durable {
         let inner = &self.inner;
         let mapping = lock(&inner.names).mapping.clone();
         let portable = |a: &TupleAttrs| a.to_portable(|c| mapping.cond_sid(c));
-        let plain: Vec<_> = load.plain.iter().map(|&k| mapping.row_key(k)).collect();
+        // The loader sorted the plain keys in runs as it read; if it did not, sort them here.
+        let runs = if runs.iter().map(Vec::len).sum::<usize>() == load.plain.len() {
+            runs
+        } else {
+            use rayon::slice::ParallelSliceMut;
+            let mut all: Vec<[u8; 24]> =
+                load.plain.iter().map(|&k| super::row_bytes(&mapping.row_key(k))).collect();
+            all.par_sort_unstable();
+            vec![all]
+        };
         let special: Vec<_> = load.specials().map(|(k, a)| (mapping.row_key(*k), portable(a))).collect();
         // Names in key order: types by stable id, then ids.
         let guards = names.names().read_all();
@@ -333,7 +348,7 @@ impl Journal for Durable {
         });
         let rows = inner
             .storage
-            .import_rows(before.revision + 1, &mut iter, &plain, &special)
+            .import_rows(before.revision + 1, &mut iter, &runs, &special)
             .map_err(|e| e.to_string())?;
         *lock(&inner.imported_rows) = rows as usize;
         Ok(true)

@@ -47,6 +47,18 @@ pub type RowKey = [u32; 6];
 /// The subject relation of a [`RowKey`] whose subject is an object or a wildcard.
 pub const NO_RELATION: u32 = u32::MAX;
 
+/// A [`RowKey`] as bytes: six big-endian u32, so that byte order is key order.
+pub type RowBytes = [u8; 24];
+
+/// The bytes of a row key.
+pub fn row_bytes(k: &RowKey) -> RowBytes {
+    let mut out = [0u8; 24];
+    for (i, v) in k.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    out
+}
+
 /// A name that has a stable id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DictName {
@@ -149,11 +161,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// relationship and no name, durably, marked as pending: the import only counts once its
     /// commit (`CommitBody::Import` with `rows_written`) is appended; until then a crash, or
     /// `roll_back_import`, removes them. Returns the number of rows.
+    /// `plain_runs` are sorted runs of plain row keys (duplicates allowed); a key in `special`
+    /// (the copies in effect, later than any plain copy) takes its attributes from there.
     fn import_rows(
         &self,
         revision: Revision,
         names: &mut dyn Iterator<Item = (u32, u32, &str)>,
-        plain: &[RowKey],
+        plain_runs: &[Vec<RowBytes>],
         special: &[(RowKey, PortableAttrs)],
     ) -> Result<u64, StorageError>;
     /// Rolls back an import whose commit was never appended; returns its revision if there was

@@ -89,7 +89,7 @@ proptest! {
     /// A bulk load (streamed lines, duplicates and conditions included) gives what one batch of
     /// touches gives, in memory and in a store, before and after reopen.
     #[test]
-    fn bulk_load_equals_a_batch_of_touches(lines in prop::collection::vec(load_line(), 0..40)) {
+    fn bulk_load_equals_a_batch_of_touches(lines in prop::collection::vec(load_line(), 0..40), run in 1usize..9) {
         let schema = purview::api::compile_schema("s.pv", LOAD_SCHEMA).unwrap();
         let model = Purview::with_engine(schema.clone(), Engine::Reference);
         let ops: Vec<WriteOp> = lines.iter().map(|l| WriteOp::Touch(Relationship::parse(l).unwrap())).collect();
@@ -105,7 +105,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store");
         let store = purview::storage::init(&path, purview::api::SchemaFormat::Purview, "s.pv", LOAD_SCHEMA, quiet()).unwrap();
-        let mut loader = store.purview().bulk_loader().unwrap();
+        // Small runs, so that the store merges many sorted runs of rows.
+        let mut loader = store.purview().bulk_loader().unwrap().with_run_size(run);
         for l in &lines {
             loader.push_text(l).unwrap();
         }
