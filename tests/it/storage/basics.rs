@@ -207,3 +207,49 @@ fn a_schema_change_that_would_break_a_constraint_is_refused() {
     let (format, text) = storage::schema_text(&store).unwrap();
     assert_eq!((format, text.as_str()), (SchemaFormat::Purview, constrained.as_str()));
 }
+
+#[test]
+fn concurrent_writers_with_bad_batches_in_the_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let pv = init(&path);
+    pv.write(&ops("doc:taken#viewer@user:x")).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let pv = pv.clone();
+            std::thread::spawn(move || {
+                let mut good = Vec::new();
+                for i in 0..30 {
+                    let rel = format!("doc:d{t}#viewer@user:u{i}");
+                    let batch = match i % 3 {
+                        // A good relationship and a bad one: nothing of the batch may be written.
+                        1 => ops(&format!("{rel}\ndoc:d{t}#viewr@user:u{i}")),
+                        // Creating what exists fails after a good touch in the same batch.
+                        2 => vec![
+                            WriteOp::Touch(Relationship::parse(&rel).unwrap()),
+                            WriteOp::Create(Relationship::parse("doc:taken#viewer@user:x").unwrap()),
+                        ],
+                        _ => ops(&rel),
+                    };
+                    match pv.write(&batch) {
+                        Ok(_) => {
+                            assert_eq!(i % 3, 0, "a bad batch was accepted: {batch:?}");
+                            good.push(rel);
+                        }
+                        Err(e) => assert_ne!(i % 3, 0, "a good batch failed: {e}"),
+                    }
+                }
+                good
+            })
+        })
+        .collect();
+    let mut good: Vec<String> = threads.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    good.push("doc:taken#viewer@user:x".to_string());
+    good.sort();
+    assert_eq!(pv.snapshot().relationship_lines(), good);
+    assert_eq!(pv.revision(), good.len() as u64);
+    drop(pv);
+    let pv = Purview::open(&path, quiet()).unwrap();
+    assert_eq!(pv.snapshot().relationship_lines(), good);
+    assert_eq!(pv.view_at(1).unwrap().relationship_lines(), ["doc:taken#viewer@user:x"]);
+}
