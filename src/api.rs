@@ -39,7 +39,7 @@ mod subset;
 pub use bulk::{
     relationship_of, Blocker, BulkError, BulkLoad, BulkLoader, LineError, Resolved, SchemaChangeError,
 };
-pub use purview::{Change, Diffed, Journal, Purview, RowEncoder, Ticket};
+pub use purview::{Change, Journal, Purview, RowEncoder, Ticket};
 pub use subset::{ObjectSet, SubsetResult};
 
 /// An object id that was never written: it has no relationships.

@@ -14,8 +14,7 @@ use super::{LoadError, SchemaError, View};
 use crate::eval::{EvalError, EvalOptions};
 use crate::index::{Index, IndexData};
 use crate::schema::Schema;
-use crate::schema::TypeId;
-use crate::store::{Key, ObjId, Relationship, Revision, Store, TupleAttrs, TupleStore, WriteError, WriteOp};
+use crate::store::{Key, Relationship, Revision, Store, WriteError, WriteOp};
 use crate::syntax::formats::SchemaFormat;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,14 +36,17 @@ pub enum Change<'a> {
     Import { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, load: &'a Resolved, rows_written: bool },
     /// A new schema; `after` is the whole index rebuilt under it.
     Schema { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, text: &'a str, format: SchemaFormat },
-    /// A write batch given by what it changed (applied to a working copy shared with the other
-    /// batches of a group, so there is no index of its own): each relationship with its
-    /// attributes before and after (`None`: absent), and the object names it introduced.
-    Diff { revision: Revision, changes: &'a [Diffed], names: &'a [(TypeId, ObjId, String)] },
 }
 
-/// A relationship a batch changed, with its attributes before and after.
-pub type Diffed = (Key, Option<TupleAttrs>, Option<TupleAttrs>);
+impl Change<'_> {
+    pub fn after(&self) -> &Arc<IndexData> {
+        match self {
+            Change::Batch { after, .. } | Change::Import { after, .. } | Change::Schema { after, .. } => {
+                after
+            }
+        }
+    }
+}
 
 /// Encodes a relationship's key as the bytes a journal sorts its rows by.
 pub type RowEncoder = Arc<dyn Fn(&Key) -> [u8; 24] + Send + Sync>;
@@ -274,70 +276,35 @@ impl Purview {
         };
         let mut staged: Vec<(&Arc<Request>, Revision)> = Vec::with_capacity(batch.len());
         let mut last = None;
-        // One working copy for the whole group: chunks a batch copied are not copied again by
-        // the next one, and no index is built per batch (readers only see the group's last).
-        let Head::Index(start) = &w.head else {
-            batch.iter().for_each(|r| finish(r, Err(no_index())));
-            return;
-        };
-        let start = start.clone();
-        let schema = start.schema.clone();
-        let mut work = (*start).clone();
-        let types = schema.types.len() as TypeId;
-        let redo = |applied: &[&Arc<Request>]| {
-            // A batch failed half-way: back to the group's start, then the good ones again.
-            let mut again = (*start).clone();
-            for a in applied {
-                if crate::store::apply_batch(&schema, &mut again, &a.ops).is_ok() {
-                    again.revision += 1;
-                }
-            }
-            again
-        };
-        let mut applied: Vec<&Arc<Request>> = Vec::with_capacity(batch.len());
         for r in batch {
             if let Some(reason) = &w.failed {
                 finish(r, Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false }));
                 continue;
             }
-            let counts: Vec<u32> = (0..types).map(|t| work.object_count(t)).collect();
-            let befores = match crate::store::apply_batch_diff(&schema, &mut work, &r.ops) {
-                Ok(b) => b,
+            let Head::Index(before) = &w.head else {
+                finish(r, Err(no_index()));
+                continue;
+            };
+            let before = before.clone();
+            let mut next = (*before).clone();
+            let keys = match crate::store::apply_batch(&before.schema, &mut next, &r.ops) {
+                Ok(k) => k,
                 Err(e) => {
                     finish(r, Err(e));
-                    work = redo(&applied);
                     continue;
                 }
             };
-            work.revision += 1;
-            let changes: Vec<Diffed> = befores
-                .into_iter()
-                .filter_map(|(k, b)| {
-                    let a = work.get(k.0, k.1, k.2);
-                    (b != a).then_some((k, b, a))
-                })
-                .collect();
-            let names: Vec<(TypeId, ObjId, String)> = (0..types)
-                .flat_map(|t| (counts[t as usize]..work.object_count(t)).map(move |id| (t, id)))
-                .map(|(t, id)| (t, id, work.names().name(t, id)))
-                .collect();
-            match journal.stage(Change::Diff { revision: work.revision, changes: &changes, names: &names }) {
+            next.revision += 1;
+            let after = Arc::new(next);
+            match journal.stage(Change::Batch { before: &before, after: &after, keys: &keys }) {
                 Ok(ticket) => {
-                    applied.push(r);
-                    staged.push((r, work.revision));
-                    last = Some(ticket);
+                    w.head = Head::Index(after.clone());
+                    staged.push((r, after.revision));
+                    last = Some((ticket, after));
                 }
-                Err(message) => {
-                    finish(r, Err(WriteError::Storage { message, unknown_outcome: false }));
-                    work = redo(&applied);
-                }
+                Err(message) => finish(r, Err(WriteError::Storage { message, unknown_outcome: false })),
             }
         }
-        let after = Arc::new(work);
-        if !applied.is_empty() {
-            w.head = Head::Index(after.clone());
-        }
-        let last = last.map(|t| (t, after));
         drop(w);
         let Some((ticket, after)) = last else { return };
         match journal.wait(ticket) {
@@ -390,17 +357,7 @@ impl Purview {
     /// Stages `change` (whose `after` becomes the head), waits until it is durable and
     /// publishes it. Takes the writer lock guard and releases it before waiting.
     pub(crate) fn commit(&self, mut w: MutexGuard<'_, Writer>, change: Change<'_>) -> Result<(), WriteError> {
-        let after = match &change {
-            Change::Batch { after, .. } | Change::Import { after, .. } | Change::Schema { after, .. } => {
-                (*after).clone()
-            }
-            Change::Diff { .. } => {
-                return Err(WriteError::Storage {
-                    message: "a diff has no index to publish".into(),
-                    unknown_outcome: false,
-                })
-            }
-        };
+        let after = change.after().clone();
         let Some(journal) = &self.shared.journal else {
             w.head = Head::Index(after.clone());
             self.publish(&after);

@@ -207,25 +207,6 @@ impl Journal for Durable {
                     body: CommitBody::Write(changes),
                 }
             }
-            Change::Diff { revision, changes, names: new } => {
-                let m = &names.mapping;
-                let portable = |a: &TupleAttrs| a.to_portable(|c| m.cond_sid(c));
-                let changes: Vec<RowChange> = changes
-                    .iter()
-                    .map(|(k, b, a)| RowChange {
-                        key: m.row_key(*k),
-                        before: b.as_ref().map(portable),
-                        after: a.as_ref().map(portable),
-                    })
-                    .collect();
-                let new = new.iter().map(|(t, id, n)| (m.type_sid(*t), *id, n.clone())).collect();
-                {
-                    let mut t = lock(&inner.tail);
-                    t.changes += changes.len() as u64;
-                    t.since_flush += changes.len().max(1) as u64;
-                }
-                Commit { revision, time, names: new, dict: Vec::new(), body: CommitBody::Write(changes) }
-            }
             Change::Import { before, after, load, rows_written } => {
                 let new = new_names(before, after, &names.mapping);
                 {

@@ -35,11 +35,6 @@ impl<'o> Changes<'o> {
         }
     }
 
-    /// Every relationship touched, with its attributes before the batch, in key order.
-    pub fn befores(&self) -> Vec<(Key, Option<TupleAttrs>)> {
-        self.keys.iter().map(|(k, (_, _, b))| (*k, b.clone())).collect()
-    }
-
     /// The change a violation of `c` on `object` is blamed on: the last one in the batch that
     /// `c` is checked for (so a load file points at the relationship that went one too far).
     fn culprit(&self, c: &Constraint, object: Obj, subject: Option<Subject>) -> Option<&'o WriteOp> {

@@ -109,26 +109,6 @@ pub fn apply_batch<S: TupleStore>(
     data: &mut S,
     ops: &[WriteOp],
 ) -> Result<Vec<Key>, WriteError> {
-    apply(schema, data, ops, false).map(|(keys, _)| keys)
-}
-
-/// [`apply_batch`], returning instead every relationship the batch touched with its attributes
-/// before the batch (`None`: absent), in key order: with `data` after it, the batch's diff.
-pub fn apply_batch_diff<S: TupleStore>(
-    schema: &Schema,
-    data: &mut S,
-    ops: &[WriteOp],
-) -> Result<Vec<(Key, Option<TupleAttrs>)>, WriteError> {
-    apply(schema, data, ops, true).map(|(_, befores)| befores)
-}
-
-#[allow(clippy::type_complexity)]
-fn apply<S: TupleStore>(
-    schema: &Schema,
-    data: &mut S,
-    ops: &[WriteOp],
-    befores: bool,
-) -> Result<(Vec<Key>, Vec<(Key, Option<TupleAttrs>)>), WriteError> {
     let expanded = expand_replacements(schema, data, ops)?;
     let ops: &[WriteOp] = &expanded;
     let mut changes = constraints::Changes::default();
@@ -152,7 +132,7 @@ fn apply<S: TupleStore>(
         }
     }
     constraints::check(schema, data, &changes)?;
-    Ok((keys, if befores { changes.befores() } else { Vec::new() }))
+    Ok(keys)
 }
 
 /// The batch with its [`WriteOp::Replace`] groups written out: for each `object#relation` that is
