@@ -92,11 +92,14 @@ enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Drop the history older than the store's history window (24 hours).
+    /// Drop the history older than the history window (24 hours unless `--history-window`).
     #[command(after_help = EXIT_CODES)]
     Gc {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// How much history to keep: a number and a unit, `s`, `m`, `h` or `d` (`7d`, `90m`).
+        #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+        history_window: Option<std::time::Duration>,
         /// Print a JSON object.
         #[arg(long)]
         json: bool,
@@ -154,7 +157,7 @@ pub(super) fn run(args: StoreArgs) -> CliResult<Exit> {
         StoreCommand::Export { dir, at, output } => export(&dir, at, &output),
         StoreCommand::Schema { dir, file, schema_format } => schema(&dir, file.as_deref(), schema_format),
         StoreCommand::Info { dir, json } => info(&dir, json),
-        StoreCommand::Gc { dir, json } => gc(&dir, json),
+        StoreCommand::Gc { dir, history_window, json } => gc(&dir, history_window, json),
         StoreCommand::History { dir, object, since, json } => history(&dir, &object, since.as_deref(), json),
         StoreCommand::Verify { dir } => verify(&dir),
     }
@@ -645,8 +648,30 @@ fn info(dir: &Path, json: bool) -> CliResult<Exit> {
     Ok(Exit::Success)
 }
 
-fn gc(dir: &Path, json: bool) -> CliResult<Exit> {
-    let store = open(dir)?;
+/// `7d`, `24h`, `90m`, `30s`.
+fn parse_window(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write a number and a unit, e.g. `7d` or `24h`"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}` has no unit: use `s`, `m`, `h` or `d`, e.g. `7d` or `24h`")),
+    };
+    n.checked_mul(secs).map(std::time::Duration::from_secs).ok_or_else(|| format!("`{s}` is too long"))
+}
+
+fn gc(dir: &Path, window: Option<std::time::Duration>, json: bool) -> CliResult<Exit> {
+    let mut options = StoreOptions::default();
+    if let Some(w) = window {
+        options.history_window = w;
+    }
+    let store = storage::open(dir, options).map_err(storage_error)?;
     let report = storage::gc(&store).map_err(storage_error)?;
     if json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());

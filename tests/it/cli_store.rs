@@ -209,6 +209,13 @@ fn init_write_query_history_export_and_reimport() {
     let gc = expect(0, &["store", "gc", &dir, "--json"], "");
     let gc: serde_json::Value = serde_json::from_str(gc.stdout.trim()).unwrap();
     assert_eq!(gc["deleted_rows"], 0, "within the history window nothing is collected: {gc}");
+    expect(3, &["store", "gc", &dir, "--history-window", "soon"], "");
+    let gc = expect(0, &["store", "gc", &dir, "--history-window", "0s", "--json"], "");
+    let gc: serde_json::Value = serde_json::from_str(gc.stdout.trim()).unwrap();
+    assert_eq!(gc["oldest_readable_revision"], 1, "a zero window keeps only the latest revision: {gc}");
+    assert_eq!(gc["log_records"], 1, "the log record of revision 1 is collected: {gc}");
+    let r = expect(4, &["check", "--store", &dir, "--revision", "0", "doc:d1#view@user:cat"], "");
+    assert!(r.stderr.contains("no longer readable"), "{}", r.stderr);
 }
 
 #[test]
