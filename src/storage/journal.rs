@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     snapshotting: AtomicBool,
     /// Rows written by the last `begin_import`.
     imported_rows: Mutex<usize>,
+    /// Held while a snapshot is written (the background thread, GC and close may all try).
+    snapshot_writer: Mutex<()>,
     history_cache: Mutex<Vec<Arc<IndexData>>>,
     schemas: Mutex<HashMap<Revision, Arc<Schema>>>,
 }
@@ -118,6 +120,7 @@ impl Durable {
             last: Mutex::new(head),
             snapshotting: AtomicBool::new(false),
             imported_rows: Mutex::new(0),
+            snapshot_writer: Mutex::new(()),
             history_cache: Mutex::new(Vec::new()),
             schemas: Mutex::new(HashMap::new()),
         });
@@ -442,6 +445,7 @@ impl Drop for Durable {
 impl Inner {
     /// Writes `head` as the snapshot and forgets the changes it covers.
     pub(crate) fn write_snapshot(&self, head: &Arc<IndexData>) -> Result<(), StorageError> {
+        let _one_at_a_time = lock(&self.snapshot_writer);
         let (changes, generation) = {
             let t = lock(&self.tail);
             if t.snapshot_revision >= head.revision && !t.needs_rebuild {
