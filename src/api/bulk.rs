@@ -107,9 +107,9 @@ impl Resolved {
 
     /// Every relationship with its attributes (plain ones first, then the specials in effect,
     /// which replace a plain copy).
-    pub fn tuples(&self) -> Vec<(Obj, RelId, Subject, TupleAttrs)> {
+    pub fn tuples(&self) -> impl Iterator<Item = (Obj, RelId, Subject, TupleAttrs)> + '_ {
         let plain = self.plain.iter().map(|&(o, r, s)| (o, r, s, crate::index::PLAIN));
-        plain.chain(self.specials().map(|&((o, r, s), ref a)| (o, r, s, a.clone()))).collect()
+        plain.chain(self.specials().map(|&((o, r, s), ref a)| (o, r, s, a.clone())))
     }
 
     /// Builds `data` (fresh, its names interned) from the relationships.

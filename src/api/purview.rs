@@ -112,6 +112,19 @@ struct Request {
     result: Mutex<Option<Result<Revision, WriteError>>>,
 }
 
+/// The error of a durable or bulk operation on a Purview answered by the reference engine.
+fn no_index() -> WriteError {
+    WriteError::Storage { message: "this needs the index engine".into(), unknown_outcome: false }
+}
+
+/// `ops` applied to a copy of `before`: the next revision, and the relationships the batch named.
+fn apply(before: &Arc<IndexData>, ops: &[WriteOp]) -> Result<(Arc<IndexData>, Vec<Key>), WriteError> {
+    let mut next = (**before).clone();
+    let keys = crate::store::apply_batch(&before.schema, &mut next, ops)?;
+    next.revision += 1;
+    Ok((Arc::new(next), keys))
+}
+
 fn lock_of<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
@@ -266,10 +279,6 @@ impl Purview {
             *lock_of(&r.result) = Some(result);
             r.thread.unpark();
         };
-        let no_index = || WriteError::Storage {
-            message: "durable writes need the index engine".into(),
-            unknown_outcome: false,
-        };
         let Some(journal) = self.shared.journal.clone() else {
             batch.iter().for_each(|r| finish(r, Err(no_index())));
             return;
@@ -286,16 +295,13 @@ impl Purview {
                 continue;
             };
             let before = before.clone();
-            let mut next = (*before).clone();
-            let keys = match crate::store::apply_batch(&before.schema, &mut next, &r.ops) {
-                Ok(k) => k,
+            let (after, keys) = match apply(&before, &r.ops) {
+                Ok(applied) => applied,
                 Err(e) => {
                     finish(r, Err(e));
                     continue;
                 }
             };
-            next.revision += 1;
-            let after = Arc::new(next);
             match journal.stage(Change::Batch { before: &before, after: &after, keys: &keys }) {
                 Ok(ticket) => {
                     w.head = Head::Index(after.clone());
@@ -307,20 +313,9 @@ impl Purview {
         }
         drop(w);
         let Some((ticket, after)) = last else { return };
-        match journal.wait(ticket) {
-            Ok(()) => {
-                self.publish(&after);
-                journal.published(&after);
-                for (r, revision) in staged {
-                    finish(r, Ok(revision));
-                }
-            }
-            Err(message) => {
-                self.fail(&message);
-                for (r, _) in staged {
-                    finish(r, Err(WriteError::Storage { message: message.clone(), unknown_outcome: true }));
-                }
-            }
+        let settled = self.settle(&*journal, ticket, &after);
+        for (r, revision) in staged {
+            finish(r, settled.clone().map(|()| revision));
         }
     }
 
@@ -338,17 +333,9 @@ impl Purview {
         }
         let before = match &w.head {
             Head::Index(i) => i.clone(),
-            Head::Reference(_) => {
-                return Err(E::from(WriteError::Storage {
-                    message: "this needs the index engine".to_string(),
-                    unknown_outcome: false,
-                }))
-            }
+            Head::Reference(_) => return Err(E::from(no_index())),
         };
-        let mut next = (*before).clone();
-        let keys = crate::store::apply_batch(&before.schema, &mut next, ops)?;
-        next.revision += 1;
-        let after = Arc::new(next);
+        let (after, keys) = apply(&before, ops)?;
         let extra = inspect(&before, &after)?;
         self.commit(w, Change::Batch { before: &before, after: &after, keys: &keys }).map_err(E::from)?;
         Ok((after.revision, extra))
@@ -368,10 +355,21 @@ impl Purview {
             .map_err(|message| WriteError::Storage { message, unknown_outcome: false })?;
         w.head = Head::Index(after.clone());
         drop(w);
+        self.settle(&**journal, ticket, &after)
+    }
+
+    /// Waits until `ticket` is durable, then publishes `after`; a failed sync fails the store
+    /// (see [`Purview::fail`]) and leaves the outcome of every staged change unknown.
+    fn settle(
+        &self,
+        journal: &dyn Journal,
+        ticket: Ticket,
+        after: &Arc<IndexData>,
+    ) -> Result<(), WriteError> {
         match journal.wait(ticket) {
             Ok(()) => {
-                self.publish(&after);
-                journal.published(&after);
+                self.publish(after);
+                journal.published(after);
                 Ok(())
             }
             Err(message) => {
@@ -492,10 +490,7 @@ impl Purview {
                 let i = i.clone();
                 Ok((w, i))
             }
-            Head::Reference(_) => Err(WriteError::Storage {
-                message: "bulk operations need the index engine".to_string(),
-                unknown_outcome: false,
-            }),
+            Head::Reference(_) => Err(no_index()),
         }
     }
 

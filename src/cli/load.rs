@@ -62,7 +62,7 @@ pub fn store(schema: Schema, data: &[(String, String)], engine: Engine) -> CliRe
         let Some(at) = locate(&e, &rels) else {
             return Err(CliError::input(e.to_string()));
         };
-        let d = Diagnostic::new(write_code(&e), at.span, e.to_string());
+        let d = Diagnostic::new(e.code(), at.span, e.to_string());
         return Err(grouped(&files, vec![(at.file, d)]));
     }
     Ok(pv)
@@ -103,10 +103,6 @@ fn read_relationships(
 fn locate<'a>(e: &WriteError, rels: &'a [Located]) -> Option<&'a Located> {
     let text = e.relationship()?;
     rels.iter().rev().find(|l| l.rel.to_string() == text)
-}
-
-fn write_code(e: &WriteError) -> &'static str {
-    e.code()
 }
 
 fn grouped(files: &[SourceFile], errors: Vec<(usize, Diagnostic)>) -> CliError {

@@ -5,7 +5,7 @@
 //! two for one schema.
 
 use super::{DictName, RowKey, NO_RELATION};
-use crate::schema::{CondId, RelId, RelKind, Schema, TypeId};
+use crate::schema::{CondId, RelId, Schema, TypeId};
 use crate::store::{Key, Obj, Subject, WILDCARD};
 use std::collections::HashMap;
 
@@ -44,12 +44,10 @@ impl Dict {
             m.set_type(tid, ty as TypeId);
             let mut rels = Vec::with_capacity(t.relations.len());
             for (rel, r) in t.relations.iter().enumerate() {
-                // Permissions store nothing, but a later schema may turn one into a relation.
+                // Permissions too: a later schema may turn one into a relation.
                 let rid = self.id(DictName::Relation(t.name.clone(), r.name.clone()), &mut added);
                 rels.push(rid);
-                if r.kind == RelKind::Relation || r.kind == RelKind::Permission {
-                    m.set_rel(rid, ty as TypeId, rel as RelId);
-                }
+                m.set_rel(rid, ty as TypeId, rel as RelId);
             }
             m.rel_sid.push(rels);
         }

@@ -71,10 +71,6 @@ fn read_u64(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
 }
 
-fn row_key_bytes(k: &RowKey) -> [u8; 24] {
-    super::row_bytes(k)
-}
-
 /// The keys of sorted runs, merged in order (duplicates kept).
 fn merged(runs: &[Vec<super::RowBytes>]) -> impl Iterator<Item = super::RowBytes> + '_ {
     use std::cmp::Reverse;
@@ -203,7 +199,7 @@ impl FjallStorage {
         fresh: &mut HashMap<RowKey, Revision>,
     ) -> Result<(), StorageError> {
         for ch in changes {
-            let kb = row_key_bytes(&ch.key);
+            let kb = super::row_bytes(&ch.key);
             if let Some(before) = &ch.before {
                 let created = match fresh.get(&ch.key) {
                     Some(&r) => r,
@@ -302,7 +298,7 @@ impl Storage for FjallStorage {
         }
         ing.finish().map_err(|e| err(&ctx, e))?;
         let mut specials: Vec<(super::RowBytes, usize)> =
-            special.iter().enumerate().map(|(i, (k, _))| (row_key_bytes(k), i)).collect();
+            special.iter().enumerate().map(|(i, (k, _))| (super::row_bytes(k), i)).collect();
         specials.sort_unstable();
         let plain_value = row_value(revision, &PortableAttrs::default());
         let mut ing = self.live.start_ingestion().map_err(|e| err(&ctx, e))?;

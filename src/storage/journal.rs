@@ -10,8 +10,8 @@
 
 use super::dict::{Dict, Mapping};
 use super::{
-    now_micros, snapshot, Commit, CommitBody, LogRecord, Row, RowChange, RowScope, SchemaRecord, Storage,
-    StorageError, StoreOptions,
+    now_micros, snapshot, Commit, CommitBody, LogRecord, Row, RowChange, SchemaRecord, Storage, StorageError,
+    StoreOptions,
 };
 use crate::api::{Change, Journal, Resolved, Ticket};
 use crate::eval::EvalError;
@@ -593,14 +593,5 @@ impl Inner {
             row.created <= revision && row.deleted.is_none_or(|d| d > revision)
         })?;
         Ok(Arc::new(data))
-    }
-}
-
-/// Rows live at `revision` (the scope to scan for [`Inner::rebuild_at`]).
-pub(super) fn scope_for(revision: Revision, head: Revision) -> RowScope {
-    if revision >= head {
-        RowScope::Live
-    } else {
-        RowScope::All
     }
 }

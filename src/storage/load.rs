@@ -195,7 +195,8 @@ pub(super) fn build(
     })?;
     let mut resolved = Resolved::default();
     let head = storage.head()?;
-    let scope = super::journal::scope_for(revision, head);
+    // At the head the live rows are the rows; before it, deleted rows may have been live then.
+    let scope = if revision >= head { RowScope::Live } else { RowScope::All };
     storage.rows(scope, &mut |row| {
         if !keep(&row) {
             return Ok(true);
@@ -396,10 +397,5 @@ impl Store {
     /// The latest published index.
     pub fn head(&self) -> Arc<IndexData> {
         lock(&self.inner().last).clone()
-    }
-
-    /// The scope of rows for a full scan of the live relationships.
-    pub fn live_scope() -> RowScope {
-        RowScope::Live
     }
 }

@@ -176,7 +176,7 @@ pub fn info(store: &Store) -> Result<StoreInfo, StorageError> {
         log_records += 1;
         Ok(true)
     })?;
-    let snapshot_revision = snapshot::read_checked(store.dir()).ok().flatten().map(|(h, _)| h.revision);
+    let snapshot_revision = snapshot::read_header(store.dir()).ok().flatten().map(|h| h.revision);
     Ok(StoreInfo {
         dir: store.dir().display().to_string(),
         store_id: inner.store_id.iter().map(|b| format!("{b:02x}")).collect(),

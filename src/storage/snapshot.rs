@@ -88,16 +88,12 @@ pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(|e| StorageError::io(format!("cannot sync the directory `{}`", dir.display()), e))
 }
 
-/// Reads and checks the header and checksum of the snapshot of `dir`. `Ok(None)` if there is
-/// none; an error says what is wrong with it.
-pub fn read_checked(dir: &Path) -> Result<Option<(Header, Payload)>, StorageError> {
-    let p = path(dir);
-    let bytes = match std::fs::read(&p) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StorageError::io(format!("cannot read `{}`", p.display()), e)),
-    };
-    let bad = |why: &str| StorageError::Corrupt(format!("the index snapshot {why}"));
+fn bad(why: &str) -> StorageError {
+    StorageError::Corrupt(format!("the index snapshot {why}"))
+}
+
+/// Checks a header's fields; returns it with the payload length and checksum it announces.
+fn parse_header(bytes: &[u8]) -> Result<(Header, u64, u64), StorageError> {
     if bytes.len() < HEADER {
         return Err(bad("is cut short"));
     }
@@ -111,7 +107,36 @@ pub fn read_checked(dir: &Path) -> Result<Option<(Header, Payload)>, StorageErro
     }
     let mut store = [0u8; 16];
     store.copy_from_slice(&bytes[12..28]);
-    let (revision, schema_revision, len, sum) = (u64_at(28), u64_at(36), u64_at(44), u64_at(52));
+    Ok((Header { store, revision: u64_at(28), schema_revision: u64_at(36) }, u64_at(44), u64_at(52)))
+}
+
+/// Reads only the header of the snapshot of `dir` (no checksum: for information, never to load).
+pub fn read_header(dir: &Path) -> Result<Option<Header>, StorageError> {
+    use std::io::Read;
+    let p = path(dir);
+    let mut f = match std::fs::File::open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io(format!("cannot read `{}`", p.display()), e)),
+    };
+    let mut head = [0u8; HEADER];
+    match f.read_exact(&mut head) {
+        Ok(()) => parse_header(&head).map(|(h, _, _)| Some(h)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(bad("is cut short")),
+        Err(e) => Err(StorageError::io(format!("cannot read `{}`", p.display()), e)),
+    }
+}
+
+/// Reads and checks the header and checksum of the snapshot of `dir`. `Ok(None)` if there is
+/// none; an error says what is wrong with it.
+pub fn read_checked(dir: &Path) -> Result<Option<(Header, Payload)>, StorageError> {
+    let p = path(dir);
+    let bytes = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io(format!("cannot read `{}`", p.display()), e)),
+    };
+    let (header, len, sum) = parse_header(&bytes)?;
     let payload = &bytes[HEADER..];
     if payload.len() as u64 != len {
         return Err(bad(&format!("holds {} payload bytes where its header says {len}", payload.len())));
@@ -119,7 +144,6 @@ pub fn read_checked(dir: &Path) -> Result<Option<(Header, Payload)>, StorageErro
     if xxhash_rust::xxh3::xxh3_64(payload) != sum {
         return Err(bad("fails its checksum"));
     }
-    let header = Header { store, revision, schema_revision };
     Ok(Some((header, Payload(bytes))))
 }
 

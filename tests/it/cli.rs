@@ -6,13 +6,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn purview_in(args: &[&str], stdin: &str) -> Run {
+pub(crate) fn purview_in(args: &[&str], stdin: &str) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_purview"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -31,7 +31,7 @@ fn purview_in(args: &[&str], stdin: &str) -> Run {
     }
 }
 
-fn purview(args: &[&str]) -> Run {
+pub(crate) fn purview(args: &[&str]) -> Run {
     purview_in(args, "")
 }
 

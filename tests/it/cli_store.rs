@@ -6,33 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn purview_in(args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_purview"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the purview binary runs");
-    // The child may exit before reading its input; a broken pipe is not a failure.
-    let _ = child.stdin.take().expect("stdin is piped").write_all(stdin.as_bytes());
-    let out = child.wait_with_output().expect("the purview binary finishes");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn purview(args: &[&str]) -> Run {
-    purview_in(args, "")
-}
+use crate::cli::{purview, purview_in, Run};
 
 /// Runs and expects exit `code`; returns the run.
 fn expect(code: i32, args: &[&str], stdin: &str) -> Run {
@@ -41,17 +15,7 @@ fn expect(code: i32, args: &[&str], stdin: &str) -> Run {
     r
 }
 
-const SCHEMA: &str = "\
-type user {}
-type group {
-  relation member: user | group#member
-}
-type doc {
-  relation owner: user
-  relation viewer: user | group#member | user:*
-  permission view = viewer + owner
-}
-";
+use crate::storage::basics::SCHEMA;
 
 const DATA: &str = "\
 // the engineers

@@ -210,5 +210,5 @@ fn kill_9_during_an_import_keeps_all_or_nothing() {
         }
     }
     assert!(killed_running > 0, "no import was killed while running (all finished or failed at once)");
-    assert!(complete + killed_running > 0);
+    eprintln!("{killed_running} imports killed while running, {complete} complete");
 }
