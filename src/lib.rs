@@ -15,3 +15,5 @@ pub mod testfile;
 pub use api::{Purview, SchemaError};
 pub use eval::{Decision, EvalError, EvalOptions, Tri};
 pub use store::{ObjectRef, Relationship, Snapshot, SubjectRef, WriteOp};
+#[cfg(feature = "server")]
+pub mod server;
