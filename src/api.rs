@@ -34,12 +34,17 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub(crate) mod bulk;
+mod feed;
 mod purview;
+mod read;
 mod subset;
 pub use bulk::{
     relationship_of, Blocker, BulkError, BulkLoad, BulkLoader, LineError, Resolved, SchemaChangeError,
 };
+pub use feed::{ChangeSet, FeedError, Update, UpdateKind};
+pub(crate) use purview::random_id;
 pub use purview::{Change, Journal, Purview, RowEncoder, Ticket};
+pub use read::{Deleted, GuardedWriteError, Precondition, RelationMatch, RelationshipFilter, SubjectMatch};
 pub use subset::{ObjectSet, SubsetResult};
 
 /// An object id that was never written: it has no relationships.

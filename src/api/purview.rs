@@ -10,6 +10,7 @@
 //! sync (group commit), and only then become visible to readers and return.
 
 use super::bulk::Resolved;
+use super::feed::Feed;
 use super::{LoadError, SchemaError, View};
 use crate::eval::{EvalError, EvalOptions};
 use crate::index::{Index, IndexData};
@@ -26,7 +27,7 @@ use super::{compile_schema, parse_relationships, Engine};
 pub struct Ticket(pub u64);
 
 /// A validated change, handed to the [`Journal`] before it is published.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
     /// A write batch: `keys` are the relationships it named (in batch order, replacements
     /// expanded); the journal compares `before` and `after` to find what really changed.
@@ -85,6 +86,10 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     }
     /// Forgets rows written by `begin_import` for a load that was not staged.
     fn abort_import(&self) {}
+    /// The store's id, which names its data (see [`Purview::id`]).
+    fn store_id(&self) -> Option<[u8; 16]> {
+        None
+    }
 }
 
 /// A schema and its relationships: the writer side of an embedded Purview. Cloning gives another
@@ -102,6 +107,10 @@ struct Shared {
     journal: Option<Arc<dyn Journal>>,
     /// Durable writes waiting for a combiner (see [`Purview::write`]).
     requests: Mutex<Vec<Arc<Request>>>,
+    /// What recent revisions changed, when a host asked for it (see `feed.rs`).
+    feed: Mutex<Feed>,
+    /// Names this Purview's data: the store's id, or a random one for an in-memory Purview.
+    id: [u8; 16],
 }
 
 /// One durable write, waiting for a combiner to apply it and for its sync.
@@ -138,6 +147,31 @@ pub(crate) struct Writer {
     head: Head,
     /// Set when the journal failed: further writes are refused.
     failed: Option<String>,
+}
+
+impl Writer {
+    pub(crate) fn head_revision(&self) -> Revision {
+        match &self.head {
+            Head::Reference(s) => s.revision(),
+            Head::Index(i) => i.revision,
+        }
+    }
+}
+
+/// A random id (not cryptographic: it tells stores and processes apart).
+pub(crate) fn random_id() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for (i, half) in out.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        h.write_usize(i);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -177,14 +211,59 @@ impl Purview {
 
     fn from_head(head: Head, journal: Option<Arc<dyn Journal>>) -> Self {
         let published = ArcSwap::from_pointee(head.view());
+        let id = journal.as_ref().and_then(|j| j.store_id()).unwrap_or_else(random_id);
         Purview {
             shared: Arc::new(Shared {
                 published,
                 writer: Mutex::new(Writer { head, failed: None }),
                 journal,
                 requests: Mutex::new(Vec::new()),
+                feed: Mutex::new(Feed::default()),
+                id,
             }),
         }
+    }
+
+    /// Names the data behind this handle: a durable store's id (the same across restarts), or
+    /// an id drawn at random for an in-memory Purview. Tokens carry it, so that a revision of one
+    /// store is never taken for a revision of another.
+    pub fn id(&self) -> [u8; 16] {
+        self.shared.id
+    }
+
+    pub(crate) fn feed(&self) -> MutexGuard<'_, Feed> {
+        lock_of(&self.shared.feed)
+    }
+
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.lock()
+    }
+
+    /// Applies the batch `make_ops` computes from the latest state, under the writer lock (so
+    /// nothing changes between reading the state and writing): the way to write something that
+    /// depends on what is stored (preconditions, deletes by filter). An empty batch writes
+    /// nothing and returns the current revision.
+    pub(crate) fn write_computed<E: From<WriteError>>(
+        &self,
+        make_ops: impl FnOnce(&Arc<IndexData>) -> Result<Vec<WriteOp>, E>,
+    ) -> Result<Revision, E> {
+        let w = self.lock();
+        if let Some(reason) = &w.failed {
+            return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false }.into());
+        }
+        let before = match &w.head {
+            Head::Index(i) => i.clone(),
+            Head::Reference(_) => return Err(E::from(no_index())),
+        };
+        let ops = make_ops(&before)?;
+        if ops.is_empty() {
+            drop(w);
+            // The head may be ahead of what readers see while a sync is under way.
+            return Ok(before.revision);
+        }
+        let (after, keys) = apply(&before, &ops)?;
+        self.commit(w, Change::Batch { before: &before, after: &after, keys: &keys }).map_err(E::from)?;
+        Ok(after.revision)
     }
 
     pub fn from_schema_text(name: &str, text: &str) -> Result<Self, SchemaError> {
@@ -302,8 +381,10 @@ impl Purview {
                     continue;
                 }
             };
-            match journal.stage(Change::Batch { before: &before, after: &after, keys: &keys }) {
+            let change = Change::Batch { before: &before, after: &after, keys: &keys };
+            match journal.stage(change) {
                 Ok(ticket) => {
+                    self.feed().record(&change);
                     w.head = Head::Index(after.clone());
                     staged.push((r, after.revision));
                     last = Some((ticket, after));
@@ -346,13 +427,17 @@ impl Purview {
     pub(crate) fn commit(&self, mut w: MutexGuard<'_, Writer>, change: Change<'_>) -> Result<(), WriteError> {
         let after = change.after().clone();
         let Some(journal) = &self.shared.journal else {
+            self.feed().record(&change);
             w.head = Head::Index(after.clone());
             self.publish(&after);
             return Ok(());
         };
+        let mut feed = self.feed();
         let ticket = journal
             .stage(change)
             .map_err(|message| WriteError::Storage { message, unknown_outcome: false })?;
+        feed.record(&change);
+        drop(feed);
         w.head = Head::Index(after.clone());
         drop(w);
         self.settle(&**journal, ticket, &after)
@@ -388,18 +473,24 @@ impl Purview {
         }
         if let View::Index(i) = &**self.shared.published.load() {
             w.head = Head::Index(i.clone());
+            self.feed().forget_after(i.revision);
         }
     }
 
     /// Makes `after` what readers see, unless a later revision already is.
     fn publish(&self, after: &Arc<IndexData>) {
-        self.shared.published.rcu(|current| {
+        let previous = self.shared.published.rcu(|current| {
             if current.revision() >= after.revision {
                 current.clone()
             } else {
                 Arc::new(View::Index(after.clone()))
             }
         });
+        if previous.revision() < after.revision {
+            for listener in self.feed().listeners() {
+                listener(after.revision);
+            }
+        }
     }
 
     /// Applies a batch like [`Purview::write`] and returns, for each watched permission, the

@@ -183,6 +183,10 @@ fn diff(
 }
 
 impl Journal for Durable {
+    fn store_id(&self) -> Option<[u8; 16]> {
+        Some(self.inner.store_id)
+    }
+
     fn stage(&self, change: Change<'_>) -> Result<Ticket, String> {
         let inner = &self.inner;
         {

@@ -8,7 +8,7 @@ use super::{
     snapshot, LogRecord, Row, RowScope, SchemaRecord, Storage, StorageError, StoreOptions, FORMAT_VERSION,
 };
 use crate::api::bulk::Resolved;
-use crate::api::{compile_schema_as, Purview};
+use crate::api::{compile_schema_as, random_id, Purview};
 use crate::index::IndexData;
 use crate::schema::Schema;
 use crate::store::{Revision, TupleAttrs, TupleStore};
@@ -100,21 +100,6 @@ fn check_format(dir: &Path) -> Result<(), StorageError> {
             text.trim()
         ))),
     }
-}
-
-fn random_id() -> [u8; 16] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = [0u8; 16];
-    for (i, half) in out.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
-        );
-        h.write_u32(std::process::id());
-        h.write_usize(i);
-        half.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
 }
 
 /// Why `init` refused.

@@ -1,0 +1,191 @@
+//! The change feed: what each recent revision changed, relationship by relationship, for
+//! subscribers such as the server's Watch. Off until a host asks for it
+//! ([`Purview::keep_changes`]); then every change is described once, when it is staged, and
+//! kept for the last `capacity` revisions.
+
+use super::bulk::relationship_of;
+use super::purview::Change;
+use super::Purview;
+use crate::index::IndexData;
+use crate::store::{Relationship, Revision, TupleStore};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Imports larger than this are recorded without their relationships (see [`ChangeSet::truncated`]).
+const MAX_IMPORT_UPDATES: usize = 100_000;
+
+/// What one revision changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeSet {
+    pub revision: Revision,
+    pub updates: Vec<Update>,
+    /// The revision replaced the schema.
+    pub schema_changed: bool,
+    /// The revision was a bulk import too large to describe: its updates are not listed, and a
+    /// subscriber must re-read the data.
+    pub truncated: bool,
+}
+
+/// One relationship a revision wrote or deleted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    pub kind: UpdateKind,
+    pub relationship: Relationship,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// Created, or its condition or times replaced.
+    Touch,
+    Delete,
+}
+
+/// Why the changes after a revision cannot be listed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    #[error("this Purview keeps no change feed")]
+    Disabled,
+    #[error("the changes after revision {requested} are no longer kept (the feed starts after revision {oldest})")]
+    Expired { requested: Revision, oldest: Revision },
+    #[error("revision {requested} is not visible yet (the latest is {current})")]
+    Future { requested: Revision, current: Revision },
+}
+
+type Listener = Arc<dyn Fn(Revision) + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct Feed {
+    /// 0: off.
+    capacity: usize,
+    /// Changes after this revision are all in `entries`.
+    since: Revision,
+    entries: VecDeque<Arc<ChangeSet>>,
+    listeners: Vec<Listener>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("capacity", &self.capacity)
+            .field("since", &self.since)
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Feed {
+    /// Records a staged change (called under the writer lock, in revision order).
+    pub(crate) fn record(&mut self, change: &Change<'_>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let set = describe(change);
+        self.entries.push_back(Arc::new(set));
+        while self.entries.len() > self.capacity {
+            if let Some(old) = self.entries.pop_front() {
+                self.since = old.revision;
+            }
+        }
+    }
+
+    /// Forgets changes staged but never published (after a failed sync).
+    pub(crate) fn forget_after(&mut self, published: Revision) {
+        while self.entries.back().is_some_and(|e| e.revision > published) {
+            self.entries.pop_back();
+        }
+    }
+
+    pub(crate) fn listeners(&self) -> Vec<Listener> {
+        self.listeners.clone()
+    }
+}
+
+fn describe(change: &Change<'_>) -> ChangeSet {
+    let after = change.after();
+    let mut set = ChangeSet { revision: after.revision, updates: Vec::new(), schema_changed: false, truncated: false };
+    match change {
+        Change::Batch { before, after, keys } => {
+            let mut seen = HashSet::with_capacity(keys.len());
+            for &key in keys.iter() {
+                if seen.insert(key) {
+                    compare(before, after, key, &mut set.updates);
+                }
+            }
+        }
+        Change::Import { before, after, load, .. } => {
+            if load.plain.len() > MAX_IMPORT_UPDATES {
+                set.truncated = true;
+            } else {
+                let mut seen = HashSet::new();
+                for (o, r, s, _) in load.tuples() {
+                    if seen.insert((o, r, s)) {
+                        compare(before, after, (o, r, s), &mut set.updates);
+                    }
+                }
+                set.truncated = set.updates.len() > MAX_IMPORT_UPDATES;
+                if set.truncated {
+                    set.updates = Vec::new();
+                }
+            }
+        }
+        Change::Schema { .. } => set.schema_changed = true,
+    }
+    set
+}
+
+fn compare(before: &IndexData, after: &IndexData, (o, r, s): crate::store::Key, out: &mut Vec<Update>) {
+    // Objects first named by this change have ids past the end of `before`.
+    let known = |ty, id| id < before.object_count(ty);
+    let was = if known(o.ty, o.id) && (s.is_wildcard() || known(s.ty, s.id)) {
+        before.get(o, r, s)
+    } else {
+        None
+    };
+    match (was, after.get(o, r, s)) {
+        (w, Some(now)) if w.as_ref() != Some(&now) => out.push(Update {
+            kind: UpdateKind::Touch,
+            relationship: relationship_of(after, o, r, s, &now),
+        }),
+        (Some(w), None) => out.push(Update {
+            kind: UpdateKind::Delete,
+            relationship: relationship_of(before, o, r, s, &w),
+        }),
+        _ => {}
+    }
+}
+
+impl Purview {
+    /// Starts keeping what each revision changes, for the last `capacity` revisions (0 stops):
+    /// [`Purview::changes_after`] then lists the changes after any revision from now on.
+    pub fn keep_changes(&self, capacity: usize) {
+        let w = self.lock_writer();
+        let mut feed = self.feed();
+        if feed.capacity == 0 {
+            feed.since = w.head_revision();
+            feed.entries.clear();
+        }
+        feed.capacity = capacity;
+    }
+
+    /// The changes after `revision`, up to the latest published revision, in order.
+    pub fn changes_after(&self, revision: Revision) -> Result<Vec<Arc<ChangeSet>>, FeedError> {
+        let current = self.revision();
+        let feed = self.feed();
+        if feed.capacity == 0 {
+            return Err(FeedError::Disabled);
+        }
+        if revision > current {
+            return Err(FeedError::Future { requested: revision, current });
+        }
+        if revision < feed.since {
+            return Err(FeedError::Expired { requested: revision, oldest: feed.since });
+        }
+        Ok(feed.entries.iter().filter(|e| e.revision > revision && e.revision <= current).cloned().collect())
+    }
+
+    /// Calls `listener` with the revision each time a new revision becomes visible to readers.
+    /// It runs on the writer's thread: it must be quick and must not write.
+    pub fn on_publish(&self, listener: impl Fn(Revision) + Send + Sync + 'static) {
+        self.feed().listeners.push(Arc::new(listener));
+    }
+}
