@@ -23,6 +23,8 @@ mod import;
 mod load;
 mod materialize;
 mod queries;
+#[cfg(feature = "server")]
+mod serve;
 mod store;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
@@ -180,6 +182,13 @@ enum Command {
     /// One process at a time may open a store.
     #[command(after_help = EXIT_CODES)]
     Store(store::StoreArgs),
+    /// Serve the SpiceDB v1 gRPC API and the AuthZEN 1.0 HTTP API.
+    ///
+    /// `purview serve --store DIR --preshared-key-file KEYS` or `purview serve --memory --schema
+    /// schema.zed --insecure-no-auth`. Prints `purview serve: listening grpc=ADDR http=ADDR` once
+    /// both ports are bound; SIGTERM or Ctrl-C drains requests in flight and closes the store.
+    #[cfg(feature = "server")]
+    Serve(Box<serve::ServeArgs>),
     /// Write changes to a store as one atomic batch (or, with `--batches`, one batch per
     /// paragraph), and print the new revision (`revision N`).
     ///
@@ -335,6 +344,8 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
         Command::Materialize(args) => materialize::run(args),
         Command::Store(args) => store::run(args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(*args),
         Command::Write(args) => store::write(args),
     }
 }
