@@ -7,7 +7,9 @@ use super::{Purview, View};
 use crate::eval::EvalError;
 use crate::index::IndexData;
 use crate::schema::{RelId, Schema, TypeId};
-use crate::store::{Obj, Relationship, Revision, Source, Subject, TupleAttrs, TupleStore, WriteError, WriteOp};
+use crate::store::{
+    Obj, Relationship, Revision, Source, Subject, TupleAttrs, TupleStore, WriteError, WriteOp,
+};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -229,7 +231,9 @@ impl View {
                         snap.data.iter().map(|(o, r, s, a)| (o, r, s, a.clone())).collect();
                     all.sort_by_key(|&(o, r, s, _)| (o, r, s));
                     for (o, r, s, a) in all {
-                        if m.matches(filter, snap, o, r, s) && take(relationship_of(snap, o, r, s, &a)).is_break() {
+                        if m.matches(filter, snap, o, r, s)
+                            && take(relationship_of(snap, o, r, s, &a)).is_break()
+                        {
                             break;
                         }
                     }
@@ -259,7 +263,7 @@ pub enum GuardedWriteError {
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("precondition failed: {}relationship matching `{filter}` {}", if *.must_exist { "a " } else { "no " }, if *.must_exist { "must exist" } else { "may exist" })]
-    Precondition { must_exist: bool, filter: RelationshipFilter },
+    Precondition { must_exist: bool, filter: Box<RelationshipFilter> },
     /// A filter named something the schema does not have.
     #[error(transparent)]
     Filter(#[from] EvalError),
@@ -277,11 +281,17 @@ pub struct Deleted {
     pub partial: bool,
 }
 
-fn check_preconditions(before: &Arc<IndexData>, preconditions: &[Precondition]) -> Result<(), GuardedWriteError> {
+fn check_preconditions(
+    before: &Arc<IndexData>,
+    preconditions: &[Precondition],
+) -> Result<(), GuardedWriteError> {
     let view = View::Index(before.clone());
     for p in preconditions {
         if view.any_relationship(&p.filter)? != p.must_exist {
-            return Err(GuardedWriteError::Precondition { must_exist: p.must_exist, filter: p.filter.clone() });
+            return Err(GuardedWriteError::Precondition {
+                must_exist: p.must_exist,
+                filter: Box::new(p.filter.clone()),
+            });
         }
     }
     Ok(())
@@ -289,7 +299,11 @@ fn check_preconditions(before: &Arc<IndexData>, preconditions: &[Precondition]) 
 
 impl Purview {
     /// Applies `ops` atomically if every precondition holds on the state they apply to.
-    pub fn write_if(&self, preconditions: &[Precondition], ops: &[WriteOp]) -> Result<Revision, GuardedWriteError> {
+    pub fn write_if(
+        &self,
+        preconditions: &[Precondition],
+        ops: &[WriteOp],
+    ) -> Result<Revision, GuardedWriteError> {
         if preconditions.is_empty() {
             return Ok(self.write(ops)?);
         }

@@ -90,7 +90,9 @@ fn keys(args: &ServeArgs) -> CliResult<Vec<String>> {
     let mut keys = args.keys.clone();
     if let Some(path) = &args.preshared_key_file {
         let text = load::read(path)?;
-        keys.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+        keys.extend(
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from),
+        );
     }
     if let Ok(k) = std::env::var("PURVIEW_PRESHARED_KEY") {
         keys.extend(k.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
@@ -180,7 +182,9 @@ pub(super) fn run(args: ServeArgs) -> CliResult<Exit> {
         bound.run(shutdown_signal()).await
     });
     served.map_err(|e| match e {
-        server::ServeError::NoKeys | server::ServeError::EmptyKey => CliError::new(Exit::Usage, e.to_string()),
+        server::ServeError::NoKeys | server::ServeError::EmptyKey => {
+            CliError::new(Exit::Usage, e.to_string())
+        }
         server::ServeError::Bind { .. } | server::ServeError::Tls(_) => CliError::input(e.to_string()),
         server::ServeError::Transport(_) => CliError::new(Exit::Store, e.to_string()),
     })?;
@@ -217,6 +221,7 @@ fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

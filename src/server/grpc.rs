@@ -140,9 +140,11 @@ impl PermissionsService for Grpc {
                     return Err(invalid("ReadRelationships needs a resource type in its filter"));
                 }
                 let limit = state.limits.check_limit(r.optional_limit, "ReadRelationships")?;
-                let (view, skip) = state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
+                let (view, skip) =
+                    state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
                 let out = self.stream(move |state, tx| {
-                    let (rels, _) = view.read_relationships(&filter, skip, limit).map_err(|e| from_eval(&e))?;
+                    let (rels, _) =
+                        view.read_relationships(&filter, skip, limit).map_err(|e| from_eval(&e))?;
                     let token = state.token(view.revision());
                     for (i, rel) in rels.iter().enumerate() {
                         let cursor = state.cursor(view.revision(), &(skip + i + 1).to_string());
@@ -195,7 +197,7 @@ impl PermissionsService for Grpc {
                         return Err(status(
                             Code::InvalidArgument,
                             "ERROR_REASON_UPDATES_ON_SAME_RELATIONSHIP",
-                            format!("found more than one update with relationship `{}` in this request; a relationship can only be specified in an update once per overall WriteRelationships request", format!("{}#{}@{}", rel.resource, rel.relation, rel.subject)),
+                            format!("found more than one update with relationship `{}#{}@{}` in this request; a relationship can only be specified in an update once per overall WriteRelationships request", rel.resource, rel.relation, rel.subject),
                         ));
                     }
                     ops.push(match Operation::try_from(u.operation) {
@@ -231,11 +233,15 @@ impl PermissionsService for Grpc {
                 let partial = r.optional_allow_partial_deletions;
                 let deleted = self
                     .blocking(move |state| {
-                        state.purview.delete_where(&filter, &pre, limit, partial).map_err(|e| from_guarded(&e))
+                        state
+                            .purview
+                            .delete_where(&filter, &pre, limit, partial)
+                            .map_err(|e| from_guarded(&e))
                     })
                     .await?;
                 use pb::delete_relationships_response::DeletionProgress;
-                let progress = if deleted.partial { DeletionProgress::Partial } else { DeletionProgress::Complete };
+                let progress =
+                    if deleted.partial { DeletionProgress::Partial } else { DeletionProgress::Complete };
                 Ok(Response::new(pb::DeleteRelationshipsResponse {
                     deleted_at: self.token(deleted.revision),
                     deletion_progress: progress as i32,
@@ -329,7 +335,10 @@ impl PermissionsService for Grpc {
                 };
                 // A few items are answered here; many go to the blocking pool.
                 let pairs = if small { answer(&state)? } else { self.blocking(answer).await? };
-                Ok(Response::new(pb::CheckBulkPermissionsResponse { checked_at: self.token(revision), pairs }))
+                Ok(Response::new(pb::CheckBulkPermissionsResponse {
+                    checked_at: self.token(revision),
+                    pairs,
+                }))
             })
             .await
     }
@@ -368,7 +377,8 @@ impl PermissionsService for Grpc {
                 let r = request.into_inner();
                 let s = subject(r.subject.as_ref())?;
                 let limit = state.limits.check_limit(r.optional_limit, "LookupResources")?;
-                let (view, start) = state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
+                let (view, start) =
+                    state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
                 let opts = opts_with(&state, r.context.as_ref());
                 // Errors (unknown type or permission, limits) come before the stream starts.
                 let cursor = (start > 0).then(|| start.to_string());
@@ -408,7 +418,9 @@ impl PermissionsService for Grpc {
                                 resource_object_id: f.object.id,
                                 permissionship: lookup_permissionship(f.outcome),
                                 partial_caveat_info,
-                                after_result_cursor: Some(pb::Cursor { token: state.cursor(view.revision(), &position) }),
+                                after_result_cursor: Some(pb::Cursor {
+                                    token: state.cursor(view.revision(), &position),
+                                }),
                             },
                         )?;
                     }
@@ -432,7 +444,9 @@ impl PermissionsService for Grpc {
                 let o = object(r.resource.as_ref(), "resource")?;
                 if r.optional_concrete_limit > 0 {
                     // SpiceDB too no longer supports a limit on LookupSubjects.
-                    return Err(Status::unimplemented("optional_concrete_limit is not supported; page on the client"));
+                    return Err(Status::unimplemented(
+                        "optional_concrete_limit is not supported; page on the client",
+                    ));
                 }
                 if r.optional_cursor.is_some() {
                     return Err(Status::unimplemented("cursors are not supported on LookupSubjects"));
@@ -441,7 +455,8 @@ impl PermissionsService for Grpc {
                 let opts = opts_with(&state, r.context.as_ref());
                 let filter = SubjectFilter {
                     ty: r.subject_object_type.clone(),
-                    relation: (!r.optional_subject_relation.is_empty()).then(|| r.optional_subject_relation.clone()),
+                    relation: (!r.optional_subject_relation.is_empty())
+                        .then(|| r.optional_subject_relation.clone()),
                 };
                 let found = self
                     .blocking({
@@ -465,11 +480,12 @@ impl PermissionsService for Grpc {
                             pb::PartialCaveatInfo { missing_required_context: missing }
                         })
                     };
-                    let resolved = |id: String, t: Tri, info: Option<pb::PartialCaveatInfo>| pb::ResolvedSubject {
-                        subject_object_id: id,
-                        permissionship: lookup_permissionship(t),
-                        partial_caveat_info: info,
-                    };
+                    let resolved =
+                        |id: String, t: Tri, info: Option<pb::PartialCaveatInfo>| pb::ResolvedSubject {
+                            subject_object_id: id,
+                            permissionship: lookup_permissionship(t),
+                            partial_caveat_info: info,
+                        };
                     if let Some(w) = found.wildcard.as_ref().filter(|_| wildcards) {
                         let star = crate::store::SubjectRef::new(&r.subject_object_type, "*", None);
                         let info = missing(w.outcome, &star);
@@ -477,14 +493,23 @@ impl PermissionsService for Grpc {
                             .excluded
                             .iter()
                             .filter(|e| e.outcome == Tri::False || e.outcome == Tri::Cond)
-                            .map(|e| resolved(e.subject.id.clone(), if e.outcome == Tri::False { Tri::True } else { Tri::Cond }, None))
+                            .map(|e| {
+                                resolved(
+                                    e.subject.id.clone(),
+                                    if e.outcome == Tri::False { Tri::True } else { Tri::Cond },
+                                    None,
+                                )
+                            })
                             .collect();
                         send(
                             tx,
                             pb::LookupSubjectsResponse {
                                 looked_up_at: Some(pb::ZedToken { token: token.clone() }),
                                 subject_object_id: "*".into(),
-                                excluded_subject_ids: excluded.iter().map(|e| e.subject_object_id.clone()).collect(),
+                                excluded_subject_ids: excluded
+                                    .iter()
+                                    .map(|e| e.subject_object_id.clone())
+                                    .collect(),
                                 permissionship: lookup_permissionship(w.outcome),
                                 partial_caveat_info: info.clone(),
                                 subject: Some(resolved("*".into(), w.outcome, info)),
@@ -540,13 +565,21 @@ impl PermissionsService for Grpc {
                     for (i, r) in rels.iter().enumerate() {
                         loader.push(r).map_err(|e| {
                             let s = from_write(&e);
-                            Status::with_details(s.code(), format!("relationship {i}: {}", s.message()), s.details().to_vec().into())
+                            Status::with_details(
+                                s.code(),
+                                format!("relationship {i}: {}", s.message()),
+                                s.details().to_vec().into(),
+                            )
                         })?;
                     }
                     loader.finish::<std::convert::Infallible>().map_err(|e| match e {
                         crate::api::BulkError::Invalid { index, error } => {
                             let s = from_write(&error);
-                            Status::with_details(s.code(), format!("relationship {index}: {}", s.message()), s.details().to_vec().into())
+                            Status::with_details(
+                                s.code(),
+                                format!("relationship {index}: {}", s.message()),
+                                s.details().to_vec().into(),
+                            )
                         }
                         crate::api::BulkError::Storage(w) => from_write(&w),
                         crate::api::BulkError::Source { error, .. } => match error {},
@@ -568,7 +601,8 @@ impl PermissionsService for Grpc {
                 let r = request.into_inner();
                 let filter = convert::filter(r.optional_relationship_filter.as_ref(), false)?;
                 let limit = (r.optional_limit > 0).then_some(r.optional_limit as usize);
-                let (view, skip) = state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
+                let (view, skip) =
+                    state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
                 // Validate the filter before the stream starts.
                 view.read_relationships(&filter, 0, Some(0)).map_err(|e| from_eval(&e))?;
                 let out = self.stream(move |state, tx| {
@@ -576,8 +610,9 @@ impl PermissionsService for Grpc {
                     let end = limit.map(|l| skip.saturating_add(l)).unwrap_or(usize::MAX);
                     while position < end {
                         let chunk = EXPORT_CHUNK.min(end - position);
-                        let (rels, more) =
-                            view.read_relationships(&filter, position, Some(chunk)).map_err(|e| from_eval(&e))?;
+                        let (rels, more) = view
+                            .read_relationships(&filter, position, Some(chunk))
+                            .map_err(|e| from_eval(&e))?;
                         position += rels.len();
                         if rels.is_empty() {
                             break;
@@ -603,7 +638,6 @@ impl PermissionsService for Grpc {
     }
 }
 
-
 #[tonic::async_trait]
 impl SchemaService for Grpc {
     async fn read_schema(
@@ -616,9 +650,14 @@ impl SchemaService for Grpc {
                 let view = state.purview.snapshot();
                 let text = state.schema_text();
                 if text.trim().is_empty() {
-                    return Err(Status::not_found("No schema has been defined; please call WriteSchema to start"));
+                    return Err(Status::not_found(
+                        "No schema has been defined; please call WriteSchema to start",
+                    ));
                 }
-                Ok(Response::new(pb::ReadSchemaResponse { schema_text: text, read_at: self.token(view.revision()) }))
+                Ok(Response::new(pb::ReadSchemaResponse {
+                    schema_text: text,
+                    read_at: self.token(view.revision()),
+                }))
             })
             .await
     }

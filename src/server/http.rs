@@ -18,7 +18,8 @@ use tonic::{Request, Status};
 
 /// The rustls server configuration for `tls` (certificate chain and private key, PEM).
 pub fn tls_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, ServeError> {
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())));
+    let read =
+        |p: &std::path::Path| std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())));
     let cert_pem = read(&tls.cert)?;
     let key_pem = read(&tls.key)?;
     let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
@@ -66,16 +67,21 @@ pub async fn serve_grpc(state: Arc<State>, listener: TcpListener, config: Config
     let permissions = pb::permissions_service_server::PermissionsServiceServer::new(svc.clone())
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX);
-    let schema = pb::schema_service_server::SchemaServiceServer::new(svc.clone()).max_decoding_message_size(limit);
+    let schema =
+        pb::schema_service_server::SchemaServiceServer::new(svc.clone()).max_decoding_message_size(limit);
     let watch = pb::watch_service_server::WatchServiceServer::new(svc).max_decoding_message_size(limit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::permissions_service_server::PermissionsServiceServer<Grpc>>().await;
     health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
-        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())));
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())))
+        };
         let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
-        builder = builder.tls_config(ServerTlsConfig::new().identity(identity)).map_err(|e| ServeError::Tls(e.to_string()))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
     }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let shutdown = {
@@ -110,7 +116,10 @@ async fn healthz(AxState(state): AxState<Arc<State>>) -> Response {
 
 async fn metrics(AxState(state): AxState<Arc<State>>, headers: HeaderMap) -> Response {
     if !state.authorized(headers.get("authorization").and_then(|v| v.to_str().ok())) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong preshared key: send `authorization: Bearer KEY`");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong preshared key: send `authorization: Bearer KEY`",
+        );
     }
     ([("content-type", "text/plain; version=0.0.4")], state.metrics_text()).into_response()
 }
@@ -128,7 +137,10 @@ async fn authzen_route(
     let metadata = path == "/.well-known/authzen-configuration";
     if !metadata && !state.authorized(headers.get("authorization").and_then(|v| v.to_str().ok())) {
         state.metrics.observe("AuthZEN", "UNAUTHENTICATED", std::time::Duration::ZERO);
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong preshared key: send `authorization: Bearer KEY`");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong preshared key: send `authorization: Bearer KEY`",
+        );
     }
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
     let scheme = if state.tls { "https" } else { "http" };
@@ -144,16 +156,21 @@ async fn authzen_route(
                 eval: worker.eval_options(),
             };
             let m = method.as_str().to_string();
-            let answer = tokio::task::spawn_blocking(move || authzen::handle(&worker.purview, &m, &path, &body, &cfg))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let answer =
+                tokio::task::spawn_blocking(move || authzen::handle(&worker.purview, &m, &path, &body, &cfg))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
             Ok(answer)
         })
         .await;
     let mut response = match result {
         Ok(a) => json(a.status, a.body),
-        Err(s) if s.code() == tonic::Code::ResourceExhausted => error(StatusCode::TOO_MANY_REQUESTS, s.message()),
-        Err(s) if s.code() == tonic::Code::DeadlineExceeded => error(StatusCode::GATEWAY_TIMEOUT, s.message()),
+        Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+            error(StatusCode::TOO_MANY_REQUESTS, s.message())
+        }
+        Err(s) if s.code() == tonic::Code::DeadlineExceeded => {
+            error(StatusCode::GATEWAY_TIMEOUT, s.message())
+        }
         Err(s) => error(StatusCode::INTERNAL_SERVER_ERROR, s.message()),
     };
     if let Some(id) = request_id.and_then(|v| v.parse().ok()) {

@@ -231,7 +231,10 @@ impl State {
 
     fn eval_options(&self) -> EvalOptions {
         EvalOptions {
-            limits: EvalLimits { max_depth: self.limits.max_depth, max_results: self.limits.max_lookup_results },
+            limits: EvalLimits {
+                max_depth: self.limits.max_depth,
+                max_results: self.limits.max_lookup_results,
+            },
             ..EvalOptions::default()
         }
     }
@@ -250,17 +253,16 @@ impl State {
     fn write_schema(&self, text: &str) -> Result<Revision, Status> {
         let format = detect(None, text);
         let mut current = lock(&self.schema_text);
-        let revision = self
-            .purview
-            .set_schema(format, "schema", text)
-            .map_err(|e| errors::from_schema_change(&e))?;
+        let revision =
+            self.purview.set_schema(format, "schema", text).map_err(|e| errors::from_schema_change(&e))?;
         *current = text.to_string();
         Ok(revision)
     }
 
     /// The deadline of a request: ours, or the client's if shorter.
     fn deadline<T>(&self, request: &Request<T>) -> Option<Duration> {
-        let client = request.metadata().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(grpc_timeout);
+        let client =
+            request.metadata().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(grpc_timeout);
         Some(client.map_or(self.limits.deadline, |c| c.min(self.limits.deadline)))
     }
 
@@ -277,7 +279,10 @@ impl State {
             Err(e) => Err(e),
             Ok(_permit) => match deadline {
                 Some(d) => tokio::time::timeout(d, f).await.unwrap_or_else(|_| {
-                    Err(Status::deadline_exceeded(format!("{method} did not finish within {} ms", d.as_millis())))
+                    Err(Status::deadline_exceeded(format!(
+                        "{method} did not finish within {} ms",
+                        d.as_millis()
+                    )))
                 }),
                 None => f.await,
             },
@@ -286,7 +291,9 @@ impl State {
         let took = start.elapsed();
         self.metrics.observe(method, code, took);
         match &result {
-            Ok(_) => tracing::debug!(request_id = id, method, code, micros = took.as_micros() as u64, "request"),
+            Ok(_) => {
+                tracing::debug!(request_id = id, method, code, micros = took.as_micros() as u64, "request")
+            }
             Err(s) => tracing::info!(
                 request_id = id,
                 method,
@@ -391,7 +398,9 @@ impl State {
         if self.keys.is_empty() {
             return true;
         }
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
+        let Some(given) =
+            header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        else {
             return false;
         };
         let given = given.trim().as_bytes();

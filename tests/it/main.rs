@@ -3,6 +3,7 @@
 // Helpers outside `#[test]` functions panic on purpose: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authzen;
 mod cli;
 mod cli_store;
 mod conformance;
@@ -18,6 +19,7 @@ mod peer_parse;
 mod query;
 mod schema_check;
 mod seeds;
+mod server;
 mod storage;
 mod subset;
 mod syntax;
