@@ -12,10 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "authzed/api/v1/watch_service.proto",
         ];
         let fds = protox::compile(files, ["src/server/proto"])?;
-        tonic_prost_build::configure()
-            .build_server(true)
-            .build_client(true)
-            .compile_fds(fds)?;
+        tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
     }
     Ok(())
 }

@@ -45,7 +45,9 @@ pub enum UpdateKind {
 pub enum FeedError {
     #[error("this Purview keeps no change feed")]
     Disabled,
-    #[error("the changes after revision {requested} are no longer kept (the feed starts after revision {oldest})")]
+    #[error(
+        "the changes after revision {requested} are no longer kept (the feed starts after revision {oldest})"
+    )]
     Expired { requested: Revision, oldest: Revision },
     #[error("revision {requested} is not visible yet (the latest is {current})")]
     Future { requested: Revision, current: Revision },
@@ -102,7 +104,8 @@ impl Feed {
 
 fn describe(change: &Change<'_>) -> ChangeSet {
     let after = change.after();
-    let mut set = ChangeSet { revision: after.revision, updates: Vec::new(), schema_changed: false, truncated: false };
+    let mut set =
+        ChangeSet { revision: after.revision, updates: Vec::new(), schema_changed: false, truncated: false };
     match change {
         Change::Batch { before, after, keys } => {
             let mut seen = HashSet::with_capacity(keys.len());
@@ -136,20 +139,15 @@ fn describe(change: &Change<'_>) -> ChangeSet {
 fn compare(before: &IndexData, after: &IndexData, (o, r, s): crate::store::Key, out: &mut Vec<Update>) {
     // Objects first named by this change have ids past the end of `before`.
     let known = |ty, id| id < before.object_count(ty);
-    let was = if known(o.ty, o.id) && (s.is_wildcard() || known(s.ty, s.id)) {
-        before.get(o, r, s)
-    } else {
-        None
-    };
+    let was =
+        if known(o.ty, o.id) && (s.is_wildcard() || known(s.ty, s.id)) { before.get(o, r, s) } else { None };
     match (was, after.get(o, r, s)) {
-        (w, Some(now)) if w.as_ref() != Some(&now) => out.push(Update {
-            kind: UpdateKind::Touch,
-            relationship: relationship_of(after, o, r, s, &now),
-        }),
-        (Some(w), None) => out.push(Update {
-            kind: UpdateKind::Delete,
-            relationship: relationship_of(before, o, r, s, &w),
-        }),
+        (w, Some(now)) if w.as_ref() != Some(&now) => {
+            out.push(Update { kind: UpdateKind::Touch, relationship: relationship_of(after, o, r, s, &now) })
+        }
+        (Some(w), None) => {
+            out.push(Update { kind: UpdateKind::Delete, relationship: relationship_of(before, o, r, s, &w) })
+        }
         _ => {}
     }
 }

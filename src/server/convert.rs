@@ -52,12 +52,17 @@ pub fn relationship(r: Option<&pb::Relationship>) -> Result<Relationship, Status
     if r.relation.is_empty() {
         return Err(invalid("missing relation"));
     }
-    let mut out = Relationship::new(object(r.resource.as_ref(), "resource")?, r.relation.clone(), subject(r.subject.as_ref())?);
+    let mut out = Relationship::new(
+        object(r.resource.as_ref(), "resource")?,
+        r.relation.clone(),
+        subject(r.subject.as_ref())?,
+    );
     if let Some(c) = &r.optional_caveat {
         if c.caveat_name.is_empty() {
             return Err(invalid("a caveat needs a name"));
         }
-        out.caveat = Some(CaveatRef { name: c.caveat_name.clone(), context: c.context.as_ref().map(json_map) });
+        out.caveat =
+            Some(CaveatRef { name: c.caveat_name.clone(), context: c.context.as_ref().map(json_map) });
     }
     out.expires_at = r.optional_expires_at.as_ref().map(timestamp).transpose()?;
     Ok(out)
@@ -78,7 +83,11 @@ pub fn to_relationship(r: &Relationship) -> pb::Relationship {
 
 pub fn filter(f: Option<&pb::RelationshipFilter>, required: bool) -> Result<RelationshipFilter, Status> {
     let Some(f) = f else {
-        return if required { Err(invalid("missing relationship filter")) } else { Ok(RelationshipFilter::default()) };
+        return if required {
+            Err(invalid("missing relationship filter"))
+        } else {
+            Ok(RelationshipFilter::default())
+        };
     };
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
     if !f.optional_resource_id.is_empty() && !f.optional_resource_id_prefix.is_empty() {
@@ -102,7 +111,9 @@ pub fn filter(f: Option<&pb::RelationshipFilter>, required: bool) -> Result<Rela
         }),
     };
     if required && out == RelationshipFilter::default() {
-        return Err(invalid("the relationship filter is empty: name at least a resource type, id, prefix or relation"));
+        return Err(invalid(
+            "the relationship filter is empty: name at least a resource type, id, prefix or relation",
+        ));
     }
     if out.subject.as_ref().is_some_and(|s| s.ty.is_empty()) {
         return Err(invalid("a subject filter needs a subject type"));
@@ -143,7 +154,9 @@ fn to_value(v: &Value) -> prost_types::Value {
         Value::Bool(b) => Kind::BoolValue(*b),
         Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
         Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(a) => Kind::ListValue(prost_types::ListValue { values: a.iter().map(to_value).collect() }),
+        Value::Array(a) => {
+            Kind::ListValue(prost_types::ListValue { values: a.iter().map(to_value).collect() })
+        }
         Value::Object(o) => Kind::StructValue(to_struct(o)),
     };
     prost_types::Value { kind: Some(kind) }
@@ -167,7 +180,9 @@ pub fn tree(t: &Tree) -> pb::PermissionRelationshipTree {
     let tree_type = match t.step {
         Step::Intersection => op(Op::Intersection, &t.children),
         Step::Exclusion => op(Op::Exclusion, &t.children),
-        Step::Relation if !t.children.is_empty() && t.children.iter().all(|c| c.step == Step::Relationship) => {
+        Step::Relation
+            if !t.children.is_empty() && t.children.iter().all(|c| c.step == Step::Relationship) =>
+        {
             TreeType::Leaf(pb::DirectSubjectSet {
                 subjects: t
                     .children
@@ -181,7 +196,9 @@ pub fn tree(t: &Tree) -> pb::PermissionRelationshipTree {
         Step::Relationship => TreeType::Leaf(pb::DirectSubjectSet {
             subjects: SubjectRef::parse(head).ok().map(|s| subject_ref(&s)).into_iter().collect(),
         }),
-        Step::Relation if t.children.len() == 1 => return with_object(tree(&t.children[0]), expanded_object, expanded_relation),
+        Step::Relation if t.children.len() == 1 => {
+            return with_object(tree(&t.children[0]), expanded_object, expanded_relation)
+        }
         _ => op(Op::Union, &t.children),
     };
     pb::PermissionRelationshipTree { tree_type: Some(tree_type), expanded_object, expanded_relation }

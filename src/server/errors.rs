@@ -25,7 +25,8 @@ pub struct ErrorInfo {
 /// A status with SpiceDB's error reason attached.
 pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let message = message.into();
-    let info = ErrorInfo { reason: reason.to_string(), domain: "authzed.com".into(), metadata: HashMap::new() };
+    let info =
+        ErrorInfo { reason: reason.to_string(), domain: "authzed.com".into(), metadata: HashMap::new() };
     let details = RpcStatus {
         code: code as i32,
         message: message.clone(),
@@ -56,7 +57,9 @@ pub fn from_eval(e: &EvalError) -> Status {
         EvalError::UnknownRelation { .. } => {
             status(Code::FailedPrecondition, "ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION", m)
         }
-        EvalError::DepthExceeded { .. } => status(Code::ResourceExhausted, "ERROR_REASON_MAXIMUM_DEPTH_EXCEEDED", m),
+        EvalError::DepthExceeded { .. } => {
+            status(Code::ResourceExhausted, "ERROR_REASON_MAXIMUM_DEPTH_EXCEEDED", m)
+        }
         EvalError::TooManyResults { .. } => {
             status(Code::ResourceExhausted, "ERROR_REASON_EXCEEDS_MAXIMUM_ALLOWABLE_LIMIT", m)
         }
@@ -73,15 +76,21 @@ pub fn from_eval(e: &EvalError) -> Status {
 pub fn from_write(e: &WriteError) -> Status {
     let m = e.to_string();
     match e {
-        WriteError::UnknownType { .. } => status(Code::FailedPrecondition, "ERROR_REASON_UNKNOWN_DEFINITION", m),
+        WriteError::UnknownType { .. } => {
+            status(Code::FailedPrecondition, "ERROR_REASON_UNKNOWN_DEFINITION", m)
+        }
         WriteError::UnknownRelation { .. } => {
             status(Code::FailedPrecondition, "ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION", m)
         }
-        WriteError::Permission { .. } => status(Code::InvalidArgument, "ERROR_REASON_CANNOT_UPDATE_PERMISSION", m),
+        WriteError::Permission { .. } => {
+            status(Code::InvalidArgument, "ERROR_REASON_CANNOT_UPDATE_PERMISSION", m)
+        }
         WriteError::SubjectNotAllowed { .. } => {
             status(Code::InvalidArgument, "ERROR_REASON_INVALID_SUBJECT_TYPE", m)
         }
-        WriteError::InvalidCondition { .. } => status(Code::InvalidArgument, "ERROR_REASON_UNKNOWN_CAVEAT", m),
+        WriteError::InvalidCondition { .. } => {
+            status(Code::InvalidArgument, "ERROR_REASON_UNKNOWN_CAVEAT", m)
+        }
         WriteError::AlreadyExists { .. } => {
             status(Code::AlreadyExists, "ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP", m)
         }
@@ -96,9 +105,11 @@ pub fn from_guarded(e: &GuardedWriteError) -> Status {
     match e {
         GuardedWriteError::Write(w) => from_write(w),
         GuardedWriteError::Filter(f) => from_eval(f),
-        GuardedWriteError::Precondition { .. } => {
-            status(Code::FailedPrecondition, "ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE", e.to_string())
-        }
+        GuardedWriteError::Precondition { .. } => status(
+            Code::FailedPrecondition,
+            "ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE",
+            e.to_string(),
+        ),
         GuardedWriteError::TooMany { .. } => status(
             Code::FailedPrecondition,
             "ERROR_REASON_TOO_MANY_RELATIONSHIPS_FOR_TRANSACTIONAL_DELETE",

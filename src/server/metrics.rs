@@ -66,15 +66,23 @@ impl Metrics {
         for (method, h) in lock(&self.latency).iter() {
             for (i, b) in BUCKETS.iter().enumerate() {
                 let n = h.counts[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "purview_request_duration_seconds_bucket{{method=\"{method}\",le=\"{b}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "purview_request_duration_seconds_bucket{{method=\"{method}\",le=\"{b}\"}} {n}"
+                );
             }
             let count = h.count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "purview_request_duration_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "purview_request_duration_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}"
+            );
             let sum = h.sum.load(Ordering::Relaxed) as f64 / 1e6;
             let _ = writeln!(out, "purview_request_duration_seconds_sum{{method=\"{method}\"}} {sum}");
             let _ = writeln!(out, "purview_request_duration_seconds_count{{method=\"{method}\"}} {count}");
         }
-        out.push_str("# HELP purview_requests_shed_total Requests refused because too many were in flight.\n");
+        out.push_str(
+            "# HELP purview_requests_shed_total Requests refused because too many were in flight.\n",
+        );
         out.push_str("# TYPE purview_requests_shed_total counter\n");
         let _ = writeln!(out, "purview_requests_shed_total {}", self.shed.load(Ordering::Relaxed));
         for (name, help, value) in gauges {

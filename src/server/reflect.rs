@@ -17,7 +17,10 @@ fn relation(schema: &Schema, ty: u32, r: &crate::schema::RelationDef) -> pb::Ref
             .iter()
             .map(|a| pb::ReflectionTypeReference {
                 subject_definition_name: schema.type_def(a.ty).name.clone(),
-                optional_caveat_name: a.condition.map(|c| schema.condition(c).name.clone()).unwrap_or_default(),
+                optional_caveat_name: a
+                    .condition
+                    .map(|c| schema.condition(c).name.clone())
+                    .unwrap_or_default(),
                 typeref: Some(match a.kind {
                     AllowedKind::Direct => Typeref::IsTerminalSubject(true),
                     AllowedKind::Wildcard => Typeref::IsPublicWildcard(true),
@@ -35,7 +38,12 @@ fn definition(schema: &Schema, ty: u32) -> pb::ReflectionDefinition {
     pb::ReflectionDefinition {
         name: t.name.clone(),
         comment: t.doc.clone().unwrap_or_default(),
-        relations: t.relations.iter().filter(|r| r.kind == RelKind::Relation).map(|r| relation(schema, ty, r)).collect(),
+        relations: t
+            .relations
+            .iter()
+            .filter(|r| r.kind == RelKind::Relation)
+            .map(|r| relation(schema, ty, r))
+            .collect(),
         permissions: t
             .relations
             .iter()
@@ -102,7 +110,8 @@ pub fn diff(current: &Schema, other: &Schema) -> Vec<pb::ReflectionSchemaDiff> {
             }
         }
         for r in &def.relations {
-            let old = cdef.relation_id(&r.name).map(|id| &cdef.relations[id as usize]).filter(|o| o.kind == r.kind);
+            let old =
+                cdef.relation_id(&r.name).map(|id| &cdef.relations[id as usize]).filter(|o| o.kind == r.kind);
             match (r.kind, old) {
                 (RelKind::Relation, None) => push(Diff::RelationAdded(relation(other, t, r))),
                 (RelKind::Permission, None) => push(Diff::PermissionAdded(permission(def, r))),

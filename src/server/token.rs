@@ -30,7 +30,8 @@ pub fn decode(id: &[u8; 16], token: &str) -> Result<u64, TokenError> {
     let bytes = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let mut parts = text.split('.');
-    let (Some("pv1"), Some(store), Some(rev), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some("pv1"), Some(store), Some(rev), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad());
     };
@@ -52,7 +53,8 @@ pub fn decode_cursor(id: &[u8; 16], cursor: &str) -> Result<(u64, String), Token
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim_end_matches('=')).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let mut parts = text.splitn(4, '.');
-    let (Some("pv1"), Some(store), Some(rev), Some(pos)) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some("pv1"), Some(store), Some(rev), Some(pos)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad());
     };
