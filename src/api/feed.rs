@@ -51,6 +51,8 @@ pub enum FeedError {
     Expired { requested: Revision, oldest: Revision },
     #[error("revision {requested} is not visible yet (the latest is {current})")]
     Future { requested: Revision, current: Revision },
+    #[error("the changes after revision {requested} cannot be read from the store: {reason}")]
+    History { requested: Revision, reason: String },
 }
 
 type Listener = Arc<dyn Fn(Revision) + Send + Sync>;
@@ -136,7 +138,12 @@ fn describe(change: &Change<'_>) -> ChangeSet {
     set
 }
 
-fn compare(before: &IndexData, after: &IndexData, (o, r, s): crate::store::Key, out: &mut Vec<Update>) {
+pub(crate) fn compare(
+    before: &IndexData,
+    after: &IndexData,
+    (o, r, s): crate::store::Key,
+    out: &mut Vec<Update>,
+) {
     // Objects first named by this change have ids past the end of `before`.
     let known = |ty, id| id < before.object_count(ty);
     let was =
@@ -165,20 +172,42 @@ impl Purview {
         feed.capacity = capacity;
     }
 
-    /// The changes after `revision`, up to the latest published revision, in order.
+    /// The changes after `revision`, up to the latest published revision, in order. On a
+    /// durable Purview, changes from before the feed started come from the store's changelog
+    /// (within its history window).
     pub fn changes_after(&self, revision: Revision) -> Result<Vec<Arc<ChangeSet>>, FeedError> {
-        let current = self.revision();
-        let feed = self.feed();
-        if feed.capacity == 0 {
-            return Err(FeedError::Disabled);
-        }
+        let view = self.snapshot();
+        let current = view.revision();
+        let (since, kept) = {
+            let feed = self.feed();
+            if feed.capacity == 0 {
+                return Err(FeedError::Disabled);
+            }
+            let kept: Vec<Arc<ChangeSet>> = feed
+                .entries
+                .iter()
+                .filter(|e| e.revision > revision && e.revision <= current)
+                .cloned()
+                .collect();
+            (feed.since, kept)
+        };
         if revision > current {
             return Err(FeedError::Future { requested: revision, current });
         }
-        if revision < feed.since {
-            return Err(FeedError::Expired { requested: revision, oldest: feed.since });
+        if revision >= since {
+            return Ok(kept);
         }
-        Ok(feed.entries.iter().filter(|e| e.revision > revision && e.revision <= current).cloned().collect())
+        let expired = || FeedError::Expired { requested: revision, oldest: since };
+        let (Some(journal), super::View::Index(head)) = (self.journal(), &view) else {
+            return Err(expired());
+        };
+        match journal.changes_between(head, revision, since.min(current)) {
+            Some(Ok(older)) if older.last().map_or(revision, |c| c.revision) == since.min(current) => {
+                Ok(older.into_iter().map(Arc::new).chain(kept).collect())
+            }
+            Some(Ok(_)) | None => Err(expired()),
+            Some(Err(reason)) => Err(FeedError::History { requested: revision, reason }),
+        }
     }
 
     /// Calls `listener` with the revision each time a new revision becomes visible to readers.

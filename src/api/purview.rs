@@ -86,6 +86,17 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     }
     /// Forgets rows written by `begin_import` for a load that was not staged.
     fn abort_import(&self) {}
+    /// What the revisions after `after` (up to `until`, at most the head's) changed, from the
+    /// journal's own log: lets a change feed reach back before the process started. `None` when
+    /// the journal keeps no such log.
+    fn changes_between(
+        &self,
+        _head: &Arc<IndexData>,
+        _after: Revision,
+        _until: Revision,
+    ) -> Option<Result<Vec<super::ChangeSet>, String>> {
+        None
+    }
     /// The store's id, which names its data (see [`Purview::id`]).
     fn store_id(&self) -> Option<[u8; 16]> {
         None

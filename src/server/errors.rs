@@ -143,7 +143,7 @@ pub fn from_schema_change(e: &SchemaChangeError) -> Status {
 pub fn from_feed(e: &FeedError) -> Status {
     match e {
         FeedError::Disabled => Status::unimplemented(e.to_string()),
-        FeedError::Expired { .. } => Status::out_of_range(e.to_string()),
+        FeedError::Expired { .. } | FeedError::History { .. } => Status::out_of_range(e.to_string()),
         FeedError::Future { .. } => invalid(e.to_string()),
     }
 }

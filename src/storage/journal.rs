@@ -311,6 +311,15 @@ impl Journal for Durable {
         self.inner.view_at(head, revision)
     }
 
+    fn changes_between(
+        &self,
+        head: &Arc<IndexData>,
+        after: Revision,
+        until: Revision,
+    ) -> Option<Result<Vec<crate::api::ChangeSet>, String>> {
+        Some(self.inner.changes_between(head, after, until).map_err(|e| e.to_string()))
+    }
+
     fn row_encoder(&self) -> Option<crate::api::RowEncoder> {
         let mapping = lock(&self.inner.names).mapping.clone();
         Some(Arc::new(move |k: &Key| super::row_bytes(&mapping.row_key(*k))))
@@ -586,6 +595,70 @@ impl Inner {
         }
         cache.push(view.clone());
         Ok(view)
+    }
+
+    /// The changelog after `after` (up to `until`) as change sets named through `head`. A
+    /// relationship whose relation no longer exists under the head's schema cannot be named:
+    /// then this fails (a subscriber must re-read the data).
+    pub(crate) fn changes_between(
+        &self,
+        head: &Arc<IndexData>,
+        after: Revision,
+        until: Revision,
+    ) -> Result<Vec<crate::api::ChangeSet>, StorageError> {
+        use crate::api::{ChangeSet, Update, UpdateKind};
+        let oldest = self.gc_revision()?;
+        if after < oldest {
+            return Err(StorageError::Failed(format!(
+                "history before revision {oldest} was garbage-collected"
+            )));
+        }
+        let mapping = lock(&self.names).mapping.clone();
+        let mut out = Vec::new();
+        let mut failed = None;
+        self.storage.log(after, false, &mut |rev, rec| {
+            if rev > until {
+                return Ok(false);
+            }
+            let mut set =
+                ChangeSet { revision: rev, updates: Vec::new(), schema_changed: false, truncated: false };
+            match rec {
+                LogRecord::Write { changes, .. } => {
+                    for ch in &changes {
+                        let Some((o, r, s)) = mapping.key(&ch.key) else {
+                            failed = Some(format!(
+                                "revision {rev} names a relation the current schema does not have"
+                            ));
+                            return Ok(false);
+                        };
+                        let (kind, attrs) = match (&ch.before, &ch.after) {
+                            (_, Some(a)) => (UpdateKind::Touch, a),
+                            (Some(b), None) => (UpdateKind::Delete, b),
+                            (None, None) => continue,
+                        };
+                        let attrs = match TupleAttrs::from_portable(attrs, |c| mapping.cond_of(c)) {
+                            Ok(a) => a,
+                            Err(e) => {
+                                failed = Some(e);
+                                return Ok(false);
+                            }
+                        };
+                        set.updates.push(Update {
+                            kind,
+                            relationship: crate::api::relationship_of(&**head, o, r, s, &attrs),
+                        });
+                    }
+                }
+                LogRecord::Import { .. } => set.truncated = true,
+                LogRecord::Schema { .. } => set.schema_changed = true,
+            }
+            out.push(set);
+            Ok(true)
+        })?;
+        match failed {
+            Some(reason) => Err(StorageError::Failed(reason)),
+            None => Ok(out),
+        }
     }
 
     /// The index at `revision`, built from the rows live then, under the schema of then.

@@ -84,16 +84,11 @@ fn sigterm_drains_requests_in_flight_and_closes_the_store() {
     let store = dir.path().join("store");
     let store_arg = store.to_str().unwrap().to_string();
     let server = Server::start(&["--store", &store_arg]);
-    let token = runtime().block_on(async {
+    let (schema_token, token) = runtime().block_on(async {
         let mut c = clients(server.grpc, Some(KEY)).await;
-        c.schema.write_schema(pb::WriteSchemaRequest { schema: ZED.into() }).await.unwrap();
-        c.perms
-            .write_relationships(touch(&["document:d1#owner@user:ann"]))
-            .await
-            .unwrap()
-            .into_inner()
-            .written_at
-            .unwrap()
+        let s = c.schema.write_schema(pb::WriteSchemaRequest { schema: ZED.into() }).await.unwrap();
+        let t = c.perms.write_relationships(touch(&["document:d1#owner@user:ann"])).await.unwrap();
+        (s.into_inner().written_at.unwrap(), t.into_inner().written_at.unwrap())
     });
     let (code, log) = server.terminate();
     assert_eq!(code, Some(0), "{log}");
@@ -104,10 +99,22 @@ fn sigterm_drains_requests_in_flight_and_closes_the_store() {
         let mut c = clients(server.grpc, Some(KEY)).await;
         let r = c
             .perms
-            .check_permission(check_req(("document", "d1"), "edit", ("user", "ann"), fresh(&token)))
+            .check_permission(check_req(("document", "d1"), "edit", ("user", "ann"), fresh(&token.clone())))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(r.permissionship, Permissionship::HasPermission as i32);
+        // A watch from a token of before the restart replays the store's changelog.
+        let mut watch = c
+            .watch
+            .watch(pb::WatchRequest { optional_start_cursor: Some(schema_token), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        let first =
+            tokio::time::timeout(Duration::from_secs(5), watch.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(first.changes_through, Some(token));
+        assert_eq!(first.updates.len(), 1);
+        assert_eq!(first.updates[0].relationship, Some(rel("document:d1#owner@user:ann")));
     });
 }
