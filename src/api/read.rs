@@ -196,6 +196,45 @@ fn scan(
 }
 
 impl View {
+    /// Calls `f` with every relationship `filter` matches after the first `skip`, in a stable
+    /// order for this revision, until it breaks: one pass, however many there are.
+    pub fn scan_relationships(
+        &self,
+        filter: &RelationshipFilter,
+        skip: usize,
+        mut f: impl FnMut(Relationship) -> ControlFlow<()>,
+    ) -> Result<(), EvalError> {
+        let mut seen = 0usize;
+        let mut take = |r: &dyn Fn() -> Relationship| {
+            seen += 1;
+            if seen <= skip {
+                return ControlFlow::Continue(());
+            }
+            f(r())
+        };
+        match self {
+            View::Index(data) => {
+                scan(data, filter, |o, r, s, a| take(&|| relationship_of(&**data, o, r, s, a)))
+            }
+            View::Reference(snap) => {
+                let schema = snap.schema().clone();
+                if let Some(m) = resolve(&schema, snap, filter)? {
+                    let mut all: Vec<(Obj, RelId, Subject, TupleAttrs)> =
+                        snap.data.iter().map(|(o, r, s, a)| (o, r, s, a.clone())).collect();
+                    all.sort_by_key(|&(o, r, s, _)| (o, r, s));
+                    for (o, r, s, a) in all {
+                        if m.matches(filter, snap, o, r, s)
+                            && take(&|| relationship_of(snap, o, r, s, &a)).is_break()
+                        {
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The relationships `filter` matches, skipping the first `skip`, at most `limit` of them,
     /// in a stable order for this revision. The flag says whether more follow.
     pub fn read_relationships(
@@ -207,39 +246,14 @@ impl View {
         let limit = limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
         let mut more = false;
-        let mut seen = 0usize;
-        let mut take = |r: Relationship| {
-            seen += 1;
-            if seen <= skip {
-                return ControlFlow::Continue(());
-            }
+        self.scan_relationships(filter, skip, |r| {
             if out.len() == limit {
                 more = true;
                 return ControlFlow::Break(());
             }
             out.push(r);
             ControlFlow::Continue(())
-        };
-        match self {
-            View::Index(data) => {
-                scan(data, filter, |o, r, s, a| take(relationship_of(&**data, o, r, s, a)))?;
-            }
-            View::Reference(snap) => {
-                let schema = snap.schema().clone();
-                if let Some(m) = resolve(&schema, snap, filter)? {
-                    let mut all: Vec<(Obj, RelId, Subject, TupleAttrs)> =
-                        snap.data.iter().map(|(o, r, s, a)| (o, r, s, a.clone())).collect();
-                    all.sort_by_key(|&(o, r, s, _)| (o, r, s));
-                    for (o, r, s, a) in all {
-                        if m.matches(filter, snap, o, r, s)
-                            && take(relationship_of(snap, o, r, s, &a)).is_break()
-                        {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+        })?;
         Ok((out, more))
     }
 

@@ -142,22 +142,31 @@ impl PermissionsService for Grpc {
                 let limit = state.limits.check_limit(r.optional_limit, "ReadRelationships")?;
                 let (view, skip) =
                     state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
+                // Validate the filter before the stream starts.
+                view.read_relationships(&filter, 0, Some(0)).map_err(|e| from_eval(&e))?;
                 let out = self.stream(move |state, tx| {
-                    let (rels, _) =
-                        view.read_relationships(&filter, skip, limit).map_err(|e| from_eval(&e))?;
                     let token = state.token(view.revision());
-                    for (i, rel) in rels.iter().enumerate() {
-                        let cursor = state.cursor(view.revision(), &(skip + i + 1).to_string());
-                        send(
-                            tx,
-                            pb::ReadRelationshipsResponse {
-                                read_at: Some(pb::ZedToken { token: token.clone() }),
-                                relationship: Some(convert::to_relationship(rel)),
-                                after_result_cursor: Some(pb::Cursor { token: cursor }),
-                            },
-                        )?;
-                    }
-                    Ok(())
+                    let mut position = skip;
+                    let mut left = limit.unwrap_or(usize::MAX);
+                    view.scan_relationships(&filter, skip, |rel| {
+                        if left == 0 {
+                            return std::ops::ControlFlow::Break(());
+                        }
+                        left -= 1;
+                        position += 1;
+                        let message = pb::ReadRelationshipsResponse {
+                            read_at: Some(pb::ZedToken { token: token.clone() }),
+                            relationship: Some(convert::to_relationship(&rel)),
+                            after_result_cursor: Some(pb::Cursor {
+                                token: state.cursor(view.revision(), &position.to_string()),
+                            }),
+                        };
+                        match send(tx, message) {
+                            Ok(()) => std::ops::ControlFlow::Continue(()),
+                            Err(_) => std::ops::ControlFlow::Break(()),
+                        }
+                    })
+                    .map_err(|e| from_eval(&e))
                 });
                 Ok(Response::new(out))
             })
@@ -606,29 +615,36 @@ impl PermissionsService for Grpc {
                 // Validate the filter before the stream starts.
                 view.read_relationships(&filter, 0, Some(0)).map_err(|e| from_eval(&e))?;
                 let out = self.stream(move |state, tx| {
+                    // One pass over the relationships, a message per chunk.
                     let mut position = skip;
-                    let end = limit.map(|l| skip.saturating_add(l)).unwrap_or(usize::MAX);
-                    while position < end {
-                        let chunk = EXPORT_CHUNK.min(end - position);
-                        let (rels, more) = view
-                            .read_relationships(&filter, position, Some(chunk))
-                            .map_err(|e| from_eval(&e))?;
-                        position += rels.len();
-                        if rels.is_empty() {
-                            break;
+                    let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
+                    let mut left = limit.unwrap_or(usize::MAX);
+                    let mut gone = false;
+                    let flush = |chunk: &mut Vec<pb::Relationship>, position: usize| {
+                        let message = pb::ExportBulkRelationshipsResponse {
+                            after_result_cursor: Some(pb::Cursor {
+                                token: state.cursor(view.revision(), &position.to_string()),
+                            }),
+                            relationships: std::mem::take(chunk),
+                        };
+                        send(tx, message).is_ok()
+                    };
+                    view.scan_relationships(&filter, skip, |r| {
+                        if left == 0 {
+                            return std::ops::ControlFlow::Break(());
                         }
-                        send(
-                            tx,
-                            pb::ExportBulkRelationshipsResponse {
-                                after_result_cursor: Some(pb::Cursor {
-                                    token: state.cursor(view.revision(), &position.to_string()),
-                                }),
-                                relationships: rels.iter().map(convert::to_relationship).collect(),
-                            },
-                        )?;
-                        if !more {
-                            break;
+                        left -= 1;
+                        position += 1;
+                        chunk.push(convert::to_relationship(&r));
+                        if chunk.len() == EXPORT_CHUNK && !flush(&mut chunk, position) {
+                            gone = true;
+                            return std::ops::ControlFlow::Break(());
                         }
+                        std::ops::ControlFlow::Continue(())
+                    })
+                    .map_err(|e| from_eval(&e))?;
+                    if !gone && !chunk.is_empty() {
+                        flush(&mut chunk, position);
                     }
                     Ok(())
                 });
