@@ -118,3 +118,67 @@ fn sigterm_drains_requests_in_flight_and_closes_the_store() {
         assert_eq!(first.updates[0].relationship, Some(rel("document:d1#owner@user:ann")));
     });
 }
+
+#[test]
+fn tls_serves_grpc_and_http_and_refuses_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let server = Server::start(&[
+        "--memory",
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    runtime().block_on(async {
+        use tonic::transport::{Certificate, ClientTlsConfig};
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(cert.cert.pem()))
+            .domain_name("localhost");
+        let ch = Channel::from_shared(format!("https://{}", server.grpc))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut schema =
+            pb::schema_service_client::SchemaServiceClient::with_interceptor(ch, Bearer(Some(KEY.into())));
+        schema.write_schema(pb::WriteSchemaRequest { schema: ZED.into() }).await.unwrap();
+        // Plaintext HTTP/2 to the TLS port gets nowhere.
+        let plain = Channel::from_shared(format!("http://{}", server.grpc)).unwrap().connect().await;
+        if let Ok(ch) = plain {
+            let mut s = pb::schema_service_client::SchemaServiceClient::with_interceptor(
+                ch,
+                Bearer(Some(KEY.into())),
+            );
+            assert!(s.read_schema(pb::ReadSchemaRequest {}).await.is_err());
+        }
+        // HTTPS on the HTTP port.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).unwrap();
+        #[allow(deprecated)]
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(server.http).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut stream = connector.connect(name, tcp).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    });
+}
