@@ -136,9 +136,6 @@ impl PermissionsService for Grpc {
             .call_until("ReadRelationships", state.deadline(&request), async {
                 let r = request.get_ref();
                 let filter = convert::filter(r.relationship_filter.as_ref(), true)?;
-                if filter.resource_type.is_none() {
-                    return Err(invalid("ReadRelationships needs a resource type in its filter"));
-                }
                 let limit = state.limits.check_limit(r.optional_limit, "ReadRelationships")?;
                 let (view, skip) =
                     state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
@@ -234,9 +231,6 @@ impl PermissionsService for Grpc {
             .call_until("DeleteRelationships", state.deadline(&request), async {
                 let r = request.into_inner();
                 let filter = convert::filter(r.relationship_filter.as_ref(), true)?;
-                if filter.resource_type.is_none() {
-                    return Err(invalid("DeleteRelationships needs a resource type in its filter"));
-                }
                 let pre = preconditions(&r.optional_preconditions)?;
                 let limit = (r.optional_limit > 0).then_some(r.optional_limit as usize);
                 let partial = r.optional_allow_partial_deletions;

@@ -4,6 +4,8 @@
 
 mod faults;
 mod grpc;
+mod oracle;
+mod python;
 
 use purview::server::proto::authzed::api::v1 as pb;
 use std::io::{BufRead, BufReader};
