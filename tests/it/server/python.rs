@@ -68,6 +68,12 @@ pub(super) fn python() -> PathBuf {
         if has_pins(&python) {
             return python;
         }
+        if python.exists()
+            && !Command::new(&python).args(["-c", "pass"]).output().is_ok_and(|o| o.status.success())
+        {
+            // A venv whose interpreter no longer runs (python3 was upgraded or removed): anew.
+            std::fs::remove_dir_all(&venv).unwrap();
+        }
         let probe = Command::new("python3").arg("--version").output();
         assert!(
             probe.as_ref().is_ok_and(|o| o.status.success()),
