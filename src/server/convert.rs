@@ -1,30 +1,43 @@
 //! SpiceDB's v1 messages to and from Purview's types.
 
-use super::errors::{from_syntax, invalid};
+use super::errors::invalid;
 use super::proto::authzed::api::v1 as pb;
 use crate::api::{RelationMatch, RelationshipFilter, SubjectMatch};
 use crate::eval::explain::{Step, Tree};
+use crate::store::relationship::{check_id, check_name, check_type_name};
 use crate::store::{CaveatRef, ObjectRef, Relationship, SubjectRef};
 use chrono::{DateTime, TimeZone, Utc};
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 use tonic::Status;
 
-/// An object reference, validated as relationship text is.
+/// A type name, an id and (for subjects) a relation, each checked on its own: a `:` or `#`
+/// inside one field is an error, never read as a separator.
+fn check_field(what: &str, r: Result<(), String>) -> Result<(), Status> {
+    r.map_err(|reason| invalid(format!("invalid {what}: {reason}")))
+}
+
+/// An object reference (a resource: no wildcard).
 pub fn object(o: Option<&pb::ObjectReference>, what: &str) -> Result<ObjectRef, Status> {
     let o = o.ok_or_else(|| invalid(format!("missing {what}")))?;
-    ObjectRef::parse(&format!("{}:{}", o.object_type, o.object_id)).map_err(|e| from_syntax(&e))
+    check_field(&format!("{what} type"), check_type_name(&o.object_type))?;
+    check_field(&format!("{what} id"), check_id(&o.object_id, false))?;
+    Ok(ObjectRef::new(o.object_type.clone(), o.object_id.clone()))
 }
 
 pub fn subject(s: Option<&pb::SubjectReference>) -> Result<SubjectRef, Status> {
     let s = s.ok_or_else(|| invalid("missing subject"))?;
     let o = s.object.as_ref().ok_or_else(|| invalid("missing subject object"))?;
-    let mut text = format!("{}:{}", o.object_type, o.object_id);
-    if !s.optional_relation.is_empty() {
-        text.push('#');
-        text.push_str(&s.optional_relation);
+    check_field("subject type", check_type_name(&o.object_type))?;
+    check_field("subject id", check_id(&o.object_id, true))?;
+    let relation = (!s.optional_relation.is_empty()).then(|| s.optional_relation.clone());
+    if let Some(r) = &relation {
+        check_field("subject relation", check_name(r))?;
+        if o.object_id == "*" {
+            return Err(invalid("a wildcard subject cannot have a relation"));
+        }
     }
-    SubjectRef::parse(&text).map_err(|e| from_syntax(&e))
+    Ok(SubjectRef::new(o.object_type.clone(), o.object_id.clone(), relation.as_deref()))
 }
 
 pub fn object_ref(o: &ObjectRef) -> pb::ObjectReference {
@@ -49,9 +62,7 @@ pub fn to_timestamp(t: &DateTime<Utc>) -> prost_types::Timestamp {
 
 pub fn relationship(r: Option<&pb::Relationship>) -> Result<Relationship, Status> {
     let r = r.ok_or_else(|| invalid("missing relationship"))?;
-    if r.relation.is_empty() {
-        return Err(invalid("missing relation"));
-    }
+    check_field("relation", check_name(&r.relation))?;
     let mut out = Relationship::new(
         object(r.resource.as_ref(), "resource")?,
         r.relation.clone(),

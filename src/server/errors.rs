@@ -6,7 +6,7 @@ use super::proto::google::rpc::Status as RpcStatus;
 use super::token::TokenError;
 use crate::api::{FeedError, GuardedWriteError, SchemaChangeError};
 use crate::eval::EvalError;
-use crate::store::{RelationshipSyntaxError, WriteError};
+use crate::store::WriteError;
 use prost::Message;
 use std::collections::HashMap;
 use tonic::{Code, Status};
@@ -40,10 +40,6 @@ pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
 
 pub fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message)
-}
-
-pub fn from_syntax(e: &RelationshipSyntaxError) -> Status {
-    invalid(e.to_string())
 }
 
 pub fn from_token(e: &TokenError) -> Status {

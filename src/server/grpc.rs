@@ -83,27 +83,117 @@ impl Grpc {
         joined(tokio::task::spawn_blocking(move || f(&state)).await)
     }
 
-    /// Streams what `produce` sends, produced on the blocking pool; stops when the client goes.
+    /// Streams what `produce` sends, produced on the blocking pool; stops when the client goes,
+    /// or when it stops reading for longer than `deadline` (a long stream read steadily is not
+    /// cut). A stream cut short for any reason ends with an error status, never as if it were
+    /// complete.
     fn stream<T: Send + 'static>(
         &self,
-        produce: impl FnOnce(&State, &mpsc::Sender<Result<T, Status>>) -> Result<(), Status> + Send + 'static,
+        deadline: Option<std::time::Duration>,
+        produce: impl FnOnce(&State, &Sink<T>) -> Result<(), Status> + Send + 'static,
     ) -> Out<T> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let state = self.0.clone();
         let permit = state.stream_permit();
+        let outcome: Arc<std::sync::Mutex<Outcome>> = Arc::default();
+        let finished = outcome.clone();
+        let stall = deadline.unwrap_or(state.limits.deadline);
+        let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            if let Err(e) = produce(&state, &tx) {
-                let _ = tx.blocking_send(Err(e));
-            }
+            let sink = Sink { tx, stall, handle };
+            let result = produce(&state, &sink);
+            let mut outcome = finished.lock().unwrap_or_else(|p| p.into_inner());
+            *outcome = match result {
+                Ok(()) => Outcome::Done,
+                // Sent after what the reader has not read yet (see `Guarded`).
+                Err(e) => Outcome::Failed(e),
+            };
         });
-        Box::pin(ReceiverStream::new(rx))
+        Box::pin(Guarded { rx: ReceiverStream::new(rx), outcome, ended: false })
     }
 }
 
-/// Sends on a stream from the blocking pool; `Err` when the client went away.
-fn send<T>(tx: &mpsc::Sender<Result<T, Status>>, item: T) -> Result<(), Status> {
-    tx.blocking_send(Ok(item)).map_err(|_| Status::cancelled("the client went away"))
+/// The producing end of a streamed answer.
+pub(crate) struct Sink<T> {
+    tx: mpsc::Sender<Result<T, Status>>,
+    /// How long one message may wait for the reader.
+    stall: std::time::Duration,
+    handle: tokio::runtime::Handle,
+}
+
+impl<T> Sink<T> {
+    /// Sends one message; `Err` when the client went away or reads too slowly.
+    fn send(&self, item: T) -> Result<(), Status> {
+        self.send_status(Ok(item))
+    }
+
+    fn send_status(&self, item: Result<T, Status>) -> Result<(), Status> {
+        use mpsc::error::TrySendError;
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(_)) => Err(Status::cancelled("the client went away")),
+            Err(TrySendError::Full(item)) => {
+                match self.handle.block_on(tokio::time::timeout(self.stall, self.tx.send(item))) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(Status::cancelled("the client went away")),
+                    Err(_) => Err(Status::deadline_exceeded(
+                        "the client stopped reading the stream for longer than the deadline",
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// How the producer of a streamed answer ended.
+#[derive(Default)]
+enum Outcome {
+    /// Still producing, or it panicked.
+    #[default]
+    Running,
+    Done,
+    Failed(Status),
+}
+
+/// A streamed answer that ends with the producer's error, or an error if it never finished.
+struct Guarded<T> {
+    rx: ReceiverStream<Result<T, Status>>,
+    outcome: Arc<std::sync::Mutex<Outcome>>,
+    ended: bool,
+}
+
+impl<T> Stream for Guarded<T> {
+    type Item = Result<T, Status>;
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        match Pin::new(&mut self.rx).poll_next(cx) {
+            Poll::Ready(None) if !self.ended => {
+                self.ended = true;
+                let outcome = std::mem::take(&mut *self.outcome.lock().unwrap_or_else(|p| p.into_inner()));
+                match outcome {
+                    Outcome::Done => Poll::Ready(None),
+                    Outcome::Failed(e) => Poll::Ready(Some(Err(e))),
+                    Outcome::Running => Poll::Ready(Some(Err(Status::aborted(
+                        "the answer was cut short; retry from the last cursor",
+                    )))),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// The subject of a check: a wildcard is not one (as in SpiceDB).
+fn checked_subject(s: Option<&pb::SubjectReference>) -> Result<crate::store::SubjectRef, Status> {
+    let s = subject(s)?;
+    if s.id == "*" {
+        return Err(invalid("cannot perform check on wildcard subject"));
+    }
+    Ok(s)
 }
 
 fn preconditions(ps: &[pb::Precondition]) -> Result<Vec<Precondition>, Status> {
@@ -132,8 +222,9 @@ impl PermissionsService for Grpc {
         request: Request<pb::ReadRelationshipsRequest>,
     ) -> Result<Response<Self::ReadRelationshipsStream>, Status> {
         let state = self.0.clone();
+        let deadline = state.deadline(&request);
         state
-            .call_until("ReadRelationships", state.deadline(&request), async {
+            .call_until("ReadRelationships", deadline, async {
                 let r = request.get_ref();
                 let filter = convert::filter(r.relationship_filter.as_ref(), true)?;
                 let limit = state.limits.check_limit(r.optional_limit, "ReadRelationships")?;
@@ -141,16 +232,21 @@ impl PermissionsService for Grpc {
                     state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
                 // Validate the filter before the stream starts.
                 view.read_relationships(&filter, 0, Some(0)).map_err(|e| from_eval(&e))?;
-                let out = self.stream(move |state, tx| {
+                let out = self.stream(deadline, move |state, tx| {
                     let token = state.token(view.revision());
                     let mut position = skip;
                     let mut left = limit.unwrap_or(usize::MAX);
+                    let now = chrono::Utc::now();
                     view.scan_relationships(&filter, skip, |rel| {
                         if left == 0 {
                             return std::ops::ControlFlow::Break(());
                         }
-                        left -= 1;
                         position += 1;
+                        // Expired relationships are gone for SpiceDB's clients.
+                        if rel.expires_at.is_some_and(|t| t <= now) {
+                            return std::ops::ControlFlow::Continue(());
+                        }
+                        left -= 1;
                         let message = pb::ReadRelationshipsResponse {
                             read_at: Some(pb::ZedToken { token: token.clone() }),
                             relationship: Some(convert::to_relationship(&rel)),
@@ -158,7 +254,7 @@ impl PermissionsService for Grpc {
                                 token: state.cursor(view.revision(), &position.to_string()),
                             }),
                         };
-                        match send(tx, message) {
+                        match tx.send(message) {
                             Ok(()) => std::ops::ControlFlow::Continue(()),
                             Err(_) => std::ops::ControlFlow::Break(()),
                         }
@@ -263,7 +359,7 @@ impl PermissionsService for Grpc {
             .call_until("CheckPermission", state.deadline(&request), async {
                 let r = request.get_ref();
                 let o = object(r.resource.as_ref(), "resource")?;
-                let s = subject(r.subject.as_ref())?;
+                let s = checked_subject(r.subject.as_ref())?;
                 if r.permission.is_empty() {
                     return Err(invalid("missing permission"));
                 }
@@ -308,7 +404,7 @@ impl PermissionsService for Grpc {
                         .map(|item| {
                             let answer = (|| {
                                 let o = object(item.resource.as_ref(), "resource")?;
-                                let s = subject(item.subject.as_ref())?;
+                                let s = checked_subject(item.subject.as_ref())?;
                                 let opts = opts_with(state, item.context.as_ref());
                                 view.check(&o, &item.permission, &s, &opts).map_err(|e| from_eval(&e))
                             })();
@@ -375,8 +471,9 @@ impl PermissionsService for Grpc {
         request: Request<pb::LookupResourcesRequest>,
     ) -> Result<Response<Self::LookupResourcesStream>, Status> {
         let state = self.0.clone();
+        let deadline = state.deadline(&request);
         state
-            .call_until("LookupResources", state.deadline(&request), async {
+            .call_until("LookupResources", deadline, async {
                 let r = request.into_inner();
                 let s = subject(r.subject.as_ref())?;
                 let limit = state.limits.check_limit(r.optional_limit, "LookupResources")?;
@@ -396,7 +493,7 @@ impl PermissionsService for Grpc {
                     })
                     .await?;
                 let ctx_opts = opts_with(&state, r.context.as_ref());
-                let out = self.stream(move |state, tx| {
+                let out = self.stream(deadline, move |state, tx| {
                     let token = state.token(view.revision());
                     let ty = r.resource_object_type.clone();
                     let n = found.objects.len();
@@ -414,18 +511,15 @@ impl PermissionsService for Grpc {
                             };
                             pb::PartialCaveatInfo { missing_required_context: missing }
                         });
-                        send(
-                            tx,
-                            pb::LookupResourcesResponse {
-                                looked_up_at: Some(pb::ZedToken { token: token.clone() }),
-                                resource_object_id: f.object.id,
-                                permissionship: lookup_permissionship(f.outcome),
-                                partial_caveat_info,
-                                after_result_cursor: Some(pb::Cursor {
-                                    token: state.cursor(view.revision(), &position),
-                                }),
-                            },
-                        )?;
+                        tx.send(pb::LookupResourcesResponse {
+                            looked_up_at: Some(pb::ZedToken { token: token.clone() }),
+                            resource_object_id: f.object.id,
+                            permissionship: lookup_permissionship(f.outcome),
+                            partial_caveat_info,
+                            after_result_cursor: Some(pb::Cursor {
+                                token: state.cursor(view.revision(), &position),
+                            }),
+                        })?;
                     }
                     Ok(())
                 });
@@ -441,8 +535,9 @@ impl PermissionsService for Grpc {
         request: Request<pb::LookupSubjectsRequest>,
     ) -> Result<Response<Self::LookupSubjectsStream>, Status> {
         let state = self.0.clone();
+        let deadline = state.deadline(&request);
         state
-            .call_until("LookupSubjects", state.deadline(&request), async {
+            .call_until("LookupSubjects", deadline, async {
                 let r = request.into_inner();
                 let o = object(r.resource.as_ref(), "resource")?;
                 if r.optional_concrete_limit > 0 {
@@ -472,7 +567,7 @@ impl PermissionsService for Grpc {
                 use pb::lookup_subjects_request::WildcardOption;
                 let wildcards = r.wildcard_option != WildcardOption::ExcludeWildcards as i32;
                 let ctx_opts = opts_with(&state, r.context.as_ref());
-                let out = self.stream(move |state, tx| {
+                let out = self.stream(deadline, move |state, tx| {
                     let token = state.token(view.revision());
                     let missing = |t: Tri, subject: &crate::store::SubjectRef| {
                         (t == Tri::Cond).then(|| {
@@ -504,38 +599,32 @@ impl PermissionsService for Grpc {
                                 )
                             })
                             .collect();
-                        send(
-                            tx,
-                            pb::LookupSubjectsResponse {
-                                looked_up_at: Some(pb::ZedToken { token: token.clone() }),
-                                subject_object_id: "*".into(),
-                                excluded_subject_ids: excluded
-                                    .iter()
-                                    .map(|e| e.subject_object_id.clone())
-                                    .collect(),
-                                permissionship: lookup_permissionship(w.outcome),
-                                partial_caveat_info: info.clone(),
-                                subject: Some(resolved("*".into(), w.outcome, info)),
-                                excluded_subjects: excluded,
-                                after_result_cursor: None,
-                            },
-                        )?;
+                        tx.send(pb::LookupSubjectsResponse {
+                            looked_up_at: Some(pb::ZedToken { token: token.clone() }),
+                            subject_object_id: "*".into(),
+                            excluded_subject_ids: excluded
+                                .iter()
+                                .map(|e| e.subject_object_id.clone())
+                                .collect(),
+                            permissionship: lookup_permissionship(w.outcome),
+                            partial_caveat_info: info.clone(),
+                            subject: Some(resolved("*".into(), w.outcome, info)),
+                            excluded_subjects: excluded,
+                            after_result_cursor: None,
+                        })?;
                     }
                     for f in &found.subjects {
                         let info = missing(f.outcome, &f.subject);
-                        send(
-                            tx,
-                            pb::LookupSubjectsResponse {
-                                looked_up_at: Some(pb::ZedToken { token: token.clone() }),
-                                subject_object_id: f.subject.id.clone(),
-                                excluded_subject_ids: Vec::new(),
-                                permissionship: lookup_permissionship(f.outcome),
-                                partial_caveat_info: info.clone(),
-                                subject: Some(resolved(f.subject.id.clone(), f.outcome, info)),
-                                excluded_subjects: Vec::new(),
-                                after_result_cursor: None,
-                            },
-                        )?;
+                        tx.send(pb::LookupSubjectsResponse {
+                            looked_up_at: Some(pb::ZedToken { token: token.clone() }),
+                            subject_object_id: f.subject.id.clone(),
+                            excluded_subject_ids: Vec::new(),
+                            permissionship: lookup_permissionship(f.outcome),
+                            partial_caveat_info: info.clone(),
+                            subject: Some(resolved(f.subject.id.clone(), f.outcome, info)),
+                            excluded_subjects: Vec::new(),
+                            after_result_cursor: None,
+                        })?;
                     }
                     Ok(())
                 });
@@ -599,8 +688,9 @@ impl PermissionsService for Grpc {
         request: Request<pb::ExportBulkRelationshipsRequest>,
     ) -> Result<Response<Self::ExportBulkRelationshipsStream>, Status> {
         let state = self.0.clone();
+        let deadline = state.deadline(&request);
         state
-            .call_until("ExportBulkRelationships", state.deadline(&request), async {
+            .call_until("ExportBulkRelationships", deadline, async {
                 let r = request.into_inner();
                 let filter = convert::filter(r.optional_relationship_filter.as_ref(), false)?;
                 let limit = (r.optional_limit > 0).then_some(r.optional_limit as usize);
@@ -608,7 +698,7 @@ impl PermissionsService for Grpc {
                     state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
                 // Validate the filter before the stream starts.
                 view.read_relationships(&filter, 0, Some(0)).map_err(|e| from_eval(&e))?;
-                let out = self.stream(move |state, tx| {
+                let out = self.stream(deadline, move |state, tx| {
                     // One pass over the relationships, a message per chunk.
                     let mut position = skip;
                     let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
@@ -621,14 +711,18 @@ impl PermissionsService for Grpc {
                             }),
                             relationships: std::mem::take(chunk),
                         };
-                        send(tx, message).is_ok()
+                        tx.send(message).is_ok()
                     };
+                    let now = chrono::Utc::now();
                     view.scan_relationships(&filter, skip, |r| {
                         if left == 0 {
                             return std::ops::ControlFlow::Break(());
                         }
-                        left -= 1;
                         position += 1;
+                        if r.expires_at.is_some_and(|t| t <= now) {
+                            return std::ops::ControlFlow::Continue(());
+                        }
+                        left -= 1;
                         chunk.push(convert::to_relationship(&r));
                         if chunk.len() == EXPORT_CHUNK && !flush(&mut chunk, position) {
                             gone = true;

@@ -106,8 +106,10 @@ fn json(status: u16, body: serde_json::Value) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
+/// An error body in AuthZEN's shape (used on every HTTP route).
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    let body = serde_json::json!({ "error": { "status": status.as_u16(), "message": message } });
+    (status, axum::Json(body)).into_response()
 }
 
 async fn healthz(AxState(state): AxState<Arc<State>>) -> Response {
@@ -142,6 +144,17 @@ async fn authzen_route(
             "missing or wrong preshared key: send `authorization: Bearer KEY`",
         );
     }
+    if method == Method::POST {
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            let body = serde_json::json!({ "error": {
+                "status": 400,
+                "message": format!("the request's Content-Type must be application/json, not `{content_type}`"),
+            }});
+            return with_request_id(json(400, body), &headers);
+        }
+    }
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
     let scheme = if state.tls { "https" } else { "http" };
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -164,6 +177,12 @@ async fn authzen_route(
         })
         .await;
     let mut response = match result {
+        Ok(a) if a.status == 405 => {
+            let allow = if metadata { "GET" } else { "POST" };
+            let mut r = json(a.status, a.body);
+            r.headers_mut().insert("allow", axum::http::HeaderValue::from_static(allow));
+            r
+        }
         Ok(a) => json(a.status, a.body),
         Err(s) if s.code() == tonic::Code::ResourceExhausted => {
             error(StatusCode::TOO_MANY_REQUESTS, s.message())
@@ -175,6 +194,14 @@ async fn authzen_route(
     };
     if let Some(id) = request_id.and_then(|v| v.parse().ok()) {
         response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+/// Echoes the request's `X-Request-ID`, as AuthZEN asks.
+fn with_request_id(mut response: Response, headers: &HeaderMap) -> Response {
+    if let Some(id) = headers.get("x-request-id") {
+        response.headers_mut().insert("x-request-id", id.clone());
     }
     response
 }

@@ -333,7 +333,7 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|_| format!("`{s}` is not an RFC 3339 time such as `2024-05-01T00:00:00Z`"))
 }
 
-fn check_type_name(s: &str) -> Result<(), String> {
+pub(crate) fn check_type_name(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("missing type name".into());
     }
@@ -343,7 +343,7 @@ fn check_type_name(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_name(s: &str) -> Result<(), String> {
+pub(crate) fn check_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -354,7 +354,7 @@ fn check_name(s: &str) -> Result<(), String> {
     }
 }
 
-fn check_id(s: &str, allow_wildcard: bool) -> Result<(), String> {
+pub(crate) fn check_id(s: &str, allow_wildcard: bool) -> Result<(), String> {
     if s.is_empty() {
         return Err("missing object id".into());
     }

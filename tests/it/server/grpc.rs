@@ -857,3 +857,60 @@ impl tonic::codec::Decoder for RawCodec {
         Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
+
+#[test]
+fn a_reader_that_stalls_longer_than_the_deadline_gets_an_error_not_a_short_answer() {
+    let server = Server::start(&["--memory", "--deadline-ms", "400"]);
+    runtime().block_on(async {
+        let mut c = clients(server.grpc, Some(KEY)).await;
+        write_schema(&mut c, ZED).await;
+        for chunk in 0..10 {
+            let rels: Vec<String> =
+                (0..1000).map(|i| format!("document:s{chunk}x{i}#viewer@user:*")).collect();
+            let rels: Vec<&str> = rels.iter().map(String::as_str).collect();
+            write(&mut c, &rels).await;
+        }
+        // A client with small HTTP/2 windows, so that the server feels it stall.
+        let small = Channel::from_shared(format!("http://{}", server.grpc))
+            .unwrap()
+            .initial_stream_window_size(Some(16 * 1024))
+            .initial_connection_window_size(Some(16 * 1024))
+            .connect()
+            .await
+            .unwrap();
+        let mut slow = pb::permissions_service_client::PermissionsServiceClient::with_interceptor(
+            small,
+            Bearer(Some(KEY.into())),
+        );
+        let mut stream = slow
+            .lookup_resources(pb::LookupResourcesRequest {
+                consistency: full(),
+                resource_object_type: "document".into(),
+                permission: "view".into(),
+                subject: Some(subj("user", "ann", "")),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        stream.next().await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut received = 1;
+        let mut last = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(_) => received += 1,
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+        assert!(received < 10_000, "the stream was cut");
+        let e = last.expect("a cut stream ends with an error");
+        assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+        // A steady reader gets everything.
+        let all = lookup_resources(&mut c, "document", "view", ("user", "ann"), 0, None).await;
+        assert_eq!(all.len(), 10_000);
+    });
+}

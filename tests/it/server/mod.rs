@@ -2,6 +2,7 @@
 //! from the same protos, the official SpiceDB Python client, real SpiceDB as an oracle, AuthZEN
 //! over HTTP, bad input, and kill -9 during writes.
 
+mod authzen_http;
 mod faults;
 mod grpc;
 mod oracle;
