@@ -107,7 +107,7 @@ pub fn from_guarded(e: &GuardedWriteError) -> Status {
             e.to_string(),
         ),
         GuardedWriteError::TooMany { .. } => status(
-            Code::FailedPrecondition,
+            Code::InvalidArgument,
             "ERROR_REASON_TOO_MANY_RELATIONSHIPS_FOR_TRANSACTIONAL_DELETE",
             e.to_string(),
         ),

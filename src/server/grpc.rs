@@ -476,6 +476,9 @@ impl PermissionsService for Grpc {
             .call_until("LookupResources", deadline, async {
                 let r = request.into_inner();
                 let s = subject(r.subject.as_ref())?;
+                if s.id == "*" {
+                    return Err(invalid("cannot perform lookup resources on wildcard"));
+                }
                 let limit = state.limits.check_limit(r.optional_limit, "LookupResources")?;
                 let (view, start) =
                     state.view_or_cursor(r.consistency.as_ref(), r.optional_cursor.as_ref()).await?;
