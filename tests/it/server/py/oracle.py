@@ -57,6 +57,8 @@ from authzed.api.v1 import (
 )
 from authzed.api.v1.permission_service_pb2 import LookupPermissionship
 from authzed.api.v1.permission_service_pb2_grpc import PermissionsServiceStub
+from authzed.api.v1.watch_service_pb2 import WatchRequest
+from authzed.api.v1.watch_service_pb2_grpc import WatchServiceStub
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpcutil import insecure_bearer_token_credentials
@@ -102,6 +104,7 @@ class SpiceDB:
         self.unary = self.db.permissions()
         self.schema = self.db.schema()
         self.stream = PermissionsServiceStub(self.db.channel())
+        self.watch = WatchServiceStub(self.db.channel()).Watch
 
     def close(self):
         if self.db is not None:
@@ -127,6 +130,7 @@ class Purview:
 
     def __init__(self, addr, key):
         self.client = Client(addr, insecure_bearer_token_credentials(key))
+        self.watch = self.client.Watch
         self.types = []
 
     def reset(self):
@@ -308,8 +312,8 @@ class Oracle:
         if s != p:
             self.disagree("case:" + name, request, f"{s} {sm}".strip(), f"{p} {pm}".strip())
 
-    def own_check(self, peer, resource, permission, subject):
-        code, answer = peer.call("CheckPermission", check_req(resource, permission, subject))
+    def own_check(self, peer, resource, permission, subject, context=None):
+        code, answer = peer.call("CheckPermission", check_req(resource, permission, subject, context))
         return permissionship(answer.permissionship) if code == "OK" else code
 
 
@@ -670,6 +674,37 @@ def fixed_cases(o):
     ]:
         o.case(name, "WriteSchema", WriteSchemaRequest(schema=text))
 
+    # Watch: from a token, the updates of the writes after it (each peer its own token),
+    # limited to one object type; read until the watch's deadline.
+    def watched(peer):
+        code, answer = peer.call("WriteRelationships", write(relationship(("document", "wa"), "owner", alice)))
+        if code != "OK":
+            return (code, answer)
+        start = answer.written_at
+        for method, req in [
+            ("WriteRelationships", write(relationship(("document", "wa"), "viewer", ("user", "bob")))),
+            ("WriteRelationships", write(relationship(("document", "wa"), "viewer", ("user", "carol")), op=CREATE)),
+            ("WriteRelationships", write(relationship(("document", "wa"), "viewer", ("user", "bob")))),
+            ("WriteRelationships", write(relationship(("document", "wa"), "viewer", ("user", "carol")), op=DELETE)),
+            ("WriteRelationships", write(relationship(("team", "wt"), "member", alice))),
+            ("WriteRelationships", write(relationship(("document", "wa"), "viewer", ("user", "dave"), caveat="on_network", context={"allowed_ip": "1"}))),
+            ("DeleteRelationships", DeleteRelationshipsRequest(relationship_filter=RelationshipFilter(resource_type="document", optional_resource_id="wa", optional_relation="viewer"))),
+        ]:
+            code, answer = peer.call(method, req)
+            if code != "OK":
+                return (f"{method} {code}", answer)
+        seen = []
+        try:
+            for response in peer.watch(WatchRequest(optional_object_types=["document"], optional_start_cursor=start), timeout=2):
+                if response.updates:
+                    seen.append(sorted(f"{RelationshipUpdate.Operation.Name(u.operation)} {rel_text(u.relationship)}" for u in response.updates))
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                return (e.code().name, e.details())
+        return ("OK " + json.dumps(seen), "")
+
+    o.record("watch_from_token", "Watch document from a token, after TOUCH/CREATE/TOUCH again/DELETE/another type/caveat/delete by filter", [watched(peer) for peer in o.peers])
+
     # Last: writes that Purview may accept and SpiceDB refuses (they would change what the
     # cases above see).
     for label, bad in BAD_IDS:
@@ -871,23 +906,26 @@ def random_case(o, rng, n):
         if x != y:
             o.disagree("check", req, x, y)
 
-    # LookupResources: every type x name x user, as sets of (id, permissionship).
-    for t, d in types.items():
-        for name in d["names"]:
-            for s in subjects:
-                req = LookupResourcesRequest(consistency=full(), resource_object_type=t, permission=name, subject=subj(*s))
-                (sc, sa), (pc, pa) = o.both("LookupResources", req)
-                o.count("lookup resources compared")
-                if sc != "OK" or pc != "OK":
-                    if sc != pc:
-                        o.disagree("lookup resources", req, f"{sc} {sa if sc != 'OK' else ''}", f"{pc} {pa if pc != 'OK' else ''}")
-                    continue
-                x, y = found_resources(sa), found_resources(pa)
-                o.count("lookup resources results (SpiceDB)", len(x))
-                if x != y:
-                    differ = sorted(k for k in set(x) | set(y) if x.get(k, NO) != y.get(k, NO))
-                    own = {rid: [o.own_check(peer, (t, rid), name, s) for peer in o.peers] for rid in differ}
-                    o.lookup_differs("lookup resources", req, x, y, own)
+    # LookupResources: every type x name x user, as sets of (id, permissionship); a sample
+    # again with the caveat's context.
+    lookups = [(t, name, s, None) for t, d in types.items() for name in d["names"] for s in subjects]
+    lookups += [(t, name, s, {"allowed": True}) for t, name, s, _ in rng.sample(lookups, min(20, len(lookups)))]
+    for t, name, s, ctx in lookups:
+        req = LookupResourcesRequest(consistency=full(), resource_object_type=t, permission=name, subject=subj(*s))
+        if ctx is not None:
+            req.context.CopyFrom(struct(ctx))
+        (sc, sa), (pc, pa) = o.both("LookupResources", req)
+        o.count("lookup resources compared")
+        if sc != "OK" or pc != "OK":
+            if sc != pc:
+                o.disagree("lookup resources", req, f"{sc} {sa if sc != 'OK' else ''}", f"{pc} {pa if pc != 'OK' else ''}")
+            continue
+        x, y = found_resources(sa), found_resources(pa)
+        o.count("lookup resources results (SpiceDB)", len(x))
+        if x != y:
+            differ = sorted(k for k in set(x) | set(y) if x.get(k, NO) != y.get(k, NO))
+            own = {rid: [o.own_check(peer, (t, rid), name, s, ctx) for peer in o.peers] for rid in differ}
+            o.lookup_differs("lookup resources", req, x, y, own)
 
     # LookupSubjects: every resource x name, users, by effective outcome; and team usersets.
     for t, d in types.items():
