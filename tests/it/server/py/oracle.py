@@ -732,13 +732,14 @@ def subject_answer(x):
 USERS = [f"u{i}" for i in range(5)]
 FRESH = "fresh"  # a user no relationship names: what a wildcard grants to anyone
 TEAMS = [f"t{i}" for i in range(3)]
-DIRECT = ["user", "user:*", "team#member", "user with flag", "user with expiration"]
+DIRECT = ["user", "user:*", "team#member", "user with flag", "user with small", "user with expiration"]
 
 
 def gen_schema(rng):
     """A random schema: `user`, `team` (nested membership), and 2-3 resource types, each with
-    direct relations, maybe a `parent` relation to an earlier type (for arrows), and
-    permissions built from union, intersection, exclusion and arrows."""
+    direct relations, maybe a `parent` relation to an earlier type and an `above` relation to its
+    own type (for arrows: `->`, `.any()`, `.all()`, and one recursive permission), and
+    permissions built from union, intersection, exclusion, arrows and (rarely) `nil`."""
     ntypes = rng.randint(2, 3)
     types = {}
     order = []
@@ -755,13 +756,17 @@ def gen_schema(rng):
             relations[f"rel{j}"] = allowed
         if i > 0 and rng.random() < 0.8:
             relations["parent"] = [f"res{rng.randrange(i)}"]
+        if rng.random() < 0.5:
+            relations["above"] = [t]
         names = list(relations)
         permissions = {}
         for k in range(rng.randint(1, 3)):
-            atoms = [n for n in relations if n != "parent"] + list(permissions)
+            atoms = [n for n in relations if n not in ("parent", "above")] + list(permissions)
             if "parent" in relations:
                 parent = relations["parent"][0]
-                atoms += [f"parent->{n}" for n in types[parent]["names"]]
+                atoms += [rng.choice(["parent->{}", "parent->{}", "parent.any({})", "parent.all({})"]).format(n) for n in types[parent]["names"]]
+            if rng.random() < 0.1:
+                atoms.append("nil")
 
             def expr(depth):
                 if depth == 0 or rng.random() < 0.35:
@@ -780,12 +785,17 @@ def gen_schema(rng):
             if e.startswith("(") and e.endswith(")"):
                 e = e[1:-1] if balanced(e[1:-1]) else e
             permissions[f"perm{k}"] = e
+        if "above" in relations:
+            # Recursive through the `above` chain (the data has no cycle).
+            permissions["reach"] = f"{rng.choice([n for n in relations if n not in ('parent', 'above')])} + above->reach"
         types[t] = {"relations": relations, "permissions": permissions, "names": names + list(permissions)}
         order.append(t)
     lines = [
         "use expiration",
         "",
         "caveat flag(allowed bool) {\n  allowed\n}",
+        "",
+        "caveat small(n int) {\n  n < 5\n}",
         "",
         "definition user {}",
         "",
@@ -838,9 +848,17 @@ def gen_relationships(rng, types, now):
                     elif a == "user with flag":
                         ctx = rng.choice([None, None, {"allowed": True}, {"allowed": False}])
                         add(relationship((t, rid), name, ("user", rng.choice(USERS)), caveat="flag", context=ctx))
+                    elif a == "user with small":
+                        ctx = rng.choice([None, {"n": 1}, {"n": 9}])
+                        add(relationship((t, rid), name, ("user", rng.choice(USERS)), caveat="small", context=ctx))
                     elif a == "user with expiration":
                         delta = rng.choice([datetime.timedelta(hours=1), datetime.timedelta(hours=-1)])
                         add(relationship((t, rid), name, ("user", rng.choice(USERS)), expires=now + delta))
+                    elif a == t:
+                        # `above` points to an earlier id of the same type: no cycle.
+                        k = ids_of(t).index(rid)
+                        if k > 0:
+                            add(relationship((t, rid), name, (a, ids_of(t)[rng.randrange(k)])))
                     else:
                         add(relationship((t, rid), name, (a, rng.choice(ids_of(a)))))
     return list(rels.values())
@@ -874,7 +892,7 @@ def random_case(o, rng, n):
             for name in d["names"]:
                 for s in subjects:
                     items.append(((t, rid), name, s))
-    for ctx in (None, {"allowed": True}):
+    for ctx in (None, {"allowed": True, "n": 3}):
         chosen = items if ctx is None else rng.sample(items, min(60, len(items)))
         for i in range(0, len(chosen), 200):
             chunk = chosen[i : i + 200]
@@ -909,7 +927,7 @@ def random_case(o, rng, n):
     # LookupResources: every type x name x user, as sets of (id, permissionship); a sample
     # again with the caveat's context.
     lookups = [(t, name, s, None) for t, d in types.items() for name in d["names"] for s in subjects]
-    lookups += [(t, name, s, {"allowed": True}) for t, name, s, _ in rng.sample(lookups, min(20, len(lookups)))]
+    lookups += [(t, name, s, {"allowed": True, "n": 3}) for t, name, s, _ in rng.sample(lookups, min(20, len(lookups)))]
     for t, name, s, ctx in lookups:
         req = LookupResourcesRequest(consistency=full(), resource_object_type=t, permission=name, subject=subj(*s))
         if ctx is not None:
