@@ -54,7 +54,11 @@ impl tonic::service::Interceptor for Auth {
         if self.0.authorized(header) {
             Ok(request)
         } else {
-            self.0.metrics.observe("Unauthenticated", "UNAUTHENTICATED", std::time::Duration::ZERO);
+            self.0.metrics.observe(
+                "Unauthenticated",
+                tonic::Code::Unauthenticated,
+                std::time::Duration::ZERO,
+            );
             Err(Status::unauthenticated("missing or wrong preshared key: send `authorization: Bearer KEY`"))
         }
     }
@@ -138,7 +142,7 @@ async fn authzen_route(
     let path = uri.path().to_string();
     let metadata = path == "/.well-known/authzen-configuration";
     if !metadata && !state.authorized(headers.get("authorization").and_then(|v| v.to_str().ok())) {
-        state.metrics.observe("AuthZEN", "UNAUTHENTICATED", std::time::Duration::ZERO);
+        state.metrics.observe("AuthZEN", tonic::Code::Unauthenticated, std::time::Duration::ZERO);
         return error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong preshared key: send `authorization: Bearer KEY`",

@@ -5,26 +5,39 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-#[derive(Default)]
-struct Histogram {
+/// One method's counters: latency buckets and requests by status code.
+struct MethodStats {
     counts: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     /// Microseconds.
     sum: AtomicU64,
+    /// By `tonic::Code` (0..=16).
+    codes: [AtomicU64; 17],
 }
 
+impl Default for MethodStats {
+    fn default() -> Self {
+        MethodStats {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            codes: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Request metrics: a method's counters are atomics, found under a read lock (the write lock
+/// is taken once per method name).
 #[derive(Default)]
 pub struct Metrics {
-    latency: Mutex<BTreeMap<&'static str, std::sync::Arc<Histogram>>>,
-    /// (method, code) → count.
-    requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    methods: RwLock<BTreeMap<&'static str, Arc<MethodStats>>>,
     pub shed: AtomicU64,
 }
 
@@ -34,41 +47,60 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Metrics {
+    fn stats(&self, method: &'static str) -> Arc<MethodStats> {
+        if let Some(s) = self.methods.read().unwrap_or_else(|p| p.into_inner()).get(method) {
+            return s.clone();
+        }
+        self.methods.write().unwrap_or_else(|p| p.into_inner()).entry(method).or_default().clone()
+    }
+
     /// Records one finished request.
-    pub fn observe(&self, method: &'static str, code: &'static str, took: Duration) {
-        let h = lock(&self.latency).entry(method).or_default().clone();
+    pub fn observe(&self, method: &'static str, code: tonic::Code, took: Duration) {
+        let h = self.stats(method);
         let secs = took.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            h.counts[i].fetch_add(1, Ordering::Relaxed);
         }
         h.count.fetch_add(1, Ordering::Relaxed);
         h.sum.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-        *lock(&self.requests).entry((method, code)).or_default() += 1;
+        if let Some(c) = h.codes.get(code as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The exposition text; `gauges` are (name, help, value) of the data's state.
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let methods: Vec<(&'static str, Arc<MethodStats>)> = self
+            .methods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(m, s)| (*m, s.clone()))
+            .collect();
         let mut out = String::new();
         out.push_str("# HELP purview_requests_total Requests handled, by method and status code.\n");
         out.push_str("# TYPE purview_requests_total counter\n");
-        for ((method, code), n) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "purview_requests_total{{method=\"{method}\",code=\"{code}\"}} {n}");
+        for (method, h) in &methods {
+            for (i, n) in h.codes.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let code = super::code_name(tonic::Code::from(i as i32));
+                    let _ =
+                        writeln!(out, "purview_requests_total{{method=\"{method}\",code=\"{code}\"}} {n}");
+                }
+            }
         }
         out.push_str("# HELP purview_request_duration_seconds Request latency, by method.\n");
         out.push_str("# TYPE purview_request_duration_seconds histogram\n");
-        for (method, h) in lock(&self.latency).iter() {
+        for (method, h) in &methods {
+            // Buckets are cumulative.
+            let mut cumulative = 0;
             for (i, b) in BUCKETS.iter().enumerate() {
-                let n = h.counts[i].load(Ordering::Relaxed);
+                cumulative += h.counts[i].load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "purview_request_duration_seconds_bucket{{method=\"{method}\",le=\"{b}\"}} {n}"
+                    "purview_request_duration_seconds_bucket{{method=\"{method}\",le=\"{b}\"}} {cumulative}"
                 );
             }
             let count = h.count.load(Ordering::Relaxed);

@@ -287,9 +287,10 @@ impl State {
                 None => f.await,
             },
         };
-        let code = code_name(result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok));
+        let status = result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        let code = code_name(status);
         let took = start.elapsed();
-        self.metrics.observe(method, code, took);
+        self.metrics.observe(method, status, took);
         match &result {
             Ok(_) => {
                 tracing::debug!(request_id = id, method, code, micros = took.as_micros() as u64, "request")
