@@ -87,7 +87,8 @@ pub async fn serve_grpc(state: Arc<State>, listener: TcpListener, config: Config
             .tls_config(ServerTlsConfig::new().identity(identity))
             .map_err(|e| ServeError::Tls(e.to_string()))?;
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Without TCP_NODELAY, small streamed answers wait ~40 ms for Nagle's algorithm.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown = {
         let state = state.clone();
         async move {
@@ -226,6 +227,10 @@ pub async fn serve_http(state: Arc<State>, listener: TcpListener, config: Config
             let state = state.clone();
             async move { state.shutting_down().await }
         };
+        use axum::serve::ListenerExt as _;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         return axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
@@ -239,6 +244,7 @@ pub async fn serve_http(state: Arc<State>, listener: TcpListener, config: Config
             () = state.shutting_down() => break,
         };
         let Ok((tcp, _)) = accepted else { continue };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let state = state.clone();
