@@ -29,8 +29,10 @@ type Out<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 #[derive(Clone, Debug)]
 pub struct Grpc(pub Arc<State>);
 
-/// How many streamed messages may wait for a slow reader before the producer waits.
-const STREAM_BUFFER: usize = 64;
+/// How many chunks of streamed messages may wait for a slow reader before the producer waits.
+const STREAM_BUFFER: usize = 4;
+/// Watch responses that may wait for a slow subscriber.
+const WATCH_BUFFER: usize = 64;
 /// Relationships per message of an export.
 const EXPORT_CHUNK: usize = 1000;
 /// Bulk checks of at most this many items are answered on the async worker (microseconds);
@@ -101,8 +103,8 @@ impl Grpc {
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let sink = Sink { tx, stall, handle };
-            let result = produce(&state, &sink);
+            let sink = Sink { tx, stall, handle, buffer: std::cell::RefCell::new(Vec::new()) };
+            let result = produce(&state, &sink).and_then(|()| sink.flush());
             let mut outcome = finished.lock().unwrap_or_else(|p| p.into_inner());
             *outcome = match result {
                 Ok(()) => Outcome::Done,
@@ -110,31 +112,55 @@ impl Grpc {
                 Err(e) => Outcome::Failed(e),
             };
         });
-        Box::pin(Guarded { rx: ReceiverStream::new(rx), outcome, ended: false })
+        Box::pin(Guarded {
+            rx: ReceiverStream::new(rx),
+            pending: Vec::new().into_iter(),
+            outcome,
+            ended: false,
+        })
     }
 }
+
+/// Messages handed from a producer to its stream at once: one channel operation (and one
+/// wake-up) per chunk rather than per message.
+const SINK_CHUNK: usize = 128;
 
 /// The producing end of a streamed answer.
 pub(crate) struct Sink<T> {
-    tx: mpsc::Sender<Result<T, Status>>,
-    /// How long one message may wait for the reader.
+    tx: mpsc::Sender<Vec<T>>,
+    /// How long one chunk may wait for the reader.
     stall: std::time::Duration,
     handle: tokio::runtime::Handle,
+    buffer: std::cell::RefCell<Vec<T>>,
 }
 
 impl<T> Sink<T> {
-    /// Sends one message; `Err` when the client went away or reads too slowly.
+    /// Queues one message; `Err` when the client went away or reads too slowly.
     fn send(&self, item: T) -> Result<(), Status> {
-        self.send_status(Ok(item))
+        let full = {
+            let mut b = self.buffer.borrow_mut();
+            b.push(item);
+            b.len() >= SINK_CHUNK
+        };
+        if full {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
-    fn send_status(&self, item: Result<T, Status>) -> Result<(), Status> {
+    /// Hands the queued messages to the stream.
+    fn flush(&self) -> Result<(), Status> {
         use mpsc::error::TrySendError;
-        match self.tx.try_send(item) {
+        let chunk = std::mem::take(&mut *self.buffer.borrow_mut());
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match self.tx.try_send(chunk) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(_)) => Err(Status::cancelled("the client went away")),
-            Err(TrySendError::Full(item)) => {
-                match self.handle.block_on(tokio::time::timeout(self.stall, self.tx.send(item))) {
+            Err(TrySendError::Full(chunk)) => {
+                match self.handle.block_on(tokio::time::timeout(self.stall, self.tx.send(chunk))) {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(_)) => Err(Status::cancelled("the client went away")),
                     Err(_) => Err(Status::deadline_exceeded(
@@ -158,10 +184,13 @@ enum Outcome {
 
 /// A streamed answer that ends with the producer's error, or an error if it never finished.
 struct Guarded<T> {
-    rx: ReceiverStream<Result<T, Status>>,
+    rx: ReceiverStream<Vec<T>>,
+    pending: std::vec::IntoIter<T>,
     outcome: Arc<std::sync::Mutex<Outcome>>,
     ended: bool,
 }
+
+impl<T> Unpin for Guarded<T> {}
 
 impl<T> Stream for Guarded<T> {
     type Item = Result<T, Status>;
@@ -170,19 +199,29 @@ impl<T> Stream for Guarded<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
-        match Pin::new(&mut self.rx).poll_next(cx) {
-            Poll::Ready(None) if !self.ended => {
-                self.ended = true;
-                let outcome = std::mem::take(&mut *self.outcome.lock().unwrap_or_else(|p| p.into_inner()));
-                match outcome {
-                    Outcome::Done => Poll::Ready(None),
-                    Outcome::Failed(e) => Poll::Ready(Some(Err(e))),
-                    Outcome::Running => Poll::Ready(Some(Err(Status::aborted(
-                        "the answer was cut short; retry from the last cursor",
-                    )))),
-                }
+        loop {
+            if let Some(item) = self.pending.next() {
+                return Poll::Ready(Some(Ok(item)));
             }
-            other => other,
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.rx).poll_next(cx) {
+                Poll::Ready(Some(chunk)) => self.pending = chunk.into_iter(),
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    let outcome =
+                        std::mem::take(&mut *self.outcome.lock().unwrap_or_else(|p| p.into_inner()));
+                    return match outcome {
+                        Outcome::Done => Poll::Ready(None),
+                        Outcome::Failed(e) => Poll::Ready(Some(Err(e))),
+                        Outcome::Running => Poll::Ready(Some(Err(Status::aborted(
+                            "the answer was cut short; retry from the last cursor",
+                        )))),
+                    };
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }
@@ -233,6 +272,7 @@ impl PermissionsService for Grpc {
                 // Validate the filter before the stream starts.
                 view.read_relationships(&filter, 0, Some(0)).map_err(|e| from_eval(&e))?;
                 let out = self.stream(deadline, move |state, tx| {
+                    let prefix = super::token::cursor_prefix(&state.id, view.revision());
                     let token = state.token(view.revision());
                     let mut position = skip;
                     let mut left = limit.unwrap_or(usize::MAX);
@@ -251,7 +291,7 @@ impl PermissionsService for Grpc {
                             read_at: Some(pb::ZedToken { token: token.clone() }),
                             relationship: Some(convert::to_relationship(&rel)),
                             after_result_cursor: Some(pb::Cursor {
-                                token: state.cursor(view.revision(), &position.to_string()),
+                                token: super::token::cursor_at(&prefix, &position.to_string()),
                             }),
                         };
                         match tx.send(message) {
@@ -497,6 +537,7 @@ impl PermissionsService for Grpc {
                     .await?;
                 let ctx_opts = opts_with(&state, r.context.as_ref());
                 let out = self.stream(deadline, move |state, tx| {
+                    let prefix = super::token::cursor_prefix(&state.id, view.revision());
                     let token = state.token(view.revision());
                     let ty = r.resource_object_type.clone();
                     let n = found.objects.len();
@@ -520,7 +561,7 @@ impl PermissionsService for Grpc {
                             permissionship: lookup_permissionship(f.outcome),
                             partial_caveat_info,
                             after_result_cursor: Some(pb::Cursor {
-                                token: state.cursor(view.revision(), &position),
+                                token: super::token::cursor_at(&prefix, &position),
                             }),
                         })?;
                     }
@@ -702,6 +743,7 @@ impl PermissionsService for Grpc {
                 // Validate the filter before the stream starts.
                 view.read_relationships(&filter, 0, Some(0)).map_err(|e| from_eval(&e))?;
                 let out = self.stream(deadline, move |state, tx| {
+                    let prefix = super::token::cursor_prefix(&state.id, view.revision());
                     // One pass over the relationships, a message per chunk.
                     let mut position = skip;
                     let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
@@ -710,7 +752,7 @@ impl PermissionsService for Grpc {
                     let flush = |chunk: &mut Vec<pb::Relationship>, position: usize| {
                         let message = pb::ExportBulkRelationshipsResponse {
                             after_result_cursor: Some(pb::Cursor {
-                                token: state.cursor(view.revision(), &position.to_string()),
+                                token: super::token::cursor_at(&prefix, &position.to_string()),
                             }),
                             relationships: std::mem::take(chunk),
                         };
@@ -868,7 +910,7 @@ impl WatchService for Grpc {
                 let checkpoints = wants(WatchKind::IncludeCheckpoints);
                 // Refuse a start the feed no longer covers now, not on the first message.
                 state.purview.changes_after(start).map_err(|e| errors::from_feed(&e))?;
-                let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                let (tx, rx) = mpsc::channel(WATCH_BUFFER);
                 let mut revisions = state.revisions.clone();
                 let watcher = state.clone();
                 tokio::spawn(async move {

@@ -221,10 +221,6 @@ impl State {
         token::encode(&self.id, revision)
     }
 
-    fn cursor(&self, revision: Revision, position: &str) -> String {
-        token::encode_cursor(&self.id, revision, position)
-    }
-
     fn revision_of(&self, t: &str) -> Result<Revision, Status> {
         token::decode(&self.id, t).map_err(|e| errors::from_token(&e))
     }
