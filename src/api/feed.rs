@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 /// Imports larger than this are recorded without their relationships (see [`ChangeSet::truncated`]).
 const MAX_IMPORT_UPDATES: usize = 100_000;
+/// The feed keeps at most this many updates in all, whatever its capacity in revisions, so that
+/// its memory stays bounded under large batches.
+const MAX_KEPT_UPDATES: usize = 1_000_000;
 
 /// What one revision changed.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +67,8 @@ pub(crate) struct Feed {
     /// Changes after this revision are all in `entries`.
     since: Revision,
     entries: VecDeque<Arc<ChangeSet>>,
+    /// Updates in `entries`.
+    updates: usize,
     listeners: Vec<Listener>,
 }
 
@@ -84,10 +89,14 @@ impl Feed {
             return;
         }
         let set = describe(change);
+        self.updates += set.updates.len();
         self.entries.push_back(Arc::new(set));
-        while self.entries.len() > self.capacity {
+        while self.entries.len() > self.capacity
+            || (self.updates > MAX_KEPT_UPDATES && self.entries.len() > 1)
+        {
             if let Some(old) = self.entries.pop_front() {
                 self.since = old.revision;
+                self.updates -= old.updates.len();
             }
         }
     }
@@ -95,7 +104,9 @@ impl Feed {
     /// Forgets changes staged but never published (after a failed sync).
     pub(crate) fn forget_after(&mut self, published: Revision) {
         while self.entries.back().is_some_and(|e| e.revision > published) {
-            self.entries.pop_back();
+            if let Some(e) = self.entries.pop_back() {
+                self.updates -= e.updates.len();
+            }
         }
     }
 
@@ -168,6 +179,7 @@ impl Purview {
         if feed.capacity == 0 {
             feed.since = w.head_revision();
             feed.entries.clear();
+            feed.updates = 0;
         }
         feed.capacity = capacity;
     }

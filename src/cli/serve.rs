@@ -79,7 +79,7 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value_t = 1024)]
     max_concurrent: usize,
     /// Revisions kept for Watch.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 10_000)]
     watch_buffer: usize,
     /// Log as JSON lines (default: human-readable). The level comes from `RUST_LOG` (`info`).
     #[arg(long)]

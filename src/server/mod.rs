@@ -85,7 +85,7 @@ impl Default for Limits {
             max_depth: 50,
             deadline: Duration::from_secs(30),
             max_concurrent: 1024,
-            watch_buffer: 100_000,
+            watch_buffer: 10_000,
         }
     }
 }
