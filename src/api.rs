@@ -155,6 +155,9 @@ pub struct WhoResult {
 pub struct FoundObject {
     pub object: ObjectRef,
     pub outcome: Tri,
+    /// The cursor position just after this object (a service resumes a lookup there).
+    #[serde(skip)]
+    pub(crate) next: u32,
 }
 
 /// A page of `what` results, in object-id order.
@@ -429,7 +432,8 @@ impl View {
             if t == Tri::Cond && opts.missing_context == MissingContext::Error {
                 return Err(EvalError::MissingContext { missing: Vec::new() });
             }
-            out.objects.push(FoundObject { object: self.source().object_ref(Obj { ty, id }), outcome: t });
+            let object = self.source().object_ref(Obj { ty, id });
+            out.objects.push(FoundObject { object, outcome: t, next: id.saturating_add(1) });
             if out.objects.len() > opts.limits.max_results {
                 return Err(EvalError::TooManyResults { limit: opts.limits.max_results });
             }
@@ -469,7 +473,11 @@ impl View {
         if fresh && out.cursor.is_none() && out.objects.len() < limit {
             let t = self.check(&subject.object(), permission, subject, opts)?.tri();
             if t != Tri::False {
-                out.objects.push(FoundObject { object: subject.object(), outcome: t });
+                out.objects.push(FoundObject {
+                    object: subject.object(),
+                    outcome: t,
+                    next: s.id.saturating_add(1),
+                });
             }
         }
         Ok(out)

@@ -10,7 +10,7 @@ use super::convert::{self, object, subject};
 use super::errors::{self, from_eval, from_guarded, from_write, invalid, status};
 use super::proto::authzed::api::v1 as pb;
 use super::State;
-use crate::api::{Page, Precondition, SubjectFilter, UpdateKind, View};
+use crate::api::{Page, Precondition, SubjectFilter, UpdateKind};
 use crate::eval::{Decision, EvalOptions, Tri};
 use crate::store::{Revision, WriteOp};
 use pb::permissions_service_server::PermissionsService;
@@ -542,14 +542,13 @@ impl PermissionsService for Grpc {
                 let out = self.stream(deadline, move |state, tx| {
                     let prefix = super::token::cursor_prefix(&state.id, view.revision());
                     let token = state.token(view.revision());
-                    let ty = r.resource_object_type.clone();
                     let n = found.objects.len();
                     for (i, f) in found.objects.into_iter().enumerate() {
                         // The cursor after this result: the next object id (the last result of a
                         // page carries the page's own cursor).
                         let position = match (&found.cursor, i + 1 == n) {
                             (Some(c), true) => c.clone(),
-                            _ => view.next_object_position(&ty, &f.object.id),
+                            _ => f.next.to_string(),
                         };
                         let partial_caveat_info = (f.outcome == Tri::Cond).then(|| {
                             let missing = match view.check(&f.object, &r.permission, &s, &ctx_opts) {
@@ -996,17 +995,5 @@ impl WatchService for Grpc {
                 Ok(Response::new(out))
             })
             .await
-    }
-}
-
-impl View {
-    /// The lookup position just after object `id` of type `ty` (a `what` cursor).
-    pub(crate) fn next_object_position(&self, ty: &str, id: &str) -> String {
-        let schema = self.schema();
-        let n = schema
-            .type_id(ty)
-            .and_then(|t| self.source().object_id(t, id))
-            .map_or(u32::MAX, |i| i.saturating_add(1));
-        n.to_string()
     }
 }
