@@ -195,12 +195,10 @@ impl Purview {
             if feed.capacity == 0 {
                 return Err(FeedError::Disabled);
             }
-            let kept: Vec<Arc<ChangeSet>> = feed
-                .entries
-                .iter()
-                .filter(|e| e.revision > revision && e.revision <= current)
-                .cloned()
-                .collect();
+            // Entries are in revision order: start at the first one after `revision`.
+            let first = feed.entries.partition_point(|e| e.revision <= revision);
+            let kept: Vec<Arc<ChangeSet>> =
+                feed.entries.range(first..).take_while(|e| e.revision <= current).cloned().collect();
             (feed.since, kept)
         };
         if revision > current {
