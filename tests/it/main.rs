@@ -10,6 +10,7 @@ mod conformance;
 mod constraints;
 mod eval_props;
 mod examples;
+mod feed;
 mod gen;
 mod import_format;
 mod import_props;
