@@ -514,6 +514,10 @@ async fn connect(addr: SocketAddr, channels: usize) -> Vec<Channel> {
     out
 }
 
+/// The allocator the `purview` binary uses (see `src/main.rs`), so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let scale = env_f64("PURVIEW_BENCH_SCALE", 1.0);
     let mixed_secs = env_f64("PURVIEW_BENCH_SECONDS", 60.0);
