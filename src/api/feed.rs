@@ -149,12 +149,7 @@ fn describe(change: &Change<'_>) -> ChangeSet {
     set
 }
 
-pub(crate) fn compare(
-    before: &IndexData,
-    after: &IndexData,
-    (o, r, s): crate::store::Key,
-    out: &mut Vec<Update>,
-) {
+fn compare(before: &IndexData, after: &IndexData, (o, r, s): crate::store::Key, out: &mut Vec<Update>) {
     // Objects first named by this change have ids past the end of `before`.
     let known = |ty, id| id < before.object_count(ty);
     let was =

@@ -226,6 +226,25 @@ impl<T> Stream for Guarded<T> {
     }
 }
 
+/// For a conditional lookup result, the context it lacks (a lookup knows only that a result is
+/// conditional: its check names the missing parameters). Rare, so asked per result.
+fn caveat_info(
+    view: &crate::api::View,
+    outcome: Tri,
+    object: &crate::store::ObjectRef,
+    permission: &str,
+    subject: &crate::store::SubjectRef,
+    opts: &EvalOptions,
+) -> Option<pb::PartialCaveatInfo> {
+    (outcome == Tri::Cond).then(|| {
+        let missing = match view.check(object, permission, subject, opts) {
+            Ok(Decision::Conditional { missing }) => missing,
+            _ => Vec::new(),
+        };
+        pb::PartialCaveatInfo { missing_required_context: missing }
+    })
+}
+
 /// The subject of a check: a wildcard is not one (as in SpiceDB).
 fn checked_subject(s: Option<&pb::SubjectReference>) -> Result<crate::store::SubjectRef, Status> {
     let s = subject(s)?;
@@ -550,13 +569,8 @@ impl PermissionsService for Grpc {
                             (Some(c), true) => c.clone(),
                             _ => f.next.to_string(),
                         };
-                        let partial_caveat_info = (f.outcome == Tri::Cond).then(|| {
-                            let missing = match view.check(&f.object, &r.permission, &s, &ctx_opts) {
-                                Ok(Decision::Conditional { missing }) => missing,
-                                _ => Vec::new(),
-                            };
-                            pb::PartialCaveatInfo { missing_required_context: missing }
-                        });
+                        let partial_caveat_info =
+                            caveat_info(&view, f.outcome, &f.object, &r.permission, &s, &ctx_opts);
                         tx.send(pb::LookupResourcesResponse {
                             looked_up_at: Some(pb::ZedToken { token: token.clone() }),
                             resource_object_id: f.object.id,
@@ -616,13 +630,7 @@ impl PermissionsService for Grpc {
                 let out = self.stream(deadline, move |state, tx| {
                     let token = state.token(view.revision());
                     let missing = |t: Tri, subject: &crate::store::SubjectRef| {
-                        (t == Tri::Cond).then(|| {
-                            let missing = match view.check(&o, &r.permission, subject, &ctx_opts) {
-                                Ok(Decision::Conditional { missing }) => missing,
-                                _ => Vec::new(),
-                            };
-                            pb::PartialCaveatInfo { missing_required_context: missing }
-                        })
+                        caveat_info(&view, t, &o, &r.permission, subject, &ctx_opts)
                     };
                     let resolved =
                         |id: String, t: Tri, info: Option<pb::PartialCaveatInfo>| pb::ResolvedSubject {

@@ -20,7 +20,7 @@ use crate::api::{compile_schema_as, Purview, RelationMatch, RelationshipFilter};
 use crate::eval::{EvalOptions, Limits as EvalLimits};
 use crate::schema::Schema;
 use crate::store::{Relationship, Revision};
-use crate::syntax::formats::{detect, SchemaFormat};
+use crate::syntax::formats::detect;
 use proto::authzed::api::v1 as pb;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -536,9 +536,4 @@ pub async fn bind(purview: Purview, schema_text: String, config: Config) -> Resu
         tls: config.tls.is_some(),
     });
     Ok(Bound { state, grpc, http, config, shutdown_tx })
-}
-
-/// The schema format of text a client sent (SpiceDB's or Purview's language).
-pub fn schema_format(text: &str) -> SchemaFormat {
-    detect(None, text)
 }

@@ -13,19 +13,6 @@ fn serve(scenario: &str) -> Server {
     Server::start(&["--memory", "--schema", schema.to_str().unwrap(), "--data", data.to_str().unwrap()])
 }
 
-/// Sends one request with headers; status, headers (lower-case names) and body.
-fn raw(addr: SocketAddr, request: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
 #[test]
 fn every_authzen_scenario_case_passes_over_http() {
     for scenario in SCENARIOS {
@@ -61,17 +48,17 @@ fn the_http_layer_checks_keys_content_type_and_echoes_request_ids() {
         "POST /access/v1/evaluation HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: text/plain\r\nX-Request-ID: req-42\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let (status, head, reply) = raw(server.http, &request);
+    let (status, head, reply) = http_exchange(server.http, &request);
     assert_eq!(status, 400, "{reply}");
     assert!(head.contains("x-request-id: req-42"), "{head}");
     let request = request.replace("text/plain", "application/json");
-    let (status, head, reply) = raw(server.http, &request);
+    let (status, head, reply) = http_exchange(server.http, &request);
     assert_eq!(status, 200, "{reply}");
     assert!(head.contains("x-request-id: req-42"), "{head}");
     assert!(head.contains("content-type: application/json"), "{head}");
     // The wrong method: 405 with Allow.
     let request = format!("GET /access/v1/evaluation HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n");
-    let (status, head, _) = raw(server.http, &request);
+    let (status, head, _) = http_exchange(server.http, &request);
     assert_eq!(status, 405);
     assert!(head.contains("allow: post"), "{head}");
     // Malformed JSON: 400, and the server keeps serving.

@@ -180,6 +180,15 @@ pub fn touch(texts: &[&str]) -> pb::WriteRelationshipsRequest {
     }
 }
 
+/// A token of the same store `ahead` revisions after `token` (a revision not written yet).
+pub fn token_ahead(token: &pb::ZedToken, ahead: u64) -> pb::ZedToken {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(&token.token).unwrap()).unwrap();
+    let (head, rev) = text.rsplit_once('.').unwrap();
+    pb::ZedToken { token: URL_SAFE_NO_PAD.encode(format!("{head}.{}", rev.parse::<u64>().unwrap() + ahead)) }
+}
+
 pub fn full() -> Option<pb::Consistency> {
     Some(pb::Consistency { requirement: Some(pb::consistency::Requirement::FullyConsistent(true)) })
 }
@@ -248,27 +257,30 @@ pub fn http_request(
     key: Option<&str>,
     body: &str,
 ) -> (u16, String) {
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, _, body) = http_exchange(addr, &request);
+    (status, body)
+}
+
+/// Sends a request as written (it must ask to close the connection): the status, the head in
+/// lower case, and the body (chunked transfer decoded).
+pub fn http_exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        unchunk(rest)
-    } else {
-        rest.to_string()
-    };
-    (status, body)
+    let head = head.to_ascii_lowercase();
+    let body = if head.contains("transfer-encoding: chunked") { unchunk(rest) } else { rest.to_string() };
+    (status, head, body)
 }
 
 fn unchunk(mut rest: &str) -> String {
