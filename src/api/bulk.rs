@@ -5,7 +5,7 @@
 //! journal as one revision. A schema change re-validates every stored relationship against the
 //! new schema and refuses the change, listing what blocks it, if any would no longer fit.
 
-use super::purview::{Change, Purview, RowEncoder, Writer};
+use super::purview::{Change, Purview, RowEncoder, WriterGuard};
 use super::{compile_schema_as, SchemaError};
 use crate::index::IndexData;
 use crate::schema::{RelId, Schema, TypeId};
@@ -18,7 +18,6 @@ use crate::store::{
 use crate::syntax::formats::SchemaFormat;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::MutexGuard;
 
 /// Why a bulk load was refused. Nothing of it was written.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +143,7 @@ fn has_constraints(schema: &Schema) -> bool {
 /// nothing.
 pub struct BulkLoader<'p> {
     pv: &'p Purview,
-    w: MutexGuard<'p, Writer>,
+    w: WriterGuard<'p>,
     head: Arc<IndexData>,
     next: IndexData,
     resolved: Resolved,

@@ -88,7 +88,14 @@ impl Feed {
         if self.capacity == 0 {
             return;
         }
-        let set = describe(change);
+        self.record_set(describe(change));
+    }
+
+    /// Records what a revision committed by another process changed (see [`super::Caught`]).
+    pub(crate) fn record_set(&mut self, set: ChangeSet) {
+        if self.capacity == 0 {
+            return;
+        }
         self.updates += set.updates.len();
         self.entries.push_back(Arc::new(set));
         while self.entries.len() > self.capacity

@@ -101,6 +101,70 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     fn store_id(&self) -> Option<[u8; 16]> {
         None
     }
+    /// Called under the writer lock before a change is computed from `head`. A journal shared
+    /// with other processes (a database several nodes write to) takes its cluster-wide write
+    /// lock here, until the change is durable or [`Journal::abandon`] is called, and returns
+    /// what the others committed after `head`: that becomes the head (it is committed already,
+    /// so it is published at once) and the change is computed from it.
+    fn begin(&self, _head: &Arc<IndexData>) -> Result<Option<Caught>, String> {
+        Ok(None)
+    }
+    /// Ends a [`Journal::begin`] after which nothing was staged (a no-op once something was:
+    /// [`Journal::wait`] ends it then). Called under the writer lock.
+    fn abandon(&self) {}
+    /// What other processes committed after `head` (without taking the write lock): how a
+    /// follower keeps up. `Ok(None)` when nothing is new.
+    fn catch_up(&self, _head: &Arc<IndexData>) -> Result<Option<Caught>, String> {
+        Ok(None)
+    }
+    /// The latest revision committed by any process sharing the journal, when others may
+    /// write to it: what a fully consistent read must see. `None` for a journal only this
+    /// process writes (its published revision is the latest).
+    fn committed_revision(&self) -> Option<Result<Revision, String>> {
+        None
+    }
+    /// Whether the journal stays usable after a failed [`Journal::wait`]: a shared database,
+    /// where the next [`Journal::begin`] finds out what was committed. Otherwise (a local
+    /// store) a failed sync leaves the journal refusing every further change.
+    fn recovers(&self) -> bool {
+        false
+    }
+}
+
+/// Revisions committed by other processes, as a journal read them: the new head and what each
+/// revision changed (for the change feed).
+#[derive(Debug, Clone)]
+pub struct Caught {
+    pub head: Arc<IndexData>,
+    pub changes: Vec<super::ChangeSet>,
+}
+
+/// The writer lock, taken for a write: on a shared journal it holds the journal's write lock
+/// too (see [`Journal::begin`]), given back when the guard goes unless a change was staged.
+pub(crate) struct WriterGuard<'a> {
+    guard: MutexGuard<'a, Writer>,
+    journal: Option<&'a Arc<dyn Journal>>,
+}
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        &mut self.guard
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(j) = self.journal {
+            j.abandon();
+        }
+    }
 }
 
 /// A schema and its relationships: the writer side of an embedded Purview. Cloning gives another
@@ -250,6 +314,97 @@ impl Purview {
         self.lock()
     }
 
+    /// The writer lock, for a write: refused once the journal failed; on a shared journal,
+    /// holds its write lock too, and the head is first brought up to what other processes
+    /// committed (see [`Journal::begin`]).
+    pub(crate) fn for_write<'a>(&'a self, guard: MutexGuard<'a, Writer>) -> Result<WriterGuard<'a>, WriteError> {
+        let mut w = WriterGuard { guard, journal: None };
+        if let Some(reason) = &w.failed {
+            return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false });
+        }
+        let (Some(journal), Head::Index(head)) = (&self.shared.journal, &w.head) else { return Ok(w) };
+        let head = head.clone();
+        match journal.begin(&head) {
+            Ok(caught) => {
+                w.journal = Some(journal);
+                if let Some(c) = caught {
+                    self.take_caught(&mut w, c);
+                }
+                Ok(w)
+            }
+            Err(message) => {
+                // The journal holds nothing now. A head ahead of what readers see is a write
+                // whose outcome is unknown: go back to what is known committed.
+                self.resync(&mut w);
+                Err(WriteError::Storage { message, unknown_outcome: false })
+            }
+        }
+    }
+
+    /// Makes revisions other processes committed the head, and publishes them.
+    fn take_caught(&self, w: &mut Writer, c: Caught) {
+        {
+            let mut feed = self.feed();
+            for set in c.changes {
+                feed.record_set(set);
+            }
+        }
+        w.head = Head::Index(c.head.clone());
+        self.publish(&c.head);
+    }
+
+    /// Brings this Purview up to what other processes sharing its journal committed (a
+    /// follower calls it when told of a commit, or from time to time); returns the revision
+    /// readers see. A no-op on a journal only this process writes, and while a write of this
+    /// process is being committed (that write brings the head up itself).
+    pub fn follow(&self) -> Result<Revision, WriteError> {
+        let Some(journal) = &self.shared.journal else { return Ok(self.revision()) };
+        let mut w = self.lock();
+        let Head::Index(head) = &w.head else { return Ok(self.revision()) };
+        let head = head.clone();
+        if head.revision != self.revision() || w.failed.is_some() {
+            return Ok(self.revision());
+        }
+        match journal.catch_up(&head) {
+            Ok(Some(c)) => self.take_caught(&mut w, c),
+            Ok(None) => {}
+            Err(message) => return Err(WriteError::Storage { message, unknown_outcome: false }),
+        }
+        Ok(self.revision())
+    }
+
+    /// The latest committed state. On a Purview sharing its journal with other processes
+    /// (see [`Journal::committed_revision`]), asks the journal for the latest revision and
+    /// waits (at most `within`) until this process has caught up with it.
+    pub fn snapshot_latest(&self, within: std::time::Duration) -> Result<View, WriteError> {
+        let Some(latest) = self.shared.journal.as_ref().and_then(|j| j.committed_revision()) else {
+            return Ok(self.snapshot());
+        };
+        let latest = latest.map_err(|message| WriteError::Storage { message, unknown_outcome: false })?;
+        let until = std::time::Instant::now() + within;
+        loop {
+            let view = self.snapshot();
+            if view.revision() >= latest {
+                return Ok(view);
+            }
+            self.follow()?;
+            if self.revision() >= latest {
+                continue;
+            }
+            if std::time::Instant::now() >= until {
+                return Err(WriteError::Storage {
+                    message: format!(
+                        "this node has not caught up with revision {latest} (it is at {})",
+                        self.revision()
+                    ),
+                    unknown_outcome: false,
+                });
+            }
+            // A write of this process is being committed; it publishes soon.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Applies the batch `make_ops` computes from the latest state, under the writer lock (so
     /// nothing changes between reading the state and writing): the way to write something that
     /// depends on what is stored (preconditions, deletes by filter). An empty batch writes
@@ -258,10 +413,7 @@ impl Purview {
         &self,
         make_ops: impl FnOnce(&Arc<IndexData>) -> Result<Vec<WriteOp>, E>,
     ) -> Result<Revision, E> {
-        let w = self.lock();
-        if let Some(reason) = &w.failed {
-            return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false }.into());
-        }
+        let w = self.for_write(self.lock())?;
         let before = match &w.head {
             Head::Index(i) => i.clone(),
             Head::Reference(_) => return Err(E::from(no_index())),
@@ -355,7 +507,15 @@ impl Purview {
                 drop(w);
                 continue;
             }
-            self.combine(w, &batch);
+            match self.for_write(w) {
+                Ok(w) => self.combine(w, &batch),
+                Err(e) => {
+                    for r in &batch {
+                        *lock_of(&r.result) = Some(Err(e.clone()));
+                        r.thread.unpark();
+                    }
+                }
+            }
             // Someone who queued meanwhile leads the next round.
             if let Some(next) = lock_of(&self.shared.requests).first() {
                 next.thread.unpark();
@@ -364,7 +524,7 @@ impl Purview {
     }
 
     /// Applies, stages, syncs and publishes `batch` (see [`Purview::write_combined`]).
-    fn combine(&self, mut w: MutexGuard<'_, Writer>, batch: &[Arc<Request>]) {
+    fn combine(&self, mut w: WriterGuard<'_>, batch: &[Arc<Request>]) {
         let finish = |r: &Request, result: Result<Revision, WriteError>| {
             *lock_of(&r.result) = Some(result);
             r.thread.unpark();
@@ -419,10 +579,7 @@ impl Purview {
         ops: &[WriteOp],
         inspect: impl FnOnce(&Arc<IndexData>, &Arc<IndexData>) -> Result<T, E>,
     ) -> Result<(Revision, T), E> {
-        let w = self.lock();
-        if let Some(reason) = &w.failed {
-            return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false }.into());
-        }
+        let w = self.for_write(self.lock())?;
         let before = match &w.head {
             Head::Index(i) => i.clone(),
             Head::Reference(_) => return Err(E::from(no_index())),
@@ -435,7 +592,7 @@ impl Purview {
 
     /// Stages `change` (whose `after` becomes the head), waits until it is durable and
     /// publishes it. Takes the writer lock guard and releases it before waiting.
-    pub(crate) fn commit(&self, mut w: MutexGuard<'_, Writer>, change: Change<'_>) -> Result<(), WriteError> {
+    pub(crate) fn commit(&self, mut w: WriterGuard<'_>, change: Change<'_>) -> Result<(), WriteError> {
         let after = change.after().clone();
         let Some(journal) = &self.shared.journal else {
             self.feed().record(&change);
@@ -469,19 +626,20 @@ impl Purview {
                 Ok(())
             }
             Err(message) => {
-                self.fail(&message);
+                let mut w = self.lock();
+                if !journal.recovers() && w.failed.is_none() {
+                    w.failed = Some(message.clone());
+                }
+                self.resync(&mut w);
                 Err(WriteError::Storage { message, unknown_outcome: true })
             }
         }
     }
 
-    /// After a failed sync: refuses further writes and forgets every staged state (the head goes
-    /// back to what readers see).
-    fn fail(&self, message: &str) {
-        let mut w = self.lock();
-        if w.failed.is_none() {
-            w.failed = Some(message.to_string());
-        }
+    /// After a failed sync: forgets every staged state (the head goes back to what readers
+    /// see). A journal that does not recover from a failure (a local store) also refuses every
+    /// further write, with the failure's message.
+    fn resync(&self, w: &mut Writer) {
         if let View::Index(i) = &**self.shared.published.load() {
             w.head = Head::Index(i.clone());
             self.feed().forget_after(i.revision);
@@ -582,11 +740,8 @@ impl Purview {
     }
 
     /// The writer lock and the current index head, for bulk operations (see `bulk.rs`).
-    pub(crate) fn lock_index(&self) -> Result<(MutexGuard<'_, Writer>, Arc<IndexData>), WriteError> {
-        let w = self.lock();
-        if let Some(reason) = &w.failed {
-            return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false });
-        }
+    pub(crate) fn lock_index(&self) -> Result<(WriterGuard<'_>, Arc<IndexData>), WriteError> {
+        let w = self.for_write(self.lock())?;
         match &w.head {
             Head::Index(i) => {
                 let i = i.clone();

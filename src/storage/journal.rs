@@ -13,7 +13,7 @@ use super::{
     now_micros, snapshot, Commit, CommitBody, LogRecord, Row, RowChange, SchemaRecord, Storage, StorageError,
     StoreOptions,
 };
-use crate::api::{Change, Journal, Resolved, Ticket};
+use crate::api::{Caught, Change, Journal, Resolved, Ticket};
 use crate::eval::EvalError;
 use crate::index::IndexData;
 use crate::schema::Schema;
@@ -46,6 +46,9 @@ struct Queue {
     durable: Revision,
     syncing: bool,
     failed: Option<String>,
+    /// On a shared store: the last group whose commit failed (its last revision, why). The
+    /// store stays usable; those writers learn that their outcome is unknown.
+    lost: Option<(Revision, String)>,
     /// Writers parked until their revision is durable (or until they are to lead).
     waiters: Vec<(Revision, std::thread::Thread)>,
 }
@@ -70,7 +73,8 @@ const FLUSH_EVERY: u64 = 20_000;
 /// What the journal, its background threads and the store's operations share.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub dir: PathBuf,
+    /// Where index snapshots go (`None`: a node that keeps none and loads from the database).
+    pub dir: Option<PathBuf>,
     pub storage: Arc<dyn Storage>,
     pub store_id: [u8; 16],
     pub options: StoreOptions,
@@ -99,7 +103,7 @@ pub struct Durable {
 impl Durable {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        dir: PathBuf,
+        dir: Option<PathBuf>,
         storage: Arc<dyn Storage>,
         store_id: [u8; 16],
         options: StoreOptions,
@@ -269,6 +273,11 @@ impl Journal for Durable {
             if let Some(f) = &q.failed {
                 return Err(f.clone());
             }
+            if let Some((last, why)) = &q.lost {
+                if ticket.0 <= *last {
+                    return Err(why.clone());
+                }
+            }
             if q.syncing {
                 // Park until a leader wakes this writer: its commit is durable, or it is to lead
                 // the next sync. Only those writers wake (no thundering herd).
@@ -290,9 +299,12 @@ impl Journal for Durable {
             q.syncing = false;
             match result {
                 Ok(()) => q.durable = q.durable.max(last),
+                Err(e) if inner.storage.is_shared() => {
+                    q.lost = Some((last, format!("the write's outcome is unknown: {e}")));
+                }
                 Err(e) => q.failed = Some(e.to_string()),
             }
-            let (durable, failed) = (q.durable, q.failed.is_some());
+            let (durable, failed) = (q.durable, q.failed.is_some() || q.lost.as_ref().is_some_and(|(l, _)| *l >= last));
             let waiters = std::mem::take(&mut q.waiters);
             let (ready, rest): (Vec<_>, Vec<_>) =
                 waiters.into_iter().partition(|(r, _)| *r <= durable || failed);
@@ -309,6 +321,74 @@ impl Journal for Durable {
 
     fn view_at(&self, head: &Arc<IndexData>, revision: Revision) -> Result<Arc<IndexData>, EvalError> {
         self.inner.view_at(head, revision)
+    }
+
+    fn begin(&self, head: &Arc<IndexData>) -> Result<Option<Caught>, String> {
+        let inner = &self.inner;
+        let Some(latest) = inner.storage.begin().map_err(|e| e.to_string())? else { return Ok(None) };
+        let confirmed = lock(&inner.queue).durable;
+        let refuse = |why: String| {
+            inner.storage.abandon();
+            Err(why)
+        };
+        if head.revision > confirmed {
+            return refuse(format!(
+                "the outcome of an earlier write (revision {}) is unknown; this node resynchronises: retry",
+                head.revision
+            ));
+        }
+        if latest < head.revision {
+            return refuse(format!(
+                "the database is at revision {latest}, behind this node's {}: was it restored from an older \
+                 backup? Restart the node",
+                head.revision
+            ));
+        }
+        if latest == head.revision {
+            return Ok(None);
+        }
+        match inner.catch_up(head) {
+            Ok(caught) => {
+                let mut q = lock(&inner.queue);
+                if let Some(c) = &caught {
+                    q.durable = q.durable.max(c.head.revision);
+                }
+                Ok(caught)
+            }
+            Err(e) => refuse(e.to_string()),
+        }
+    }
+
+    fn abandon(&self) {
+        let q = lock(&self.inner.queue);
+        if q.staged.is_empty() && !q.syncing {
+            self.inner.storage.abandon();
+        }
+    }
+
+    fn catch_up(&self, head: &Arc<IndexData>) -> Result<Option<Caught>, String> {
+        let inner = &self.inner;
+        if !inner.storage.is_shared() {
+            return Ok(None);
+        }
+        inner.storage.pin().map_err(|e| e.to_string())?;
+        let caught = inner.catch_up(head);
+        inner.storage.unpin();
+        let caught = caught.map_err(|e| e.to_string())?;
+        if let Some(c) = &caught {
+            let mut q = lock(&inner.queue);
+            q.durable = q.durable.max(c.head.revision);
+        }
+        Ok(caught)
+    }
+
+    fn committed_revision(&self) -> Option<Result<Revision, String>> {
+        let storage = &self.inner.storage;
+        storage.is_shared().then(|| storage.head().map_err(|e| e.to_string()))
+    }
+
+    fn recovers(&self) -> bool {
+        self.inner.storage.is_shared()
     }
 
     fn changes_between(
@@ -470,7 +550,8 @@ impl Inner {
         if schema_revision > head.revision {
             return Ok(()); // a schema change is being committed; the next snapshot will do
         }
-        snapshot::write(&self.dir, self.store_id, schema_revision, head)?;
+        let Some(dir) = &self.dir else { return Ok(()) };
+        snapshot::write(dir, self.store_id, schema_revision, head)?;
         self.storage.flush(false)?;
         let mut t = lock(&self.tail);
         t.changes = t.changes.saturating_sub(changes);
@@ -606,7 +687,7 @@ impl Inner {
         after: Revision,
         until: Revision,
     ) -> Result<Vec<crate::api::ChangeSet>, StorageError> {
-        use crate::api::{ChangeSet, Update, UpdateKind};
+        
         let oldest = self.gc_revision()?;
         if after < oldest {
             return Err(StorageError::Failed(format!(
@@ -620,45 +701,89 @@ impl Inner {
             if rev > until {
                 return Ok(false);
             }
-            let mut set =
-                ChangeSet { revision: rev, updates: Vec::new(), schema_changed: false, truncated: false };
-            match rec {
-                LogRecord::Write { changes, .. } => {
-                    for ch in &changes {
-                        let Some((o, r, s)) = mapping.key(&ch.key) else {
-                            failed = Some(format!(
-                                "revision {rev} names a relation the current schema does not have"
-                            ));
-                            return Ok(false);
-                        };
-                        let (kind, attrs) = match (&ch.before, &ch.after) {
-                            (_, Some(a)) => (UpdateKind::Touch, a),
-                            (Some(b), None) => (UpdateKind::Delete, b),
-                            (None, None) => continue,
-                        };
-                        let attrs = match TupleAttrs::from_portable(attrs, |c| mapping.cond_of(c)) {
-                            Ok(a) => a,
-                            Err(e) => {
-                                failed = Some(e);
-                                return Ok(false);
-                            }
-                        };
-                        set.updates.push(Update {
-                            kind,
-                            relationship: crate::api::relationship_of(&**head, o, r, s, &attrs),
-                        });
-                    }
+            match change_set(head, &mapping, rev, rec) {
+                Ok(set) => {
+                    out.push(set);
+                    Ok(true)
                 }
-                LogRecord::Import { .. } => set.truncated = true,
-                LogRecord::Schema { .. } => set.schema_changed = true,
+                Err(e) => {
+                    failed = Some(e);
+                    Ok(false)
+                }
             }
-            out.push(set);
-            Ok(true)
         })?;
         match failed {
             Some(reason) => Err(StorageError::Failed(reason)),
             None => Ok(out),
         }
+    }
+
+    /// What the store committed after `head`, read as the storage sees it now (under its write
+    /// lock, or in a pinned snapshot): the new head replayed from the log, or rebuilt from the
+    /// rows when an import, a schema change or collected history is among the new revisions.
+    pub(crate) fn catch_up(&self, head: &Arc<IndexData>) -> Result<Option<Caught>, StorageError> {
+        let latest = self.storage.head()?;
+        if latest <= head.revision {
+            return Ok(None);
+        }
+        let mut records = Vec::new();
+        self.storage.log(head.revision, false, &mut |rev, rec| {
+            if rev > latest {
+                return Ok(false);
+            }
+            records.push((rev, rec));
+            Ok(true)
+        })?;
+        let contiguous = records.first().map(|(r, _)| *r) == Some(head.revision + 1)
+            && records.len() as u64 == latest - head.revision;
+        let rebuild = !contiguous || records.iter().any(|(_, r)| !matches!(r, LogRecord::Write { .. }));
+        let data = if rebuild {
+            let schemas = self.storage.schemas()?;
+            let Some((schema_revision, record)) = schemas.last().cloned() else {
+                return Err(StorageError::Corrupt("the store holds no schema".into()));
+            };
+            let schema = super::load::compile_record(schema_revision, &record)?;
+            let mut dict = Dict::from_entries(self.storage.dict()?);
+            let (mapping, added) = dict.map(&schema);
+            if !added.is_empty() {
+                return Err(StorageError::Corrupt("the dictionary of stable ids lacks names of the schema".into()));
+            }
+            let data = super::load::build(&*self.storage, schema, &mapping, latest, |_| true)?;
+            let mut names = lock(&self.names);
+            names.dict = dict;
+            names.mapping = mapping;
+            names.schema_revision = schema_revision;
+            let mut t = lock(&self.tail);
+            t.needs_rebuild = true;
+            t.generation += 1;
+            data
+        } else {
+            let mapping = lock(&self.names).mapping.clone();
+            let mut data = (**head).clone();
+            let mut n = 0u64;
+            for (rev, rec) in &records {
+                super::load::replay(&mut data, &mapping, *rev, rec).map_err(StorageError::Corrupt)?;
+                if let LogRecord::Write { changes, .. } = rec {
+                    n += changes.len() as u64;
+                }
+            }
+            lock(&self.tail).changes += n;
+            data
+        };
+        let data = Arc::new(data);
+        let mapping = lock(&self.names).mapping.clone();
+        let changes = records
+            .into_iter()
+            .map(|(rev, rec)| {
+                change_set(&data, &mapping, rev, rec).unwrap_or(crate::api::ChangeSet {
+                    revision: rev,
+                    updates: Vec::new(),
+                    schema_changed: false,
+                    truncated: true,
+                })
+            })
+            .collect();
+        Ok(Some(Caught { head: data, changes }))
     }
 
     /// The index at `revision`, built from the rows live then, under the schema of then.
@@ -671,4 +796,35 @@ impl Inner {
         })?;
         Ok(Arc::new(data))
     }
+}
+
+/// What a logged revision changed, named through `head` (whose names include every name the
+/// revision used); an error when the current schema cannot name one of its relationships.
+fn change_set(
+    head: &IndexData,
+    mapping: &Mapping,
+    rev: Revision,
+    rec: LogRecord,
+) -> Result<crate::api::ChangeSet, String> {
+    use crate::api::{ChangeSet, Update, UpdateKind};
+    let mut set = ChangeSet { revision: rev, updates: Vec::new(), schema_changed: false, truncated: false };
+    match rec {
+        LogRecord::Write { changes, .. } => {
+            for ch in &changes {
+                let Some((o, r, s)) = mapping.key(&ch.key) else {
+                    return Err(format!("revision {rev} names a relation the current schema does not have"));
+                };
+                let (kind, attrs) = match (&ch.before, &ch.after) {
+                    (_, Some(a)) => (UpdateKind::Touch, a),
+                    (Some(b), None) => (UpdateKind::Delete, b),
+                    (None, None) => continue,
+                };
+                let attrs = TupleAttrs::from_portable(attrs, |c| mapping.cond_of(c))?;
+                set.updates.push(Update { kind, relationship: crate::api::relationship_of(head, o, r, s, &attrs) });
+            }
+        }
+        LogRecord::Import { .. } => set.truncated = true,
+        LogRecord::Schema { .. } => set.schema_changed = true,
+    }
+    Ok(set)
 }

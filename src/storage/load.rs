@@ -54,8 +54,10 @@ impl Store {
         self.purview
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.durable.inner.dir
+    /// The store's directory (for a node on a shared database: where it keeps index
+    /// snapshots, if anywhere).
+    pub fn dir(&self) -> Option<&Path> {
+        self.durable.inner.dir.as_deref()
     }
 
     /// Writes an index snapshot of the current state now.
@@ -211,7 +213,7 @@ pub(super) fn build(
 }
 
 /// Applies a logged write to `data`; an error means the log does not fit the index.
-fn replay(data: &mut IndexData, mapping: &Mapping, rev: Revision, rec: &LogRecord) -> Result<(), String> {
+pub(super) fn replay(data: &mut IndexData, mapping: &Mapping, rev: Revision, rec: &LogRecord) -> Result<(), String> {
     let LogRecord::Write { changes, names, .. } = rec else {
         return Err(format!("revision {rev} is an import or a schema change"));
     };
@@ -290,7 +292,7 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StorageError> {
     let names = Names { dict, mapping, schema_revision };
     let rebuilt = report.rebuilt.is_some() && !data.is_empty();
     let durable = Arc::new(Durable::new(
-        dir.to_path_buf(),
+        Some(dir.to_path_buf()),
         storage,
         store_id,
         options.clone(),

@@ -24,6 +24,8 @@ pub mod fjall;
 mod journal;
 mod load;
 pub mod ops;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod snapshot;
 
 pub use journal::Durable;
@@ -215,6 +217,25 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// (for fjall: rotates the memtables, so the journal can be dropped once they are flushed).
     /// With `wait`, returns once that is done.
     fn flush(&self, wait: bool) -> Result<(), StorageError>;
+    /// Whether other processes write to the same store (a database shared by several nodes).
+    /// Then every write goes `begin` → `append` → `sync` (or `abandon`), and reads of a
+    /// consistent state go between `pin` and `unpin`.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Starts the one writing transaction of this process, taking the store's cluster-wide
+    /// write lock (held until `sync` commits or `abandon` rolls back), and returns the latest
+    /// committed revision. `None` for a store only this process writes.
+    fn begin(&self) -> Result<Option<Revision>, StorageError> {
+        Ok(None)
+    }
+    /// Rolls back the writing transaction, if one is open.
+    fn abandon(&self) {}
+    /// Makes every read until `unpin` see one consistent state.
+    fn pin(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn unpin(&self) {}
 }
 
 /// How a store is opened.

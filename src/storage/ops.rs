@@ -176,9 +176,10 @@ pub fn info(store: &Store) -> Result<StoreInfo, StorageError> {
         log_records += 1;
         Ok(true)
     })?;
-    let snapshot_revision = snapshot::read_header(store.dir()).ok().flatten().map(|h| h.revision);
+    let snapshot_revision =
+        store.dir().and_then(|d| snapshot::read_header(d).ok().flatten()).map(|h| h.revision);
     Ok(StoreInfo {
-        dir: store.dir().display().to_string(),
+        dir: store.dir().map_or_else(|| "(none)".to_string(), |d| d.display().to_string()),
         store_id: inner.store_id.iter().map(|b| format!("{b:02x}")).collect(),
         revision: head.revision,
         relationships: head.len(),
@@ -186,7 +187,7 @@ pub fn info(store: &Store) -> Result<StoreInfo, StorageError> {
         oldest_readable_revision: inner.gc_revision()?,
         log_records,
         snapshot_revision,
-        bytes_on_disk: dir_bytes(store.dir()),
+        bytes_on_disk: store.dir().map_or(0, dir_bytes),
     })
 }
 
@@ -240,9 +241,8 @@ pub fn verify(store: &Store) -> Result<Vec<String>, StorageError> {
     }) {
         problems.push(e.to_string());
     }
-    match snapshot::read_checked(store.dir()) {
-        Ok(_) => {}
-        Err(e) => problems.push(e.to_string()),
+    if let Some(Err(e)) = store.dir().map(snapshot::read_checked) {
+        problems.push(e.to_string());
     }
     let head: Arc<IndexData> = store.head();
     let rebuilt = inner.rebuild_at(head.revision)?;
