@@ -43,7 +43,7 @@ pub use bulk::{
 };
 pub use feed::{ChangeSet, FeedError, Update, UpdateKind};
 pub(crate) use purview::random_id;
-pub use purview::{Caught, Change, Journal, Purview, RowEncoder, Ticket};
+pub use purview::{Caught, Change, Journal, Purview, RowEncoder, Ticket, WeakPurview};
 pub use read::{Deleted, GuardedWriteError, Precondition, RelationMatch, RelationshipFilter, SubjectMatch};
 pub use subset::{ObjectSet, SubsetResult};
 

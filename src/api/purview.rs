@@ -123,11 +123,17 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     fn committed_revision(&self) -> Option<Result<Revision, String>> {
         None
     }
-    /// Whether the journal stays usable after a failed [`Journal::wait`]: a shared database,
-    /// where the next [`Journal::begin`] finds out what was committed. Otherwise (a local
-    /// store) a failed sync leaves the journal refusing every further change.
-    fn recovers(&self) -> bool {
+    /// Whether other processes write to the journal too (a shared database). Such a journal
+    /// stays usable after a failed [`Journal::wait`]: the next [`Journal::begin`] finds out what
+    /// was committed. A journal only this process writes (a local store) refuses every further
+    /// change after a failed sync.
+    fn is_shared(&self) -> bool {
         false
+    }
+    /// The text of the latest schema as written, for a shared journal (another process may
+    /// have replaced it).
+    fn schema_text(&self) -> Option<Result<String, String>> {
+        None
     }
 }
 
@@ -264,7 +270,22 @@ impl Head {
     }
 }
 
+/// A handle that does not keep a [`Purview`] alive (see [`Purview::downgrade`]).
+#[derive(Debug, Clone)]
+pub struct WeakPurview(std::sync::Weak<Shared>);
+
+impl WeakPurview {
+    pub fn upgrade(&self) -> Option<Purview> {
+        self.0.upgrade().map(|shared| Purview { shared })
+    }
+}
+
 impl Purview {
+    /// A handle for background work that must end when the last `Purview` handle goes.
+    pub fn downgrade(&self) -> WeakPurview {
+        WeakPurview(Arc::downgrade(&self.shared))
+    }
+
     pub fn new(schema: Schema) -> Self {
         Purview::with_engine(schema, Engine::default())
     }
@@ -351,6 +372,9 @@ impl Purview {
         }
         w.head = Head::Index(c.head.clone());
         self.publish(&c.head);
+        if let Some(j) = &self.shared.journal {
+            j.published(&c.head);
+        }
     }
 
     /// Brings this Purview up to what other processes sharing its journal committed (a
@@ -448,6 +472,17 @@ impl Purview {
             View::Reference(_) => Engine::Reference,
             View::Index(_) => Engine::Index,
         }
+    }
+
+    /// Whether other processes (nodes on a shared database) write to the same data.
+    pub fn is_shared(&self) -> bool {
+        self.shared.journal.as_ref().is_some_and(|j| j.is_shared())
+    }
+
+    /// The latest schema's text as written, when other processes may have replaced it (see
+    /// [`Purview::is_shared`]); `None` otherwise.
+    pub fn shared_schema_text(&self) -> Option<Result<String, String>> {
+        self.shared.journal.as_ref().and_then(|j| j.schema_text())
     }
 
     /// Whether writes are made durable before they return.
@@ -627,7 +662,7 @@ impl Purview {
             }
             Err(message) => {
                 let mut w = self.lock();
-                if !journal.recovers() && w.failed.is_none() {
+                if !journal.is_shared() && w.failed.is_none() {
                     w.failed = Some(message.clone());
                 }
                 self.resync(&mut w);

@@ -16,6 +16,8 @@
 //! directory that is not a store or is in use); 5 evaluation error (limits, conditions); 6 store
 //! failure (damage, I/O).
 
+#[cfg(feature = "postgres")]
+mod datastore;
 mod demo;
 mod error;
 mod files;
@@ -182,6 +184,11 @@ enum Command {
     /// One process at a time may open a store.
     #[command(after_help = EXIT_CODES)]
     Store(store::StoreArgs),
+    /// Manage a PostgreSQL datastore (the system of record of several `purview serve
+    /// --datastore URL` nodes): `purview datastore migrate URL`.
+    #[cfg(feature = "postgres")]
+    #[command(after_help = EXIT_CODES)]
+    Datastore(datastore::DatastoreArgs),
     /// Serve the SpiceDB v1 gRPC API and the AuthZEN 1.0 HTTP API.
     ///
     /// `purview serve --store DIR --preshared-key-file KEYS` or `purview serve --memory --schema
@@ -347,5 +354,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(*args),
         Command::Write(args) => store::write(args),
+        #[cfg(feature = "postgres")]
+        Command::Datastore(args) => datastore::run(args),
     }
 }

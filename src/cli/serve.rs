@@ -23,9 +23,19 @@ pub(super) struct ServeArgs {
     /// Serve from memory: nothing is kept after exit. `--schema` and `--data` preload it.
     #[arg(long)]
     memory: bool,
-    /// A database URL (`postgres://…`): not available yet (see the PostgreSQL issue).
+    /// A PostgreSQL database (`postgres://user@host:port/dbname`) shared with other nodes,
+    /// migrated with `purview datastore migrate URL`. The node loads the latest state, follows
+    /// what other nodes commit, and answers reads from memory.
     #[arg(long, value_name = "URL")]
     datastore: Option<String>,
+    /// With `--datastore`: a directory for this node's index snapshots, so that a restart
+    /// loads the snapshot plus the changes since instead of reading every relationship.
+    #[arg(long, value_name = "DIR", requires = "datastore")]
+    snapshot_dir: Option<PathBuf>,
+    /// With `--datastore`: how often to look for other nodes' commits when no notification
+    /// came (milliseconds).
+    #[arg(long, default_value_t = 500, requires = "datastore")]
+    poll_ms: u64,
     /// With `--memory`: the schema to start with (Purview's, SpiceDB's or OpenFGA's language).
     #[arg(long, requires = "memory")]
     schema: Option<PathBuf>,
@@ -103,10 +113,7 @@ fn keys(args: &ServeArgs) -> CliResult<Vec<String>> {
 /// The Purview to serve and its schema text as written.
 fn open(args: &ServeArgs) -> CliResult<(Purview, String, Option<storage::Store>)> {
     if let Some(url) = &args.datastore {
-        return Err(CliError::input(format!(
-            "--datastore `{}`: the PostgreSQL datastore is not available in this build yet; use --store DIR or --memory",
-            url.split('@').next_back().unwrap_or("")
-        )));
+        return open_datastore(url, args);
     }
     if let Some(dir) = &args.store {
         let fresh = !dir.exists() || std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
@@ -134,6 +141,24 @@ fn open(args: &ServeArgs) -> CliResult<(Purview, String, Option<storage::Store>)
             Ok((pv, String::new(), None))
         }
     }
+}
+
+#[cfg(feature = "postgres")]
+fn open_datastore(url: &str, args: &ServeArgs) -> CliResult<(Purview, String, Option<storage::Store>)> {
+    let store = storage::open_postgres(
+        url,
+        args.snapshot_dir.as_deref(),
+        StoreOptions::default(),
+        Duration::from_millis(args.poll_ms.max(1)),
+    )
+    .map_err(storage_error)?;
+    let (_, text) = storage::ops::schema_text(&store).map_err(storage_error)?;
+    Ok((store.purview().clone(), text, Some(store)))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_datastore(_url: &str, _args: &ServeArgs) -> CliResult<(Purview, String, Option<storage::Store>)> {
+    Err(CliError::input("--datastore: this build has no PostgreSQL support (the `postgres` feature)"))
 }
 
 pub(super) fn run(args: ServeArgs) -> CliResult<Exit> {

@@ -160,7 +160,8 @@ pub struct State {
     metrics: metrics::Metrics,
     inflight: Arc<Semaphore>,
     revisions: watch::Receiver<Revision>,
-    schema_text: Mutex<String>,
+    /// The schema's text as written, and the compiled schema it is the text of.
+    schema_text: Mutex<(Arc<Schema>, String)>,
     keys: Vec<Vec<u8>>,
     request_ids: AtomicU64,
     shutdown: watch::Receiver<bool>,
@@ -236,7 +237,15 @@ impl State {
     }
 
     fn schema_text(&self) -> String {
-        lock(&self.schema_text).clone()
+        let mut cached = lock(&self.schema_text);
+        let current = self.purview.schema();
+        if !Arc::ptr_eq(&cached.0, &current) {
+            // Another node replaced the schema (or this one did): read its text as written.
+            if let Some(Ok(text)) = self.purview.shared_schema_text() {
+                *cached = (current, text);
+            }
+        }
+        cached.1.clone()
     }
 
     /// Compiles schema text in SpiceDB's language or Purview's (told apart by their keywords).
@@ -251,7 +260,7 @@ impl State {
         let mut current = lock(&self.schema_text);
         let revision =
             self.purview.set_schema(format, "schema", text).map_err(|e| errors::from_schema_change(&e))?;
-        *current = text.to_string();
+        *current = (self.purview.schema(), text.to_string());
         Ok(revision)
     }
 
@@ -324,6 +333,16 @@ impl State {
     async fn view(&self, c: Option<&pb::Consistency>) -> Result<crate::api::View, Status> {
         use pb::consistency::Requirement;
         match c.and_then(|c| c.requirement.as_ref()) {
+            Some(Requirement::FullyConsistent(_)) if self.purview.is_shared() => {
+                // Other nodes write too: the latest revision committed anywhere, caught up.
+                let purview = self.purview.clone();
+                let within = self.limits.deadline;
+                match tokio::task::spawn_blocking(move || purview.snapshot_latest(within)).await {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => Err(Status::unavailable(e.to_string())),
+                    Err(e) => Err(Status::internal(e.to_string())),
+                }
+            }
             None | Some(Requirement::MinimizeLatency(_)) | Some(Requirement::FullyConsistent(_)) => {
                 // In one process the published view is the latest committed revision.
                 Ok(self.purview.snapshot())
@@ -493,6 +512,7 @@ impl Bound {
 
 /// Binds the ports for serving `purview` (whose schema text, as written, is `schema_text`).
 pub async fn bind(purview: Purview, schema_text: String, config: Config) -> Result<Bound, ServeError> {
+    let initial_schema = purview.schema();
     if config.keys.iter().any(|k| k.trim().is_empty()) {
         return Err(ServeError::EmptyKey);
     }
@@ -528,7 +548,7 @@ pub async fn bind(purview: Purview, schema_text: String, config: Config) -> Resu
         metrics: metrics::Metrics::default(),
         inflight: Arc::new(Semaphore::new(config.limits.max_concurrent)),
         revisions,
-        schema_text: Mutex::new(schema_text),
+        schema_text: Mutex::new((initial_schema, schema_text)),
         keys: config.keys.iter().map(|k| k.trim().as_bytes().to_vec()).collect(),
         request_ids: AtomicU64::new(0),
         limits: config.limits.clone(),

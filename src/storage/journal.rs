@@ -387,8 +387,16 @@ impl Journal for Durable {
         storage.is_shared().then(|| storage.head().map_err(|e| e.to_string()))
     }
 
-    fn recovers(&self) -> bool {
+    fn is_shared(&self) -> bool {
         self.inner.storage.is_shared()
+    }
+
+    fn schema_text(&self) -> Option<Result<String, String>> {
+        let storage = &self.inner.storage;
+        storage.is_shared().then(|| match storage.schemas() {
+            Ok(s) => s.last().map(|(_, r)| r.text.clone()).ok_or_else(|| "the store holds no schema".to_string()),
+            Err(e) => Err(e.to_string()),
+        })
     }
 
     fn changes_between(

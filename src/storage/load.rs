@@ -254,45 +254,32 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StorageError> {
         other => other,
     })?;
     let storage: Arc<dyn Storage> = Arc::new(storage);
-    let mut report = OpenReport { backend: started.elapsed(), ..OpenReport::default() };
+    let report = OpenReport { backend: started.elapsed(), ..OpenReport::default() };
     if let Some(r) = storage.roll_back_import()? {
         (options.warn)(&format!("an import (revision {r}) was interrupted; it was rolled back"));
     }
-    let store_id: [u8; 16] = storage
-        .meta_get("store_id")?
-        .and_then(|v| v.as_slice().try_into().ok())
-        .ok_or_else(|| StorageError::Corrupt("the store has no id".into()))?;
-    let mut dict = Dict::from_entries(storage.dict()?);
-    let schemas = storage.schemas()?;
-    let Some((schema_revision, record)) = schemas.last().cloned() else {
-        return Err(StorageError::Corrupt("the store holds no schema".into()));
-    };
-    let schema = compile_record(schema_revision, &record)?;
-    let (mapping, added) = dict.map(&schema);
-    if !added.is_empty() {
-        return Err(StorageError::Corrupt("the dictionary of stable ids lacks names of the schema".into()));
-    }
-    let head = storage.head()?;
-    let from_snapshot =
-        load_snapshot(dir, &*storage, &schema, &mapping, store_id, schema_revision, head, &mut report);
-    let (data, snapshot_revision) = match from_snapshot {
-        Ok(pair) => pair,
-        Err(why) => {
-            if head > 0 || snapshot::path(dir).exists() {
-                (options.warn)(&format!("rebuilding the index from the stored relationships: {why}"));
-            }
-            report.rebuilt = Some(why);
-            let data = build(&*storage, schema.clone(), &mapping, head, |_| true)?;
-            (data, 0)
-        }
-    };
+    assemble(storage, Some(dir), options, started, report)
+}
+
+/// The store over `storage`: the index from the snapshot in `dir` plus the log after it, or
+/// rebuilt from the rows. Reads one consistent state (see [`Storage::pin`]).
+fn assemble(
+    storage: Arc<dyn Storage>,
+    dir: Option<&Path>,
+    options: StoreOptions,
+    started: Instant,
+    mut report: OpenReport,
+) -> Result<Store, StorageError> {
+    storage.pin()?;
+    let loaded = load_state(&storage, dir, &options, &mut report);
+    storage.unpin();
+    let (store_id, names, data, snapshot_revision, head) = loaded?;
     let data = Arc::new(data);
     let mut tail = Tail { snapshot_revision, ..Tail::default() };
     tail.changes = report.replayed;
-    let names = Names { dict, mapping, schema_revision };
     let rebuilt = report.rebuilt.is_some() && !data.is_empty();
     let durable = Arc::new(Durable::new(
-        Some(dir.to_path_buf()),
+        dir.map(Path::to_path_buf),
         storage,
         store_id,
         options.clone(),
@@ -309,6 +296,82 @@ pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StorageError> {
     report.took = started.elapsed();
     let purview = Purview::with_journal(data, durable.clone());
     Ok(Store { purview, durable, report })
+}
+
+type Loaded = ([u8; 16], Names, IndexData, Revision, Revision);
+
+fn load_state(
+    storage: &Arc<dyn Storage>,
+    dir: Option<&Path>,
+    options: &StoreOptions,
+    report: &mut OpenReport,
+) -> Result<Loaded, StorageError> {
+    let store_id: [u8; 16] = storage
+        .meta_get("store_id")?
+        .and_then(|v| v.as_slice().try_into().ok())
+        .ok_or_else(|| StorageError::Corrupt("the store has no id".into()))?;
+    let mut dict = Dict::from_entries(storage.dict()?);
+    let schemas = storage.schemas()?;
+    let Some((schema_revision, record)) = schemas.last().cloned() else {
+        return Err(StorageError::Corrupt("the store holds no schema".into()));
+    };
+    let schema = compile_record(schema_revision, &record)?;
+    let (mapping, added) = dict.map(&schema);
+    if !added.is_empty() {
+        return Err(StorageError::Corrupt("the dictionary of stable ids lacks names of the schema".into()));
+    }
+    let head = storage.head()?;
+    let from_snapshot = match dir {
+        Some(dir) => load_snapshot(dir, &**storage, &schema, &mapping, store_id, schema_revision, head, report),
+        None => Err("this node keeps no index snapshot".to_string()),
+    };
+    let (data, snapshot_revision) = match from_snapshot {
+        Ok(pair) => pair,
+        Err(why) => {
+            if dir.is_some_and(|d| head > 0 || snapshot::path(d).exists()) {
+                (options.warn)(&format!("rebuilding the index from the stored relationships: {why}"));
+            }
+            report.rebuilt = Some(why);
+            let data = build(&**storage, schema.clone(), &mapping, head, |_| true)?;
+            (data, 0)
+        }
+    };
+    Ok((store_id, Names { dict, mapping, schema_revision }, data, snapshot_revision, head))
+}
+
+/// Opens a node on the PostgreSQL database at `url` (migrated with
+/// [`super::postgres::migrate`]): loads the state at the latest revision (from the index
+/// snapshot in `snapshot_dir` plus the changes since, when there is one, else from the
+/// database), then follows what other nodes commit (LISTEN/NOTIFY, polling every
+/// `poll` as the fallback). A database that holds no schema yet starts with an empty one.
+#[cfg(feature = "postgres")]
+pub fn open_postgres(
+    url: &str,
+    snapshot_dir: Option<&Path>,
+    options: StoreOptions,
+    poll: Duration,
+) -> Result<Store, StorageError> {
+    use super::postgres::PgStorage;
+    let started = Instant::now();
+    let pg = Arc::new(PgStorage::connect(url)?);
+    pg.listen(options.warn.clone());
+    if pg.schemas()?.is_empty() {
+        let schema = compile_schema_as(SchemaFormat::Purview, "schema", "").map_err(|error| StorageError::Schema { revision: 0, error })?;
+        let (_, added) = Dict::default().map(&schema);
+        let record = SchemaRecord { format: SchemaFormat::Purview.to_string(), text: String::new() };
+        pg.put_schema(0, &record, &added)?;
+    }
+    if let Some(d) = snapshot_dir {
+        std::fs::create_dir_all(d)
+            .map_err(|e| StorageError::io(format!("cannot create `{}`", d.display()), e))?;
+    }
+    let report = OpenReport { backend: started.elapsed(), ..OpenReport::default() };
+    let storage: Arc<dyn Storage> = pg.clone();
+    let store = assemble(storage, snapshot_dir, options.clone(), started, report)?;
+    super::postgres::spawn_follower(store.purview.downgrade(), pg, options.warn.clone(), poll);
+    // What was committed after the state was read.
+    store.purview.follow().map_err(|e| StorageError::Failed(e.to_string()))?;
+    Ok(store)
 }
 
 /// The index from the snapshot plus the log after it, or why not.

@@ -200,7 +200,9 @@ struct Notices {
 
 /// The PostgreSQL backend (see the module docs).
 pub struct PgStorage {
-    rt: tokio::runtime::Runtime,
+    /// Owned so that it can be shut down without blocking, from any thread (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+    rt: tokio::runtime::Handle,
     pool: Pool,
     url: String,
     target: String,
@@ -298,7 +300,8 @@ impl PgStorage {
                 .map_err(|e| StorageError::Failed(format!("PostgreSQL pool: {e}")))?
         };
         let storage = PgStorage {
-            rt,
+            rt: rt.handle().clone(),
+            runtime: Some(rt),
             pool,
             url: url.to_string(),
             target,
@@ -1105,6 +1108,48 @@ impl Storage for PgStorage {
     }
 }
 
+/// Follows what other nodes commit into `purview` (see the module docs) until its last
+/// handle goes: wakes on each notification, or every `poll`, and catches up; on failures
+/// (the database restarting) retries with backoff, warning once per outage.
+pub(crate) fn spawn_follower(
+    purview: crate::api::WeakPurview,
+    pg: Arc<PgStorage>,
+    warn: Arc<dyn Fn(&str) + Send + Sync>,
+    poll: Duration,
+) {
+    let warn_thread = warn.clone();
+    let spawned = std::thread::Builder::new().name("purview-follower".into()).spawn(move || {
+        let warn = warn_thread;
+        let mut seen = 0;
+        let mut backoff = Duration::from_millis(20);
+        let mut failing = false;
+        loop {
+            let Some(now) = pg.wait_change(seen, if failing { backoff } else { poll }) else { return };
+            seen = now;
+            let Some(pv) = purview.upgrade() else { return };
+            match pv.follow() {
+                Ok(_) => {
+                    if failing {
+                        warn(&format!("caught up with {} again", pg.target()));
+                    }
+                    failing = false;
+                    backoff = Duration::from_millis(20);
+                }
+                Err(e) => {
+                    if !failing {
+                        warn(&format!("cannot follow {}: {e}; retrying", pg.target()));
+                    }
+                    failing = true;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        warn(&format!("cannot start the follower thread: {e}"));
+    }
+}
+
 fn row_key_of_bytes(b: &super::RowBytes) -> RowKey {
     let mut k = [0u32; 6];
     for (n, v) in k.iter_mut().enumerate() {
@@ -1120,5 +1165,8 @@ impl Drop for PgStorage {
         self.stop();
         let _ = self.end_write(false);
         self.unpin();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
     }
 }

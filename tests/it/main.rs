@@ -17,6 +17,7 @@ mod import_props;
 mod index_diff;
 mod materialize;
 mod peer_parse;
+mod postgres;
 mod query;
 mod schema_check;
 mod seeds;
