@@ -338,7 +338,10 @@ impl Purview {
     /// The writer lock, for a write: refused once the journal failed; on a shared journal,
     /// holds its write lock too, and the head is first brought up to what other processes
     /// committed (see [`Journal::begin`]).
-    pub(crate) fn for_write<'a>(&'a self, guard: MutexGuard<'a, Writer>) -> Result<WriterGuard<'a>, WriteError> {
+    pub(crate) fn for_write<'a>(
+        &'a self,
+        guard: MutexGuard<'a, Writer>,
+    ) -> Result<WriterGuard<'a>, WriteError> {
         let mut w = WriterGuard { guard, journal: None };
         if let Some(reason) = &w.failed {
             return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false });

@@ -189,6 +189,16 @@ impl IndexData {
         self.counts.get(ty as usize).copied().unwrap_or(0)
     }
 
+    /// Forgets names interned past this index's object counts: names a change interned and
+    /// that were never committed (a write refused, or whose commit failed). Call it only on the
+    /// latest state, under the writer lock: no snapshot sees those ids. Needed before replaying
+    /// revisions another process committed, which number their own new names.
+    pub fn forget_uncommitted_names(&self) {
+        for (ty, &count) in self.counts.iter().enumerate() {
+            self.names.truncate(ty as TypeId, count);
+        }
+    }
+
     /// The id of an object name at this revision.
     pub fn object_id(&self, ty: TypeId, name: &str) -> Option<ObjId> {
         if name == "*" {

@@ -44,6 +44,17 @@ impl Names {
         }
     }
 
+    /// Forgets the names of `ty` with ids `len` and up. Only for names no snapshot can see
+    /// (ids at or above every snapshot's object count).
+    pub fn truncate(&self, ty: TypeId, len: u32) {
+        if let Some(l) = self.types.get(ty as usize) {
+            match l.write() {
+                Ok(mut g) => g.truncate(len),
+                Err(poisoned) => poisoned.into_inner().truncate(len),
+            }
+        }
+    }
+
     pub fn get(&self, ty: TypeId, name: &str) -> Option<ObjId> {
         let l = self.types.get(ty as usize)?;
         match l.read() {

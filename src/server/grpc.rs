@@ -900,6 +900,7 @@ impl WatchService for Grpc {
                     Some(t) => state.revision_of(&t.token)?,
                     None => state.purview.revision(),
                 };
+                state.reach(start).await?;
                 let current = state.purview.revision();
                 if start > current {
                     return Err(invalid(format!("the start cursor names revision {start}, past the latest ({current})")));

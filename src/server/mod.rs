@@ -363,6 +363,7 @@ impl State {
             }
             Some(Requirement::AtExactSnapshot(t)) => {
                 let wanted = self.revision_of(&t.token)?;
+                self.reach(wanted).await?;
                 let purview = self.purview.clone();
                 let r = tokio::task::spawn_blocking(move || purview.view_at(wanted)).await;
                 match r {
@@ -371,6 +372,23 @@ impl State {
                     Err(e) => Err(Status::internal(e.to_string())),
                 }
             }
+        }
+    }
+
+    /// On a node sharing its database with other nodes, a token or cursor from another node
+    /// may name a revision this node has not caught up with yet: catch up with the database's
+    /// latest revision first (bounded by the deadline). Elsewhere a revision past the current
+    /// one was never written, and the caller says so.
+    async fn reach(&self, wanted: Revision) -> Result<(), Status> {
+        if !self.purview.is_shared() || self.purview.revision() >= wanted {
+            return Ok(());
+        }
+        let purview = self.purview.clone();
+        let within = self.limits.deadline;
+        match tokio::task::spawn_blocking(move || purview.snapshot_latest(within)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Status::unavailable(e.to_string())),
+            Err(e) => Err(Status::internal(e.to_string())),
         }
     }
 
@@ -390,6 +408,7 @@ impl State {
         let position: usize = position.parse().map_err(|_| {
             errors::status(tonic::Code::InvalidArgument, "ERROR_REASON_INVALID_CURSOR", "malformed cursor")
         })?;
+        self.reach(revision).await?;
         let purview = self.purview.clone();
         let view = tokio::task::spawn_blocking(move || purview.view_at(revision))
             .await

@@ -304,7 +304,8 @@ impl Journal for Durable {
                 }
                 Err(e) => q.failed = Some(e.to_string()),
             }
-            let (durable, failed) = (q.durable, q.failed.is_some() || q.lost.as_ref().is_some_and(|(l, _)| *l >= last));
+            let (durable, failed) =
+                (q.durable, q.failed.is_some() || q.lost.as_ref().is_some_and(|(l, _)| *l >= last));
             let waiters = std::mem::take(&mut q.waiters);
             let (ready, rest): (Vec<_>, Vec<_>) =
                 waiters.into_iter().partition(|(r, _)| *r <= durable || failed);
@@ -326,7 +327,16 @@ impl Journal for Durable {
     fn begin(&self, head: &Arc<IndexData>) -> Result<Option<Caught>, String> {
         let inner = &self.inner;
         let Some(latest) = inner.storage.begin().map_err(|e| e.to_string())? else { return Ok(None) };
-        let confirmed = lock(&inner.queue).durable;
+        // The previous group's commit ended (that freed the write transaction) but its leader may
+        // not have recorded the outcome yet: wait for it.
+        let confirmed = loop {
+            let q = lock(&inner.queue);
+            if !q.syncing {
+                break q.durable;
+            }
+            drop(q);
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        };
         let refuse = |why: String| {
             inner.storage.abandon();
             Err(why)
@@ -394,7 +404,9 @@ impl Journal for Durable {
     fn schema_text(&self) -> Option<Result<String, String>> {
         let storage = &self.inner.storage;
         storage.is_shared().then(|| match storage.schemas() {
-            Ok(s) => s.last().map(|(_, r)| r.text.clone()).ok_or_else(|| "the store holds no schema".to_string()),
+            Ok(s) => {
+                s.last().map(|(_, r)| r.text.clone()).ok_or_else(|| "the store holds no schema".to_string())
+            }
             Err(e) => Err(e.to_string()),
         })
     }
@@ -695,7 +707,6 @@ impl Inner {
         after: Revision,
         until: Revision,
     ) -> Result<Vec<crate::api::ChangeSet>, StorageError> {
-        
         let oldest = self.gc_revision()?;
         if after < oldest {
             return Err(StorageError::Failed(format!(
@@ -754,7 +765,9 @@ impl Inner {
             let mut dict = Dict::from_entries(self.storage.dict()?);
             let (mapping, added) = dict.map(&schema);
             if !added.is_empty() {
-                return Err(StorageError::Corrupt("the dictionary of stable ids lacks names of the schema".into()));
+                return Err(StorageError::Corrupt(
+                    "the dictionary of stable ids lacks names of the schema".into(),
+                ));
             }
             let data = super::load::build(&*self.storage, schema, &mapping, latest, |_| true)?;
             let mut names = lock(&self.names);
@@ -767,6 +780,9 @@ impl Inner {
             data
         } else {
             let mapping = lock(&self.names).mapping.clone();
+            // Names this process interned for changes it never committed would take the ids
+            // the new revisions give their names.
+            head.forget_uncommitted_names();
             let mut data = (**head).clone();
             let mut n = 0u64;
             for (rev, rec) in &records {
@@ -828,7 +844,8 @@ fn change_set(
                     (None, None) => continue,
                 };
                 let attrs = TupleAttrs::from_portable(attrs, |c| mapping.cond_of(c))?;
-                set.updates.push(Update { kind, relationship: crate::api::relationship_of(head, o, r, s, &attrs) });
+                set.updates
+                    .push(Update { kind, relationship: crate::api::relationship_of(head, o, r, s, &attrs) });
             }
         }
         LogRecord::Import { .. } => set.truncated = true,

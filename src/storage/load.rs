@@ -213,7 +213,12 @@ pub(super) fn build(
 }
 
 /// Applies a logged write to `data`; an error means the log does not fit the index.
-pub(super) fn replay(data: &mut IndexData, mapping: &Mapping, rev: Revision, rec: &LogRecord) -> Result<(), String> {
+pub(super) fn replay(
+    data: &mut IndexData,
+    mapping: &Mapping,
+    rev: Revision,
+    rec: &LogRecord,
+) -> Result<(), String> {
     let LogRecord::Write { changes, names, .. } = rec else {
         return Err(format!("revision {rev} is an import or a schema change"));
     };
@@ -322,7 +327,9 @@ fn load_state(
     }
     let head = storage.head()?;
     let from_snapshot = match dir {
-        Some(dir) => load_snapshot(dir, &**storage, &schema, &mapping, store_id, schema_revision, head, report),
+        Some(dir) => {
+            load_snapshot(dir, &**storage, &schema, &mapping, store_id, schema_revision, head, report)
+        }
         None => Err("this node keeps no index snapshot".to_string()),
     };
     let (data, snapshot_revision) = match from_snapshot {
@@ -356,7 +363,8 @@ pub fn open_postgres(
     let pg = Arc::new(PgStorage::connect(url)?);
     pg.listen(options.warn.clone());
     if pg.schemas()?.is_empty() {
-        let schema = compile_schema_as(SchemaFormat::Purview, "schema", "").map_err(|error| StorageError::Schema { revision: 0, error })?;
+        let schema = compile_schema_as(SchemaFormat::Purview, "schema", "")
+            .map_err(|error| StorageError::Schema { revision: 0, error })?;
         let (_, added) = Dict::default().map(&schema);
         let record = SchemaRecord { format: SchemaFormat::Purview.to_string(), text: String::new() };
         pg.put_schema(0, &record, &added)?;

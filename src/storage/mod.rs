@@ -29,9 +29,9 @@ pub mod postgres;
 pub mod snapshot;
 
 pub use journal::Durable;
-pub use load::{init, open, InitError, OpenReport, Store};
 #[cfg(feature = "postgres")]
 pub use load::open_postgres;
+pub use load::{init, open, InitError, OpenReport, Store};
 pub use ops::{
     export, gc, history, info, schema_text, verify, ExportError, GcReport, HistoryEntry, Since, StoreInfo,
 };

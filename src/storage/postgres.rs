@@ -234,13 +234,16 @@ fn block<F: Future>(f: F) -> F::Output {
 /// A connection for reading: the pinned snapshot's, or one from the pool.
 enum Reader<'a> {
     Pinned(MutexGuard<'a, Option<Object>>),
-    Pooled(Object),
+    Pooled(Box<Object>),
 }
 
 impl Reader<'_> {
     fn client(&self) -> Result<&tokio_postgres::Client, StorageError> {
         match self {
-            Reader::Pinned(g) => g.as_deref().map(|c| &**c).ok_or_else(|| StorageError::Failed("the read snapshot ended".into())),
+            Reader::Pinned(g) => g
+                .as_deref()
+                .map(|c| &**c)
+                .ok_or_else(|| StorageError::Failed("the read snapshot ended".into())),
             Reader::Pooled(o) => Ok(o),
         }
     }
@@ -263,7 +266,8 @@ impl PgStorage {
                 storage.target,
                 match found {
                     None => "holds no Purview tables".to_string(),
-                    Some(v) => format!("has Purview tables of version {v}, older than this build's {SCHEMA_VERSION}"),
+                    Some(v) =>
+                        format!("has Purview tables of version {v}, older than this build's {SCHEMA_VERSION}"),
                 },
                 redact(url)
             ))),
@@ -346,7 +350,7 @@ impl PgStorage {
             return Ok(Reader::Pinned(g));
         }
         drop(g);
-        Ok(Reader::Pooled(self.client()?))
+        Ok(Reader::Pooled(Box::new(self.client()?)))
     }
 
     /// The version of the tables, `None` when there are none.
@@ -505,10 +509,7 @@ impl PgStorage {
             &[],
         ))
         .map_err(|e| pg_err("reading the relationships", &e))?;
-        Ok(rows
-            .iter()
-            .map(|r| [r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)])
-            .collect())
+        Ok(rows.iter().map(|r| [r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)]).collect())
     }
 
     /// Streams the rows of a query to `f` until it returns `false`.
@@ -624,8 +625,12 @@ pub fn migrate(url: &str) -> Result<Migrated, StorageError> {
 /// and the rows it creates (deleted again within the group, some of them).
 struct RowWrites {
     deletes: Vec<(RowKey, Revision)>,
-    inserts: Vec<(RowKey, Revision, Option<Revision>, Option<Vec<u8>>)>,
+    inserts: Vec<RowInsert>,
 }
+
+/// A row to insert: its key, created and (if deleted within the group) deleted revision, and
+/// its attributes (`None`: plain).
+type RowInsert = (RowKey, Revision, Option<Revision>, Option<Vec<u8>>);
 
 fn merge_rows<'a>(groups: impl Iterator<Item = (Revision, &'a [RowChange])>) -> RowWrites {
     let mut out = RowWrites { deletes: Vec::new(), inserts: Vec::new() };
@@ -866,7 +871,9 @@ impl Storage for PgStorage {
             let r = rev_sql(revision);
             block(async {
                 let sink = c
-                    .copy_in("COPY purview_names (type_id, object_id, name, revision) FROM STDIN (FORMAT binary)")
+                    .copy_in(
+                        "COPY purview_names (type_id, object_id, name, revision) FROM STDIN (FORMAT binary)",
+                    )
                     .await
                     .map_err(ctx)?;
                 let w = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT4, Type::TEXT, Type::INT8]);
@@ -882,10 +889,20 @@ impl Storage for PgStorage {
                     )
                     .await
                     .map_err(ctx)?;
-                let types = [Type::INT4, Type::INT4, Type::INT4, Type::INT4, Type::INT4, Type::INT4, Type::INT8, Type::BYTEA];
+                let types = [
+                    Type::INT4,
+                    Type::INT4,
+                    Type::INT4,
+                    Type::INT4,
+                    Type::INT4,
+                    Type::INT4,
+                    Type::INT8,
+                    Type::BYTEA,
+                ];
                 let w = BinaryCopyInWriter::new(sink, &types);
                 pin_mut!(w);
-                let mut specials: HashMap<RowKey, &PortableAttrs> = special.iter().map(|(k, a)| (*k, a)).collect();
+                let mut specials: HashMap<RowKey, &PortableAttrs> =
+                    special.iter().map(|(k, a)| (*k, a)).collect();
                 let mut rows = 0u64;
                 let mut last: Option<super::RowBytes> = None;
                 let mut plain: Vec<&super::RowBytes> = plain_runs.iter().flatten().collect();
@@ -958,10 +975,14 @@ impl Storage for PgStorage {
         &self,
         f: &mut dyn FnMut(u32, u32, &str) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        self.stream("SELECT type_id, object_id, name FROM purview_names ORDER BY type_id, object_id", &[], &mut |r| {
-            f(u(r.get(0)), u(r.get(1)), r.get(2))?;
-            Ok(true)
-        })
+        self.stream(
+            "SELECT type_id, object_id, name FROM purview_names ORDER BY type_id, object_id",
+            &[],
+            &mut |r| {
+                f(u(r.get(0)), u(r.get(1)), r.get(2))?;
+                Ok(true)
+            },
+        )
     }
 
     fn rows(
@@ -1080,7 +1101,8 @@ impl Storage for PgStorage {
         let upto = rev_sql(upto);
         let records =
             block(tx.execute("DELETE FROM purview_log WHERE revision <= $1", &[&upto])).map_err(ctx)?;
-        let rows = block(tx.execute("DELETE FROM purview_rows WHERE deleted <= $1", &[&upto])).map_err(ctx)?;
+        let rows =
+            block(tx.execute("DELETE FROM purview_rows WHERE deleted <= $1", &[&upto])).map_err(ctx)?;
         let value = upto.to_be_bytes().to_vec();
         block(tx.execute(
             "INSERT INTO purview_meta (key, value) VALUES ('gc_revision', $1) \
@@ -1095,7 +1117,9 @@ impl Storage for PgStorage {
     fn scan_all(&self) -> Result<u64, StorageError> {
         let c = self.client()?;
         let mut n = 0u64;
-        for t in ["purview_meta", "purview_dict", "purview_names", "purview_rows", "purview_log", "purview_schema"] {
+        for t in
+            ["purview_meta", "purview_dict", "purview_names", "purview_rows", "purview_log", "purview_schema"]
+        {
             let row = block(c.query_one(&format!("SELECT count(*) FROM {t}"), &[]))
                 .map_err(|e| pg_err("counting", &e))?;
             n += u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);

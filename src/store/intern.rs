@@ -42,6 +42,24 @@ impl Interner {
         id
     }
 
+    /// Forgets the names with ids `len` and up (names interned by a change that was never
+    /// committed).
+    pub fn truncate(&mut self, len: u32) {
+        let len = len as usize;
+        if len >= self.ends.len() {
+            return;
+        }
+        for id in (len..self.ends.len()).rev() {
+            let h = hash(name_in(&self.arena, &self.ends, id as u32));
+            if let Ok(entry) = self.table.find_entry(h, |&i| i as usize == id) {
+                entry.remove();
+            }
+        }
+        let end = if len == 0 { 0 } else { self.ends[len - 1] };
+        self.ends.truncate(len);
+        self.arena.truncate(end);
+    }
+
     pub fn get(&self, name: &str) -> Option<u32> {
         self.table.find(hash(name), |&i| name_in(&self.arena, &self.ends, i) == name).copied()
     }

@@ -5,7 +5,10 @@
 //!
 //! A machine without PostgreSQL's server binaries fails these tests saying what to install.
 
+mod migrate;
+mod nodes;
 mod props;
+mod python;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -33,7 +36,9 @@ fn program(name: &str) -> PathBuf {
     }
     let debian = Path::new("/usr/lib/postgresql");
     let mut versions: Vec<PathBuf> = std::fs::read_dir(debian)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin").join(name)).filter(|p| p.exists()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.path().join("bin").join(name)).filter(|p| p.exists()).collect()
+        })
         .unwrap_or_default();
     versions.sort();
     versions.pop().unwrap_or_else(|| {

@@ -6,9 +6,9 @@ mod authzen_http;
 mod faults;
 mod grpc;
 mod oracle;
-mod python;
+pub mod python;
 
-use purview::server::proto::authzed::api::v1 as pb;
+pub use purview::server::proto::authzed::api::v1 as pb;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

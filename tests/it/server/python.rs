@@ -116,7 +116,7 @@ pub(super) fn python() -> PathBuf {
 }
 
 /// Runs `py/SCRIPT ARGS` with the virtual environment's Python; its stdout as JSON.
-pub(super) fn run_script(script: &str, args: &[&str], env: &[(&str, &Path)]) -> Value {
+pub(crate) fn run_script(script: &str, args: &[&str], env: &[(&str, &Path)]) -> Value {
     let python = python();
     let mut cmd = Command::new(&python);
     cmd.arg(py_dir().join(script)).args(args);
