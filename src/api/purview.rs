@@ -540,12 +540,15 @@ impl Purview {
                 std::thread::park_timeout(std::time::Duration::from_millis(2));
                 continue;
             };
-            let batch = std::mem::take(&mut *lock_of(&self.shared.requests));
-            if batch.is_empty() {
+            if lock_of(&self.shared.requests).is_empty() {
                 drop(w);
                 continue;
             }
-            match self.for_write(w) {
+            // On a shared journal `for_write` may wait for the previous commit: the batch is
+            // taken after it, so that it holds every write queued meanwhile.
+            let w = self.for_write(w);
+            let batch = std::mem::take(&mut *lock_of(&self.shared.requests));
+            match w {
                 Ok(w) => self.combine(w, &batch),
                 Err(e) => {
                     for r in &batch {

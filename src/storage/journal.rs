@@ -490,7 +490,8 @@ impl Journal for Durable {
             if flush {
                 t.since_flush = 0;
             }
-            (t.needs_rebuild || t.changes >= inner.options.snapshot_after, flush)
+            let due = inner.dir.is_some() && (t.needs_rebuild || t.changes >= inner.options.snapshot_after);
+            (due, flush)
         };
         if flush {
             if let Err(e) = inner.storage.flush(false) {

@@ -114,6 +114,8 @@ pub const CHANNEL: &str = "purview_commits";
 
 /// How long a writer waits for the cluster-wide write lock before it gives up.
 const LOCK_TIMEOUT: &str = "10s";
+/// How long one statement of a write may run (a stuck connection must not hold the lock).
+const STATEMENT_TIMEOUT: &str = "60s";
 
 fn pg_err(context: &str, e: &tokio_postgres::Error) -> StorageError {
     let detail = match e.as_db_error() {
@@ -413,10 +415,7 @@ impl PgStorage {
         Ok(())
     }
 
-    fn with_write<T>(
-        &self,
-        f: impl FnOnce(&tokio_postgres::Client) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
+    fn with_write<T>(&self, f: impl FnOnce(&Object) -> Result<T, StorageError>) -> Result<T, StorageError> {
         let w = locked(&self.write);
         let Some(c) = w.client.as_ref() else {
             return Err(StorageError::Failed("a write outside a transaction (no begin)".into()));
@@ -672,6 +671,26 @@ fn row_of(r: &tokio_postgres::Row) -> Result<Row, StorageError> {
     Ok(Row { key, created, deleted, attrs })
 }
 
+const SQL_DICT: &str = "INSERT INTO purview_dict (kind, owner, name, id) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) ON CONFLICT DO NOTHING";
+const SQL_NAMES: &str = "INSERT INTO purview_names (type_id, object_id, name, revision) \
+     SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::int8[])";
+const SQL_DELETE: &str = "UPDATE purview_rows r SET deleted = d.rev \
+     FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int8[]) \
+       AS d(a, b, c, e, f, g, rev) \
+     WHERE r.resource_type = d.a AND r.resource_id = d.b AND r.relation = d.c \
+       AND r.subject_type = d.e AND r.subject_id = d.f AND r.subject_relation = d.g AND r.deleted IS NULL";
+const SQL_INSERT: &str = "INSERT INTO purview_rows (resource_type, resource_id, relation, subject_type, \
+       subject_id, subject_relation, created, deleted, attrs) \
+     SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], \
+       $7::int8[], $8::int8[], $9::bytea[])";
+const SQL_SCHEMA: &str = "INSERT INTO purview_schema (revision, format, text) VALUES ($1, $2, $3)";
+const SQL_LOG: &str = "INSERT INTO purview_log (revision, committed_at, kind, record) \
+     SELECT r, to_timestamp(t / 1000000.0), k, rec \
+     FROM unnest($1::int8[], $2::int8[], $3::text[], $4::bytea[]) AS x(r, t, k, rec)";
+const SQL_HEAD: &str = "UPDATE purview_head SET revision = $1";
+const SQL_NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
 const ROW_COLUMNS: &str =
     "resource_type, resource_id, relation, subject_type, subject_id, subject_relation, created, deleted, attrs";
 
@@ -690,24 +709,28 @@ impl Storage for PgStorage {
             };
         }
         let c = self.client()?;
-        let started = block(c.batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")))
-            .map_err(|e| pg_err("starting a write", &e));
-        if let Err(e) = started {
-            drop(Object::take(c));
-            return Err(e);
-        }
-        match block(c.query_one("SELECT revision FROM purview_head FOR UPDATE", &[])) {
-            Ok(row) => {
-                let latest = rev(row.get(0))?;
-                w.client = Some(c);
-                Ok(Some(latest))
-            }
+        // One round trip: begin, bound the waits, take the lock and read the latest revision.
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'; \
+             SELECT revision FROM purview_head FOR UPDATE"
+        );
+        let latest = match block(c.simple_query(&sql)) {
+            Ok(messages) => messages.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse::<u64>().ok()),
+                _ => None,
+            }),
             Err(e) => {
                 let _ = block(c.batch_execute("ROLLBACK"));
                 drop(Object::take(c));
-                Err(pg_err("taking the write lock", &e))
+                return Err(pg_err("taking the write lock", &e));
             }
-        }
+        };
+        let Some(latest) = latest else {
+            let _ = block(c.batch_execute("ROLLBACK"));
+            return Err(StorageError::Corrupt("the database has no head revision".into()));
+        };
+        w.client = Some(c);
+        Ok(Some(latest))
     }
 
     fn abandon(&self) {
@@ -731,8 +754,10 @@ impl Storage for PgStorage {
             let ctx = |e: tokio_postgres::Error| pg_err("writing", &e);
             let mut dict: [Vec<String>; 3] = Default::default();
             let mut dict_ids: Vec<i32> = Vec::new();
-            let (mut n_ty, mut n_id, mut n_name, mut n_rev) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut l_rev, mut l_time, mut l_kind, mut l_rec) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut n_ty, mut n_id, mut n_name, mut n_rev) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut l_rev, mut l_time, mut l_kind, mut l_rec) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let mut schemas = Vec::new();
             let mut row_groups: Vec<(Revision, &[RowChange])> = Vec::new();
             for cm in commits {
@@ -752,7 +777,14 @@ impl Storage for PgStorage {
                 let (kind, record) = match &cm.body {
                     CommitBody::Write(changes) => {
                         row_groups.push((cm.revision, changes));
-                        ("write", LogRecord::Write { time: cm.time, changes: changes.clone(), names: cm.names.clone() })
+                        (
+                            "write",
+                            LogRecord::Write {
+                                time: cm.time,
+                                changes: changes.clone(),
+                                names: cm.names.clone(),
+                            },
+                        )
                     }
                     CommitBody::Import { changes, rows, .. } => {
                         row_groups.push((cm.revision, changes));
@@ -768,81 +800,56 @@ impl Storage for PgStorage {
                 l_kind.push(kind);
                 l_rec.push(super::encode(&record));
             }
+            let rows = merge_rows(row_groups.iter().map(|(r, ch)| (*r, *ch)));
+            let (dk, drevs) = key_columns(rows.deletes.iter().map(|(k, r)| (k, rev_sql(*r))));
+            let (ik, rest) = key_columns(rows.inserts.iter().map(|(k, c, d, a)| (k, (c, d, a))));
+            let created: Vec<i64> = rest.iter().map(|(c, _, _)| rev_sql(**c)).collect();
+            let deleted: Vec<Option<i64>> = rest.iter().map(|(_, d, _)| d.map(rev_sql)).collect();
+            let attrs: Vec<Option<&[u8]>> = rest.iter().map(|(_, _, a)| a.as_deref()).collect();
+            let last = l_rev.last().copied().unwrap_or(0);
+            let note = last.to_string();
             block(async {
+                // Prepared once per connection; then every statement of the group is sent at
+                // once (pipelined, executed in order): one round trip, not one per statement.
+                let mut statements: Vec<(&str, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
                 if !dict_ids.is_empty() {
-                    c.execute(
-                        "INSERT INTO purview_dict (kind, owner, name, id) \
-                         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) ON CONFLICT DO NOTHING",
-                        &[&dict[0], &dict[1], &dict[2], &dict_ids],
-                    )
-                    .await
-                    .map_err(ctx)?;
+                    statements.push((SQL_DICT, vec![&dict[0], &dict[1], &dict[2], &dict_ids]));
                 }
                 if !n_ty.is_empty() {
-                    c.execute(
-                        "INSERT INTO purview_names (type_id, object_id, name, revision) \
-                         SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::int8[])",
-                        &[&n_ty, &n_id, &n_name, &n_rev],
-                    )
-                    .await
-                    .map_err(ctx)?;
+                    statements.push((SQL_NAMES, vec![&n_ty, &n_id, &n_name, &n_rev]));
                 }
-                let rows = merge_rows(row_groups.iter().map(|(r, ch)| (*r, *ch)));
+                let deletes_at = statements.len();
                 if !rows.deletes.is_empty() {
-                    let (k, revs) = key_columns(rows.deletes.iter().map(|(k, r)| (k, rev_sql(*r))));
-                    let n = c
-                        .execute(
-                            "UPDATE purview_rows r SET deleted = d.rev \
-                             FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int8[]) \
-                               AS d(a, b, c, e, f, g, rev) \
-                             WHERE r.resource_type = d.a AND r.resource_id = d.b AND r.relation = d.c \
-                               AND r.subject_type = d.e AND r.subject_id = d.f AND r.subject_relation = d.g \
-                               AND r.deleted IS NULL",
-                            &[&k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &revs],
-                        )
-                        .await
-                        .map_err(ctx)?;
+                    statements
+                        .push((SQL_DELETE, vec![&dk[0], &dk[1], &dk[2], &dk[3], &dk[4], &dk[5], &drevs]));
+                }
+                if !rows.inserts.is_empty() {
+                    statements.push((
+                        SQL_INSERT,
+                        vec![&ik[0], &ik[1], &ik[2], &ik[3], &ik[4], &ik[5], &created, &deleted, &attrs],
+                    ));
+                }
+                for (r, s) in &schemas {
+                    statements.push((SQL_SCHEMA, vec![r, &s.format, &s.text]));
+                }
+                statements.push((SQL_LOG, vec![&l_rev, &l_time, &l_kind, &l_rec]));
+                statements.push((SQL_HEAD, vec![&last]));
+                statements.push((SQL_NOTIFY, vec![&CHANNEL, &note]));
+                let mut prepared = Vec::with_capacity(statements.len());
+                for (sql, _) in &statements {
+                    prepared.push(c.prepare_cached(sql).await.map_err(ctx)?);
+                }
+                let runs =
+                    statements.iter().zip(&prepared).map(|((_, params), stmt)| c.execute(stmt, params));
+                let counts = futures_util::future::try_join_all(runs).await.map_err(ctx)?;
+                if !rows.deletes.is_empty() {
+                    let n = counts.get(deletes_at).copied().unwrap_or(0);
                     if n != rows.deletes.len() as u64 {
                         return Err(StorageError::Corrupt(format!(
                             "{} relationships to delete have no live row",
                             rows.deletes.len() as u64 - n
                         )));
                     }
-                }
-                if !rows.inserts.is_empty() {
-                    let (k, rest) = key_columns(rows.inserts.iter().map(|(k, c, d, a)| (k, (c, d, a))));
-                    let created: Vec<i64> = rest.iter().map(|(c, _, _)| rev_sql(**c)).collect();
-                    let deleted: Vec<Option<i64>> = rest.iter().map(|(_, d, _)| d.map(rev_sql)).collect();
-                    let attrs: Vec<Option<&[u8]>> = rest.iter().map(|(_, _, a)| a.as_deref()).collect();
-                    c.execute(
-                        "INSERT INTO purview_rows (resource_type, resource_id, relation, subject_type, subject_id, \
-                           subject_relation, created, deleted, attrs) \
-                         SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], \
-                           $7::int8[], $8::int8[], $9::bytea[])",
-                        &[&k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &created, &deleted, &attrs],
-                    )
-                    .await
-                    .map_err(ctx)?;
-                }
-                for (r, s) in &schemas {
-                    c.execute(
-                        "INSERT INTO purview_schema (revision, format, text) VALUES ($1, $2, $3)",
-                        &[r, &s.format, &s.text],
-                    )
-                    .await
-                    .map_err(ctx)?;
-                }
-                c.execute(
-                    "INSERT INTO purview_log (revision, committed_at, kind, record) \
-                     SELECT r, to_timestamp(t / 1000000.0), k, rec \
-                     FROM unnest($1::int8[], $2::int8[], $3::text[], $4::bytea[]) AS x(r, t, k, rec)",
-                    &[&l_rev, &l_time, &l_kind, &l_rec],
-                )
-                .await
-                .map_err(ctx)?;
-                if let Some(last) = l_rev.last() {
-                    c.execute("UPDATE purview_head SET revision = $1", &[last]).await.map_err(ctx)?;
-                    c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &last.to_string()]).await.map_err(ctx)?;
                 }
                 Ok(())
             })
