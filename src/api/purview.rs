@@ -346,21 +346,30 @@ impl Purview {
         if let Some(reason) = &w.failed {
             return Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false });
         }
-        let (Some(journal), Head::Index(head)) = (&self.shared.journal, &w.head) else { return Ok(w) };
-        let head = head.clone();
-        match journal.begin(&head) {
-            Ok(caught) => {
-                w.journal = Some(journal);
-                if let Some(c) = caught {
-                    self.take_caught(&mut w, c);
+        let Some(journal) = &self.shared.journal else { return Ok(w) };
+        let mut retried = false;
+        loop {
+            let Head::Index(head) = &w.head else { return Ok(w) };
+            let head = head.clone();
+            match journal.begin(&head) {
+                Ok(caught) => {
+                    w.journal = Some(journal);
+                    if let Some(c) = caught {
+                        self.take_caught(&mut w, c);
+                    }
+                    return Ok(w);
                 }
-                Ok(w)
-            }
-            Err(message) => {
-                // The journal holds nothing now. A head ahead of what readers see is a write
-                // whose outcome is unknown: go back to what is known committed.
-                self.resync(&mut w);
-                Err(WriteError::Storage { message, unknown_outcome: false })
+                Err(message) => {
+                    // The journal holds nothing now. A head ahead of what readers see is a
+                    // write whose commit failed (its outcome unknown): go back to what is known
+                    // committed, and try once more from there.
+                    self.resync(&mut w);
+                    let moved = matches!(&w.head, Head::Index(h) if h.revision != head.revision);
+                    if retried || !moved {
+                        return Err(WriteError::Storage { message, unknown_outcome: false });
+                    }
+                    retried = true;
+                }
             }
         }
     }

@@ -553,6 +553,7 @@ impl Drop for Durable {
             // So that the next open does not replay the backend's journal.
             let _ = self.inner.storage.flush(true);
         }
+        self.inner.storage.close();
     }
 }
 

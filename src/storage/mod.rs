@@ -238,6 +238,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Ok(())
     }
     fn unpin(&self) {}
+    /// The store is being closed (its journal dropped): stop background work.
+    fn close(&self) {}
 }
 
 /// How a store is opened.

@@ -741,6 +741,10 @@ impl Storage for PgStorage {
         self.pin_snapshot()
     }
 
+    fn close(&self) {
+        self.stop();
+    }
+
     fn unpin(&self) {
         if let Some(c) = locked(&self.pinned).take() {
             if block(c.batch_execute("COMMIT")).is_err() {

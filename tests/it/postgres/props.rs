@@ -133,3 +133,75 @@ fn two_nodes_converge_keep_constraints_and_follow_every_revision_in_order() {
     assert_eq!(n[2], latest_a);
     let View::Index(_) = b.purview().snapshot() else { panic!("index engine") };
 }
+
+const WIDER: &str = "\
+type user {}
+
+type doc {
+  relation owner: user
+  relation viewer: user
+  relation editor: user
+  permission view = viewer + owner + editor
+  constraint at most 1 owner
+}
+";
+
+#[test]
+fn imports_schema_changes_and_history_collection_reach_every_node() {
+    let pg = Pg::start();
+    postgres::migrate(&pg.url).unwrap();
+    let a = node(&pg.url);
+    a.purview().set_schema(SchemaFormat::Purview, "schema", SCHEMA).unwrap();
+    let b = node(&pg.url);
+    // A bulk load into the empty database (rows and names by COPY, one revision).
+    let rels: Vec<Result<Relationship, std::convert::Infallible>> =
+        (0..5000).map(|i| Ok(parse(&format!("doc:d{}#viewer@user:u{}", i % 250, i / 250)))).collect();
+    let loaded = a.purview().bulk_load(rels).unwrap();
+    assert_eq!(loaded.relationships, 5000);
+    assert!(super::eventually(Duration::from_secs(10), || b.purview().revision() == loaded.revision));
+    assert_eq!(export(&a), export(&b));
+    assert_eq!(pg.psql("SELECT count(*) FROM purview_relationships").trim(), "5000");
+
+    // A schema change that would orphan stored relationships is refused; nothing changes.
+    let before = a.purview().revision();
+    let narrower = SCHEMA.replace("  relation viewer: user\n", "").replace("viewer + ", "");
+    let refused = a.purview().set_schema(SchemaFormat::Purview, "schema", &narrower).unwrap_err();
+    assert!(refused.to_string().contains("5000"), "{refused}");
+    assert_eq!(a.purview().snapshot_latest(Duration::from_secs(5)).unwrap().revision(), before);
+
+    // An accepted one reaches the other node (schema, its text), which can write with it.
+    let r = a.purview().set_schema(SchemaFormat::Purview, "schema", WIDER).unwrap();
+    assert!(super::eventually(Duration::from_secs(10), || b.purview().revision() >= r));
+    assert!(b.purview().schema().relation("doc", "editor").is_some());
+    assert!(b.purview().shared_schema_text().unwrap().unwrap().contains("relation editor"));
+    b.purview().write(&[WriteOp::Touch(parse("doc:d1#editor@user:zed"))]).unwrap();
+    let latest = a.purview().snapshot_latest(Duration::from_secs(5)).unwrap();
+    assert!(export(&a).contains("doc:d1#editor@user:zed"));
+    assert_eq!(latest.revision(), b.purview().revision());
+
+    // History collection, from two nodes at once (one at a time takes the advisory lock): the
+    // log is cut, every node still answers, and a new node loads from the rows.
+    for i in 0..20 {
+        a.purview().write(&[WriteOp::Delete(parse(&format!("doc:d{i}#viewer@user:u0")))]).unwrap();
+    }
+    let short = || StoreOptions { history_window: Duration::ZERO, ..quiet() };
+    let (ga, gb) = (
+        open_postgres(&pg.url, None, short(), Duration::from_millis(50)).unwrap(),
+        open_postgres(&pg.url, None, short(), Duration::from_millis(50)).unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    let (ra, rb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| purview::storage::gc(&ga).unwrap());
+        let tb = s.spawn(|| purview::storage::gc(&gb).unwrap());
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!(ra.log_records + rb.log_records > 0, "old revisions were collected: {ra:?} {rb:?}");
+    let upto = ra.oldest_readable_revision.max(rb.oldest_readable_revision);
+    let kept = pg.psql(&format!("SELECT count(*) FROM purview_rows WHERE deleted <= {upto}"));
+    assert_eq!(kept.trim(), "0", "deleted rows older than revision {upto} are gone");
+    let logged = pg.psql(&format!("SELECT count(*) FROM purview_log WHERE revision <= {upto}"));
+    assert_eq!(logged.trim(), "0");
+    let c = node(&pg.url);
+    assert_eq!(export(&c), export(&a));
+    assert_eq!(export(&b), export(&a));
+}
