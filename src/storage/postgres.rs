@@ -106,6 +106,16 @@ LEFT JOIN purview_dict sr ON sr.kind = 'relation' AND sr.id = r.subject_relation
 WHERE r.deleted IS NULL;
 "#;
 
+/// The indexes of `purview_names` and `purview_rows` as the migrations create them (an import
+/// into the empty tables drops and rebuilds them; keep in step with the migrations).
+const INDEXES: &str = "\
+    ALTER TABLE purview_names ADD PRIMARY KEY (type_id, object_id); \
+    ALTER TABLE purview_rows ADD PRIMARY KEY \
+      (resource_type, resource_id, relation, subject_type, subject_id, subject_relation, created); \
+    CREATE UNIQUE INDEX purview_rows_live ON purview_rows \
+      (resource_type, resource_id, relation, subject_type, subject_id, subject_relation) WHERE deleted IS NULL; \
+    CREATE INDEX purview_rows_deleted ON purview_rows (deleted) WHERE deleted IS NOT NULL;";
+
 /// Advisory lock keys ("purview" and a number): migrations, garbage collection.
 const MIGRATE_LOCK: i64 = 0x7075_7276_6965_7701;
 const GC_LOCK: i64 = 0x7075_7276_6965_7702;
@@ -881,6 +891,19 @@ impl Storage for PgStorage {
             let ctx = |e: tokio_postgres::Error| pg_err("importing", &e);
             let r = rev_sql(revision);
             block(async {
+                // A bulk load may take longer than one write's statement limit. The tables are
+                // empty (imports of this kind go only into an empty store): drop their indexes,
+                // COPY, and build the indexes once by sorting (3M rows by hand: 6.4 s with the
+                // indexes, 4.5 s so). All in the writing transaction: a failure leaves the
+                // indexes as they were.
+                c.batch_execute(
+                    "SET LOCAL statement_timeout = 0; SET LOCAL maintenance_work_mem = '512MB'; \
+                     ALTER TABLE purview_names DROP CONSTRAINT purview_names_pkey; \
+                     ALTER TABLE purview_rows DROP CONSTRAINT purview_rows_pkey; \
+                     DROP INDEX purview_rows_live; DROP INDEX purview_rows_deleted;",
+                )
+                .await
+                .map_err(ctx)?;
                 let sink = c
                     .copy_in(
                         "COPY purview_names (type_id, object_id, name, revision) FROM STDIN (FORMAT binary)",
@@ -943,6 +966,7 @@ impl Storage for PgStorage {
                     rows += 1;
                 }
                 w.finish().await.map_err(ctx)?;
+                c.batch_execute(INDEXES).await.map_err(ctx)?;
                 Ok(rows)
             })
         });
