@@ -292,3 +292,76 @@ fn writers_on_two_nodes_agree_with_postgres_and_keep_an_at_most_one_constraint()
         assert_eq!(owners.len(), docs.len(), "a document has two owners: {owners:?}");
     });
 }
+
+/// CREATE, preconditions and DeleteRelationships by filter across nodes: each write is judged on
+/// the latest state of the database, whichever node wrote it.
+#[test]
+fn create_preconditions_and_deletes_by_filter_see_the_other_nodes_writes() {
+    let pg = Pg::start();
+    pg.migrate();
+    let a = node(&pg, &[]);
+    let b = node(&pg, &[]);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut ca = clients(a.grpc, Some(crate::server::KEY)).await;
+        let mut cb = clients(b.grpc, Some(crate::server::KEY)).await;
+        write_schema(&mut ca, ZED).await;
+        let create = |r: &str| pb::WriteRelationshipsRequest {
+            updates: vec![update(Operation::Create, rel(r))],
+            optional_preconditions: vec![],
+            optional_transaction_metadata: None,
+        };
+        // Created on A, created again at once on B: ALREADY_EXISTS (B judged it caught up).
+        for i in 0..20 {
+            let r = format!("document:c{i}#viewer@user:u{i}");
+            ca.perms.write_relationships(create(&r)).await.unwrap();
+            let e = cb.perms.write_relationships(create(&r)).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::AlreadyExists, "{r}: {e:?}");
+        }
+        // A precondition on B sees A's latest write.
+        let filter = |id: &str| pb::RelationshipFilter {
+            resource_type: "document".into(),
+            optional_resource_id: id.into(),
+            optional_resource_id_prefix: String::new(),
+            optional_relation: "viewer".into(),
+            optional_subject_filter: None,
+        };
+        let must_not = pb::Precondition {
+            operation: pb::precondition::Operation::MustNotMatch as i32,
+            filter: Some(filter("c3")),
+        };
+        let mut guarded = touch(&["document:c3#owner@user:u3"]);
+        guarded.optional_preconditions = vec![must_not];
+        let e = cb.perms.write_relationships(guarded).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+        // Delete by filter on B, of what A wrote; A reads the result with B's token.
+        let deleted = cb
+            .perms
+            .delete_relationships(pb::DeleteRelationshipsRequest {
+                relationship_filter: Some(pb::RelationshipFilter {
+                    resource_type: "document".into(),
+                    optional_resource_id: String::new(),
+                    optional_resource_id_prefix: "c1".into(),
+                    optional_relation: "viewer".into(),
+                    optional_subject_filter: None,
+                }),
+                optional_preconditions: vec![],
+                optional_limit: 0,
+                optional_allow_partial_deletions: false,
+                optional_transaction_metadata: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let token = deleted.deleted_at.unwrap();
+        // c1 and c10..c19: eleven relationships.
+        assert_eq!(deleted.relationships_deleted_count, 11);
+        assert!(!has(&mut ca, "document:c1#view@user:u1", &token).await);
+        assert!(!has(&mut ca, "document:c15#view@user:u15", &token).await);
+        assert!(has(&mut ca, "document:c2#view@user:u2", &token).await);
+        let (ea, eb) = (export(&mut ca).await, export(&mut cb).await);
+        assert_eq!(ea, eb);
+        assert_eq!(ea, rows(&pg));
+        assert_eq!(ea.len(), 9);
+    });
+}
