@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 pub(crate) mod bulk;
 mod feed;
+mod ids;
 mod purview;
 mod read;
 mod subset;
@@ -42,6 +43,7 @@ pub use bulk::{
     relationship_of, Blocker, BulkError, BulkLoad, BulkLoader, LineError, Resolved, SchemaChangeError,
 };
 pub use feed::{ChangeSet, FeedError, Update, UpdateKind};
+pub use ids::{IdSet, ObjectId, PermissionId, SubjectId, SubjectType};
 pub(crate) use purview::random_id;
 pub use purview::{Caught, Change, Journal, Purview, RowEncoder, Ticket, WeakPurview};
 pub use read::{Deleted, GuardedWriteError, Precondition, RelationMatch, RelationshipFilter, SubjectMatch};
