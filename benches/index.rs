@@ -118,6 +118,55 @@ fn bench_check(c: &mut Criterion) {
         "[check] message#view through nested groups: median {p50:.2?}, p99 {p99:.2?} ({allowed}/{} allowed)",
         f.pairs.len()
     );
+    // The same questions through the facade: the id API (names resolved once, beforehand) and
+    // the name API (names resolved on every call).
+    let pv_view = purview::api::View::Index(f.data.clone());
+    let perm = pv_view.permission_id("message", "view").unwrap();
+    let named: Vec<(ObjectRef, SubjectRef)> = f
+        .pairs
+        .iter()
+        .map(|&(o, s)| (f.data.object_ref(o), SubjectRef::new("user", f.data.names().name(s.ty, s.id), None)))
+        .collect();
+    let ids: Vec<_> =
+        named.iter().map(|(o, s)| (pv_view.object_id(o).unwrap(), pv_view.subject_id(s).unwrap())).collect();
+    let mut by_ids = Vec::with_capacity(ids.len());
+    for (o, s) in &ids {
+        let t = Instant::now();
+        pv_view.check_ids(o, perm, s, &opts).unwrap();
+        by_ids.push(t.elapsed());
+    }
+    let mut by_names = Vec::with_capacity(named.len());
+    for (o, s) in &named {
+        let t = Instant::now();
+        pv_view.check(o, "view", s, &opts).unwrap();
+        by_names.push(t.elapsed());
+    }
+    let ((i50, i99), (n50, n99)) = (percentiles(by_ids), percentiles(by_names));
+    eprintln!("[check] through the id API: median {i50:.2?}, p99 {i99:.2?}; through names: median {n50:.2?}, p99 {n99:.2?}");
+    // Permission sets: `usergroup#supervise` (what `tagged->supervise` points at) for every user,
+    // computed at once; then the same questions again.
+    let (ug, sup) = schema.relation("usergroup", "supervise").unwrap();
+    let user = schema.type_id("user").unwrap();
+    let t = Instant::now();
+    let n = f.data.precompute_sets(ug, sup, user, &opts);
+    eprintln!(
+        "[check] permission sets of usergroup#supervise for every user: {n:?} users in {:.2?}",
+        t.elapsed()
+    );
+    let mut warm = Vec::with_capacity(ids.len());
+    for (o, s) in &ids {
+        let t = Instant::now();
+        pv_view.check_ids(o, perm, s, &opts).unwrap();
+        warm.push(t.elapsed());
+    }
+    let mut warm_names = Vec::with_capacity(named.len());
+    for (o, s) in &named {
+        let t = Instant::now();
+        pv_view.check(o, "view", s, &opts).unwrap();
+        warm_names.push(t.elapsed());
+    }
+    let ((w50, w99), (wn50, wn99)) = (percentiles(warm), percentiles(warm_names));
+    eprintln!("[check] with permission sets: id API median {w50:.2?}, p99 {w99:.2?}; names median {wn50:.2?}, p99 {wn99:.2?}");
     let mut g = c.benchmark_group("check");
     g.throughput(Throughput::Elements(1));
     let mut i = 0;

@@ -157,6 +157,11 @@ impl<'a> IndexEval<'a> {
         subject: Subject,
     ) -> Result<Tri, EvalError> {
         let data = self.data;
+        if mode == ArrowMode::Any && data.sets_usable() {
+            if let Some(t) = self.arrow_by_sets(object, tupleset, targets, subject) {
+                return Ok(t);
+            }
+        }
         let mut acc = ArrowAcc { any: Tri::False, all: Tri::True, seen: false, mode };
         'outer: for &slot in data.plan.slots_of(object.ty, tupleset) {
             let info = data.plan.info(slot);
@@ -189,6 +194,35 @@ impl<'a> IndexEval<'a> {
             }
         }
         Ok(acc.result())
+    }
+
+    /// An `any` arrow answered from permission sets (see [`super::permsets`]): the subject's
+    /// set of each target relation, tested against the arrow's edges. `None` when a set is not
+    /// available (the caller walks).
+    fn arrow_by_sets(
+        &mut self,
+        object: Obj,
+        tupleset: RelId,
+        targets: &[Option<RelId>],
+        subject: Subject,
+    ) -> Option<Tri> {
+        let data = self.data;
+        for &slot in data.plan.slots_of(object.ty, tupleset) {
+            let info = data.plan.info(slot);
+            if info.kind == SlotKind::Wildcard {
+                continue;
+            }
+            let Some(target) = targets.get(info.subject_ty as usize).copied().flatten() else { continue };
+            let edges = data.fwd(slot, object.id);
+            if edges.is_empty() {
+                continue;
+            }
+            let set = data.perm_set(info.subject_ty, target, subject, self.opts)?;
+            if super::permsets::any_in(&set, edges.iter()) {
+                return Some(Tri::True);
+            }
+        }
+        Some(Tri::False)
     }
 
     fn arrow_target(

@@ -16,6 +16,7 @@ mod gather;
 pub mod lists;
 mod lookup;
 mod names;
+pub mod permsets;
 pub mod persist;
 pub mod plan;
 mod what_closure;
@@ -57,6 +58,8 @@ pub struct IndexData {
     closures: Vec<Option<Closure>>,
     /// Per fast path: the nodes it must evaluate individually (see [`plan::FastPath`]).
     others: Vec<Arc<RoaringBitmap>>,
+    /// The relations arrows point at, with their per-subject sets (see [`permsets`]).
+    permsets: Arc<Vec<permsets::PermEntry>>,
     len: usize,
     pub revision: Revision,
 }
@@ -91,6 +94,7 @@ impl IndexData {
                 .map(|s| plan.closure_slots.contains(&(s as SlotId)).then(Closure::default))
                 .collect(),
             others: (0..plan.fast.len()).map(|_| Arc::new(RoaringBitmap::new())).collect(),
+            permsets: Arc::new(permsets::entries(&schema, |t, r| plan.flat(t, r), plan.relation_count())),
             len: 0,
             revision: 0,
             schema,
@@ -320,6 +324,7 @@ impl IndexData {
     /// closures and fast-path state.
     fn build_lists(&mut self, per_slot: Vec<Vec<(u32, u32)>>) {
         use rayon::prelude::*;
+        self.invalidate_all_sets();
         let built: Vec<(Lists, Lists)> = per_slot
             .into_par_iter()
             .map(|mut pairs| {
@@ -406,6 +411,7 @@ impl TupleStore for IndexData {
 
     fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs) {
         self.remove(object, rel, subject);
+        self.invalidate_sets(object.ty, rel);
         if is_plain(&attrs) {
             if let Some((slot, v)) = self.slot_for(object, rel, subject) {
                 self.fwd[slot as usize].insert(object.id, v);
@@ -424,6 +430,7 @@ impl TupleStore for IndexData {
     }
 
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
+        self.invalidate_sets(object.ty, rel);
         if let Some(a) = self.special.remove(&(object.ty, rel, object.id, subject)) {
             self.count_special(object.ty, rel, -1);
             self.len -= 1;
