@@ -165,6 +165,14 @@ fn bench_check(c: &mut Criterion) {
         pv_view.check(o, "view", s, &opts).unwrap();
         warm_names.push(t.elapsed());
     }
+    let mut resolve = Vec::with_capacity(named.len());
+    for (o, s) in &named {
+        let t = Instant::now();
+        let _ = (pv_view.object_id(o).unwrap(), pv_view.subject_id(s).unwrap(), pv_view.permission_id("message", "view"));
+        resolve.push(t.elapsed());
+    }
+    let (r50, r99) = percentiles(resolve);
+    eprintln!("[check] resolving the names of one question: median {r50:.2?}, p99 {r99:.2?}");
     let ((w50, w99), (wn50, wn99)) = (percentiles(warm), percentiles(warm_names));
     eprintln!("[check] with permission sets: id API median {w50:.2?}, p99 {w99:.2?}; names median {wn50:.2?}, p99 {wn99:.2?}");
     let mut g = c.benchmark_group("check");
