@@ -168,7 +168,11 @@ fn bench_check(c: &mut Criterion) {
     let mut resolve = Vec::with_capacity(named.len());
     for (o, s) in &named {
         let t = Instant::now();
-        let _ = (pv_view.object_id(o).unwrap(), pv_view.subject_id(s).unwrap(), pv_view.permission_id("message", "view"));
+        let _ = (
+            pv_view.object_id(o).unwrap(),
+            pv_view.subject_id(s).unwrap(),
+            pv_view.permission_id("message", "view"),
+        );
         resolve.push(t.elapsed());
     }
     let (r50, r99) = percentiles(resolve);

@@ -145,6 +145,26 @@ impl View {
         Ok(SubjectType { ty, relation })
     }
 
+    /// Computes the permission sets of `object_type#permission` for every subject of
+    /// `subject_type` now (see the README's "Permission sets"), so that checks through arrows
+    /// pointing at it never walk. Returns how many subjects have a non-empty set, or `None`
+    /// when no arrow points at it, or its answers are not all definite (then nothing is kept).
+    /// The sets serve this revision and later ones until a write touches what they depend on.
+    pub fn precompute(
+        &self,
+        object_type: &str,
+        permission: &str,
+        subject_type: &str,
+        opts: &EvalOptions,
+    ) -> Result<Option<usize>, EvalError> {
+        let p = self.permission_id(object_type, permission)?;
+        let st = self.type_of(subject_type)?;
+        Ok(match self {
+            View::Index(data) => data.precompute_sets(p.ty, p.rel, st, opts),
+            View::Reference(_) => None,
+        })
+    }
+
     /// An object's name, fetched when asked for (`type:id`).
     pub fn object_name(&self, ty: TypeId, id: u32) -> String {
         self.source().object_ref(Obj { ty, id }).to_string()
