@@ -442,6 +442,28 @@ impl View {
             Ok(true)
         };
         match self {
+            View::Index(data) if page.limit.is_some() && data.what_windowable(ty) => {
+                // A page: computed window by window (4k ids, then four times wider each time)
+                // until it is full, not the whole set first.
+                let count = data.object_count(ty);
+                let (mut lo, mut width) = (start, 4096u32);
+                'windows: while lo < count {
+                    let hi = lo.saturating_add(width).min(count);
+                    let set = IndexEval::new(data, opts).what_in(s, ty, rel, lo..hi)?;
+                    let mut it = set.maybe.iter();
+                    it.advance_to(lo);
+                    for id in it {
+                        if id >= hi {
+                            break;
+                        }
+                        if !push(&mut out, id, set.get(id))? {
+                            break 'windows;
+                        }
+                    }
+                    lo = hi;
+                    width = width.saturating_mul(4);
+                }
+            }
             View::Index(data) => {
                 let mut ev = IndexEval::new(data, opts);
                 let set = ev.what(s, ty, rel)?;

@@ -62,6 +62,15 @@ impl TriBits {
     }
 }
 
+impl super::IndexData {
+    /// Whether `what` over objects of `ty` can be computed window by window (see
+    /// [`IndexEval::what_in`]): no relation of the schema takes `ty` as a subject.
+    pub fn what_windowable(&self, ty: TypeId) -> bool {
+        let schema = &self.schema;
+        schema.types.iter().all(|t| t.relations.iter().all(|r| r.allowed.iter().all(|a| a.ty != ty)))
+    }
+}
+
 impl IndexEval<'_> {
     /// Every object of `ty` on which `subject` has `rel`.
     pub fn what(&mut self, subject: Subject, ty: TypeId, rel: RelId) -> Result<TriBits, EvalError> {
@@ -80,10 +89,7 @@ impl IndexEval<'_> {
         rel: RelId,
         range: std::ops::Range<u32>,
     ) -> Result<TriBits, EvalError> {
-        let schema = &self.data.schema;
-        let independent =
-            schema.types.iter().all(|t| t.relations.iter().all(|r| r.allowed.iter().all(|a| a.ty != ty)));
-        self.clip = independent.then_some((ty, range));
+        self.clip = self.data.what_windowable(ty).then_some((ty, range));
         let out = self.what(subject, ty, rel);
         self.clip = None;
         out
