@@ -507,6 +507,32 @@ impl View {
         Ok(out)
     }
 
+    /// [`View::what`] across every object type that has `permission`: for each such type (in
+    /// schema order) the objects `subject` may do it on. A type without the permission is left
+    /// out; a permission no type has is an unknown relation.
+    pub fn what_all(
+        &self,
+        subject: &SubjectRef,
+        permission: &str,
+        opts: &EvalOptions,
+    ) -> Result<Vec<(String, WhatResult)>, EvalError> {
+        let schema = self.schema().clone();
+        let mut out = Vec::new();
+        for tdef in schema.types.iter().filter(|t| t.relation_id(permission).is_some()) {
+            out.push((
+                tdef.name.clone(),
+                self.what(subject, permission, &tdef.name, &Page::default(), opts)?,
+            ));
+        }
+        if out.is_empty() {
+            return Err(EvalError::UnknownRelation {
+                ty: "any type".to_string(),
+                relation: permission.to_string(),
+            });
+        }
+        Ok(out)
+    }
+
     /// The userset tree of `permission` on `object`.
     pub fn expand(
         &self,

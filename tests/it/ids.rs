@@ -218,3 +218,33 @@ fn ids_of_the_wrong_type_are_refused() {
     assert!(v.permission_id("doc", "nope").is_err());
     assert!(v.permission_id("nope", "viewer").is_err());
 }
+
+#[test]
+fn what_across_every_type_groups_by_type() {
+    let pv = Purview::from_schema_text(
+        "s.pv",
+        "type user {}\ntype doc {\n  relation viewer: user\n  permission view = viewer\n}\n\
+         type folder {\n  relation viewer: user\n  permission view = viewer\n}\ntype team {\n  relation member: user\n}\n",
+    )
+    .unwrap();
+    pv.write_text(
+        "doc:d1#viewer@user:ann\ndoc:d2#viewer@user:bob\nfolder:f1#viewer@user:ann\nteam:t#member@user:ann",
+    )
+    .unwrap();
+    let v = pv.snapshot();
+    let opts = EvalOptions::default();
+    let ann = SubjectRef::parse("user:ann").unwrap();
+    let all = v.what_all(&ann, "view", &opts).unwrap();
+    let got: Vec<(String, Vec<String>)> = all
+        .iter()
+        .map(|(t, r)| (t.clone(), r.objects.iter().map(|o| o.object.to_string()).collect()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("doc".to_string(), vec!["doc:d1".to_string()]),
+            ("folder".to_string(), vec!["folder:f1".to_string()])
+        ]
+    );
+    assert!(v.what_all(&ann, "nope", &opts).is_err());
+}
