@@ -181,7 +181,8 @@ fn main() {
 
     let n = rels.len() as f64;
     rows.push((
-        "load: public bulk loader (relationships with names) / internal builder (ids given) (target <= 1.2x)".into(),
+        "load: public bulk loader (relationships with names) / internal builder (ids given) (target <= 1.2x)"
+            .into(),
         format!(
             "{:.2} s / {:.2} s = {:.2}x",
             public_time.as_secs_f64(),

@@ -4,8 +4,9 @@
 //! is then one lookup of the subject's set and a membership test per arrow edge, instead of a
 //! walk up the group hierarchy.
 //!
-//! - Sets are computed by `what` the first time a subject is asked about (or for every subject
-//!   at once by [`IndexData::precompute_sets`]) and shared by every revision until a write
+//! - Sets are computed by `what` the first time a subject is asked about, for relations of types
+//!   with at most 131,072 objects (or for every subject at once by
+//!   [`IndexData::precompute_sets`], at any size) and shared by every revision until a write
 //!   touches a relation the set depends on: that revision starts an empty cache for it (older
 //!   revisions keep theirs). Writes to other relations (tagging a message) keep the sets.
 //! - Only definite answers are kept: a revision holding any conditional or timed relationship
@@ -24,6 +25,10 @@ use std::sync::{Arc, RwLock};
 
 /// At most this many subjects' sets per relation (a cache that stops growing, not an error).
 const MAX_SUBJECTS: usize = 1 << 20;
+/// Sets are computed on first use only for relations of types with at most this many objects
+/// (groups, folders of a small tree): a subject's set over a large type may take milliseconds,
+/// which a first check should not pay. [`IndexData::precompute_sets`] has no such limit.
+const LAZY_MAX_OBJECTS: u32 = 1 << 17;
 
 /// The cached sets of one relation.
 #[derive(Debug, Default)]
@@ -191,7 +196,7 @@ impl IndexData {
             if complete == Some(subject.ty) {
                 return Some(Arc::new(RoaringBitmap::new()));
             }
-            if sets.len() >= MAX_SUBJECTS {
+            if sets.len() >= MAX_SUBJECTS || self.object_count(ty) > LAZY_MAX_OBJECTS {
                 return None;
             }
         }
