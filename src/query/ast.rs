@@ -63,6 +63,9 @@ pub enum Op {
     Who { object: Spanned<ObjectRef>, permission: Spanned<String>, filter: Spanned<SubjectFilter> },
     /// Which objects of `object_type` may `subject` do `permission` on?
     What { object_type: Spanned<String>, permission: Spanned<String>, subject: Spanned<SubjectRef> },
+    /// Which objects of every type that has `permission` may `subject` do it on, by type?
+    /// (`what user:ann can view`)
+    WhatAll { permission: Spanned<String>, subject: Spanned<SubjectRef> },
     /// The userset tree of `permission` on `object`.
     Expand { object: Spanned<ObjectRef>, permission: Spanned<String> },
     /// Is every object of `set` one on which `subject` has `permission`? (Delegation by subset.)
@@ -101,7 +104,7 @@ impl Op {
             Op::Check(_) => "check",
             Op::Explain(_) => "explain",
             Op::Who { .. } => "who",
-            Op::What { .. } => "what",
+            Op::What { .. } | Op::WhatAll { .. } => "what",
             Op::Expand { .. } => "expand",
             Op::Subset { .. } => "subset",
         }
@@ -142,6 +145,7 @@ impl fmt::Display for Op {
             Op::What { object_type, permission, subject } => {
                 write!(f, "{}#{}@{}", object_type.value, permission.value, subject.value)
             }
+            Op::WhatAll { permission, subject } => write!(f, "{} can {}", subject.value, permission.value),
             Op::Expand { object, permission } => write!(f, "{}#{}", object.value, permission.value),
             Op::Subset { set, subject, permission } => {
                 write!(f, "{set} in {}#{}", subject.value, permission.value)

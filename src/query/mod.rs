@@ -32,7 +32,7 @@ mod split;
 pub use ast::{Clauses, Op, Query, SetExpr, Spanned, Triple};
 pub use parse::{parse_queries, OPERATIONS};
 pub use resolve::validate_queries;
-pub use run::{render_decision, run_query, FailureKind, QueryFailure, QueryOutput};
+pub use run::{render_decision, run_query, FailureKind, QueryFailure, QueryOutput, WhatOfType};
 
 #[cfg(test)]
 mod tests;

@@ -164,6 +164,10 @@ impl Lower {
                 let (o, p, f) = in_order(&parts, alias)?;
                 Op::Who { object: self.object(o)?, permission: self.name(p), filter: self.filter(f) }
             }
+            Rule::what if alias && parts.len() == 2 => {
+                // `SUBJECT can PERMISSION`: every type that has the permission.
+                Op::WhatAll { permission: self.name(parts.get(1)?), subject: self.subject(parts.first()?)? }
+            }
             Rule::what => {
                 let (t, p, s) = in_order(&parts, alias)?;
                 Op::What { object_type: self.name(t), permission: self.name(p), subject: self.subject(s)? }

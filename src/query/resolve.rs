@@ -36,6 +36,26 @@ fn check(schema: &Schema, q: &Query, errors: &mut Vec<Diagnostic>) {
             relation(schema, ty, permission, errors);
             subject(schema, &s.value.ty, s.value.relation.as_deref(), s.span, errors);
         }
+        Op::WhatAll { permission, subject: s } => {
+            if !schema.types.iter().any(|t| t.relation_id(&permission.value).is_some()) {
+                let names: Vec<&str> = schema
+                    .types
+                    .iter()
+                    .flat_map(|t| t.relation_names())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                errors.push(
+                    Diagnostic::new(
+                        "unknown-relation",
+                        permission.span,
+                        format!("no type has a relation or permission `{}`", permission.value),
+                    )
+                    .with_help_opt(did_you_mean(&permission.value, names.iter().copied())),
+                );
+            }
+            subject(schema, &s.value.ty, s.value.relation.as_deref(), s.span, errors);
+        }
         Op::Expand { object, permission } => {
             let ty = type_of(schema, &object.value.ty, object.span, errors);
             relation(schema, ty, permission, errors);

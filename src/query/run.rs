@@ -36,6 +36,12 @@ pub enum QueryOutput {
         #[serde(flatten)]
         result: WhatResult,
     },
+    /// `what` across every type that has the permission: the objects, by type.
+    #[serde(rename = "what")]
+    WhatAll {
+        query: String,
+        by_type: Vec<WhatOfType>,
+    },
     Expand {
         query: String,
         tree: Tree,
@@ -129,6 +135,12 @@ pub fn run_query(snap: &View, q: &Query, base: &EvalOptions) -> QueryOutput {
             snap.what(&subject.value, &permission.value, &object_type.value, &page, &opts)
                 .map(|result| QueryOutput::What { query: query.clone(), result })
         }
+        Op::WhatAll { permission, subject } => {
+            snap.what_all(&subject.value, &permission.value, &opts).map(|all| {
+                let by_type = all.into_iter().map(|(ty, result)| WhatOfType { ty, result }).collect();
+                QueryOutput::WhatAll { query: query.clone(), by_type }
+            })
+        }
         Op::Expand { object, permission } => snap
             .expand(&object.value, &permission.value, &opts)
             .map(|tree| QueryOutput::Expand { query: query.clone(), tree }),
@@ -139,6 +151,15 @@ pub fn run_query(snap: &View, q: &Query, base: &EvalOptions) -> QueryOutput {
     answer.unwrap_or_else(|e| QueryOutput::Error { query, error: e.into() })
 }
 
+/// The objects of one type a type-less `what` found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WhatOfType {
+    #[serde(rename = "type")]
+    pub ty: String,
+    #[serde(flatten)]
+    pub result: WhatResult,
+}
+
 impl QueryOutput {
     /// The query this answers, in canonical form.
     pub fn query(&self) -> &str {
@@ -147,6 +168,7 @@ impl QueryOutput {
             | QueryOutput::Explain { query, .. }
             | QueryOutput::Who { query, .. }
             | QueryOutput::What { query, .. }
+            | QueryOutput::WhatAll { query, .. }
             | QueryOutput::Expand { query, .. }
             | QueryOutput::Subset { query, .. }
             | QueryOutput::Error { query, .. } => query,
@@ -190,6 +212,17 @@ impl QueryOutput {
                 }
                 if let Some(c) = &result.cursor {
                     let _ = writeln!(out, "next cursor: {c}");
+                }
+            }
+            QueryOutput::WhatAll { by_type, .. } => {
+                for w in by_type {
+                    let _ = writeln!(out, "{}:", w.ty);
+                    for o in &w.result.objects {
+                        let _ = writeln!(out, "  {}{}", o.object, mark(o.outcome));
+                    }
+                    if w.result.objects.is_empty() {
+                        out.push_str("  (no objects)\n");
+                    }
                 }
             }
             QueryOutput::Expand { tree, .. } => out.push_str(&tree.render()),

@@ -123,3 +123,35 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn what_without_a_type_asks_every_type_that_has_the_permission() {
+    let q = one("what user:ann can view");
+    assert!(matches!(q.op, Op::WhatAll { .. }));
+    assert_eq!(q.to_string(), "what user:ann can view");
+    assert_eq!(one(&q.to_string()), q);
+    // Paging belongs to one type.
+    assert!(parse_queries("what user:ann can view limit 5").is_err());
+
+    let pv = crate::Purview::from_schema_text(
+        "s.pv",
+        "type user {}\ntype doc {\n  relation viewer: user\n  permission view = viewer\n}\n\
+         type folder {\n  relation viewer: user\n  permission view = viewer\n}\ntype team {\n  relation member: user\n}\n",
+    )
+    .unwrap();
+    pv.write_text("doc:d1#viewer@user:ann\nfolder:f1#viewer@user:ann\nfolder:f2#viewer@user:bob").unwrap();
+    let schema = pv.schema();
+    assert!(validate_queries(&schema, &[q.clone()]).is_ok());
+    let bad = one("what user:ann can vew");
+    let e = validate_queries(&schema, &[bad]).unwrap_err();
+    assert_eq!(e.0[0].code, "unknown-relation");
+    assert_eq!(e.0[0].help.as_deref(), Some("did you mean `view`?"));
+    let out = run_query(&pv.snapshot(), &q, &crate::eval::EvalOptions::default());
+    let json = serde_json::to_value(&out).unwrap();
+    assert_eq!(json["op"], "what");
+    assert_eq!(json["by_type"][0]["type"], "doc");
+    assert_eq!(json["by_type"][0]["objects"][0]["object"]["id"], "d1");
+    assert_eq!(json["by_type"][1]["type"], "folder");
+    assert_eq!(json["by_type"][1]["objects"].as_array().unwrap().len(), 1);
+    assert_eq!(json["by_type"].as_array().unwrap().len(), 2);
+}
