@@ -141,7 +141,7 @@ fn what_without_a_type_asks_every_type_that_has_the_permission() {
     .unwrap();
     pv.write_text("doc:d1#viewer@user:ann\nfolder:f1#viewer@user:ann\nfolder:f2#viewer@user:bob").unwrap();
     let schema = pv.schema();
-    assert!(validate_queries(&schema, &[q.clone()]).is_ok());
+    assert!(validate_queries(&schema, std::slice::from_ref(&q)).is_ok());
     let bad = one("what user:ann can vew");
     let e = validate_queries(&schema, &[bad]).unwrap_err();
     assert_eq!(e.0[0].code, "unknown-relation");
