@@ -15,8 +15,8 @@ mod datasets;
 use datasets::{group_parent, Rng};
 use purview::api::{relationship_of, SchemaFormat, View};
 use purview::eval::EvalOptions;
-use purview::store::{ObjectRef, SubjectRef};
 use purview::storage::{self, StoreOptions};
+use purview::store::{ObjectRef, SubjectRef};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,7 +109,14 @@ fn step(scale: f64, with_store: bool) -> Step {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store");
         {
-            let store = storage::init(&path, SchemaFormat::Purview, "ecomms.pv", datasets::ECOMMS_SCHEMA, StoreOptions::default()).unwrap();
+            let store = storage::init(
+                &path,
+                SchemaFormat::Purview,
+                "ecomms.pv",
+                datasets::ECOMMS_SCHEMA,
+                StoreOptions::default(),
+            )
+            .unwrap();
             let mut loader = store.purview().bulk_loader().unwrap();
             data.for_each_tuple(|o, r, s, a| loader.push(&relationship_of(&*data, o, r, s, a)).unwrap());
             loader.finish::<std::convert::Infallible>().unwrap();
@@ -142,7 +149,11 @@ fn svg(steps: &[Step]) -> String {
     let (w, h, m) = (640.0, 400.0, 60.0);
     let series: Vec<(&str, &str, Vec<f64>)> = vec![
         ("build time", "#1f77b4", steps.iter().map(|s| s.build_s).collect()),
-        ("index memory", "#ff7f0e", steps.iter().map(|s| s.bytes_per_relationship * s.relationships as f64).collect()),
+        (
+            "index memory",
+            "#ff7f0e",
+            steps.iter().map(|s| s.bytes_per_relationship * s.relationships as f64).collect(),
+        ),
         ("store open", "#2ca02c", steps.iter().map(|s| s.open_s.unwrap_or(f64::NAN)).collect()),
         ("check median", "#d62728", steps.iter().map(|s| s.check_median_us).collect()),
         ("who (half the users)", "#9467bd", steps.iter().map(|s| s.who_ms).collect()),
@@ -201,7 +212,10 @@ fn svg(steps: &[Step]) -> String {
             .filter(|&i| ratio(v, i).is_finite())
             .map(|i| format!("{:.1},{:.1}", px(xs[i]), py(ratio(v, i))))
             .collect();
-        out.push_str(&format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n", pts.join(" ")));
+        out.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            pts.join(" ")
+        ));
         let ly = m + 16.0 * k as f64;
         out.push_str(&format!(
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"12\" height=\"3\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\">{name}</text>\n",
