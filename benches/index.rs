@@ -246,6 +246,12 @@ fn bench_lookups(c: &mut Criterion) {
     g.bench_function("what_first_page_1000", |b| {
         b.iter(|| view.what(&admin, "view", "message", &page, &opts).unwrap())
     });
+    // The same page on ids (names fetched only when asked for).
+    let perm = view.permission_id("message", "view").unwrap();
+    let admin_id = view.subject_id(&admin).unwrap();
+    g.bench_function("what_first_page_1000_ids", |b| {
+        b.iter(|| view.what_ids_page(&admin_id, perm, 0, 1000, &opts).unwrap())
+    });
     g.finish();
 }
 

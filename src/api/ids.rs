@@ -309,6 +309,66 @@ impl View {
         Ok(out)
     }
 
+    /// A page of [`View::what_ids`]: at most `limit` objects with ids from `from` on (allowed
+    /// and conditional, in id order), and the id to start the next page at (`None` after the
+    /// last). Computed window by window until the page is full where the schema allows it (see
+    /// [`View::what`]), so a first page costs in proportion to the page, not to the whole set.
+    pub fn what_ids_page(
+        &self,
+        subject: &SubjectId,
+        permission: PermissionId,
+        from: u32,
+        limit: usize,
+        opts: &EvalOptions,
+    ) -> Result<(IdSet, Option<u32>), EvalError> {
+        let s = self.subject_of(subject);
+        let ty = permission.ty;
+        let mut out = IdSet::empty(ty, None);
+        let View::Index(data) = self else {
+            // The reference engine: the whole set, then the page.
+            let all = self.what_ids(subject, permission, opts)?;
+            let mut next = None;
+            for (id, t) in all.ids().filter(|(id, _)| *id >= from) {
+                if (out.allowed.len() + out.conditional.len()) as usize == limit {
+                    next = Some(id);
+                    break;
+                }
+                match t {
+                    Tri::True => out.allowed.insert(id),
+                    _ => out.conditional.insert(id),
+                };
+            }
+            return Ok((out, next));
+        };
+        let count = data.object_count(ty);
+        let windowed = data.what_windowable(ty);
+        let (mut lo, mut width) = (from, if windowed { 4096u32 } else { u32::MAX });
+        while lo < count {
+            let hi = lo.saturating_add(width).min(count);
+            let set = IndexEval::new(data, opts).what_in(s, ty, permission.rel, lo..hi)?;
+            let mut it = set.maybe.iter();
+            it.advance_to(lo);
+            for id in it {
+                if id >= hi {
+                    break;
+                }
+                if (out.allowed.len() + out.conditional.len()) as usize == limit {
+                    return Ok((out, Some(id)));
+                }
+                match set.get(id) {
+                    Tri::True => out.allowed.insert(id),
+                    Tri::Cond if opts.missing_context == MissingContext::Error => {
+                        return Err(EvalError::MissingContext { missing: Vec::new() })
+                    }
+                    _ => out.conditional.insert(id),
+                };
+            }
+            lo = hi;
+            width = width.saturating_mul(4);
+        }
+        Ok((out, None))
+    }
+
     /// [`View::what`] on ids: every object of the permission's type `subject` has it on, as a
     /// bitmap (no names: fetch them with [`View::names`] when needed).
     pub fn what_ids(

@@ -106,6 +106,21 @@ fn same(view: &View, ids_view: &View, opts: &EvalOptions) -> Result<(), TestCase
                             listed.retain(|(n, _)| *n != s.object().to_string());
                         }
                         prop_assert_eq!(named(view, &set), listed, "what {}#{} {}", tdef.name, rel.name, s);
+                        // Pages of ids concatenate to the whole set.
+                        for limit in [1usize, 2, 5] {
+                            let mut paged = Vec::new();
+                            let mut from = 0;
+                            loop {
+                                let (page, next) = view.what_ids_page(&sid, p, from, limit, opts).unwrap();
+                                prop_assert!(page.ids().count() <= limit);
+                                paged.extend(page.ids());
+                                match next {
+                                    Some(n) => from = n,
+                                    None => break,
+                                }
+                            }
+                            prop_assert_eq!(&paged, &set.ids().collect::<Vec<_>>(), "pages of {}", limit);
+                        }
                     }
                     (Err(a), Err(b)) => prop_assert_eq!(a, b),
                     (a, b) => {
