@@ -220,7 +220,9 @@ pub struct PgStorage {
     target: String,
     write: Mutex<WriteTxn>,
     free: Condvar,
-    pinned: Mutex<Option<Object>>,
+    /// Read snapshots, each owned by the thread that pinned it (only that thread's reads use
+    /// it: another thread's read, a fully consistent one say, must see the latest commits).
+    pinned: Mutex<Vec<(std::thread::ThreadId, Object)>>,
     notices: Arc<(Mutex<Notices>, Condvar)>,
 }
 
@@ -243,20 +245,31 @@ fn block<F: Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
 }
 
-/// A connection for reading: the pinned snapshot's, or one from the pool.
+/// A connection for reading: this thread's pinned snapshot (taken out of the list while in use,
+/// put back when the reader goes), or one from the pool.
 enum Reader<'a> {
-    Pinned(MutexGuard<'a, Option<Object>>),
+    Pinned(Option<Object>, &'a Mutex<Vec<(std::thread::ThreadId, Object)>>),
     Pooled(Box<Object>),
 }
 
 impl Reader<'_> {
     fn client(&self) -> Result<&tokio_postgres::Client, StorageError> {
         match self {
-            Reader::Pinned(g) => g
+            Reader::Pinned(c, _) => c
                 .as_deref()
                 .map(|c| &**c)
                 .ok_or_else(|| StorageError::Failed("the read snapshot ended".into())),
             Reader::Pooled(o) => Ok(o),
+        }
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Reader::Pinned(c, list) = self {
+            if let Some(c) = c.take() {
+                locked(list).push((std::thread::current().id(), c));
+            }
         }
     }
 }
@@ -323,7 +336,7 @@ impl PgStorage {
             target,
             write: Mutex::new(WriteTxn::default()),
             free: Condvar::new(),
-            pinned: Mutex::new(None),
+            pinned: Mutex::new(Vec::new()),
             notices: Arc::new((Mutex::new(Notices::default()), Condvar::new())),
         };
         // Fail now, clearly, if the database cannot be reached.
@@ -357,11 +370,13 @@ impl PgStorage {
     }
 
     fn reader(&self) -> Result<Reader<'_>, StorageError> {
-        let g = locked(&self.pinned);
-        if g.is_some() {
-            return Ok(Reader::Pinned(g));
+        let me = std::thread::current().id();
+        let mut list = locked(&self.pinned);
+        if let Some(i) = list.iter().position(|(t, _)| *t == me) {
+            let (_, c) = list.swap_remove(i);
+            return Ok(Reader::Pinned(Some(c), &self.pinned));
         }
-        drop(g);
+        drop(list);
         Ok(Reader::Pooled(Box::new(self.client()?)))
     }
 
@@ -421,7 +436,7 @@ impl PgStorage {
         let c = self.client()?;
         block(c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
             .map_err(|e| pg_err("starting a read snapshot", &e))?;
-        *locked(&self.pinned) = Some(c);
+        locked(&self.pinned).push((std::thread::current().id(), c));
         Ok(())
     }
 
@@ -756,7 +771,12 @@ impl Storage for PgStorage {
     }
 
     fn unpin(&self) {
-        if let Some(c) = locked(&self.pinned).take() {
+        let me = std::thread::current().id();
+        let mine = {
+            let mut list = locked(&self.pinned);
+            list.iter().position(|(t, _)| *t == me).map(|i| list.swap_remove(i).1)
+        };
+        if let Some(c) = mine {
             if block(c.batch_execute("COMMIT")).is_err() {
                 drop(Object::take(c));
             }
@@ -1223,7 +1243,8 @@ impl Drop for PgStorage {
     fn drop(&mut self) {
         self.stop();
         let _ = self.end_write(false);
-        self.unpin();
+        // Snapshots still pinned (by threads that failed before unpinning) end with the pool.
+        locked(&self.pinned).clear();
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }

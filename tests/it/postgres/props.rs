@@ -205,3 +205,36 @@ fn imports_schema_changes_and_history_collection_reach_every_node() {
     assert_eq!(export(&c), export(&a));
     assert_eq!(export(&b), export(&a));
 }
+
+/// A fully consistent read on one node sees every write another node acknowledged before it,
+/// even while the reading node's follower is catching up (its read snapshot is its own).
+#[test]
+fn fully_consistent_reads_see_every_acknowledged_write_of_another_node() {
+    let pg = Pg::start();
+    postgres::migrate(&pg.url).unwrap();
+    let a = node(&pg.url);
+    a.purview().set_schema(SchemaFormat::Purview, "schema", SCHEMA).unwrap();
+    let b = node(&pg.url);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (pv, stop) = (a.purview().clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                pv.write(&[WriteOp::Touch(parse(&format!("doc:d{i}#viewer@user:u{i}")))]).unwrap();
+                i += 1;
+            }
+        })
+    };
+    for _ in 0..1500 {
+        // Every revision A has published was acknowledged before this read began.
+        let acknowledged = a.purview().revision();
+        let seen = b.purview().snapshot_latest(Duration::from_secs(5)).unwrap().revision();
+        assert!(
+            seen >= acknowledged,
+            "A acknowledged revision {acknowledged}, a fully consistent read on B saw {seen}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+}
