@@ -248,17 +248,15 @@ fn block<F: Future>(f: F) -> F::Output {
 /// A connection for reading: this thread's pinned snapshot (taken out of the list while in use,
 /// put back when the reader goes), or one from the pool.
 enum Reader<'a> {
-    Pinned(Option<Object>, &'a Mutex<Vec<(std::thread::ThreadId, Object)>>),
+    Pinned(Option<Box<Object>>, &'a Mutex<Vec<(std::thread::ThreadId, Object)>>),
     Pooled(Box<Object>),
 }
 
 impl Reader<'_> {
     fn client(&self) -> Result<&tokio_postgres::Client, StorageError> {
         match self {
-            Reader::Pinned(c, _) => c
-                .as_deref()
-                .map(|c| &**c)
-                .ok_or_else(|| StorageError::Failed("the read snapshot ended".into())),
+            Reader::Pinned(Some(c), _) => Ok(c),
+            Reader::Pinned(None, _) => Err(StorageError::Failed("the read snapshot ended".into())),
             Reader::Pooled(o) => Ok(o),
         }
     }
@@ -268,7 +266,7 @@ impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Reader::Pinned(c, list) = self {
             if let Some(c) = c.take() {
-                locked(list).push((std::thread::current().id(), c));
+                locked(list).push((std::thread::current().id(), *c));
             }
         }
     }
@@ -374,7 +372,7 @@ impl PgStorage {
         let mut list = locked(&self.pinned);
         if let Some(i) = list.iter().position(|(t, _)| *t == me) {
             let (_, c) = list.swap_remove(i);
-            return Ok(Reader::Pinned(Some(c), &self.pinned));
+            return Ok(Reader::Pinned(Some(Box::new(c)), &self.pinned));
         }
         drop(list);
         Ok(Reader::Pooled(Box::new(self.client()?)))
