@@ -191,8 +191,9 @@ enum Command {
     Datastore(datastore::DatastoreArgs),
     /// Serve the SpiceDB v1 gRPC API and the AuthZEN 1.0 HTTP API.
     ///
-    /// `purview serve --store DIR --preshared-key-file KEYS` or `purview serve --memory --schema
-    /// schema.zed --insecure-no-auth`. Prints `purview serve: listening grpc=ADDR http=ADDR` once
+    /// `purview serve --store DIR --preshared-key-file KEYS`, `purview serve --datastore
+    /// postgres://… --preshared-key-file KEYS` (one of several nodes on one database) or
+    /// `purview serve --memory --schema schema.zed --insecure-no-auth`. Prints `purview serve: listening grpc=ADDR http=ADDR` once
     /// both ports are bound; SIGTERM or Ctrl-C drains requests in flight and closes the store.
     #[cfg(feature = "server")]
     Serve(Box<serve::ServeArgs>),

@@ -1,6 +1,6 @@
 //! `purview serve`: the SpiceDB v1 gRPC API and the AuthZEN HTTP API over a store (`--store`,
-//! created empty when the directory is new) or in memory (`--memory`, preloaded with
-//! `--schema/--data`).
+//! created empty when the directory is new), a PostgreSQL database shared with other nodes
+//! (`--datastore`), or in memory (`--memory`, preloaded with `--schema/--data`).
 
 use super::error::{CliError, CliResult, Exit};
 use super::load;
