@@ -329,12 +329,18 @@ impl Journal for Durable {
         let Some(latest) = inner.storage.begin().map_err(|e| e.to_string())? else { return Ok(None) };
         // The previous group's commit ended (that freed the write transaction) but its leader may
         // not have recorded the outcome yet: wait for it.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let confirmed = loop {
             let q = lock(&inner.queue);
             if !q.syncing {
                 break q.durable;
             }
             drop(q);
+            if std::time::Instant::now() > until {
+                // Never hold the cluster-wide lock waiting on this process.
+                inner.storage.abandon();
+                return Err("the previous write of this node has not finished; retry".to_string());
+            }
             std::thread::sleep(std::time::Duration::from_micros(20));
         };
         let refuse = |why: String| {

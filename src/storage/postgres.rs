@@ -126,6 +126,10 @@ pub const CHANNEL: &str = "purview_commits";
 const LOCK_TIMEOUT: &str = "10s";
 /// How long one statement of a write may run (a stuck connection must not hold the lock).
 const STATEMENT_TIMEOUT: &str = "60s";
+/// How long a writing transaction may sit idle: a node stuck between its statements (its
+/// process stalled, its connection half-open) loses the write lock, so that the other nodes go
+/// on; its own write then fails.
+const IDLE_TIMEOUT: &str = "15s";
 
 fn pg_err(context: &str, e: &tokio_postgres::Error) -> StorageError {
     let detail = match e.as_db_error() {
@@ -735,6 +739,7 @@ impl Storage for PgStorage {
         // One round trip: begin, bound the waits, take the lock and read the latest revision.
         let sql = format!(
             "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'; \
+             SET LOCAL idle_in_transaction_session_timeout = '{IDLE_TIMEOUT}'; \
              SELECT revision FROM purview_head FOR UPDATE"
         );
         let latest = match block(c.simple_query(&sql)) {
