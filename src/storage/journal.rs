@@ -331,8 +331,12 @@ impl Journal for Durable {
         // not have recorded the outcome yet: wait for it.
         let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let confirmed = loop {
-            let q = lock(&inner.queue);
+            let mut q = lock(&inner.queue);
             if !q.syncing {
+                // A failed group's writers have their answer (on a shared store each group has
+                // one waiter, its leader); the revisions it would have used are numbered again
+                // from here, so its failure must not answer the new group's wait.
+                q.lost = None;
                 break q.durable;
             }
             drop(q);
