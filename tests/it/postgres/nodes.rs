@@ -216,18 +216,6 @@ fn a_killed_node_catches_up_and_a_postgres_crash_under_load_loses_nothing_acknow
     });
 }
 
-/// A Purview schema (constraints are Purview's) for the concurrent writers.
-const CONSTRAINED: &str = "\
-type user {}
-
-type doc {
-  relation owner: user
-  relation viewer: user
-  permission view = viewer + owner
-  constraint at most 1 owner
-}
-";
-
 #[test]
 fn writers_on_two_nodes_agree_with_postgres_and_keep_an_at_most_one_constraint() {
     let pg = Pg::start();
@@ -237,7 +225,8 @@ fn writers_on_two_nodes_agree_with_postgres_and_keep_an_at_most_one_constraint()
     let rt = runtime();
     let (refused, written) = rt.block_on(async {
         let mut ca = clients(a.grpc, Some(crate::server::KEY)).await;
-        write_schema(&mut ca, CONSTRAINED).await;
+        // A Purview schema (constraints are Purview's): `doc` with `at most 1 owner`.
+        write_schema(&mut ca, super::props::SCHEMA).await;
         let refused = Arc::new(AtomicUsize::new(0));
         let written = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
