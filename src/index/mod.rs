@@ -325,6 +325,10 @@ impl IndexData {
     fn build_lists(&mut self, per_slot: Vec<Vec<(u32, u32)>>) {
         use rayon::prelude::*;
         self.invalidate_all_sets();
+        // A fresh build owns its names: freeze them, so reads of them take no lock.
+        if let Some(names) = Arc::get_mut(&mut self.names) {
+            names.freeze();
+        }
         let built: Vec<(Lists, Lists)> = per_slot
             .into_par_iter()
             .map(|mut pairs| {

@@ -1,77 +1,199 @@
 //! Object names shared by every revision of an index.
 //!
 //! Names are only ever added, and an id never changes meaning, so one table can serve all
-//! snapshots: a snapshot ignores ids at or above its own object count. The lock is held only
-//! for a hash lookup or an append.
+//! snapshots: a snapshot ignores ids at or above its own object count.
+//!
+//! Each type's names are in two parts. The *frozen* part holds every name the index had when
+//! it was built or opened, and is read with no lock at all (no atomic read-modify-write either,
+//! so the two lookups of a question overlap their cache misses). Names added since (by writes)
+//! go to a *recent* part under a lock, taken only when a name is not frozen and some name was
+//! added. [`Names::freeze`] folds the recent part into the frozen one when nothing else shares
+//! the table (after a bulk build).
 
 use crate::schema::TypeId;
 use crate::store::{Interner, ObjId, WILDCARD};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 #[derive(Debug, Default)]
 pub struct Names {
-    types: Vec<RwLock<Interner>>,
+    types: Vec<TypeNames>,
+}
+
+#[derive(Debug, Default)]
+struct TypeNames {
+    /// Ids `0..frozen.len()`, read without a lock.
+    frozen: Interner,
+    /// Ids `frozen.len()..`, in order.
+    recent: RwLock<Interner>,
+    /// Whether `recent` may hold a name (set before the name is published to any snapshot).
+    has_recent: AtomicBool,
+}
+
+/// One type's names, read-locked: see [`Names::read_all`].
+pub struct NamesRead<'a> {
+    frozen: &'a Interner,
+    recent: RwLockReadGuard<'a, Interner>,
+}
+
+impl NamesRead<'_> {
+    pub fn name(&self, id: ObjId) -> Option<&str> {
+        let base = self.frozen.len() as u32;
+        if id < base {
+            self.frozen.name(id)
+        } else {
+            self.recent.name(id - base)
+        }
+    }
+
+    /// The first `n` names back to back and where each ends (see [`Interner::parts`]);
+    /// borrowed when they are all frozen.
+    pub fn parts(&self, n: usize) -> (Cow<'_, str>, Cow<'_, [usize]>) {
+        let (arena, ends) = self.frozen.parts();
+        if n <= ends.len() {
+            let end = if n == 0 { 0 } else { ends[n - 1] };
+            return (Cow::Borrowed(arena.get(..end).unwrap_or("")), Cow::Borrowed(&ends[..n]));
+        }
+        let (more, more_ends) = self.recent.parts();
+        let k = (n - ends.len()).min(more_ends.len());
+        let more_end = if k == 0 { 0 } else { more_ends[k - 1] };
+        let mut all = String::with_capacity(arena.len() + more_end);
+        all.push_str(arena);
+        all.push_str(more.get(..more_end).unwrap_or(""));
+        let mut all_ends = Vec::with_capacity(ends.len() + k);
+        all_ends.extend_from_slice(ends);
+        all_ends.extend(more_ends[..k].iter().map(|e| e + arena.len()));
+        (Cow::Owned(all), Cow::Owned(all_ends))
+    }
+}
+
+fn read(l: &RwLock<Interner>) -> RwLockReadGuard<'_, Interner> {
+    match l.read() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn write(l: &RwLock<Interner>) -> RwLockWriteGuard<'_, Interner> {
+    match l.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl TypeNames {
+    fn frozen(frozen: Interner) -> TypeNames {
+        TypeNames { frozen, ..TypeNames::default() }
+    }
+
+    fn get(&self, name: &str) -> Option<ObjId> {
+        if let Some(id) = self.frozen.get(name) {
+            return Some(id);
+        }
+        if !self.has_recent.load(Ordering::Acquire) {
+            return None;
+        }
+        read(&self.recent).get(name).map(|id| id + self.frozen.len() as u32)
+    }
 }
 
 impl Names {
     pub fn new(types: usize) -> Names {
-        Names { types: (0..types).map(|_| RwLock::new(Interner::default())).collect() }
+        Names { types: (0..types).map(|_| TypeNames::default()).collect() }
     }
 
-    /// A table holding these interners, one per type.
+    /// A table holding these interners, one per type, all frozen.
     pub fn from_interners(types: Vec<Interner>) -> Names {
-        Names { types: types.into_iter().map(RwLock::new).collect() }
+        Names { types: types.into_iter().map(TypeNames::frozen).collect() }
     }
 
-    /// Every type's interner, read-locked.
-    pub fn read_all(&self) -> Vec<RwLockReadGuard<'_, Interner>> {
-        self.types
-            .iter()
-            .map(|l| match l.read() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            })
-            .collect()
+    /// Every type's names, read-locked.
+    pub fn read_all(&self) -> Vec<NamesRead<'_>> {
+        self.types.iter().map(|t| NamesRead { frozen: &t.frozen, recent: read(&t.recent) }).collect()
     }
 
     pub fn intern(&self, ty: TypeId, name: &str) -> ObjId {
-        match self.types.get(ty as usize) {
-            Some(l) => match l.write() {
-                Ok(mut g) => g.intern(name),
-                Err(poisoned) => poisoned.into_inner().intern(name),
-            },
-            None => WILDCARD,
+        let Some(t) = self.types.get(ty as usize) else { return WILDCARD };
+        if let Some(id) = t.frozen.get(name) {
+            return id;
         }
+        let id = write(&t.recent).intern(name);
+        t.has_recent.store(true, Ordering::Release);
+        id + t.frozen.len() as u32
     }
 
     /// Forgets the names of `ty` with ids `len` and up. Only for names no snapshot can see
-    /// (ids at or above every snapshot's object count).
+    /// (ids at or above every snapshot's object count), which are never frozen: frozen names
+    /// come from a build or an open of committed data.
     pub fn truncate(&self, ty: TypeId, len: u32) {
-        if let Some(l) = self.types.get(ty as usize) {
-            match l.write() {
-                Ok(mut g) => g.truncate(len),
-                Err(poisoned) => poisoned.into_inner().truncate(len),
-            }
+        if let Some(t) = self.types.get(ty as usize) {
+            let base = t.frozen.len() as u32;
+            write(&t.recent).truncate(len.saturating_sub(base));
         }
     }
 
     pub fn get(&self, ty: TypeId, name: &str) -> Option<ObjId> {
-        let l = self.types.get(ty as usize)?;
-        match l.read() {
-            Ok(g) => g.get(name),
-            Err(poisoned) => poisoned.into_inner().get(name),
-        }
+        self.types.get(ty as usize)?.get(name)
     }
 
     pub fn name(&self, ty: TypeId, id: ObjId) -> String {
         if id == WILDCARD {
             return "*".to_string();
         }
-        let Some(l) = self.types.get(ty as usize) else { return "?".to_string() };
-        let g = match l.read() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        g.name(id).unwrap_or("?").to_string()
+        let Some(t) = self.types.get(ty as usize) else { return "?".to_string() };
+        let base = t.frozen.len() as u32;
+        if id < base {
+            return t.frozen.name(id).unwrap_or("?").to_string();
+        }
+        read(&t.recent).name(id - base).unwrap_or("?").to_string()
+    }
+
+    /// Moves every recent name into the frozen part (ids unchanged). Needs the table to
+    /// itself: call it on a table no snapshot shares yet.
+    pub fn freeze(&mut self) {
+        for t in &mut self.types {
+            let recent = std::mem::take(match t.recent.get_mut() {
+                Ok(r) => r,
+                Err(poisoned) => poisoned.into_inner(),
+            });
+            if t.frozen.is_empty() {
+                t.frozen = recent;
+            } else {
+                for id in 0..recent.len() as u32 {
+                    t.frozen.intern(recent.name(id).unwrap_or(""));
+                }
+            }
+            *t.has_recent.get_mut() = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frozen_and_recent_names_keep_their_ids() {
+        let mut n = Names::new(2);
+        assert_eq!(n.intern(0, "a"), 0);
+        assert_eq!(n.intern(0, "b"), 1);
+        n.freeze();
+        assert_eq!(n.intern(0, "c"), 2);
+        assert_eq!(n.intern(0, "a"), 0);
+        assert_eq!(n.intern(1, "a"), 0);
+        assert_eq!((n.get(0, "b"), n.get(0, "c"), n.get(0, "d")), (Some(1), Some(2), None));
+        assert_eq!((n.name(0, 2), n.name(0, 1), n.name(0, WILDCARD)), ("c".into(), "b".into(), "*".into()));
+        let g = n.read_all();
+        let (arena, ends) = g[0].parts(3);
+        assert_eq!((&*arena, &*ends), ("abc", &[1usize, 2, 3][..]));
+        let (arena, ends) = g[0].parts(2);
+        assert_eq!((&*arena, &*ends), ("ab", &[1usize, 2][..]));
+        assert_eq!(g[0].name(2), Some("c"));
+        drop(g);
+        n.truncate(0, 2);
+        assert_eq!((n.get(0, "c"), n.intern(0, "d")), (None, 2));
+        n.freeze();
+        assert_eq!((n.get(0, "d"), n.name(0, 2), n.intern(0, "e")), (Some(2), "d".into(), 3));
     }
 }

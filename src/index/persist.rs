@@ -128,16 +128,9 @@ impl IndexData {
     /// Encodes the index (all but what the schema determines) as [`Sections`].
     pub fn encode_parts(&self) -> Result<Sections, String> {
         let guards = self.names.read_all();
-        let names: Vec<NamesRef<'_>> = guards
-            .iter()
-            .zip(&self.counts)
-            .map(|(g, &count)| {
-                let (arena, ends) = g.parts();
-                let n = (count as usize).min(ends.len());
-                let end = if n == 0 { 0 } else { ends[n - 1] };
-                NamesRef { arena: arena.get(..end).unwrap_or(""), ends: &ends[..n] }
-            })
-            .collect();
+        let parts: Vec<_> =
+            guards.iter().zip(&self.counts).map(|(g, &count)| g.parts(count as usize)).collect();
+        let names: Vec<NamesRef<'_>> = parts.iter().map(|(arena, ends)| NamesRef { arena, ends }).collect();
         let meta = MetaRef {
             revision: self.revision,
             slots: self.plan.slots.len() as u32,
