@@ -364,8 +364,12 @@ impl BulkLoader<'_> {
         }
         let journal = pv.journal().cloned();
         // Build the index and (on a durable Purview) write the rows at the same time.
-        let names = next.clone();
         let fresh = head.is_empty();
+        if fresh {
+            // Every name of a fresh load is read without a lock from now on.
+            next.freeze_names();
+        }
+        let names = next.clone();
         // The last run, then every run, sorted.
         let mut runs = runs;
         if let Some(encoder) = &encoder {

@@ -291,6 +291,15 @@ impl IndexData {
         }
     }
 
+    /// Makes every name of this index frozen (read with no lock): in place if no other
+    /// revision shares the table, else in a copy this index then uses (ids unchanged).
+    pub fn freeze_names(&mut self) {
+        match Arc::get_mut(&mut self.names) {
+            Some(names) => names.freeze(),
+            None => self.names = Arc::new(self.names.frozen_copy()),
+        }
+    }
+
     /// Loads plain relationships given by ids (their objects already interned) into an empty
     /// index: the lists are built sorted, in parallel, instead of one insert at a time.
     pub fn bulk_load_plain(&mut self, tuples: &[(Obj, RelId, Subject)]) {

@@ -149,6 +149,20 @@ impl Names {
         read(&t.recent).name(id - base).unwrap_or("?").to_string()
     }
 
+    /// A table with the same names and ids, all frozen.
+    pub fn frozen_copy(&self) -> Names {
+        let mut types = Vec::with_capacity(self.types.len());
+        for t in &self.types {
+            let mut frozen = t.frozen.clone();
+            let recent = read(&t.recent);
+            for id in 0..recent.len() as u32 {
+                frozen.intern(recent.name(id).unwrap_or(""));
+            }
+            types.push(TypeNames::frozen(frozen));
+        }
+        Names { types }
+    }
+
     /// Moves every recent name into the frozen part (ids unchanged). Needs the table to
     /// itself: call it on a table no snapshot shares yet.
     pub fn freeze(&mut self) {
@@ -195,5 +209,9 @@ mod tests {
         assert_eq!((n.get(0, "c"), n.intern(0, "d")), (None, 2));
         n.freeze();
         assert_eq!((n.get(0, "d"), n.name(0, 2), n.intern(0, "e")), (Some(2), "d".into(), 3));
+        let copy = n.frozen_copy();
+        assert!(!copy.types[0].has_recent.load(Ordering::Acquire));
+        assert_eq!((copy.get(0, "e"), copy.get(0, "a"), copy.name(0, 3)), (Some(3), Some(0), "e".into()));
+        assert_eq!(copy.types[0].frozen.len(), 4);
     }
 }
