@@ -21,6 +21,7 @@ mod datastore;
 mod demo;
 mod error;
 mod files;
+mod graph;
 mod import;
 mod load;
 mod materialize;
@@ -160,6 +161,13 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Draw a schema: types as boxes with their relations and permissions, edges to the types
+    /// of subjects and along arrows; or, with `--permission`, one permission's dependencies.
+    ///
+    /// `purview graph --schema schema.pv --format svg > schema.svg` (drawn in pure Rust),
+    /// `--format dot` for Graphviz, `--format mermaid` for Markdown docs.
+    #[command(after_help = EXIT_CODES)]
+    Graph(graph::GraphArgs),
     /// Print a schema in canonical formatting.
     #[command(after_help = EXIT_CODES)]
     Fmt {
@@ -349,6 +357,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         }
         Command::Import { from, file } => import::run(from, &file),
         Command::Fmt { file, write, check } => files::fmt(&file, write, check),
+        Command::Graph(args) => graph::run(args),
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
         Command::Materialize(args) => materialize::run(args),
         Command::Store(args) => store::run(args),
