@@ -116,9 +116,10 @@ enum Command {
     Expand(One),
     /// Why a subject can (or cannot) do a permission on an object.
     ///
-    /// `purview explain document:readme#view@user:ann`. Exits like `check`.
+    /// `purview explain document:readme#view@user:ann`. Exits like `check`. `--format json`
+    /// prints a stable JSON shape, `--format dot` a Graphviz drawing.
     #[command(after_help = EXIT_CODES)]
-    Explain(One),
+    Explain(ExplainArgs),
     /// Run queries given as arguments, in files, or on standard input (one per line or `;`).
     ///
     /// The exit code is that of the first query that failed (4 or 5), else 1 if a check was
@@ -285,6 +286,28 @@ struct One {
     eval: EvalFlags,
 }
 
+/// `purview explain`: one query and how to print its answer.
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    #[command(flatten)]
+    one: One,
+    /// How to print the explanation.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Tree, conflicts_with = "json")]
+    format: ExplainFormat,
+}
+
+/// `--format` of `purview explain`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ExplainFormat {
+    /// Text: the decision, then the tree with ✓ ✗ ? marks.
+    Tree,
+    /// One JSON object: query, decision, missing (when conditional) and the tree, each node
+    /// with kind, text, outcome and children.
+    Json,
+    /// A Graphviz digraph, each node coloured by its outcome (`dot -Tsvg`).
+    Dot,
+}
+
 #[derive(Args, Debug)]
 struct OnePaged {
     #[command(flatten)]
@@ -349,7 +372,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         Command::Who(one) => queries::one("who", one, PageFlags::default(), engine),
         Command::What(p) => queries::one("what", p.one, p.page, engine),
         Command::Expand(one) => queries::one("expand", one, PageFlags::default(), engine),
-        Command::Explain(one) => queries::one("explain", one, PageFlags::default(), engine),
+        Command::Explain(args) => queries::explain(args, engine),
         Command::Query(many) => queries::many(many, engine),
         Command::Test { paths } => files::test(&paths, engine),
         Command::Validate { files, schema, schema_format } => {
