@@ -19,7 +19,7 @@ const FONT: usize = 15;
 const MARGIN: f64 = 10.0;
 
 pub(super) fn render(d: &Diagram) -> String {
-    let dir = Orientation::TopToBottom;
+    let dir = Orientation::LeftToRight;
     let mut vg = VisualGraph::new(dir);
     let mut handles = Vec::with_capacity(d.nodes.len());
     for n in &d.nodes {
@@ -31,7 +31,7 @@ pub(super) fn render(d: &Diagram) -> String {
         } else {
             let mut fields = vec![RecordDef::new_text(&title)];
             fields.extend(n.rows.iter().map(|r| RecordDef::new_text(r)));
-            ShapeKind::Record(RecordDef::Array(fields))
+            ShapeKind::Record(RecordDef::Array(vec![RecordDef::Array(fields)]))
         };
         let fill = match n.kind {
             NodeKind::Type => 0xf5f5f5ff,
@@ -57,7 +57,33 @@ pub(super) fn render(d: &Diagram) -> String {
     vg.do_it(false, false, false, &mut svg);
     let text =
         svg.finalize().replace("font-family: Times, serif;", "font-family: Helvetica, Arial, sans-serif;");
-    fit(&vg, &text)
+    fit(&vg, &drop_empty_labels(&text))
+}
+
+/// Removes the empty `<text><textPath …></textPath></text>` that `layout-rs` writes for every
+/// edge: the labels are drawn at the edges' label nodes instead.
+fn drop_empty_labels(text: &str) -> String {
+    const OPEN: &str = "<text><textPath ";
+    const CLOSE: &str = "></textPath></text>";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(OPEN) {
+        let tail = &rest[at..];
+        let gt = tail[OPEN.len()..].find('>').map(|i| i + OPEN.len());
+        match (gt, tail.find(CLOSE)) {
+            // Empty when the opening tag's `>` is the one that starts `></textPath>`.
+            (Some(gt), Some(close)) if gt == close => {
+                out.push_str(&rest[..at]);
+                rest = &tail[close + CLOSE.len()..];
+            }
+            _ => {
+                out.push_str(&rest[..at + OPEN.len()]);
+                rest = &tail[OPEN.len()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Replaces the `<svg …>` element's size with the bounding box of every laid-out node.
