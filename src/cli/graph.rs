@@ -3,7 +3,7 @@
 use super::error::{CliError, CliResult, Exit};
 use super::{load, schema_format_parser};
 use clap::{Args, ValueEnum};
-use purview::picture::{picture, split_focus, Format};
+use purview::picture::{picture, split_focus, Format, PictureError};
 use purview::syntax::SchemaFormat;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -58,9 +58,13 @@ pub(super) fn run(args: GraphArgs) -> CliResult<Exit> {
     Ok(Exit::Success)
 }
 
-fn picture_error(e: purview::picture::PictureError) -> CliError {
+fn picture_error(e: PictureError) -> CliError {
     let help = e.help();
-    let err = CliError::input(format!("invalid `--permission`: {e}"));
+    let err = match e {
+        // Not the input's fault: the layout could not be computed.
+        PictureError::Layout => CliError::new(Exit::Evaluation, e.to_string()),
+        _ => CliError::input(format!("invalid `--permission`: {e}")),
+    };
     match help {
         Some(h) => err.with_help(h),
         None => err,

@@ -65,6 +65,13 @@ pub enum PictureError {
         #[help]
         help: Option<String>,
     },
+    /// The SVG layout crate could not place this graph (a bug there, not in the schema).
+    #[error("the SVG layout failed on this schema")]
+    #[diagnostic(
+        code(layout_failed),
+        help("draw it with `--format dot` and Graphviz, or `--format mermaid`")
+    )]
+    Layout,
 }
 
 impl PictureError {
@@ -72,6 +79,9 @@ impl PictureError {
     pub fn help(&self) -> Option<String> {
         match self {
             PictureError::Malformed(_) => Some("name a permission as `document#view`".into()),
+            PictureError::Layout => {
+                Some("draw it with `--format dot` and Graphviz, or `--format mermaid`".into())
+            }
             PictureError::UnknownType { help, .. } | PictureError::UnknownRelation { help, .. } => {
                 help.clone()
             }
@@ -100,7 +110,7 @@ pub fn picture(schema: &Schema, format: Format, focus: Option<(&str, &str)>) -> 
     Ok(match format {
         Format::Dot => dot::render(&diagram),
         Format::Mermaid => mermaid::render(&diagram),
-        Format::Svg => svg::render(&diagram),
+        Format::Svg => svg::render(&diagram)?,
     })
 }
 

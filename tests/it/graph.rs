@@ -10,6 +10,8 @@
 //! `layout-rs`'s DOT parser; explain's JSON is checked against `check`'s decision.
 
 use crate::cli::{purview, Run};
+use crate::gen::schema_gen;
+use proptest::prelude::*;
 use purview::picture::{picture, Format};
 use purview::schema::Schema;
 use std::path::{Path, PathBuf};
@@ -333,4 +335,46 @@ fn explain_format_conflicts_with_json() {
         "dot",
     ]);
     assert_eq!(r.code, 3, "{}", r.stderr);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Random schemas (recursion, arrows, exclusions, wildcards) are drawn in every format, whole
+    /// and for each permission, without a panic; the SVG is well-formed and names every type.
+    #[test]
+    fn random_schemas_are_drawn(g in schema_gen()) {
+        let Some(s) = g.compile() else { return Ok(()) };
+        let mut focuses = vec![None];
+        for t in &s.types {
+            for r in &t.relations {
+                focuses.push(Some((t.name.as_str(), r.name.as_str())));
+            }
+        }
+        for focus in focuses {
+            let dot = picture(&s, Format::Dot, focus).unwrap();
+            assert_dot_parses(&dot, "random schema");
+            picture(&s, Format::Mermaid, focus).unwrap();
+            let svg = picture(&s, Format::Svg, focus).unwrap();
+            let texts = svg_texts(&svg, "random schema");
+            if focus.is_none() {
+                for t in s.type_names() {
+                    prop_assert!(texts.iter().any(|x| x.lines.iter().any(|l| l == t)), "no text names `{}`", t);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_empty_schema_is_drawn_too() {
+    let s =
+        purview::api::compile_schema_as(purview::syntax::SchemaFormat::Purview, "empty.pv", "// nothing\n")
+            .unwrap_or_else(|e| panic!("{:?}", e.diagnostics));
+    for format in [Format::Dot, Format::Mermaid] {
+        assert!(!picture(&s, format, None).unwrap().is_empty());
+    }
+    let svg = picture(&s, Format::Svg, None).unwrap();
+    assert_eq!(svg_texts(&svg, "empty").len(), 1);
+    assert!(svg.contains(">(no types)</text>"), "{svg}");
 }
