@@ -18,6 +18,10 @@ use std::panic::AssertUnwindSafe;
 /// keeps a single font class (its classes come out of a hash map, in no fixed order).
 const FONT: usize = 15;
 const MARGIN: f64 = 10.0;
+/// `layout-rs` sizes boxes for one `FONT`-px square per character, about twice what a sans-serif
+/// letter takes: the text is drawn larger than that to fill them.
+const STYLE_IN: &str = ".a15 { font-size: 15px; font-family: Times, serif; }";
+const STYLE_OUT: &str = ".a15 { font-size: 18px; font-family: Helvetica, Arial, sans-serif; }";
 
 /// What an empty schema is drawn as (`layout-rs` cannot lay out a graph without nodes).
 const EMPTY: &str = concat!(
@@ -83,8 +87,7 @@ fn draw(d: &Diagram, simple: bool) -> String {
     }
     let mut svg = SVGWriter::new();
     vg.do_it(false, simple, simple, &mut svg);
-    let text =
-        svg.finalize().replace("font-family: Times, serif;", "font-family: Helvetica, Arial, sans-serif;");
+    let text = svg.finalize().replace(STYLE_IN, STYLE_OUT);
     fit(&vg, &drop_empty_labels(&text))
 }
 

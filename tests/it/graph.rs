@@ -153,16 +153,18 @@ fn svg_texts(svg: &str, what: &str) -> Vec<Text> {
         .collect()
 }
 
-/// Text boxes as drawn: centred on x, a line of 15 px type from y down; a character is at most
-/// 0.6 em wide in the sans-serif fonts browsers pick for `Helvetica, Arial, sans-serif`.
+/// Text boxes as drawn: centred on x, a line of 18 px type (the SVG's style) from y down; a
+/// character is at most 0.6 em wide in the sans-serif fonts browsers pick for `Helvetica, Arial,
+/// sans-serif`.
 fn overlapping(texts: &[Text]) -> Vec<String> {
+    const FONT_PX: f64 = 18.0;
     let boxes: Vec<(f64, f64, f64, f64, String)> = texts
         .iter()
         .filter(|t| t.lines.iter().any(|l| !l.is_empty()))
         .map(|t| {
             let chars = t.lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64;
-            let w = chars * 15.0 * 0.6;
-            (t.x - w / 2.0, t.y, t.x + w / 2.0, t.y + 15.0 * t.lines.len() as f64, t.lines.join(" / "))
+            let w = chars * FONT_PX * 0.6;
+            (t.x - w / 2.0, t.y, t.x + w / 2.0, t.y + FONT_PX * t.lines.len() as f64, t.lines.join(" / "))
         })
         .collect();
     let mut out = Vec::new();
@@ -182,6 +184,7 @@ fn svg_is_well_formed_names_every_type_and_has_no_overlapping_text() {
         let s = schema(path);
         let svg = picture(&s, Format::Svg, None).unwrap();
         assert_eq!(svg, picture(&s, Format::Svg, None).unwrap(), "{name}: the SVG is not deterministic");
+        assert!(svg.contains("font-size: 18px;"), "{name}: the overlap check assumes 18 px type");
         let texts = svg_texts(&svg, name);
         for t in s.type_names() {
             assert!(texts.iter().any(|x| x.lines.iter().any(|l| l == t)), "{name}: no text names type `{t}`");
