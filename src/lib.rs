@@ -5,6 +5,7 @@ pub mod diag;
 pub mod eval;
 pub mod index;
 pub mod materialize;
+pub mod picture;
 pub mod query;
 pub mod schema;
 pub mod storage;

@@ -21,6 +21,7 @@ mod datastore;
 mod demo;
 mod error;
 mod files;
+mod graph;
 mod import;
 mod load;
 mod materialize;
@@ -115,9 +116,10 @@ enum Command {
     Expand(One),
     /// Why a subject can (or cannot) do a permission on an object.
     ///
-    /// `purview explain document:readme#view@user:ann`. Exits like `check`.
+    /// `purview explain document:readme#view@user:ann`. Exits like `check`. `--format json`
+    /// prints a stable JSON shape, `--format dot` a Graphviz drawing.
     #[command(after_help = EXIT_CODES)]
-    Explain(One),
+    Explain(ExplainArgs),
     /// Run queries given as arguments, in files, or on standard input (one per line or `;`).
     ///
     /// The exit code is that of the first query that failed (4 or 5), else 1 if a check was
@@ -160,6 +162,13 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Draw a schema: types as boxes with their relations and permissions, edges to the types
+    /// of subjects and along arrows; or, with `--permission`, one permission's dependencies.
+    ///
+    /// `purview graph --schema schema.pv --format svg > schema.svg` (drawn in pure Rust),
+    /// `--format dot` for Graphviz, `--format mermaid` for Markdown docs.
+    #[command(after_help = EXIT_CODES)]
+    Graph(graph::GraphArgs),
     /// Print a schema in canonical formatting.
     #[command(after_help = EXIT_CODES)]
     Fmt {
@@ -277,6 +286,28 @@ struct One {
     eval: EvalFlags,
 }
 
+/// `purview explain`: one query and how to print its answer.
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    #[command(flatten)]
+    one: One,
+    /// How to print the explanation.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Tree, conflicts_with = "json")]
+    format: ExplainFormat,
+}
+
+/// `--format` of `purview explain`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ExplainFormat {
+    /// Text: the decision, then the tree with ✓ ✗ ? marks.
+    Tree,
+    /// One JSON object: query, decision, missing (when conditional) and the tree, each node
+    /// with kind, text, outcome and children.
+    Json,
+    /// A Graphviz digraph, each node coloured by its outcome (`dot -Tsvg`).
+    Dot,
+}
+
 #[derive(Args, Debug)]
 struct OnePaged {
     #[command(flatten)]
@@ -341,7 +372,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         Command::Who(one) => queries::one("who", one, PageFlags::default(), engine),
         Command::What(p) => queries::one("what", p.one, p.page, engine),
         Command::Expand(one) => queries::one("expand", one, PageFlags::default(), engine),
-        Command::Explain(one) => queries::one("explain", one, PageFlags::default(), engine),
+        Command::Explain(args) => queries::explain(args, engine),
         Command::Query(many) => queries::many(many, engine),
         Command::Test { paths } => files::test(&paths, engine),
         Command::Validate { files, schema, schema_format } => {
@@ -349,6 +380,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         }
         Command::Import { from, file } => import::run(from, &file),
         Command::Fmt { file, write, check } => files::fmt(&file, write, check),
+        Command::Graph(args) => graph::run(args),
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
         Command::Materialize(args) => materialize::run(args),
         Command::Store(args) => store::run(args),

@@ -1,16 +1,50 @@
 //! `check`, `who`, `what`, `expand`, `explain` and `query`: parse, check names, answer, print.
 
 use super::error::{CliError, CliResult, Exit};
-use super::{load, store, EvalFlags, Many, One, PageFlags, Source};
+use super::{load, store, EvalFlags, ExplainArgs, ExplainFormat, Many, One, PageFlags, Source};
 use purview::api::{Engine, View};
 use purview::diag::{Diagnostics, SourceFile};
-use purview::query::{parse_queries, run_query, validate_queries, FailureKind, Op, Query, QueryOutput};
+use purview::eval::tree_formats::Explanation;
+use purview::query::{
+    parse_queries, render_decision, run_query, validate_queries, FailureKind, Op, Query, QueryOutput,
+};
 use purview::store::relationship::parse_time;
 use purview::{Decision, EvalOptions, Purview, Relationship};
 use std::io::{IsTerminal as _, Read as _, Write as _};
 
 /// A subcommand with one query: `purview check document:readme#view@user:ann`.
 pub(super) fn one(op: &str, one: One, page: PageFlags, engine: Engine) -> CliResult<Exit> {
+    let outputs = answer_one(op, &one, &page, engine)?;
+    print(&outputs, one.eval.json, false);
+    Ok(exit_of(&outputs))
+}
+
+/// `purview explain`, printed as a tree (the default), as JSON or as a Graphviz drawing.
+pub(super) fn explain(args: ExplainArgs, engine: Engine) -> CliResult<Exit> {
+    let outputs = answer_one("explain", &args.one, &PageFlags::default(), engine)?;
+    let text = match (args.format, outputs.first()) {
+        (ExplainFormat::Json, Some(QueryOutput::Explain { query, decision, tree })) => {
+            let shape = Explanation::new(query, decision, tree);
+            let line = serde_json::to_string_pretty(&shape)
+                .map_err(|e| CliError::new(Exit::Evaluation, format!("cannot write JSON: {e}")))?;
+            format!("{line}\n")
+        }
+        (ExplainFormat::Dot, Some(QueryOutput::Explain { query, decision, tree })) => {
+            tree.to_dot(&format!("{query}: {}", render_decision(decision)))
+        }
+        _ => {
+            print(&outputs, args.one.eval.json, false);
+            return Ok(exit_of(&outputs));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(exit_of(&outputs))
+}
+
+/// Answers one query; an answer that is an error becomes the command's error.
+fn answer_one(op: &str, one: &One, page: &PageFlags, engine: Engine) -> CliResult<Vec<QueryOutput>> {
     let text = format!("{op} {}", one.query.join(" "));
     let sources = vec![SourceFile::new("<query>", text)];
     let parsed = parse_all(&sources)?;
@@ -19,15 +53,12 @@ pub(super) fn one(op: &str, one: One, page: PageFlags, engine: Engine) -> CliRes
             .with_help("run several with `purview query 'QUERY; QUERY'`"));
     }
     let view = open(&one.source, engine)?;
-    let outputs = answer_view(&view, &sources, parsed, &one.eval, &page)?;
+    let outputs = answer_view(&view, &sources, parsed, &one.eval, page)?;
     match outputs.first() {
         Some(QueryOutput::Error { error, .. }) => {
             Err(CliError::new(failure_exit(error.kind), error.message.clone()).with_code(error.code))
         }
-        _ => {
-            print(&outputs, one.eval.json, false);
-            Ok(exit_of(&outputs))
-        }
+        _ => Ok(outputs),
     }
 }
 

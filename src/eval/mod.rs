@@ -8,6 +8,7 @@
 pub mod explain;
 pub mod reference;
 mod subjects;
+pub mod tree_formats;
 
 pub use subjects::SubjectSet;
 

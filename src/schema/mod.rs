@@ -7,10 +7,12 @@
 
 mod check;
 pub mod condition;
+mod describe;
 mod graph;
 
 pub use check::compile;
 pub use condition::{CompiledCondition, ConditionOutcome};
+pub use describe::describe;
 pub use graph::SchemaGraph;
 
 pub use crate::syntax::ast::OnMode;

@@ -12,6 +12,7 @@ mod eval_props;
 mod examples;
 mod feed;
 mod gen;
+mod graph;
 mod ids;
 mod import_format;
 mod import_props;
