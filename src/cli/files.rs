@@ -158,7 +158,7 @@ fn format_schema(name: &str, text: &str) -> CliResult<String> {
 }
 
 /// The lines of `source` whose `//` comment does not survive in `formatted`.
-fn lost_comments(source: &str, formatted: &str) -> Vec<usize> {
+pub(super) fn lost_comments(source: &str, formatted: &str) -> Vec<usize> {
     source
         .lines()
         .enumerate()

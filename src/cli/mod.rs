@@ -23,6 +23,7 @@ mod error;
 mod files;
 mod import;
 mod load;
+mod lsp;
 mod materialize;
 mod queries;
 #[cfg(feature = "server")]
@@ -204,6 +205,17 @@ enum Command {
     /// of its batch is written (exit 4).
     #[command(after_help = EXIT_CODES)]
     Write(store::WriteArgs),
+    /// Serve the Language Server Protocol on standard input and output, for editors: diagnostics
+    /// as you type, hover, go to definition, find references, completion, rename, formatting and
+    /// an outline, for Purview (`.pv`), SpiceDB (`.zed`) and OpenFGA (`.fga`) schemas.
+    ///
+    /// Exits 0 after the client's `shutdown` and `exit`, 1 if the client leaves without `shutdown`.
+    Lsp {
+        /// Use standard input and output (the default and only transport; accepted because
+        /// editors pass it).
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Run example queries on a bundled model (no files needed), or your own queries on it.
     ///
     /// The model is `examples/quickstart/schema.pv` with `examples/quickstart/data.rels`; the tour
@@ -349,6 +361,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         }
         Command::Import { from, file } => import::run(from, &file),
         Command::Fmt { file, write, check } => files::fmt(&file, write, check),
+        Command::Lsp { stdio: _ } => lsp::run(),
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
         Command::Materialize(args) => materialize::run(args),
         Command::Store(args) => store::run(args),
