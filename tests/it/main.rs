@@ -16,6 +16,7 @@ mod ids;
 mod import_format;
 mod import_props;
 mod index_diff;
+mod lsp;
 mod materialize;
 mod peer_parse;
 mod postgres;

@@ -93,7 +93,10 @@ fn read_frame(r: &mut impl BufRead) -> io::Result<Frame> {
             continue;
         }
         any = true;
-        let Some((name, value)) = line.split_once(':') else {
+        let header = line.split_once(':').filter(|(name, _)| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        let Some((name, value)) = header else {
             let shown: String = line.chars().take(80).collect();
             return Ok(Frame::Bad(format!(
                 "expected a `Content-Length: N` header before each message, found `{shown}`"
