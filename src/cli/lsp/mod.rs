@@ -37,11 +37,7 @@ pub(super) fn run() -> CliResult<Exit> {
     let stdout = io::stdout();
     let mut output = stdout.lock();
     let mut server = Server::default();
-    loop {
-        let frame = match read_frame(&mut input) {
-            Ok(f) => f,
-            Err(_) => break,
-        };
+    while let Ok(frame) = read_frame(&mut input) {
         let replies = match frame {
             Frame::End => break,
             Frame::Bad(why) => vec![error(Value::Null, code::PARSE_ERROR, why)],

@@ -154,8 +154,9 @@ impl Server {
                     .into_iter()
                     .map(|(span, new_text)| lsp::TextEdit { range: open.range(span), new_text })
                     .collect();
-                let changes = HashMap::from([(open.uri.clone(), edits)]);
-                to_value(lsp::WorkspaceEdit { changes: Some(changes), ..lsp::WorkspaceEdit::default() })
+                // A `WorkspaceEdit`, written as JSON: `lsp_types::Uri` cannot be a map key (clippy's
+                // `mutable_key_type`).
+                Ok(json!({"changes": {open.uri.as_str(): edits}}))
             }
             "textDocument/formatting" => {
                 let p: lsp::DocumentFormattingParams = params(p)?;
