@@ -16,7 +16,7 @@ pub use symbols::{Symbol, SymbolKind, Symbols};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::schema::{self, Schema};
 use crate::syntax::ast::{self, Span};
-use crate::syntax::{format_schema, openfga, openfga_check, parse_schema, spicedb, SchemaFormat};
+use crate::syntax::{format_schema, layout, openfga, openfga_check, parse_schema, spicedb, SchemaFormat};
 
 /// One schema text, analysed.
 #[derive(Clone, Debug)]
@@ -163,17 +163,31 @@ impl Document {
         Ok(edits)
     }
 
-    /// The canonical text of a Purview schema (`purview fmt`). `None` for other languages, which
-    /// Purview reads but does not write; `Err` when the text does not parse.
-    pub fn formatted(&self) -> Option<Result<String, Diagnostics>> {
-        if self.format != SchemaFormat::Purview {
-            return None;
+    /// The text formatted: a Purview schema canonically (`purview fmt`), a SpiceDB schema or an
+    /// OpenFGA model laid out ([`layout::relayout`]: indentation and blank lines only).
+    pub fn formatted(&self) -> Result<String, FormatError> {
+        let Some(ast) = &self.ast else {
+            return Err(FormatError::Invalid);
+        };
+        match self.format {
+            SchemaFormat::Purview => Ok(format_schema(ast)),
+            SchemaFormat::SpiceDb | SchemaFormat::OpenFgaDsl => {
+                layout::relayout(self.format, &self.text).ok_or(FormatError::Layout)
+            }
+            SchemaFormat::OpenFgaJson => Err(FormatError::Unsupported(self.format)),
         }
-        Some(match &self.ast {
-            Some(ast) => Ok(format_schema(ast)),
-            None => Err(Diagnostics(self.diagnostics.clone())),
-        })
     }
+}
+
+/// Why a text is not formatted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("the schema has syntax errors; fix them to format it")]
+    Invalid,
+    #[error("Purview does not format {0} schemas")]
+    Unsupported(SchemaFormat),
+    #[error("laying out this file would change what it says, so it is left as it is")]
+    Layout,
 }
 
 /// `text` with each span replaced; the spans must not overlap.

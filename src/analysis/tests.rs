@@ -159,7 +159,7 @@ fn spicedb_and_openfga_documents_are_analysed_in_their_own_text() {
     assert_eq!(&zed[d.diagnostics[0].span.start..d.diagnostics[0].span.end], "editor");
     let defs = d.definitions(at(zed, "viewer +", 0));
     assert_eq!(defs.iter().map(|s| s.name_span.start).collect::<Vec<_>>(), [at(zed, "viewer:", 0)]);
-    assert!(d.formatted().is_none());
+    assert_eq!(d.formatted(), Ok(zed.to_string()), "already laid out");
 
     let fga = "model\n  schema 1.1\n\ntype user\n\ntype doc\n  relations\n    define viewer: [user]\n    define view: viewer\n";
     let d = Document::analyze(SchemaFormat::OpenFgaDsl, fga);
@@ -173,7 +173,7 @@ fn spicedb_and_openfga_documents_are_analysed_in_their_own_text() {
 #[test]
 fn formatting_is_purview_fmt() {
     let d = Document::analyze(SchemaFormat::Purview, "type  user {}\ntype doc { relation r: user }");
-    let Some(Ok(text)) = d.formatted() else { panic!("not formatted") };
+    let Ok(text) = d.formatted() else { panic!("not formatted") };
     assert_eq!(
         text,
         crate::syntax::format_schema(
@@ -181,5 +181,5 @@ fn formatting_is_purview_fmt() {
         )
     );
     let d = Document::analyze(SchemaFormat::Purview, "type {");
-    assert!(matches!(d.formatted(), Some(Err(_))));
+    assert_eq!(d.formatted(), Err(FormatError::Invalid));
 }

@@ -162,6 +162,9 @@ enum Command {
         file: PathBuf,
     },
     /// Print a schema in canonical formatting.
+    ///
+    /// A Purview schema is printed canonically; a SpiceDB schema (`.zed`) or an OpenFGA model
+    /// (`.fga`) is laid out: indentation and blank lines only, every token kept as written.
     #[command(after_help = EXIT_CODES)]
     Fmt {
         #[arg(value_name = "FILE")]

@@ -374,12 +374,20 @@ fn spicedb_and_openfga_documents_get_diagnostics_and_navigation() {
     assert_eq!(defs, json!([{"uri": uri, "range": range(zed, viewer, viewer + 6)}]));
     let h = c.result("textDocument/hover", at(uri, zed, offset_of(zed, "user\n", 0)));
     assert!(h["contents"]["value"].as_str().is_some_and(|m| m.contains("a user — ünïcode")), "{h}");
-    // Formatting is Purview's own language only: an error, not a wrong edit.
-    let f = c.call(
+    // Formatting lays it out as `purview fmt` does.
+    let messy = zed.replace("  relation", "relation").replace("definition doc", "\n\n   definition doc");
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": messy}]}),
+    );
+    assert_eq!(c.diagnostics(uri).len(), 1);
+    let edits = c.result(
         "textDocument/formatting",
         json!({"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": true}}),
     );
-    assert!(f.is_err(), "{f:?}");
+    let expected = cli(&["fmt"], ("schema.zed", &messy));
+    assert_eq!(expected, zed);
+    assert_eq!(edits, json!([{"range": range(&messy, 0, messy.len()), "newText": expected}]));
 
     let fga = "model\n  schema 1.1\n\ntype user\n\ntype doc\n  relations\n    define viewer: [user]\n    define view: viewer or editor\n";
     let uri = "file:///work/model.fga";
@@ -455,4 +463,48 @@ fn exit_without_shutdown_exits_1() {
     c.initialize();
     drop(c.stdin.take());
     assert_eq!(wait(&mut c.child).code(), Some(1));
+}
+
+/// Laying out every SpiceDB and OpenFGA schema of the peer suites and examples keeps its tree
+/// (checked inside `relayout`), is idempotent, and changes nothing but white space.
+#[test]
+fn layout_of_every_peer_schema_changes_only_white_space() {
+    use purview::syntax::{layout::relayout, parse_as, SchemaFormat};
+    let mut files = Vec::new();
+    let mut stack = vec![
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peer"),
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("a directory").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("zed" | "fga")) {
+                files.push(p);
+            }
+        }
+    }
+    let (mut parsed, mut laid_out) = (0, 0);
+    for p in files {
+        let text = std::fs::read_to_string(&p).expect("readable");
+        let format = if p.extension().is_some_and(|e| e == "zed") {
+            SchemaFormat::SpiceDb
+        } else {
+            SchemaFormat::OpenFgaDsl
+        };
+        if parse_as(format, &text).is_err() {
+            assert_eq!(relayout(format, &text), None);
+            continue;
+        }
+        parsed += 1;
+        let Some(out) = relayout(format, &text) else { continue };
+        laid_out += 1;
+        let squeeze = |t: &str| t.split_whitespace().collect::<String>();
+        assert_eq!(squeeze(&out), squeeze(&text), "{}", p.display());
+        assert_eq!(relayout(format, &out).as_deref(), Some(out.as_str()), "idempotent: {}", p.display());
+    }
+    assert!(parsed >= 40, "{parsed} schemas parsed");
+    // A file is refused only when it keeps what its tree cannot compare (see `relayout`).
+    assert!(laid_out * 10 >= parsed * 9, "{laid_out} of {parsed} laid out");
 }

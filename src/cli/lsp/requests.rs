@@ -161,23 +161,9 @@ impl Server {
             "textDocument/formatting" => {
                 let p: lsp::DocumentFormattingParams = params(p)?;
                 let open = self.open(&p.text_document.uri)?;
-                let formatted = match open.doc.formatted() {
-                    Some(Ok(text)) => text,
-                    Some(Err(_)) => {
-                        return Err((
-                            code::REQUEST_FAILED,
-                            "the schema has syntax errors; fix them to format it".into(),
-                        ))
-                    }
-                    None => {
-                        return Err((
-                            code::REQUEST_FAILED,
-                            format!("Purview does not format {} schemas", open.doc.format),
-                        ))
-                    }
-                };
+                let formatted = open.doc.formatted().map_err(|e| (code::REQUEST_FAILED, e.to_string()))?;
                 let lost = super::super::files::lost_comments(&open.doc.text, &formatted);
-                if !lost.is_empty() {
+                if open.doc.format == SchemaFormat::Purview && !lost.is_empty() {
                     return Err((
                         code::REQUEST_FAILED,
                         format!("formatting would drop the `//` comments on lines {lost:?}; this is a bug in Purview"),
