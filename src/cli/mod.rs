@@ -11,7 +11,7 @@
 //! batches to one, and `--store DIR` asks one instead of `--schema` and `--data`.
 //!
 //! Exit codes (see [`Exit`]): 0 allowed or success; 1 denied, a failed test, an unformatted
-//! file, or problems `store verify` found; 2 conditional; 3 usage error; 4 input error (invalid
+//! file, problems `store verify` found, or an `lsp` client that left without `shutdown`; 2 conditional; 3 usage error; 4 input error (invalid
 //! schema, relationships, query, flag value, unreadable file, a schema change the data blocks, a
 //! directory that is not a store or is in use); 5 evaluation error (limits, conditions); 6 store
 //! failure (damage, I/O).
