@@ -183,3 +183,48 @@ fn formatting_is_purview_fmt() {
     let d = Document::analyze(SchemaFormat::Purview, "type {");
     assert_eq!(d.formatted(), Err(FormatError::Invalid));
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever is typed where, every request answers without a panic, and what it answers
+        /// points into the text.
+        #[test]
+        fn no_request_panics_on_an_edited_schema(
+            at in 0usize..SCHEMA.len(),
+            cut in 0usize..12,
+            insert in "[a-z:#|>()\\-+=.{} \n𝄞é]{0,6}",
+            format in prop_oneof![Just(SchemaFormat::Purview), Just(SchemaFormat::SpiceDb), Just(SchemaFormat::OpenFgaDsl)],
+        ) {
+            let mut at = at;
+            while !SCHEMA.is_char_boundary(at) { at -= 1; }
+            let mut end = (at + cut).min(SCHEMA.len());
+            while !SCHEMA.is_char_boundary(end) { end -= 1; }
+            let text = format!("{}{insert}{}", &SCHEMA[..at], &SCHEMA[end..]);
+            let good = Document::analyze(SchemaFormat::Purview, SCHEMA);
+            let d = Document::analyze(format, text.as_str());
+            for d in &d.diagnostics {
+                prop_assert!(d.span.start <= d.span.end && d.span.end <= text.len());
+            }
+            let _ = d.formatted();
+            for offset in (0..=text.len() + 1).step_by(3) {
+                for s in d.references(offset, true) {
+                    prop_assert!(text.get(s.start..s.end).is_some());
+                }
+                let _ = d.hover(offset);
+                let _ = d.definitions(offset);
+                let _ = completions(&text, offset, &good.symbols);
+                if let Some((span, _)) = d.prepare_rename(offset) {
+                    prop_assert!(text.get(span.start..span.end).is_some());
+                    if let Ok(edits) = d.rename(offset, "renamed") {
+                        prop_assert!(!edits.is_empty());
+                    }
+                }
+            }
+        }
+    }
+}
