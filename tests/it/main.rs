@@ -19,6 +19,7 @@ mod index_diff;
 mod lsp;
 mod materialize;
 mod peer_parse;
+mod playground;
 mod postgres;
 mod query;
 mod schema_check;
