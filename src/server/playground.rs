@@ -5,7 +5,9 @@
 //!
 //! Routes: `GET /playground` (the page), `GET /playground/app.js`, `GET /playground/style.css`,
 //! `GET /playground/api/quickstart` (the bundled model), `POST /playground/api/run` (a model in,
-//! diagnostics with line:col, answers and the schema graph out).
+//! diagnostics with line:col, answers, the test assertions' outcome and the schema graph out),
+//! `POST /playground/api/save` (a model in, a Purview test file out) and
+//! `POST /playground/api/load` (a Purview test file in, a model out).
 
 use crate::analysis::Document;
 use crate::diag::{Diagnostic, SourceFile};
@@ -28,6 +30,7 @@ const STYLE: &str = include_str!("playground/style.css");
 const QUICKSTART_SCHEMA: &str = include_str!("../../examples/quickstart/schema.pv");
 const QUICKSTART_DATA: &str = include_str!("../../examples/quickstart/data.rels");
 const QUICKSTART_QUERIES: &str = include_str!("../../examples/quickstart/queries.q");
+const QUICKSTART_TESTS: &str = include_str!("../../examples/quickstart/quickstart.test.yaml");
 
 /// The largest model a request may carry.
 const MAX_REQUEST: usize = 1 << 20;
@@ -43,6 +46,9 @@ pub struct Model {
     pub relationships: String,
     #[serde(default)]
     pub queries: String,
+    /// The assertions of a Purview test file (`assertions:`, `who:`, `what:`, `at:`), as YAML.
+    #[serde(default)]
+    pub assertions: String,
 }
 
 impl Model {
@@ -53,8 +59,70 @@ impl Model {
             format: Some("purview".to_string()),
             relationships: QUICKSTART_DATA.to_string(),
             queries: QUICKSTART_QUERIES.to_string(),
+            assertions: QUICKSTART_TESTS
+                .find("\nassertions:")
+                .and_then(|i| QUICKSTART_TESTS.get(i + 1..))
+                .unwrap_or("")
+                .to_string(),
         }
     }
+
+    /// The model as a Purview test file: the schema and relationships inline, then the
+    /// assertions.
+    pub fn to_test_file(&self) -> String {
+        let block = |key: &str, text: &str| -> String {
+            let body: Vec<String> = text
+                .lines()
+                .map(|l| if l.trim().is_empty() { String::new() } else { format!("  {l}") })
+                .collect();
+            // `|2`: the indentation is given, so a first line that starts with spaces reads back.
+            format!("{key}: |2\n{}\n", body.join("\n"))
+        };
+        let mut out = String::from("purview: 1\n");
+        out.push_str(&block("schema", &self.schema));
+        out.push_str(&block("relationships", &self.relationships));
+        out.push_str(self.assertions.trim_end());
+        out.push('\n');
+        out
+    }
+
+    /// A model from a Purview test file with its schema and relationships inline (the queries
+    /// are left empty).
+    pub fn from_test_file(text: &str) -> Result<Model, String> {
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| format!("the test file is not valid YAML: {e}"))?;
+        let serde_yaml_ng::Value::Mapping(map) = doc else {
+            return Err("a test file is a YAML mapping (`schema:`, `relationships:`, `assertions:`)".into());
+        };
+        let mut model = Model { format: Some("purview".into()), ..Model::default() };
+        let mut rest = serde_yaml_ng::Mapping::new();
+        for (k, v) in map {
+            match (k.as_str(), v) {
+                (Some("schema"), serde_yaml_ng::Value::String(t)) => model.schema = t,
+                (Some("relationships"), serde_yaml_ng::Value::String(t)) => model.relationships = t,
+                (Some("schemaFile" | "relationshipsFile"), _) => {
+                    return Err("the playground reads test files with the schema and relationships inline (`schema: |`), not `schemaFile` or `relationshipsFile`".into())
+                }
+                (Some("purview"), _) => {}
+                (_, v) => {
+                    rest.insert(k, v);
+                }
+            }
+        }
+        if !rest.is_empty() {
+            model.assertions = serde_yaml_ng::to_string(&rest).map_err(|e| e.to_string())?;
+        }
+        Ok(model)
+    }
+}
+
+/// The outcome of a model's test assertions.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Tests {
+    pub passed: usize,
+    pub failed: usize,
+    /// Each failed assertion and why.
+    pub failures: Vec<(String, String)>,
 }
 
 /// A problem at a place: 1-based lines, columns in characters.
@@ -107,6 +175,8 @@ pub struct Report {
     pub answers: Vec<Answer>,
     /// The schema graph (SVG), when the schema compiles.
     pub graph: Option<String>,
+    /// The test assertions' outcome, when there are some and the model loads.
+    pub tests: Option<Tests>,
 }
 
 /// Checks and answers a model: the schema's diagnostics (as `purview validate`), then, if it
@@ -123,6 +193,9 @@ pub fn run(model: &Model) -> Report {
     let Some(schema) = doc.schema else { return report };
     report.graph = Some(schema_svg(&schema));
     let Some(pv) = load(schema, &model.relationships, &mut report.relationships) else { return report };
+    if !model.assertions.trim().is_empty() && format == SchemaFormat::Purview {
+        report.tests = Some(tests(model));
+    }
     let qfile = SourceFile::new("queries", model.queries.as_str());
     let queries = match parse_queries(&model.queries) {
         Ok(q) => q,
@@ -150,6 +223,23 @@ pub fn run(model: &Model) -> Report {
         report.answers.push(Answer { query: q.to_string(), text: out.render(), verdict, json: out });
     }
     report
+}
+
+/// Runs the model as a Purview test file.
+fn tests(model: &Model) -> Tests {
+    let options = crate::testfile::RunOptions::default();
+    match crate::testfile::run_text(
+        std::path::Path::new("playground.test.yaml"),
+        &model.to_test_file(),
+        &options,
+    ) {
+        Ok(r) => Tests {
+            passed: r.passed,
+            failed: r.failed,
+            failures: r.failures.into_iter().map(|f| (f.assertion, f.message)).collect(),
+        },
+        Err(e) => Tests { passed: 0, failed: 1, failures: vec![("assertions".into(), e.to_string())] },
+    }
 }
 
 /// The relationships, one a line, written to a new in-memory store of `schema`.
@@ -234,6 +324,13 @@ pub fn router() -> Router {
         )
         .route("/playground/api/quickstart", get(|| async { Json(Model::quickstart()) }))
         .route("/playground/api/run", post(run_route))
+        .route(
+            "/playground/api/save",
+            post(|Json(m): Json<Model>| async move {
+                ([(header::CONTENT_TYPE, "application/yaml; charset=utf-8")], m.to_test_file())
+            }),
+        )
+        .route("/playground/api/load", post(load_route))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST))
 }
 
@@ -243,6 +340,13 @@ async fn run_route(Json(model): Json<Model>) -> impl IntoResponse {
         Err(_) => {
             (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "the model could not be answered").into_response()
         }
+    }
+}
+
+async fn load_route(text: String) -> impl IntoResponse {
+    match Model::from_test_file(&text) {
+        Ok(m) => Json(m).into_response(),
+        Err(e) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, e).into_response(),
     }
 }
 

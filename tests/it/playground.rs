@@ -45,6 +45,50 @@ fn the_quickstart_is_answered_as_the_reference_evaluator_answers() {
     );
 }
 
+/// The quickstart's assertions pass as `purview test` passes them; a failing one is reported.
+#[test]
+fn test_assertions_run_as_purview_test_runs_them() {
+    let model = Model::quickstart();
+    let tests = run(&model).tests.expect("the quickstart has assertions");
+    let out = Command::new(env!("CARGO_BIN_EXE_purview"))
+        .args(["test", "examples/quickstart"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains(&format!("{} passed, 0 failed", tests.passed)), "{summary} vs {tests:?}");
+    assert_eq!((tests.failed, tests.failures.len()), (0, 0));
+    assert!(tests.passed > 10);
+
+    let mut broken = model.clone();
+    broken.assertions =
+        broken.assertions.replace("- message:m2#view@user:sam ", "- message:m2#view@user:carol ");
+    let tests = run(&broken).tests.unwrap();
+    assert_eq!(tests.failed, 1, "{tests:?}");
+    assert!(tests.failures[0].0.contains("message:m2#view@user:carol"), "{tests:?}");
+}
+
+/// Saving a model as a test file and loading it back gives the same model, answered the same.
+#[test]
+fn a_model_saves_as_a_test_file_and_loads_back() {
+    let mut model = Model::quickstart();
+    model.queries.clear();
+    model.schema = format!("  // indented first line\n{}", model.schema);
+    let text = model.to_test_file();
+    let back = Model::from_test_file(&text).unwrap();
+    assert_eq!(back.schema, model.schema);
+    assert_eq!(back.relationships, model.relationships);
+    assert_eq!(run(&back).tests, run(&model).tests);
+    // The saved file runs with `purview test`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.test.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_purview")).arg("test").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(Model::from_test_file("- a list").is_err());
+    assert!(Model::from_test_file("schemaFile: x.pv").is_err());
+}
+
 /// Problems in each part are reported where `purview validate` reports them.
 #[test]
 fn problems_are_reported_at_their_line_and_column() {
@@ -156,6 +200,14 @@ fn the_binary_serves_the_page_and_its_api() {
     assert_eq!(pg.request("POST", "/playground/api/run", "{not json").0 / 100, 4);
     assert_eq!(pg.request("POST", "/playground/api/run", "{\"schema\": 5}").0 / 100, 4);
     assert_eq!(pg.request("GET", "/playground/nothing", "").0, 404);
+    let (status, text) = pg.request("POST", "/playground/api/save", &serde_json::to_string(&model).unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(text, model.to_test_file());
+    let (status, body) = pg.request("POST", "/playground/api/load", &text);
+    assert_eq!(status, 200);
+    let back: Model = serde_json::from_str(&body).unwrap();
+    assert_eq!(back.schema, model.schema);
+    assert_eq!(pg.request("POST", "/playground/api/load", "schemaFile: x.pv").0, 422);
     let (status, body) = pg.request("POST", "/playground/api/run", r#"{"schema": "type {"}"#);
     assert_eq!(status, 200);
     assert!(body.contains("\"code\":\"syntax\""), "{body}");
@@ -212,6 +264,8 @@ fn the_page_answers_the_quickstart_shows_diagnostics_and_checks() {
     );
     assert!(page.contains("<li class=\"denied\">"));
     assert!(page.contains("<svg"), "the schema graph");
+    let passed = run(&Model::quickstart()).tests.unwrap().passed;
+    assert!(page.contains(&format!("✓ {passed} passed")), "{page}");
 
     // An edit that introduces an unknown relation: underlined, and listed at its line:col.
     let mut model = Model::quickstart();

@@ -2,7 +2,7 @@
 // /playground/api/run, which answers with diagnostics (line:col), answers and the schema graph.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const FIELDS = ["schema", "relationships", "queries"];
+const FIELDS = ["schema", "relationships", "queries", "assertions"];
 let timer = null;
 let seq = 0;
 
@@ -56,6 +56,10 @@ function render(report) {
   const n = report.schema.length + report.relationships.length + report.queries.length;
   $("answers").innerHTML = report.answers.map((a) =>
     `<li class="${a.verdict || ""}"><code>${escapeHtml(a.query)}</code><pre>${escapeHtml(a.text)}</pre></li>`).join("");
+  const t = report.tests;
+  $("tests").innerHTML = !t ? "<p>(none)</p>"
+    : `<p><span class="pass">✓ ${t.passed} passed</span>, <span class="${t.failed ? "fail" : ""}">${t.failed} failed</span></p>` +
+      "<ul>" + t.failures.map(([a, m]) => `<li class="fail">✗ ${escapeHtml(a)}\n  ${escapeHtml(m)}</li>`).join("") + "</ul>";
   $("graph").innerHTML = report.graph || "<p>(the schema graph appears when the schema is valid)</p>";
   $("status").textContent = n === 0
     ? `${report.answers.length} answer${report.answers.length === 1 ? "" : "s"}`
@@ -107,6 +111,25 @@ for (const f of FIELDS) {
   });
 }
 $("run").addEventListener("click", run);
+$("save").addEventListener("click", async () => {
+  const model = {};
+  for (const f of FIELDS) model[f] = $(f).value;
+  const r = await fetch("/playground/api/save", {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(model),
+  });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([await r.text()], { type: "application/yaml" }));
+  a.download = "model.test.yaml";
+  a.click();
+  URL.revokeObjectURL(a.href);
+});
+$("load").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  const r = await fetch("/playground/api/load", { method: "POST", body: await file.text() });
+  if (r.ok) load(await r.json()); else $("status").textContent = "cannot load: " + await r.text();
+  e.target.value = "";
+});
 $("reset").addEventListener("click", quickstart);
 
 // A model in the address (`#model=` and the JSON of {schema, relationships, queries}) is
