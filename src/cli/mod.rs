@@ -7,6 +7,8 @@
 //! Every read operation takes a query in Purview's query language (see `grammar/query.pest`), so
 //! `purview check document:readme#view@user:ann` and `purview query 'check …'` mean the same.
 //!
+//! `purview lsp` serves editors (the Language Server Protocol over standard input and output).
+//!
 //! `purview store …` creates and manages a durable store in a directory, `purview write` writes
 //! batches to one, and `--store DIR` asks one instead of `--schema` and `--data`.
 //!

@@ -102,6 +102,10 @@ for (const f of FIELDS) {
   $(f).addEventListener("scroll", () => syncScroll(f));
   $(f).addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); run(); }
+    // Esc, then Tab, leaves the editor (Tab alone indents).
+    if (e.key === "Escape") { e.target.dataset.leave = "1"; return; }
+    if (e.key === "Tab" && e.target.dataset.leave) { delete e.target.dataset.leave; return; }
+    delete e.target.dataset.leave;
     if (e.key === "Tab" && !e.shiftKey) {
       e.preventDefault();
       const t = e.target, s = t.selectionStart;
