@@ -154,15 +154,10 @@ fn dispatch(server: &mut Server, body: &[u8]) -> Vec<Value> {
     };
     let params = object.get("params").cloned().unwrap_or(Value::Null);
     match (object.get("method"), id) {
-        (Some(Value::String(method)), Some(id)) => {
-            let mut out = Vec::new();
-            let reply = match server.request(method, params, &mut out) {
-                Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                Err((code, message)) => error(id, code, message),
-            };
-            out.insert(0, reply);
-            out
-        }
+        (Some(Value::String(method)), Some(id)) => vec![match server.request(method, params) {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err((code, message)) => error(id, code, message),
+        }],
         (Some(Value::String(method)), None) => {
             let mut out = Vec::new();
             server.notification(method, params, &mut out);

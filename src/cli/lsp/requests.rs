@@ -76,14 +76,8 @@ fn to_value(v: impl serde::Serialize) -> Result<Value, RpcError> {
 }
 
 impl Server {
-    /// Answers a request; notifications it causes go to `out`.
-    pub(super) fn request(
-        &mut self,
-        method: &str,
-        p: Value,
-        out: &mut Vec<Value>,
-    ) -> Result<Value, RpcError> {
-        let _ = out;
+    /// Answers a request.
+    pub(super) fn request(&mut self, method: &str, p: Value) -> Result<Value, RpcError> {
         if self.shut_down {
             return Err((code::INVALID_REQUEST, format!("`{method}` after shutdown")));
         }
