@@ -94,25 +94,31 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Prints, rewrites (`--write`) or checks (`--check`) the canonical formatting of a schema.
+/// Prints, rewrites (`--write`) or checks (`--check`) the canonical formatting of a schema (of
+/// a SpiceDB schema or an OpenFGA model: its layout).
 pub(super) fn fmt(file: &Path, write: bool, check: bool) -> CliResult<Exit> {
     let text = load::read(file)?;
-    let foreign = match detect(Some(file), &text) {
-        SchemaFormat::Purview => None,
-        SchemaFormat::SpiceDb => Some(("a SpiceDB schema", "spicedb")),
-        SchemaFormat::OpenFgaDsl | SchemaFormat::OpenFgaJson => Some(("an OpenFGA model", "openfga")),
+    let name = file.display().to_string();
+    let formatted = match detect(Some(file), &text) {
+        SchemaFormat::Purview => format_schema(&name, &text)?,
+        // SpiceDB and OpenFGA: the layout only (indentation and blank lines).
+        format @ (SchemaFormat::SpiceDb | SchemaFormat::OpenFgaDsl) => {
+            purview::syntax::parse_as(format, &text)
+                .map_err(|d| CliError::diagnostics(String::new(), vec![(SourceFile::new(&name, &*text), d)]))?;
+            purview::syntax::layout::relayout(format, &text).ok_or_else(|| {
+                CliError::input(format!(
+                    "laying out `{name}` would change what it says, so it is left as it is"
+                ))
+                .with_help("this is a bug in Purview, please report it")
+            })?
+        }
+        SchemaFormat::OpenFgaJson => {
+            return Err(CliError::input(format!(
+                "`{name}` is an OpenFGA model in JSON; `purview fmt` formats Purview, SpiceDB and OpenFGA DSL schemas"
+            ))
+            .with_help(format!("print it in Purview's language with `purview import openfga {name}`")))
+        }
     };
-    if let Some((what, lang)) = foreign {
-        return Err(CliError::input(format!(
-            "`{}` is {what}; `purview fmt` formats Purview schemas",
-            file.display()
-        ))
-        .with_help(format!(
-            "print it in Purview's language with `purview import {lang} {}`",
-            file.display()
-        )));
-    }
-    let formatted = format_schema(&file.display().to_string(), &text)?;
     // A safety net: the formatter keeps every comment, and a file is never rewritten without one.
     let lost = lost_comments(&text, &formatted);
     if !lost.is_empty() && !check {
@@ -158,7 +164,7 @@ fn format_schema(name: &str, text: &str) -> CliResult<String> {
 }
 
 /// The lines of `source` whose `//` comment does not survive in `formatted`.
-fn lost_comments(source: &str, formatted: &str) -> Vec<usize> {
+pub(super) fn lost_comments(source: &str, formatted: &str) -> Vec<usize> {
     source
         .lines()
         .enumerate()

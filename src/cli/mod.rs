@@ -7,11 +7,13 @@
 //! Every read operation takes a query in Purview's query language (see `grammar/query.pest`), so
 //! `purview check document:readme#view@user:ann` and `purview query 'check …'` mean the same.
 //!
+//! `purview lsp` serves editors (the Language Server Protocol over standard input and output).
+//!
 //! `purview store …` creates and manages a durable store in a directory, `purview write` writes
 //! batches to one, and `--store DIR` asks one instead of `--schema` and `--data`.
 //!
 //! Exit codes (see [`Exit`]): 0 allowed or success; 1 denied, a failed test, an unformatted
-//! file, or problems `store verify` found; 2 conditional; 3 usage error; 4 input error (invalid
+//! file, problems `store verify` found, or an `lsp` client that left without `shutdown`; 2 conditional; 3 usage error; 4 input error (invalid
 //! schema, relationships, query, flag value, unreadable file, a schema change the data blocks, a
 //! directory that is not a store or is in use); 5 evaluation error (limits, conditions); 6 store
 //! failure (damage, I/O).
@@ -24,6 +26,7 @@ mod files;
 mod graph;
 mod import;
 mod load;
+mod lsp;
 mod materialize;
 mod queries;
 #[cfg(feature = "server")]
@@ -170,6 +173,9 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Graph(graph::GraphArgs),
     /// Print a schema in canonical formatting.
+    ///
+    /// A Purview schema is printed canonically; a SpiceDB schema (`.zed`) or an OpenFGA model
+    /// (`.fga`) is laid out: indentation and blank lines only, every token kept as written.
     #[command(after_help = EXIT_CODES)]
     Fmt {
         #[arg(value_name = "FILE")]
@@ -213,6 +219,17 @@ enum Command {
     /// of its batch is written (exit 4).
     #[command(after_help = EXIT_CODES)]
     Write(store::WriteArgs),
+    /// Serve the Language Server Protocol on standard input and output, for editors: diagnostics
+    /// as you type, hover, go to definition, find references, completion, rename, formatting and
+    /// an outline, for Purview (`.pv`), SpiceDB (`.zed`) and OpenFGA (`.fga`) schemas.
+    ///
+    /// Exits 0 after the client's `shutdown` and `exit`, 1 if the client leaves without `shutdown`.
+    Lsp {
+        /// Use standard input and output (the default and only transport; accepted because
+        /// editors pass it).
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Run example queries on a bundled model (no files needed), or your own queries on it.
     ///
     /// The model is `examples/quickstart/schema.pv` with `examples/quickstart/data.rels`; the tour
@@ -381,6 +398,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         Command::Import { from, file } => import::run(from, &file),
         Command::Fmt { file, write, check } => files::fmt(&file, write, check),
         Command::Graph(args) => graph::run(args),
+        Command::Lsp { stdio: _ } => lsp::run(),
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
         Command::Materialize(args) => materialize::run(args),
         Command::Store(args) => store::run(args),

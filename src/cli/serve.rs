@@ -94,6 +94,11 @@ pub(super) struct ServeArgs {
     /// Log as JSON lines (default: human-readable). The level comes from `RUST_LOG` (`info`).
     #[arg(long)]
     log_json: bool,
+    /// Serve the playground instead: a web page at `http://HTTP_ADDR/playground` to try a
+    /// model (schema, relationships and queries, answered as you type). The page keeps the
+    /// model; no store, no gRPC, no keys.
+    #[arg(long, conflicts_with_all = ["store", "memory", "datastore", "tls_cert"])]
+    playground: bool,
 }
 
 fn keys(args: &ServeArgs) -> CliResult<Vec<String>> {
@@ -163,6 +168,9 @@ fn open_datastore(_url: &str, _args: &ServeArgs) -> CliResult<(Purview, String, 
 
 pub(super) fn run(args: ServeArgs) -> CliResult<Exit> {
     init_logging(args.log_json);
+    if args.playground {
+        return playground(args.http_addr);
+    }
     let keys = keys(&args)?;
     let config = Config {
         grpc_addr: args.grpc_addr,
@@ -218,6 +226,24 @@ pub(super) fn run(args: ServeArgs) -> CliResult<Exit> {
         store.checkpoint().map_err(storage_error)?;
     }
     eprintln!("purview serve: stopped cleanly");
+    Ok(Exit::Success)
+}
+
+/// `purview serve --playground`: the page and its API only.
+fn playground(addr: SocketAddr) -> CliResult<Exit> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Exit::Store, format!("cannot start the runtime: {e}")))?;
+    let ready = |a: SocketAddr| {
+        // One line tests and scripts can read to find the port (`--http-addr 127.0.0.1:0`).
+        println!("purview serve: playground at http://{a}/playground");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+    };
+    runtime
+        .block_on(server::playground::serve(addr, ready, shutdown_signal()))
+        .map_err(|e| CliError::input(format!("cannot serve the playground on {addr}: {e}")))?;
     Ok(Exit::Success)
 }
 

@@ -13,6 +13,7 @@ mod errors;
 mod grpc;
 mod http;
 mod metrics;
+pub mod playground;
 mod reflect;
 pub mod token;
 

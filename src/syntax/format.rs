@@ -136,7 +136,8 @@ fn doc(out: &mut String, doc: Option<&str>, indent: &str) {
     }
 }
 
-fn subject(s: &SubjectType) -> String {
+/// One subject type as a schema writes it: `user`, `user:*`, `team#member with in_region`.
+pub fn subject(s: &SubjectType) -> String {
     let mut out = s.ty.name.clone();
     match &s.kind {
         SubjectKind::Direct => {}
@@ -170,7 +171,8 @@ fn precedence(e: &Expr) -> u8 {
     }
 }
 
-fn expr(e: &Expr) -> String {
+/// An expression as a schema writes it, with parentheses only where precedence needs them.
+pub fn expr(e: &Expr) -> String {
     let mut out = String::new();
     write_expr(&mut out, e, 0);
     out

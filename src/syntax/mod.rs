@@ -9,6 +9,7 @@ mod cel_text;
 pub mod format;
 pub mod formats;
 mod import_diag;
+pub mod layout;
 pub mod openfga;
 pub mod openfga_check;
 pub mod parser;
