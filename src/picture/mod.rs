@@ -461,3 +461,16 @@ fn walk(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{split_focus, PictureError};
+
+    #[test]
+    fn focus_is_type_hash_permission() {
+        assert_eq!(split_focus("document#view"), Ok(("document", "view")));
+        for bad in ["document", "#view", "document#", "a#b#c", ""] {
+            assert_eq!(split_focus(bad), Err(PictureError::Malformed(bad.to_string())), "{bad}");
+        }
+    }
+}

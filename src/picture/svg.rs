@@ -197,3 +197,20 @@ fn fit(vg: &VisualGraph, text: &str) -> String {
         &text[start + len + 1..]
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::drop_empty_labels;
+
+    #[test]
+    fn only_empty_edge_labels_are_dropped() {
+        let svg = concat!(
+            "<g/><text><textPath href=\"#arrow0\" class=\"a15\"></textPath></text>",
+            "<text><textPath href=\"#arrow1\" class=\"a15\">kept</textPath></text><g/>"
+        );
+        assert_eq!(
+            drop_empty_labels(svg),
+            "<g/><text><textPath href=\"#arrow1\" class=\"a15\">kept</textPath></text><g/>"
+        );
+    }
+}
