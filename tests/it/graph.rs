@@ -35,7 +35,7 @@ const SCHEMAS: [(&str, &str); 6] = [
     ("insurance", "examples/insurance/schema.pv"),
     ("ses", "examples/ses/schema.pv"),
     ("docs", "tests/it/graph/docs.zed"),
-    ("folders", "tests/it/graph/folders.fga"),
+    ("folders", "tests/peer/openfga-language/transformer/08-tuple-to-userset/authorization-model.fga"),
 ];
 
 /// Compares `actual` with the golden file, or rewrites it under `UPDATE_GOLDEN`.
