@@ -62,7 +62,9 @@ fn picture_error(e: PictureError) -> CliError {
     let help = e.help();
     let err = match e {
         // Not the input's fault: the layout could not be computed.
-        PictureError::Layout => CliError::new(Exit::Evaluation, e.to_string()),
+        PictureError::Layout | PictureError::TooLarge { .. } => {
+            CliError::new(Exit::Evaluation, e.to_string())
+        }
         _ => CliError::input(format!("invalid `--permission`: {e}")),
     };
     match help {

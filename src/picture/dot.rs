@@ -94,3 +94,16 @@ fn quote(s: &str) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{quote, record_text};
+
+    #[test]
+    fn record_fields_escape_the_record_syntax() {
+        assert_eq!(record_text("relation a: user | group#member"), "relation a: user \\| group#member");
+        assert_eq!(record_text("p = a->b"), "p = a-\\>b");
+        assert_eq!(record_text("{x}<y>"), "\\{x\\}\\<y\\>");
+        assert_eq!(quote("say \"hi\""), "\"say \\\"hi\\\"\"");
+    }
+}

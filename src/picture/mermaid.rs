@@ -82,3 +82,14 @@ fn text(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::text;
+
+    #[test]
+    fn labels_cannot_close_their_quotes_or_open_markup() {
+        assert_eq!(text("a\"b<c>d"), "a#quot;b#lt;c#gt;d");
+        assert_eq!(text("user | group#member"), "user | group#member");
+    }
+}

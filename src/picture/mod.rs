@@ -65,6 +65,15 @@ pub enum PictureError {
         #[help]
         help: Option<String>,
     },
+    /// Too many boxes and edges for the SVG layout to finish quickly.
+    #[error("the picture is too large to lay out as SVG ({boxes} boxes, {edges} edges)")]
+    #[diagnostic(
+        code(too_large),
+        help(
+            "draw one permission with `--permission TYPE#PERM`, or use `--format dot` or `--format mermaid`"
+        )
+    )]
+    TooLarge { boxes: usize, edges: usize },
     /// The SVG layout crate could not place this graph (a bug there, not in the schema).
     #[error("the SVG layout failed on this schema")]
     #[diagnostic(
@@ -79,6 +88,10 @@ impl PictureError {
     pub fn help(&self) -> Option<String> {
         match self {
             PictureError::Malformed(_) => Some("name a permission as `document#view`".into()),
+            PictureError::TooLarge { .. } => Some(
+                "draw one permission with `--permission TYPE#PERM`, or use `--format dot` or `--format mermaid`"
+                    .into(),
+            ),
             PictureError::Layout => {
                 Some("draw it with `--format dot` and Graphviz, or `--format mermaid`".into())
             }
@@ -445,6 +458,19 @@ fn walk(
         Rewrite::Exclusion(a, b) => {
             walk(schema, d, at, (t, r), from, a, negative);
             walk(schema, d, at, (t, r), from, b, true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{split_focus, PictureError};
+
+    #[test]
+    fn focus_is_type_hash_permission() {
+        assert_eq!(split_focus("document#view"), Ok(("document", "view")));
+        for bad in ["document", "#view", "document#", "a#b#c", ""] {
+            assert_eq!(split_focus(bad), Err(PictureError::Malformed(bad.to_string())), "{bad}");
         }
     }
 }

@@ -35,7 +35,7 @@ const SCHEMAS: [(&str, &str); 6] = [
     ("insurance", "examples/insurance/schema.pv"),
     ("ses", "examples/ses/schema.pv"),
     ("docs", "tests/it/graph/docs.zed"),
-    ("folders", "tests/it/graph/folders.fga"),
+    ("folders", "tests/peer/openfga-language/transformer/08-tuple-to-userset/authorization-model.fga"),
 ];
 
 /// Compares `actual` with the golden file, or rewrites it under `UPDATE_GOLDEN`.
@@ -380,4 +380,41 @@ fn an_empty_schema_is_drawn_too() {
     let svg = picture(&s, Format::Svg, None).unwrap();
     assert_eq!(svg_texts(&svg, "empty").len(), 1);
     assert!(svg.contains(">(no types)</text>"), "{svg}");
+}
+
+/// A schema too large for the SVG layout to finish quickly is refused with a typed error (exit 5
+/// from the CLI), while DOT and Mermaid still draw it.
+#[test]
+fn an_svg_too_large_to_lay_out_is_refused() {
+    let mut text = String::from("type user {}\n");
+    for i in 0..30 {
+        text.push_str(&format!("type t{i} {{\n  relation viewer: user\n"));
+        if i > 0 {
+            text.push_str(&format!(
+                "  relation parent: t{}\n  permission view = viewer + parent->view\n",
+                i - 1
+            ));
+        } else {
+            text.push_str("  permission view = viewer\n");
+        }
+        text.push_str("}\n");
+    }
+    let s = purview::api::compile_schema_as(purview::syntax::SchemaFormat::Purview, "chain.pv", &text)
+        .unwrap_or_else(|e| panic!("{:?}", e.diagnostics));
+    let err = picture(&s, Format::Svg, None).unwrap_err();
+    assert!(matches!(err, purview::picture::PictureError::TooLarge { boxes: 31, .. }), "{err:?}");
+    assert!(picture(&s, Format::Dot, None).is_ok() && picture(&s, Format::Mermaid, None).is_ok());
+    // One permission of it is small enough.
+    picture(&s, Format::Svg, Some(("t3", "view"))).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.pv");
+    std::fs::write(&path, &text).unwrap();
+    let r = purview(&["graph", "-s", path.to_str().unwrap(), "--format", "svg"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("too large to lay out as SVG") && r.stderr.contains("--permission"),
+        "{}",
+        r.stderr
+    );
 }
