@@ -275,10 +275,18 @@ fn load(schema: Schema, text: &str, problems: &mut Vec<Problem>) -> Option<Purvi
     Some(pv)
 }
 
-/// The schema graph as SVG: for now a plain list of each type and its relations and permissions.
-/// The one place to call the real schema-graph renderer when it lands.
+/// The schema graph as SVG (`purview graph --format svg`); a schema too large to lay out is
+/// listed as text instead, saying why.
 pub fn schema_svg(schema: &Schema) -> String {
-    let mut rows: Vec<(bool, String)> = Vec::new();
+    match crate::picture::picture(schema, crate::picture::Format::Svg, None) {
+        Ok(svg) => svg,
+        Err(e) => type_list_svg(schema, &e.to_string()),
+    }
+}
+
+/// Each type with its relations and permissions as lines of text, under a note.
+fn type_list_svg(schema: &Schema, note: &str) -> String {
+    let mut rows: Vec<(bool, String)> = vec![(true, note.to_string())];
     for t in &schema.types {
         rows.push((true, format!("type {}", t.name)));
         for r in &t.relations {
