@@ -60,8 +60,11 @@ pub fn entries(schema: &Schema, flat: impl Fn(TypeId, RelId) -> usize, relations
     }
     targets.sort_unstable();
     targets.dedup();
+    // A relation that may depend on a recursion through an exclusion is only checked top-down.
+    let graph = crate::schema::SchemaGraph::build(schema);
     targets
         .into_iter()
+        .filter(|&n| !graph.reaches_negative_cycle(n))
         .map(|(ty, rel)| {
             let mut deps = vec![false; relations];
             let mut seen = vec![false; relations];

@@ -131,6 +131,9 @@ impl Plan {
             let t = t as TypeId;
             for (r, rdef) in tdef.relations.iter().enumerate() {
                 let r = r as RelId;
+                if self.graph.in_negative_cycle((t, r)) {
+                    continue; // evaluated top-down only (see `eval::Recursion`)
+                }
                 let found = match &rdef.rewrite {
                     Rewrite::This => self
                         .slot(t, r, t, SlotKind::Userset(r))

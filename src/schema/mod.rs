@@ -29,6 +29,9 @@ pub type CondId = u32;
 pub struct Schema {
     pub types: Vec<TypeDef>,
     pub conditions: Vec<CompiledCondition>,
+    /// What the compiler found questionable but accepted (permissions that can never be
+    /// granted, ...): `purview validate` shows them, loading goes on.
+    pub warnings: Vec<crate::diag::Diagnostic>,
     type_ids: HashMap<String, TypeId>,
     condition_ids: HashMap<String, CondId>,
 }

@@ -16,7 +16,7 @@ fn subjects() -> Vec<SubjectRef> {
     v
 }
 
-fn same_answers(a: &View, b: &View, opts: &EvalOptions) -> Result<(), TestCaseError> {
+pub(crate) fn same_answers(a: &View, b: &View, opts: &EvalOptions) -> Result<(), TestCaseError> {
     let schema = a.schema().clone();
     for tdef in &schema.types {
         let pool = match tdef.name.as_str() {
@@ -170,12 +170,15 @@ fn bulk_matches_single(view: &View, opts: &EvalOptions) -> Result<(), TestCaseEr
     Ok(())
 }
 
-/// Paging through `who` and `what` with any page size yields the whole answer, in order.
+/// Paging through `who` and `what` with any page size yields the whole answer, in order (when
+/// there is one: not where the data cycles through an exclusion).
 fn pages_concatenate(view: &View, opts: &EvalOptions, limit: usize) -> Result<(), TestCaseError> {
     let schema = view.schema().clone();
     for rel in &schema.type_def(schema.type_id("doc").unwrap()).relations {
         for s in subjects().into_iter().filter(|s| !s.is_wildcard()) {
-            let full = view.what(&s, &rel.name, "doc", &Page::default(), opts).unwrap();
+            // Data that cycles through an exclusion fails the whole answer (a page that stops
+            // before the cycle may still be answered).
+            let Ok(full) = view.what(&s, &rel.name, "doc", &Page::default(), opts) else { continue };
             let mut got = Vec::new();
             let mut page = Page { limit: Some(limit), cursor: None };
             loop {
@@ -192,7 +195,7 @@ fn pages_concatenate(view: &View, opts: &EvalOptions, limit: usize) -> Result<()
         for d in 0..DOCS {
             let object = ObjectRef::new("doc", format!("d{d}"));
             let f = SubjectFilter::parse("user");
-            let full = view.who(&object, &rel.name, &f, opts).unwrap();
+            let Ok(full) = view.who(&object, &rel.name, &f, opts) else { continue };
             let mut got = Vec::new();
             let mut page = Page { limit: Some(limit), cursor: None };
             loop {

@@ -10,6 +10,7 @@ mod conformance;
 mod constraints;
 mod eval_props;
 mod examples;
+mod exclusion_cycles;
 mod feed;
 mod gen;
 mod ids;
