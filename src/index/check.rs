@@ -306,6 +306,10 @@ impl<'a> IndexEval<'a> {
         let others = data.others(fast_id);
         let down = c.down.get(object.id);
         let nodes = || std::iter::once(object.id).chain(down.iter());
+        // `rel` of any node of the chain is a member of `rel` here (a userset contains itself).
+        if subject.ty == object.ty && subject.rel == Some(rel) && nodes().any(|n| n == subject.id) {
+            return Ok(Tri::True);
+        }
         // Branches that are plain relations (not recursive themselves) are answered for the
         // whole chain at once: one reverse list of the subject against the chain's nodes.
         let plain = |r: &Rewrite| match r {
@@ -359,7 +363,8 @@ impl<'a> IndexEval<'a> {
     }
 
     /// Whether a plain relationship of `ty#rel` on any of `nodes` names `subject` directly (as
-    /// an object, through a wildcard, or as the same userset).
+    /// an object, through a wildcard, or as the same userset), or `subject` is `ty#rel` of one
+    /// of the nodes itself (a userset is a member of itself).
     fn direct_hit_any(
         &self,
         ty: TypeId,
@@ -367,6 +372,9 @@ impl<'a> IndexEval<'a> {
         nodes: impl Iterator<Item = u32> + Clone,
         subject: Subject,
     ) -> bool {
+        if subject.ty == ty && subject.rel == Some(rel) && nodes.clone().any(|n| n == subject.id) {
+            return true;
+        }
         let data = self.data;
         for &slot in data.plan.slots_of(ty, rel) {
             let info = data.plan.info(slot);

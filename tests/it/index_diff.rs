@@ -4,7 +4,7 @@
 use crate::gen::{relationship, schema_gen, tuple_gen, TupleGen, DOCS, GROUPS, USERS};
 use proptest::prelude::*;
 use purview::api::{Engine, Page, SubjectFilter, View};
-use purview::eval::EvalOptions;
+use purview::eval::{EvalError, EvalOptions};
 use purview::store::{ObjectRef, SubjectRef, WriteOp};
 use purview::Purview;
 
@@ -16,8 +16,33 @@ fn subjects() -> Vec<SubjectRef> {
     v
 }
 
+/// Where the data cycles through an exclusion, whether a question meets the cycle can depend on
+/// the order its evaluator tries branches in: an answer that is conditional anyway may then be
+/// the cycle's error on one engine. Anything else must be equal.
+fn prop_assert_same<T: PartialEq + std::fmt::Debug>(
+    a: &Result<T, EvalError>,
+    b: &Result<T, EvalError>,
+    what: std::fmt::Arguments,
+) -> Result<(), TestCaseError> {
+    let conditional = |r: &Result<T, EvalError>| format!("{r:?}").contains("Cond");
+    let tolerated = match (a, b) {
+        (Err(EvalError::ExclusionCycle { .. }), Ok(_)) => conditional(b),
+        (Ok(_), Err(EvalError::ExclusionCycle { .. })) => conditional(a),
+        _ => false,
+    };
+    if !tolerated {
+        prop_assert_eq!(a, b, "{}", what);
+    }
+    Ok(())
+}
+
 pub(crate) fn same_answers(a: &View, b: &View, opts: &EvalOptions) -> Result<(), TestCaseError> {
     let schema = a.schema().clone();
+    // A userset of the resource type too: asked about itself and about other objects.
+    let mut subjects = subjects();
+    if schema.relation("doc", "p0").is_some() {
+        subjects.push(SubjectRef::new("doc", "d0", Some("p0")));
+    }
     for tdef in &schema.types {
         let pool = match tdef.name.as_str() {
             "user" => 0,
@@ -29,38 +54,29 @@ pub(crate) fn same_answers(a: &View, b: &View, opts: &EvalOptions) -> Result<(),
                 let object = ObjectRef::new(&tdef.name, format!("{}{i}", &tdef.name[..1]));
                 for filter in ["user", "group#member"] {
                     let f = SubjectFilter::parse(filter);
-                    prop_assert_eq!(
-                        a.who(&object, &rel.name, &f, opts),
-                        b.who(&object, &rel.name, &f, opts),
-                        "who {}#{} {}",
-                        object,
-                        rel.name,
-                        filter
-                    );
+                    prop_assert_same(
+                        &a.who(&object, &rel.name, &f, opts),
+                        &b.who(&object, &rel.name, &f, opts),
+                        format_args!("who {}#{} {}", object, rel.name, filter),
+                    )?;
                 }
-                for s in subjects() {
-                    prop_assert_eq!(
-                        a.check(&object, &rel.name, &s, opts),
-                        b.check(&object, &rel.name, &s, opts),
-                        "check {}#{}@{}",
-                        object,
-                        rel.name,
-                        s
-                    );
+                for s in &subjects {
+                    prop_assert_same(
+                        &a.check(&object, &rel.name, s, opts),
+                        &b.check(&object, &rel.name, s, opts),
+                        format_args!("check {}#{}@{}", object, rel.name, s),
+                    )?;
                 }
             }
-            for s in subjects() {
+            for s in &subjects {
                 if s.is_wildcard() {
                     continue;
                 }
-                prop_assert_eq!(
-                    a.what(&s, &rel.name, &tdef.name, &Page::default(), opts),
-                    b.what(&s, &rel.name, &tdef.name, &Page::default(), opts),
-                    "what {}#{} {}",
-                    s,
-                    rel.name,
-                    tdef.name
-                );
+                prop_assert_same(
+                    &a.what(s, &rel.name, &tdef.name, &Page::default(), opts),
+                    &b.what(s, &rel.name, &tdef.name, &Page::default(), opts),
+                    format_args!("what {}#{} {}", s, rel.name, tdef.name),
+                )?;
             }
         }
     }
