@@ -28,4 +28,5 @@ mod storage;
 mod subset;
 mod syntax;
 mod testfile;
+mod userset_self;
 mod valid_time;
