@@ -490,10 +490,10 @@ impl View {
                 }
             }
         }
-        // A userset subject on an object never written still contains itself: `what` names it
-        // too (after every stored object), as `check` allows it.
-        let fresh =
-            s.rel.is_some() && s.ty == ty && s.id >= self.source().object_count(ty) && s.id != WILDCARD;
+        // A subject on an object never written may still hold the permission on itself (a
+        // userset contains itself; `self`): `what` names it too (after every stored object), as
+        // `check` allows it.
+        let fresh = s.ty == ty && s.id >= self.source().object_count(ty) && s.id != WILDCARD;
         if fresh && out.cursor.is_none() && out.objects.len() < limit {
             let t = self.check(&subject.object(), permission, subject, opts)?.tri();
             if t != Tri::False {

@@ -192,6 +192,11 @@ impl Builder<'_, '_> {
         self.nodes += 1;
         match rw {
             Rewrite::Nil => Ok(Tree::new(Step::Nil, "nil (nothing)", outcome.map(|_| Tri::False))),
+            Rewrite::SelfRef => Ok(Tree::new(
+                Step::Relation,
+                format!("self ({} itself, as a subject)", self.ev.snap.object_ref(o)),
+                outcome,
+            )),
             Rewrite::Computed(r) => self.relation(o, *r),
             Rewrite::This => self.this(o, rel, outcome),
             Rewrite::Union(items) | Rewrite::Intersection(items) => {
@@ -404,6 +409,7 @@ pub fn describe(schema: &crate::schema::Schema, ty: u32, rw: &Rewrite) -> String
         match rw {
             Rewrite::This => out.push_str("this"),
             Rewrite::Nil => out.push_str("nil"),
+            Rewrite::SelfRef => out.push_str("self"),
             Rewrite::Computed(r) => out.push_str(&tdef.relations[*r as usize].name),
             Rewrite::Arrow { tupleset, target_name, mode, .. } => {
                 let ts = &tdef.relations[*tupleset as usize].name;

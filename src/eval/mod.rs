@@ -240,6 +240,11 @@ impl<'a> Conditions<'a> {
     }
 }
 
+/// Whether `subject` is `object` itself, as a plain subject (what SpiceDB's `self` grants).
+pub fn is_self(object: crate::store::Obj, subject: crate::store::Subject) -> bool {
+    subject.rel.is_none() && !subject.is_wildcard() && subject.ty == object.ty && subject.id == object.id
+}
+
 /// The relations one evaluation is inside of, for the top-down evaluators (the reference
 /// evaluator and the index's check and `who`).
 ///

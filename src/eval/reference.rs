@@ -85,6 +85,7 @@ impl<'a> Reference<'a> {
     ) -> Result<Tri, EvalError> {
         Ok(match rw {
             Rewrite::Nil => Tri::False,
+            Rewrite::SelfRef => Tri::from_bool(super::is_self(object, subject)),
             Rewrite::This => self.check_this(object, rel, subject)?,
             Rewrite::Computed(r) => self.check(object, *r, subject)?,
             Rewrite::Union(items) => {
@@ -261,6 +262,13 @@ impl<'a> Reference<'a> {
     ) -> Result<SubjectSet, EvalError> {
         Ok(match rw {
             Rewrite::Nil => SubjectSet::empty(),
+            Rewrite::SelfRef => {
+                let mut s = SubjectSet::empty();
+                if fty == object.ty && frel.is_none() {
+                    s.add(Subject { ty: object.ty, id: object.id, rel: None }, Tri::True);
+                }
+                s
+            }
             Rewrite::Computed(r) => self.lookup_subjects(object, *r, fty, frel)?,
             Rewrite::Union(items) => {
                 let mut acc = SubjectSet::empty();

@@ -109,6 +109,7 @@ impl<'a> IndexEval<'a> {
     ) -> Result<Tri, EvalError> {
         Ok(match rw {
             Rewrite::Nil => Tri::False,
+            Rewrite::SelfRef => Tri::from_bool(crate::eval::is_self(object, subject)),
             Rewrite::This => self.check_this(object, rel, subject)?,
             Rewrite::Computed(r) => self.check(object, *r, subject)?,
             Rewrite::Union(items) => {

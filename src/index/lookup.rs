@@ -185,6 +185,13 @@ impl IndexEval<'_> {
     ) -> Result<TriBits, EvalError> {
         Ok(match rw {
             Rewrite::Nil => TriBits::default(),
+            Rewrite::SelfRef => {
+                let mut v = TriBits::default();
+                if s.ty == ty && s.rel.is_none() && !s.is_wildcard() {
+                    v.add(s.id, Tri::True);
+                }
+                v
+            }
             Rewrite::Computed(r) => self.w(s, ty, *r, memo)?,
             Rewrite::Union(items) => {
                 let mut acc = TriBits::default();
@@ -623,6 +630,13 @@ impl IndexEval<'_> {
     ) -> Result<SubjectBits, EvalError> {
         Ok(match rw {
             Rewrite::Nil => SubjectBits::default(),
+            Rewrite::SelfRef => {
+                let mut v = SubjectBits::default();
+                if fty == object.ty && frel.is_none() {
+                    v.add(object.id, Tri::True);
+                }
+                v
+            }
             Rewrite::Computed(r) => self.v(object, *r, fty, frel, memo)?,
             Rewrite::Union(items) => {
                 let mut acc = SubjectBits::default();

@@ -86,7 +86,7 @@ fn collect_targets(rw: &Rewrite, out: &mut Vec<(TypeId, RelId)>) {
             collect_targets(a, out);
             collect_targets(b, out);
         }
-        Rewrite::This | Rewrite::Computed(_) | Rewrite::Nil => {}
+        Rewrite::This | Rewrite::Computed(_) | Rewrite::Nil | Rewrite::SelfRef => {}
     }
 }
 
@@ -148,7 +148,7 @@ fn walk(
             walk(schema, flat, ty, rel, a, deps, seen);
             walk(schema, flat, ty, rel, b, deps, seen);
         }
-        Rewrite::Nil => {}
+        Rewrite::Nil | Rewrite::SelfRef => {}
     }
 }
 

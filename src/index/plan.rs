@@ -217,7 +217,7 @@ impl Plan {
 fn rewrite_reaches(plan: &Plan, t: TypeId, rw: &Rewrite, target: (TypeId, RelId)) -> bool {
     let reaches = |n: (TypeId, RelId)| plan.graph.reachable(n).contains(&target);
     match rw {
-        Rewrite::This | Rewrite::Nil => false,
+        Rewrite::This | Rewrite::Nil | Rewrite::SelfRef => false,
         Rewrite::Computed(r) => reaches((t, *r)),
         Rewrite::Arrow { tupleset, targets, .. } => {
             reaches((t, *tupleset))

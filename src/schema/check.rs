@@ -263,6 +263,9 @@ impl Checker {
             }
             Expr::Ref(name) => match tdef.relation_id(&name.name) {
                 Some(r) => Rewrite::Computed(r),
+                // `self`: the object itself as a subject (SpiceDB's `use self`), unless the type
+                // has a relation of that name.
+                None if name.name == "self" => Rewrite::SelfRef,
                 None => {
                     self.diags.push(
                         Diagnostic::new(

@@ -162,6 +162,7 @@ fn can_hold(schema: &Schema, t: TypeId, r: RelId, rw: &Rewrite, g: &HashSet<Node
         Rewrite::Intersection(v) => v.iter().all(|x| can_hold(schema, t, r, x, g)),
         Rewrite::Exclusion(a, _) => can_hold(schema, t, r, a, g),
         Rewrite::Nil => false,
+        Rewrite::SelfRef => true,
     }
 }
 
@@ -192,6 +193,6 @@ fn collect_deps(schema: &Schema, t: TypeId, r: RelId, rw: &Rewrite, neg: bool, o
             collect_deps(schema, t, r, a, neg, out);
             collect_deps(schema, t, r, b, true, out);
         }
-        Rewrite::Nil => {}
+        Rewrite::Nil | Rewrite::SelfRef => {}
     }
 }

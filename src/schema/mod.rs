@@ -102,6 +102,8 @@ pub enum Rewrite {
     Intersection(Vec<Rewrite>),
     Exclusion(Box<Rewrite>, Box<Rewrite>),
     Nil,
+    /// The object itself, as a plain subject (SpiceDB's `self`): `user:a` has it on `user:a`.
+    SelfRef,
 }
 
 /// A schema-level constraint on the relationships of one object, enforced atomically when

@@ -152,3 +152,27 @@ fn has_cycle(edges: &[(String, String)]) -> bool {
         false
     })
 }
+
+#[test]
+fn validate_shows_the_warning_and_query_the_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("s.pv");
+    std::fs::write(
+        &schema,
+        "type user {}\ntype doc {\n  relation parent: doc\n  permission view = parent->view\n}\n",
+    )
+    .unwrap();
+    let r = crate::cli::purview(&["validate", schema.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("1 warning"), "{}", r.stdout);
+    assert!(r.stderr.contains("warning[ungrounded-permission]"), "{}", r.stderr);
+
+    let schema = dir.path().join("c.pv");
+    std::fs::write(&schema, OPENFGA_LIKE).unwrap();
+    let data = dir.path().join("d.rels");
+    std::fs::write(&data, "document:4#viewer@user:bob\ndocument:4#restricted@document:4#viewer\n").unwrap();
+    let (s, d) = (schema.to_str().unwrap(), data.to_str().unwrap());
+    let r = crate::cli::purview(&["query", "--schema", s, "--data", d, "check document:4#viewer@user:bob"]);
+    assert_eq!(r.code, 5, "an evaluation error: {} {}", r.stdout, r.stderr);
+    assert!(format!("{}{}", r.stdout, r.stderr).contains("exclusion-cycle"), "{} {}", r.stdout, r.stderr);
+}

@@ -66,3 +66,44 @@ fn a_userset_is_a_member_of_itself_everywhere() {
         }
     }
 }
+
+/// SpiceDB's `use self`: the object itself as a plain subject.
+#[test]
+fn self_grants_an_object_to_itself_on_both_engines() {
+    let text =
+        "use self\n\ndefinition user {\n  relation friend: user\n  permission view = self + friend\n}\n";
+    let schema = compile_schema_as(SchemaFormat::SpiceDb, "s.zed", text).unwrap();
+    for engine in [Engine::Reference, Engine::Index] {
+        let pv = Purview::with_engine(schema.clone(), engine);
+        let rels = purview::api::parse_relationships("user:a#friend@user:b").unwrap();
+        pv.write(&rels.into_iter().map(WriteOp::Touch).collect::<Vec<_>>()).unwrap();
+        let view = pv.snapshot();
+        let opts = EvalOptions::default();
+        let u = |i: &str| SubjectRef::new("user", i, None);
+        let o = |i: &str| ObjectRef::new("user", i);
+        for (object, subject, allowed) in
+            [("a", "a", true), ("a", "b", true), ("a", "c", false), ("q", "q", true)]
+        {
+            let want = if allowed { Decision::Allowed } else { Decision::Denied };
+            assert_eq!(
+                view.check(&o(object), "view", &u(subject), &opts),
+                Ok(want),
+                "{engine:?} {object} {subject}"
+            );
+            let who = view.who(&o(object), "view", &SubjectFilter::parse("user"), &opts).unwrap();
+            assert_eq!(
+                who.subjects.iter().any(|f| f.subject == u(subject)),
+                allowed,
+                "{engine:?} who {object}"
+            );
+            let what = view.what(&u(subject), "view", "user", &Page::default(), &opts).unwrap();
+            assert_eq!(
+                what.objects.iter().any(|f| f.object == o(object)),
+                allowed,
+                "{engine:?} what {subject}"
+            );
+        }
+        let tree = view.explain(&o("q"), "view", &u("q"), &opts).unwrap().tree.render();
+        assert!(tree.contains("self (user:q itself"), "{tree}");
+    }
+}
