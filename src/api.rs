@@ -490,10 +490,10 @@ impl View {
                 }
             }
         }
-        // A userset subject on an object never written still contains itself: `what` names it
-        // too (after every stored object), as `check` allows it.
-        let fresh =
-            s.rel.is_some() && s.ty == ty && s.id >= self.source().object_count(ty) && s.id != WILDCARD;
+        // A subject on an object never written may still hold the permission on itself (a
+        // userset contains itself; `self`): `what` names it too (after every stored object), as
+        // `check` allows it.
+        let fresh = s.ty == ty && s.id >= self.source().object_count(ty) && s.id != WILDCARD;
         if fresh && out.cursor.is_none() && out.objects.len() < limit {
             let t = self.check(&subject.object(), permission, subject, opts)?.tri();
             if t != Tri::False {
@@ -543,7 +543,16 @@ impl View {
         let o = self.resolve_obj(object)?;
         let rel = self.resolve_rel(o.ty, permission)?;
         let mut ev = Reference::new(self.source(), opts);
-        explain::expand(&mut ev, o, rel)
+        let mut tree = explain::expand(&mut ev, o, rel)?;
+        self.name_fresh(&mut tree, o, object);
+        Ok(tree)
+    }
+
+    /// An object no relationship names is a placeholder in the store: its trees say its name.
+    fn name_fresh(&self, tree: &mut Tree, o: Obj, object: &ObjectRef) {
+        if o.id >= self.source().object_count(o.ty) {
+            tree.rename(&self.source().object_ref(o).to_string(), &object.to_string());
+        }
     }
 
     /// Why `subject` may (or may not) do `permission` on `object`.
@@ -560,7 +569,8 @@ impl View {
         let mut ev = Reference::new(self.source(), opts);
         let t = ev.check(o, rel, s)?;
         let decision = ev.decide(t)?;
-        let tree = explain::explain(&mut ev, o, rel, s)?;
+        let mut tree = explain::explain(&mut ev, o, rel, s)?;
+        self.name_fresh(&mut tree, o, object);
         Ok(Explanation { decision, tree })
     }
 }

@@ -30,11 +30,35 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// Other places that matter (the first definition of a duplicate, ...).
     pub related: Vec<(Span, String)>,
+    /// An error stops the pass; a warning is reported and the pass goes on.
+    pub severity: Severity,
+}
+
+/// How serious a [`Diagnostic`] is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
 }
 
 impl Diagnostic {
     pub fn new(code: &'static str, span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { code, message: message.into(), span, label: None, help: None, related: Vec::new() }
+        Diagnostic {
+            code,
+            message: message.into(),
+            span,
+            label: None,
+            help: None,
+            related: Vec::new(),
+            severity: Severity::Error,
+        }
+    }
+
+    /// A warning: reported, but not failing the pass.
+    pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::new(code, span, message) }
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
@@ -62,7 +86,11 @@ impl Diagnostic {
     /// Renders the diagnostic against the source it points into.
     pub fn render(&self, file: &SourceFile) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "error[{}]: {}", self.code, self.message);
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let _ = writeln!(out, "{level}[{}]: {}", self.code, self.message);
         render_snippet(&mut out, file, self.span, self.label.as_deref(), "-->");
         for (span, note) in &self.related {
             render_snippet(&mut out, file, *span, Some(note), "::: note");

@@ -76,13 +76,24 @@ fn validate_one(path: &Path, schema: Option<&Schema>, format: Option<SchemaForma
         _ => {
             let format = load::schema_format(path, &text, format);
             let s = load::schema_from_text(format, &name, &text)?;
+            if !s.warnings.is_empty() {
+                let file = SourceFile::new(&name, &*text);
+                let mut err = std::io::stderr().lock();
+                for w in &s.warnings {
+                    let _ = writeln!(err, "{}", w.render(&file));
+                }
+            }
             let language = match format {
                 SchemaFormat::Purview => "",
                 SchemaFormat::SpiceDb => "SpiceDB schema: ",
                 SchemaFormat::OpenFgaDsl | SchemaFormat::OpenFgaJson => "OpenFGA model: ",
             };
+            let warnings = match s.warnings.len() {
+                0 => String::new(),
+                n => format!(", {}", plural(n, "warning", "warnings")),
+            };
             Ok(format!(
-                "{language}{}, {}",
+                "{language}{}, {}{warnings}",
                 plural(s.types.len(), "type", "types"),
                 plural(s.conditions.len(), "condition", "conditions")
             ))

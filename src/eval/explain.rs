@@ -76,6 +76,15 @@ impl Tree {
     pub fn node_count(&self) -> usize {
         1 + self.children.iter().map(Tree::node_count).sum::<usize>()
     }
+
+    /// Replaces `from` by `to` in every label (names an object no relationship names, which
+    /// the store only knows as a placeholder).
+    pub fn rename(&mut self, from: &str, to: &str) {
+        self.label = self.label.replace(from, to);
+        for c in &mut self.children {
+            c.rename(from, to);
+        }
+    }
 }
 
 struct Builder<'r, 'a> {
@@ -113,6 +122,14 @@ impl Builder<'_, '_> {
     fn relation(&mut self, o: Obj, rel: RelId) -> Result<Tree, EvalError> {
         self.nodes += 1;
         let outcome = self.outcome(o, rel)?;
+        if self.subject.is_some_and(|s| s.rel == Some(rel) && s.object() == o) {
+            // As in check: a userset is a member of itself, whatever is stored.
+            return Ok(Tree::new(
+                Step::Relation,
+                format!("{} (the subject itself: a userset contains itself)", self.name(o, rel)),
+                outcome,
+            ));
+        }
         let rdef = self.ev.snap.schema().rel_def(o.ty, rel);
         let kind = if rdef.kind == RelKind::Permission { "permission" } else { "relation" };
         let label = match &rdef.rewrite {
@@ -175,6 +192,11 @@ impl Builder<'_, '_> {
         self.nodes += 1;
         match rw {
             Rewrite::Nil => Ok(Tree::new(Step::Nil, "nil (nothing)", outcome.map(|_| Tri::False))),
+            Rewrite::SelfRef => Ok(Tree::new(
+                Step::Relation,
+                format!("self ({} itself, as a subject)", self.ev.snap.object_ref(o)),
+                outcome,
+            )),
             Rewrite::Computed(r) => self.relation(o, *r),
             Rewrite::This => self.this(o, rel, outcome),
             Rewrite::Union(items) | Rewrite::Intersection(items) => {

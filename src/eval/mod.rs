@@ -130,6 +130,11 @@ impl Default for EvalOptions {
 pub enum EvalError {
     #[error("evaluation went deeper than the limit of {limit} nested relations")]
     DepthExceeded { limit: u32 },
+    /// The data cycles through an exclusion (`viewer - restricted` where `restricted` leads back
+    /// to `viewer` of the same object): the permission depends on its own negation, so it has no
+    /// well-defined answer. SpiceDB reports its depth limit for such data.
+    #[error("`{object}#{relation}` depends on its own exclusion through the relationships (the data cycles through `-`); it has no well-defined answer")]
+    ExclusionCycle { object: String, relation: String },
     #[error("the lookup found more than the limit of {limit} results")]
     TooManyResults { limit: usize },
     #[error("condition parameters missing from the context: {}", .missing.join(", "))]
@@ -233,5 +238,128 @@ impl<'a> Conditions<'a> {
             return Err(EvalError::MissingContext { missing: self.missing.iter().cloned().collect() });
         }
         Ok(())
+    }
+}
+
+/// Whether `subject` is `object` itself, as a plain subject (what SpiceDB's `self` grants).
+pub fn is_self(object: crate::store::Obj, subject: crate::store::Subject) -> bool {
+    subject.rel.is_none() && !subject.is_wildcard() && subject.ty == object.ty && subject.id == object.id
+}
+
+/// The relations one evaluation is inside of, for the top-down evaluators (the reference
+/// evaluator and the index's check and `who`).
+///
+/// Re-entering a relation already on the stack is a cycle in the data. Through unions,
+/// intersections and arrows it means "not by this path" (the least fixpoint: a cycle alone grants
+/// nothing). Through the right side of an exclusion the relation would depend on its own
+/// negation, which has no well-defined answer: the cut is then *undefined*, evaluated as unknown
+/// by Kleene's rules (like a missing condition parameter), and the question fails with
+/// [`EvalError::ExclusionCycle`] only if its answer depends on it — an answer that is allowed or
+/// denied whatever the cycle's value stands. Results that saw a cut are not memoized.
+#[derive(Debug)]
+pub struct Recursion {
+    /// `(object, relation, exclusions around it when entered)`.
+    stack: Vec<(crate::store::Obj, crate::schema::RelId, u32)>,
+    /// How many right sides of exclusions the evaluation is inside of.
+    negated: u32,
+    /// Lowest stack index of a cut seen since the marker was reset.
+    lowest_cut: usize,
+    /// Whether an undefined cut (through an exclusion) was met since the marker was reset.
+    undefined: bool,
+    /// Whether the last cut went through an exclusion.
+    last_negative: bool,
+}
+
+impl Default for Recursion {
+    fn default() -> Self {
+        Recursion {
+            stack: Vec::new(),
+            negated: 0,
+            lowest_cut: usize::MAX,
+            undefined: false,
+            last_negative: false,
+        }
+    }
+}
+
+/// What [`Recursion::enter`] saved of the caller's markers.
+#[derive(Clone, Copy, Debug)]
+pub struct Entered {
+    cut: usize,
+    undefined: bool,
+}
+
+impl Recursion {
+    /// Enters `object#rel`; `Ok(None)` means it is already being evaluated (a cycle: its value
+    /// on this path is [`Recursion::cut_value`]).
+    pub fn enter(
+        &mut self,
+        object: crate::store::Obj,
+        rel: crate::schema::RelId,
+        max_depth: u32,
+    ) -> Result<Option<Entered>, EvalError> {
+        if let Some(i) = self.stack.iter().position(|&(o, r, _)| (o, r) == (object, rel)) {
+            self.lowest_cut = self.lowest_cut.min(i);
+            self.last_negative = self.negated > self.stack[i].2;
+            self.undefined |= self.last_negative;
+            return Ok(None);
+        }
+        if self.stack.len() >= max_depth as usize {
+            return Err(EvalError::DepthExceeded { limit: max_depth });
+        }
+        self.stack.push((object, rel, self.negated));
+        let saved = Entered { cut: self.lowest_cut, undefined: self.undefined };
+        self.lowest_cut = usize::MAX;
+        self.undefined = false;
+        Ok(Some(saved))
+    }
+
+    /// The value of the relation just re-entered: denied (least fixpoint), or unknown when the
+    /// cycle went through an exclusion.
+    pub fn cut_value(&self) -> Tri {
+        if self.last_negative {
+            Tri::Cond
+        } else {
+            Tri::False
+        }
+    }
+
+    /// Leaves the current relation; returns whether its result may be memoized.
+    pub fn leave(&mut self, saved: Entered) -> bool {
+        let depth = self.stack.len().saturating_sub(1);
+        self.stack.pop();
+        let exact = self.lowest_cut >= depth && !self.undefined;
+        // Cuts below this node also taint the callers.
+        let inner = if self.lowest_cut >= depth { usize::MAX } else { self.lowest_cut };
+        self.lowest_cut = saved.cut.min(inner);
+        self.undefined |= saved.undefined;
+        exact
+    }
+
+    /// Whether no relation is being evaluated.
+    pub fn is_empty(&self) -> bool {
+        self.stack.is_empty()
+    }
+
+    /// Enters (`+1`) or leaves (`-1`) the right side of an exclusion.
+    pub fn negate(&mut self, by: i32) {
+        self.negated = self.negated.saturating_add_signed(by);
+    }
+
+    /// At the top of a question: an unknown answer that met an undefined cut is the cycle's
+    /// error, not a conditional answer.
+    pub fn finish(
+        &mut self,
+        t: Tri,
+        object: impl FnOnce() -> String,
+        relation: impl FnOnce() -> String,
+    ) -> Result<Tri, EvalError> {
+        if self.stack.is_empty() && self.undefined {
+            self.undefined = false;
+            if t == Tri::Cond {
+                return Err(EvalError::ExclusionCycle { object: object(), relation: relation() });
+            }
+        }
+        Ok(t)
     }
 }

@@ -4,8 +4,11 @@
 //! stack, and treats re-entering one as "not by this path" (least fixpoint), so cycles in the data
 //! terminate with the right answer. Results that did not depend on such a cut are memoized.
 //! Deeper recursion than `limits.max_depth` is an error, never a silent "denied".
+//!
+//! Re-entering a relation through the right side of an exclusion (the data cycles through `-`)
+//! is different: the relation would depend on its own negation. See [`super::Recursion`].
 
-use super::{Conditions, Decision, EvalError, EvalOptions, SubjectSet, Tri};
+use super::{Conditions, Decision, EvalError, EvalOptions, Recursion, SubjectSet, Tri};
 use crate::schema::{RelId, Rewrite};
 use crate::store::{Obj, Source, Subject, TupleAttrs};
 use crate::syntax::ast::ArrowMode;
@@ -15,9 +18,8 @@ use std::collections::HashMap;
 pub struct Reference<'a> {
     pub snap: &'a dyn Source,
     pub opts: &'a EvalOptions,
-    stack: Vec<(Obj, RelId)>,
-    /// Lowest stack index of a cut (re-entered relation) seen since the marker was reset.
-    lowest_cut: usize,
+    /// The relations being evaluated, and the cycles met.
+    rec: Recursion,
     check_memo: HashMap<(Obj, RelId, Subject), Tri>,
     lookup_memo: HashMap<(Obj, RelId, u32, Option<RelId>), SubjectSet>,
     /// Time windows and conditions of the relationships met, and what was missing.
@@ -29,8 +31,7 @@ impl<'a> Reference<'a> {
         Reference {
             snap,
             opts,
-            stack: Vec::new(),
-            lowest_cut: usize::MAX,
+            rec: Recursion::default(),
             check_memo: HashMap::new(),
             lookup_memo: HashMap::new(),
             cond: Conditions::new(snap.schema(), opts),
@@ -47,32 +48,6 @@ impl<'a> Reference<'a> {
         self.cond.holds(attrs)
     }
 
-    /// Enters `object#rel`; `Ok(None)` means it is already being evaluated (a cycle).
-    fn enter(&mut self, object: Obj, rel: RelId) -> Result<Option<usize>, EvalError> {
-        if let Some(i) = self.stack.iter().position(|&n| n == (object, rel)) {
-            self.lowest_cut = self.lowest_cut.min(i);
-            return Ok(None);
-        }
-        if self.stack.len() >= self.opts.limits.max_depth as usize {
-            return Err(EvalError::DepthExceeded { limit: self.opts.limits.max_depth });
-        }
-        self.stack.push((object, rel));
-        let saved = self.lowest_cut;
-        self.lowest_cut = usize::MAX;
-        Ok(Some(saved))
-    }
-
-    /// Leaves the current relation; returns whether its result may be memoized.
-    fn leave(&mut self, saved_cut: usize) -> bool {
-        let depth = self.stack.len() - 1;
-        self.stack.pop();
-        let exact = self.lowest_cut >= depth;
-        // Cuts below this node also taint the callers.
-        let inner = if self.lowest_cut >= depth { usize::MAX } else { self.lowest_cut };
-        self.lowest_cut = saved_cut.min(inner);
-        exact
-    }
-
     // ---- check -------------------------------------------------------------------------------
 
     /// Whether `subject` has `rel` on `object`.
@@ -83,15 +58,22 @@ impl<'a> Reference<'a> {
         if let Some(&t) = self.check_memo.get(&(object, rel, subject)) {
             return Ok(t);
         }
-        let Some(saved) = self.enter(object, rel)? else { return Ok(Tri::False) };
+        let Some(saved) = self.rec.enter(object, rel, self.opts.limits.max_depth)? else {
+            return Ok(self.rec.cut_value());
+        };
         let rewrite = &self.snap.schema().rel_def(object.ty, rel).rewrite;
         let result = self.check_rewrite(object, rel, rewrite, subject);
-        let exact = self.leave(saved);
+        let exact = self.rec.leave(saved);
         let t = result?;
         if exact {
             self.check_memo.insert((object, rel, subject), t);
         }
-        Ok(t)
+        let (snap, schema) = (self.snap, self.snap.schema());
+        self.rec.finish(
+            t,
+            || snap.object_ref(object).to_string(),
+            || schema.rel_def(object.ty, rel).name.clone(),
+        )
     }
 
     fn check_rewrite(
@@ -103,6 +85,7 @@ impl<'a> Reference<'a> {
     ) -> Result<Tri, EvalError> {
         Ok(match rw {
             Rewrite::Nil => Tri::False,
+            Rewrite::SelfRef => Tri::from_bool(super::is_self(object, subject)),
             Rewrite::This => self.check_this(object, rel, subject)?,
             Rewrite::Computed(r) => self.check(object, *r, subject)?,
             Rewrite::Union(items) => {
@@ -130,7 +113,10 @@ impl<'a> Reference<'a> {
                 if a == Tri::False {
                     Tri::False
                 } else {
-                    a.and(self.check_rewrite(object, rel, b, subject)?.not())
+                    self.rec.negate(1);
+                    let b = self.check_rewrite(object, rel, b, subject);
+                    self.rec.negate(-1);
+                    a.and(b?.not())
                 }
             }
             Rewrite::Arrow { tupleset, targets, mode, .. } => {
@@ -169,6 +155,13 @@ impl<'a> Reference<'a> {
                 }
             }
         })
+    }
+
+    fn cycle_error(&self, object: Obj, rel: RelId) -> EvalError {
+        EvalError::ExclusionCycle {
+            object: self.snap.object_ref(object).to_string(),
+            relation: self.snap.schema().rel_def(object.ty, rel).name.clone(),
+        }
     }
 
     /// Evaluates one rewrite node of `object#rel` for `subject` (used by explain).
@@ -227,10 +220,22 @@ impl<'a> Reference<'a> {
         if filter_ty == object.ty && filter_rel == Some(rel) {
             out.add(Subject { ty: object.ty, id: object.id, rel: Some(rel) }, Tri::True);
         }
-        let Some(saved) = self.enter(object, rel)? else { return Ok(out) };
+        let Some(saved) = self.rec.enter(object, rel, self.opts.limits.max_depth)? else {
+            if self.rec.cut_value() != Tri::False {
+                return Err(self.cycle_error(object, rel));
+            }
+            return Ok(out);
+        };
         let rewrite = &self.snap.schema().rel_def(object.ty, rel).rewrite;
         let result = self.lookup_rewrite(object, rel, rewrite, filter_ty, filter_rel);
-        let exact = self.leave(saved);
+        let exact = self.rec.leave(saved);
+        let result = match result {
+            // Named after the question asked (where the cycle was met depends on the order).
+            Err(EvalError::ExclusionCycle { .. }) if self.rec.is_empty() => {
+                Err(self.cycle_error(object, rel))
+            }
+            r => r,
+        };
         let set = out.union(&result?);
         if exact {
             self.lookup_memo.insert((object, rel, filter_ty, filter_rel), set.clone());
@@ -257,6 +262,13 @@ impl<'a> Reference<'a> {
     ) -> Result<SubjectSet, EvalError> {
         Ok(match rw {
             Rewrite::Nil => SubjectSet::empty(),
+            Rewrite::SelfRef => {
+                let mut s = SubjectSet::empty();
+                if fty == object.ty && frel.is_none() {
+                    s.add(Subject { ty: object.ty, id: object.id, rel: None }, Tri::True);
+                }
+                s
+            }
             Rewrite::Computed(r) => self.lookup_subjects(object, *r, fty, frel)?,
             Rewrite::Union(items) => {
                 let mut acc = SubjectSet::empty();
@@ -281,7 +293,10 @@ impl<'a> Reference<'a> {
                 if a.is_empty() {
                     a
                 } else {
-                    a.exclude(&self.lookup_rewrite(object, rel, b, fty, frel)?)
+                    self.rec.negate(1);
+                    let b = self.lookup_rewrite(object, rel, b, fty, frel);
+                    self.rec.negate(-1);
+                    a.exclude(&b?)
                 }
             }
             Rewrite::This => {

@@ -7,9 +7,9 @@
 
 use super::plan::{FastPath, SlotId, SlotKind};
 use super::IndexData;
-use crate::eval::{Conditions, Decision, EvalError, EvalOptions, Tri};
+use crate::eval::{Conditions, Decision, Entered, EvalError, EvalOptions, Recursion, Tri};
 use crate::schema::{RelId, Rewrite, TypeId};
-use crate::store::{Obj, Subject, TupleAttrs};
+use crate::store::{Obj, Source as _, Subject, TupleAttrs};
 use crate::syntax::ast::ArrowMode;
 use rustc_hash::FxHashMap;
 
@@ -17,8 +17,8 @@ use rustc_hash::FxHashMap;
 pub struct IndexEval<'a> {
     pub data: &'a IndexData,
     pub opts: &'a EvalOptions,
-    stack: Vec<(Obj, RelId)>,
-    lowest_cut: usize,
+    /// The relations being evaluated, and the cycles met (as in the reference evaluator).
+    pub(super) rec: Recursion,
     memo: FxHashMap<(Obj, RelId, Subject), Tri>,
     /// Time windows and conditions of the relationships met, and what was missing.
     pub cond: Conditions<'a>,
@@ -31,8 +31,7 @@ impl<'a> IndexEval<'a> {
         IndexEval {
             data,
             opts,
-            stack: Vec::new(),
-            lowest_cut: usize::MAX,
+            rec: Recursion::default(),
             memo: FxHashMap::default(),
             cond: Conditions::new(&data.schema, opts),
             clip: None,
@@ -48,32 +47,25 @@ impl<'a> IndexEval<'a> {
         self.cond.holds(attrs)
     }
 
-    pub(super) fn enter(&mut self, object: Obj, rel: RelId) -> Result<Option<usize>, EvalError> {
-        if let Some(i) = self.stack.iter().position(|&n| n == (object, rel)) {
-            self.lowest_cut = self.lowest_cut.min(i);
-            return Ok(None);
-        }
-        if self.stack.len() >= self.opts.limits.max_depth as usize {
-            return Err(EvalError::DepthExceeded { limit: self.opts.limits.max_depth });
-        }
-        self.stack.push((object, rel));
-        let saved = self.lowest_cut;
-        self.lowest_cut = usize::MAX;
-        Ok(Some(saved))
+    pub(super) fn enter(&mut self, object: Obj, rel: RelId) -> Result<Option<Entered>, EvalError> {
+        self.rec.enter(object, rel, self.opts.limits.max_depth)
     }
 
     /// Whether no relation is being evaluated (the caller's own question is the next one).
     pub(super) fn at_top(&self) -> bool {
-        self.stack.is_empty()
+        self.rec.is_empty()
     }
 
-    pub(super) fn leave(&mut self, saved_cut: usize) -> bool {
-        let depth = self.stack.len() - 1;
-        self.stack.pop();
-        let exact = self.lowest_cut >= depth;
-        let inner = if exact { usize::MAX } else { self.lowest_cut };
-        self.lowest_cut = saved_cut.min(inner);
-        exact
+    pub(super) fn leave(&mut self, saved: Entered) -> bool {
+        self.rec.leave(saved)
+    }
+
+    /// The error for data that cycles through an exclusion at `object#rel`.
+    pub(super) fn cycle_error(&self, object: Obj, rel: RelId) -> EvalError {
+        EvalError::ExclusionCycle {
+            object: self.data.object_ref(object).to_string(),
+            relation: self.data.schema.rel_def(object.ty, rel).name.clone(),
+        }
     }
 
     /// Whether `subject` has `rel` on `object`.
@@ -84,7 +76,7 @@ impl<'a> IndexEval<'a> {
         if let Some(&t) = self.memo.get(&(object, rel, subject)) {
             return Ok(t);
         }
-        let Some(saved) = self.enter(object, rel)? else { return Ok(Tri::False) };
+        let Some(saved) = self.enter(object, rel)? else { return Ok(self.rec.cut_value()) };
         let data = self.data;
         let result = match data.plan.fast_path(object.ty, rel) {
             Some((id, FastPath::Membership { closure })) => {
@@ -100,7 +92,12 @@ impl<'a> IndexEval<'a> {
         if exact && !self.at_top() {
             self.memo.insert((object, rel, subject), t);
         }
-        Ok(t)
+        let data = self.data;
+        self.rec.finish(
+            t,
+            || data.object_ref(object).to_string(),
+            || data.schema.rel_def(object.ty, rel).name.clone(),
+        )
     }
 
     fn check_rewrite(
@@ -112,6 +109,7 @@ impl<'a> IndexEval<'a> {
     ) -> Result<Tri, EvalError> {
         Ok(match rw {
             Rewrite::Nil => Tri::False,
+            Rewrite::SelfRef => Tri::from_bool(crate::eval::is_self(object, subject)),
             Rewrite::This => self.check_this(object, rel, subject)?,
             Rewrite::Computed(r) => self.check(object, *r, subject)?,
             Rewrite::Union(items) => {
@@ -139,7 +137,10 @@ impl<'a> IndexEval<'a> {
                 if a == Tri::False {
                     Tri::False
                 } else {
-                    a.and(self.check_rewrite(object, rel, b, subject)?.not())
+                    self.rec.negate(1);
+                    let b = self.check_rewrite(object, rel, b, subject);
+                    self.rec.negate(-1);
+                    a.and(b?.not())
                 }
             }
             Rewrite::Arrow { tupleset, targets, mode, .. } => {
@@ -306,6 +307,10 @@ impl<'a> IndexEval<'a> {
         let others = data.others(fast_id);
         let down = c.down.get(object.id);
         let nodes = || std::iter::once(object.id).chain(down.iter());
+        // `rel` of any node of the chain is a member of `rel` here (a userset contains itself).
+        if subject.ty == object.ty && subject.rel == Some(rel) && nodes().any(|n| n == subject.id) {
+            return Ok(Tri::True);
+        }
         // Branches that are plain relations (not recursive themselves) are answered for the
         // whole chain at once: one reverse list of the subject against the chain's nodes.
         let plain = |r: &Rewrite| match r {
@@ -359,7 +364,8 @@ impl<'a> IndexEval<'a> {
     }
 
     /// Whether a plain relationship of `ty#rel` on any of `nodes` names `subject` directly (as
-    /// an object, through a wildcard, or as the same userset).
+    /// an object, through a wildcard, or as the same userset), or `subject` is `ty#rel` of one
+    /// of the nodes itself (a userset is a member of itself).
     fn direct_hit_any(
         &self,
         ty: TypeId,
@@ -367,6 +373,9 @@ impl<'a> IndexEval<'a> {
         nodes: impl Iterator<Item = u32> + Clone,
         subject: Subject,
     ) -> bool {
+        if subject.ty == ty && subject.rel == Some(rel) && nodes.clone().any(|n| n == subject.id) {
+            return true;
+        }
         let data = self.data;
         for &slot in data.plan.slots_of(ty, rel) {
             let info = data.plan.info(slot);

@@ -112,6 +112,11 @@ impl IndexEval<'_> {
         }
         let data = self.data;
         let graph = &data.plan.graph;
+        if graph.reaches_negative_cycle((ty, rel)) {
+            let v = self.w_by_checks(s, ty, rel)?;
+            memo.insert((ty, rel), v.clone());
+            return Ok(v);
+        }
         if !graph.in_cycle((ty, rel)) {
             let v = self.w_node(s, ty, rel, memo)?;
             memo.insert((ty, rel), v.clone());
@@ -143,6 +148,18 @@ impl IndexEval<'_> {
         Ok(memo.get(&(ty, rel)).cloned().unwrap_or_default())
     }
 
+    /// `what` for a relation that may depend on a recursion through an exclusion: one check per
+    /// object (top-down, so data that cycles through the exclusion is found as it is in `check`;
+    /// a bottom-up fixpoint would not be well defined).
+    fn w_by_checks(&mut self, s: Subject, ty: TypeId, rel: RelId) -> Result<TriBits, EvalError> {
+        let range = self.clip_of(ty).unwrap_or(0..self.data.object_count(ty));
+        let mut out = TriBits::default();
+        for id in range.start..range.end.min(self.data.object_count(ty)) {
+            out.add(id, self.check(Obj { ty, id }, rel, s)?);
+        }
+        Ok(out)
+    }
+
     fn w_node(
         &mut self,
         s: Subject,
@@ -168,6 +185,13 @@ impl IndexEval<'_> {
     ) -> Result<TriBits, EvalError> {
         Ok(match rw {
             Rewrite::Nil => TriBits::default(),
+            Rewrite::SelfRef => {
+                let mut v = TriBits::default();
+                if s.ty == ty && s.rel.is_none() && !s.is_wildcard() {
+                    v.add(s.id, Tri::True);
+                }
+                v
+            }
             Rewrite::Computed(r) => self.w(s, ty, *r, memo)?,
             Rewrite::Union(items) => {
                 let mut acc = TriBits::default();
@@ -563,7 +587,12 @@ impl IndexEval<'_> {
         if fty == object.ty && frel == Some(rel) {
             out.add(object.id, Tri::True);
         }
-        let Some(saved) = self.enter(object, rel)? else { return Ok(out) };
+        let Some(saved) = self.enter(object, rel)? else {
+            if self.rec.cut_value() != Tri::False {
+                return Err(self.cycle_error(object, rel));
+            }
+            return Ok(out);
+        };
         let data = self.data;
         let result = match data.plan.fast_path(object.ty, rel) {
             Some((id, FastPath::Membership { closure })) => {
@@ -572,6 +601,11 @@ impl IndexEval<'_> {
             _ => self.v_rewrite(object, rel, &data.schema.rel_def(object.ty, rel).rewrite, fty, frel, memo),
         };
         let exact = self.leave(saved);
+        let result = match result {
+            // Named after the question asked (where the cycle was met depends on the order).
+            Err(EvalError::ExclusionCycle { .. }) if self.at_top() => Err(self.cycle_error(object, rel)),
+            r => r,
+        };
         let result = result?;
         let set = if out.is_empty() { result } else { out.union(&result) };
         // The outermost answer is not needed again: keeping it would copy it.
@@ -596,6 +630,13 @@ impl IndexEval<'_> {
     ) -> Result<SubjectBits, EvalError> {
         Ok(match rw {
             Rewrite::Nil => SubjectBits::default(),
+            Rewrite::SelfRef => {
+                let mut v = SubjectBits::default();
+                if fty == object.ty && frel.is_none() {
+                    v.add(object.id, Tri::True);
+                }
+                v
+            }
             Rewrite::Computed(r) => self.v(object, *r, fty, frel, memo)?,
             Rewrite::Union(items) => {
                 let mut acc = SubjectBits::default();
@@ -620,7 +661,10 @@ impl IndexEval<'_> {
                 if a.is_empty() {
                     a
                 } else {
-                    a.exclude(&self.v_rewrite(object, rel, b, fty, frel, memo)?)
+                    self.rec.negate(1);
+                    let b = self.v_rewrite(object, rel, b, fty, frel, memo);
+                    self.rec.negate(-1);
+                    a.exclude(&b?)
                 }
             }
             Rewrite::This => self.v_this(object, rel, fty, frel, memo, None)?,

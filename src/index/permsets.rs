@@ -60,8 +60,11 @@ pub fn entries(schema: &Schema, flat: impl Fn(TypeId, RelId) -> usize, relations
     }
     targets.sort_unstable();
     targets.dedup();
+    // A relation that may depend on a recursion through an exclusion is only checked top-down.
+    let graph = crate::schema::SchemaGraph::build(schema);
     targets
         .into_iter()
+        .filter(|&n| !graph.reaches_negative_cycle(n))
         .map(|(ty, rel)| {
             let mut deps = vec![false; relations];
             let mut seen = vec![false; relations];
@@ -83,7 +86,7 @@ fn collect_targets(rw: &Rewrite, out: &mut Vec<(TypeId, RelId)>) {
             collect_targets(a, out);
             collect_targets(b, out);
         }
-        Rewrite::This | Rewrite::Computed(_) | Rewrite::Nil => {}
+        Rewrite::This | Rewrite::Computed(_) | Rewrite::Nil | Rewrite::SelfRef => {}
     }
 }
 
@@ -145,7 +148,7 @@ fn walk(
             walk(schema, flat, ty, rel, a, deps, seen);
             walk(schema, flat, ty, rel, b, deps, seen);
         }
-        Rewrite::Nil => {}
+        Rewrite::Nil | Rewrite::SelfRef => {}
     }
 }
 

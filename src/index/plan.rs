@@ -131,6 +131,9 @@ impl Plan {
             let t = t as TypeId;
             for (r, rdef) in tdef.relations.iter().enumerate() {
                 let r = r as RelId;
+                if self.graph.in_negative_cycle((t, r)) {
+                    continue; // evaluated top-down only (see `eval::Recursion`)
+                }
                 let found = match &rdef.rewrite {
                     Rewrite::This => self
                         .slot(t, r, t, SlotKind::Userset(r))
@@ -214,7 +217,7 @@ impl Plan {
 fn rewrite_reaches(plan: &Plan, t: TypeId, rw: &Rewrite, target: (TypeId, RelId)) -> bool {
     let reaches = |n: (TypeId, RelId)| plan.graph.reachable(n).contains(&target);
     match rw {
-        Rewrite::This | Rewrite::Nil => false,
+        Rewrite::This | Rewrite::Nil | Rewrite::SelfRef => false,
         Rewrite::Computed(r) => reaches((t, *r)),
         Rewrite::Arrow { tupleset, targets, .. } => {
             reaches((t, *tupleset))

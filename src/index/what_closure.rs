@@ -111,6 +111,6 @@ fn has_this(rw: &Rewrite) -> bool {
         Rewrite::This => true,
         Rewrite::Union(v) | Rewrite::Intersection(v) => v.iter().any(has_this),
         Rewrite::Exclusion(a, b) => has_this(a) || has_this(b),
-        Rewrite::Computed(_) | Rewrite::Arrow { .. } | Rewrite::Nil => false,
+        Rewrite::Computed(_) | Rewrite::Arrow { .. } | Rewrite::Nil | Rewrite::SelfRef => false,
     }
 }

@@ -92,7 +92,7 @@ impl Deps {
                 self.walk(schema, t, q, a);
                 self.walk(schema, t, q, b);
             }
-            Rewrite::Nil => {}
+            Rewrite::Nil | Rewrite::SelfRef => {}
         }
     }
 

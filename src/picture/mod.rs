@@ -274,7 +274,7 @@ fn arrows<'r>(rw: &'r Rewrite, negative: bool, out: &mut Vec<(&'r Rewrite, bool)
             arrows(a, negative, out);
             arrows(b, true, out);
         }
-        Rewrite::This | Rewrite::Computed(_) | Rewrite::Nil => {}
+        Rewrite::This | Rewrite::Computed(_) | Rewrite::Nil | Rewrite::SelfRef => {}
     }
 }
 
@@ -428,7 +428,7 @@ fn walk(
     let style = |s: Style| if negative { Style::Excluded } else { s };
     let label = |s: String| if negative { format!("but not {s}") } else { s };
     match rw {
-        Rewrite::This | Rewrite::Nil => {}
+        Rewrite::This | Rewrite::Nil | Rewrite::SelfRef => {}
         Rewrite::Computed(c) => {
             if let Some(to) = at((t, Some(*c))) {
                 d.edge(from, to, label(schema.rel_def(t, *c).name.clone()), style(Style::Computed));

@@ -82,6 +82,7 @@ impl From<EvalError> for QueryFailure {
     fn from(e: EvalError) -> Self {
         let (kind, code) = match &e {
             EvalError::DepthExceeded { .. } => (FailureKind::Evaluation, "depth-exceeded"),
+            EvalError::ExclusionCycle { .. } => (FailureKind::Evaluation, "exclusion-cycle"),
             EvalError::TooManyResults { .. } => (FailureKind::Evaluation, "too-many-results"),
             EvalError::MissingContext { .. } => (FailureKind::Evaluation, "missing-context"),
             EvalError::Condition(_) => (FailureKind::Evaluation, "condition-error"),

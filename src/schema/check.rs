@@ -26,6 +26,7 @@ impl Checker {
         let mut out = Schema {
             types: Vec::new(),
             conditions: Vec::new(),
+            warnings: Vec::new(),
             type_ids: HashMap::new(),
             condition_ids: HashMap::new(),
         };
@@ -126,7 +127,7 @@ impl Checker {
             }
         }
         if self.diags.is_empty() {
-            self.check_grounded(&out);
+            out.warnings = ungrounded(&out);
         }
         out
     }
@@ -262,6 +263,9 @@ impl Checker {
             }
             Expr::Ref(name) => match tdef.relation_id(&name.name) {
                 Some(r) => Rewrite::Computed(r),
+                // `self`: the object itself as a subject (SpiceDB's `use self`), unless the type
+                // has a relation of that name.
+                None if name.name == "self" => Rewrite::SelfRef,
                 None => {
                     self.diags.push(
                         Diagnostic::new(
@@ -466,47 +470,36 @@ impl Checker {
             }
         }
     }
+}
 
-    /// Reports permissions that can never be granted because they only refer back to themselves.
-    fn check_grounded(&mut self, out: &Schema) {
-        let graph = SchemaGraph::build(out);
-        for (a, b) in graph.negative_cycles() {
-            let (ta, ra) = (out.type_def(a.0), out.rel_def(a.0, a.1));
-            let tb = out.type_def(b.0);
-            self.diags.push(
-                Diagnostic::new(
-                    "recursive-exclusion",
-                    ra.span,
-                    format!(
-                        "`{}#{}` excludes `{}#{}`, which depends on `{}#{}` again",
-                        ta.name, ra.name, tb.name, out.rel_def(b.0, b.1).name, ta.name, ra.name
-                    ),
-                )
-                .with_label("recursion through an exclusion has no well-defined answer")
-                .with_help("exclude a relation that does not lead back here, e.g. `(viewer + parent->view) - banned`"),
-            );
-        }
-        let grounded = graph.grounded(out);
-        for (t, tdef) in out.types.iter().enumerate() {
-            for (r, rdef) in tdef.relations.iter().enumerate() {
-                let node = (t as TypeId, r as RelId);
-                if !grounded.contains(&node) && graph.in_cycle(node) {
-                    self.diags.push(
-                        Diagnostic::new(
-                            "ungrounded-permission",
-                            rdef.span,
-                            format!(
-                                "`{}#{}` refers back to itself and can never be granted",
-                                tdef.name, rdef.name
-                            ),
-                        )
-                        .with_label("every branch of this definition leads back here")
-                        .with_help(
-                            "give the recursion a base case, e.g. `permission view = viewer + parent->view`",
+/// Warns about permissions that can never be granted because every branch of them leads back to
+/// themselves (SpiceDB and OpenFGA accept them; they are always denied). Recursion through an
+/// exclusion is accepted too: evaluation answers wherever the data does not cycle through the
+/// exclusion and fails with `EvalError::ExclusionCycle` where it does.
+fn ungrounded(out: &Schema) -> Vec<Diagnostic> {
+    let graph = SchemaGraph::build(out);
+    let grounded = graph.grounded(out);
+    let mut warnings = Vec::new();
+    for (t, tdef) in out.types.iter().enumerate() {
+        for (r, rdef) in tdef.relations.iter().enumerate() {
+            let node = (t as TypeId, r as RelId);
+            if !grounded.contains(&node) && graph.in_cycle(node) {
+                warnings.push(
+                    Diagnostic::warning(
+                        "ungrounded-permission",
+                        rdef.span,
+                        format!(
+                            "`{}#{}` refers back to itself and can never be granted",
+                            tdef.name, rdef.name
                         ),
-                    );
-                }
+                    )
+                    .with_label("every branch of this definition leads back here")
+                    .with_help(
+                        "give the recursion a base case, e.g. `permission view = viewer + parent->view`",
+                    ),
+                );
             }
         }
     }
+    warnings
 }

@@ -20,6 +20,7 @@ pub fn describe(schema: &Schema, ty: u32, rw: &Rewrite) -> String {
         match rw {
             Rewrite::This => out.push_str("this"),
             Rewrite::Nil => out.push_str("nil"),
+            Rewrite::SelfRef => out.push_str("self"),
             Rewrite::Computed(r) => out.push_str(&tdef.relations[*r as usize].name),
             Rewrite::Arrow { tupleset, target_name, mode, .. } => {
                 let ts = &tdef.relations[*tupleset as usize].name;

@@ -22,6 +22,8 @@ pub struct SchemaGraph {
     scc_of: HashMap<Node, usize>,
     /// Components with more than one node, or a node with an edge to itself.
     recursive: HashSet<usize>,
+    /// Recursive components with a negative edge inside (recursion through an exclusion).
+    negative: HashSet<usize>,
 }
 
 impl SchemaGraph {
@@ -62,7 +64,18 @@ impl SchemaGraph {
                 scc_of.insert(graph[n], i);
             }
         }
-        SchemaGraph { graph, index, scc_of, recursive }
+        let mut negative = HashSet::new();
+        for e in graph.edge_indices().filter(|&e| graph[e]) {
+            if let Some((a, b)) = graph.edge_endpoints(e) {
+                let (ca, cb) = (scc_of.get(&graph[a]), scc_of.get(&graph[b]));
+                if let (Some(ca), Some(cb)) = (ca, cb) {
+                    if ca == cb && recursive.contains(ca) {
+                        negative.insert(*ca);
+                    }
+                }
+            }
+        }
+        SchemaGraph { graph, index, scc_of, recursive, negative }
     }
 
     /// The members of the node's strongly connected component (the node alone if none).
@@ -88,16 +101,21 @@ impl SchemaGraph {
         self.in_cycle(a) && self.scc_of.get(&a) == self.scc_of.get(&b)
     }
 
-    /// Negative edges (exclusions) inside a recursive component: `a` excludes something that
-    /// depends on `a` again, which has no well-defined meaning (the schema is not stratified).
-    pub fn negative_cycles(&self) -> Vec<(Node, Node)> {
-        self.graph
-            .edge_indices()
-            .filter(|&e| self.graph[e])
-            .filter_map(|e| self.graph.edge_endpoints(e))
-            .map(|(a, b)| (self.graph[a], self.graph[b]))
-            .filter(|&(a, b)| self.same_cycle(a, b))
-            .collect()
+    /// Whether the node is part of a recursive component that goes through an exclusion: its
+    /// value may depend on its own negation, so evaluation must watch for data that cycles
+    /// through the exclusion (and cannot use closures or bottom-up fixpoints for it).
+    pub fn in_negative_cycle(&self, n: Node) -> bool {
+        self.scc_of.get(&n).is_some_and(|c| self.negative.contains(c))
+    }
+
+    /// Whether the schema recurses through an exclusion anywhere.
+    pub fn has_negative_cycles(&self) -> bool {
+        !self.negative.is_empty()
+    }
+
+    /// Whether evaluating `from` may evaluate a node of a recursion through an exclusion.
+    pub fn reaches_negative_cycle(&self, from: Node) -> bool {
+        !self.negative.is_empty() && self.reachable(from).iter().any(|&n| self.in_negative_cycle(n))
     }
 
     /// Nodes that `from` can reach (including itself).
@@ -144,6 +162,7 @@ fn can_hold(schema: &Schema, t: TypeId, r: RelId, rw: &Rewrite, g: &HashSet<Node
         Rewrite::Intersection(v) => v.iter().all(|x| can_hold(schema, t, r, x, g)),
         Rewrite::Exclusion(a, _) => can_hold(schema, t, r, a, g),
         Rewrite::Nil => false,
+        Rewrite::SelfRef => true,
     }
 }
 
@@ -174,6 +193,6 @@ fn collect_deps(schema: &Schema, t: TypeId, r: RelId, rw: &Rewrite, neg: bool, o
             collect_deps(schema, t, r, a, neg, out);
             collect_deps(schema, t, r, b, true, out);
         }
-        Rewrite::Nil => {}
+        Rewrite::Nil | Rewrite::SelfRef => {}
     }
 }

@@ -31,6 +31,9 @@ pub type CondId = u32;
 pub struct Schema {
     pub types: Vec<TypeDef>,
     pub conditions: Vec<CompiledCondition>,
+    /// What the compiler found questionable but accepted (permissions that can never be
+    /// granted, ...): `purview validate` shows them, loading goes on.
+    pub warnings: Vec<crate::diag::Diagnostic>,
     type_ids: HashMap<String, TypeId>,
     condition_ids: HashMap<String, CondId>,
 }
@@ -101,6 +104,8 @@ pub enum Rewrite {
     Intersection(Vec<Rewrite>),
     Exclusion(Box<Rewrite>, Box<Rewrite>),
     Nil,
+    /// The object itself, as a plain subject (SpiceDB's `self`): `user:a` has it on `user:a`.
+    SelfRef,
 }
 
 /// A schema-level constraint on the relationships of one object, enforced atomically when

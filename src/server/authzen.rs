@@ -130,6 +130,7 @@ impl From<EvalError> for Fail {
             | EvalError::Condition(_)
             | EvalError::MissingContext { .. } => 400,
             EvalError::DepthExceeded { .. }
+            | EvalError::ExclusionCycle { .. }
             | EvalError::TooManyResults { .. }
             | EvalError::RevisionNotVisible { .. }
             | EvalError::RevisionCollected { .. }

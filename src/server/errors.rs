@@ -53,7 +53,7 @@ pub fn from_eval(e: &EvalError) -> Status {
         EvalError::UnknownRelation { .. } => {
             status(Code::FailedPrecondition, "ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION", m)
         }
-        EvalError::DepthExceeded { .. } => {
+        EvalError::DepthExceeded { .. } | EvalError::ExclusionCycle { .. } => {
             status(Code::ResourceExhausted, "ERROR_REASON_MAXIMUM_DEPTH_EXCEEDED", m)
         }
         EvalError::TooManyResults { .. } => {

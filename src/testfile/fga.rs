@@ -86,7 +86,7 @@ fn err(code: u32, message: impl Into<String>) -> FgaError {
 
 fn eval_err(e: EvalError) -> FgaError {
     match e {
-        EvalError::DepthExceeded { .. } => err(TOO_COMPLEX, e.to_string()),
+        EvalError::DepthExceeded { .. } | EvalError::ExclusionCycle { .. } => err(TOO_COMPLEX, e.to_string()),
         _ => err(VALIDATION, e.to_string()),
     }
 }

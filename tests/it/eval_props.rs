@@ -29,7 +29,7 @@ proptest! {
         tuples in prop::collection::vec(tuple_gen(), 0..30),
         ctx in prop::option::weighted(0.3, 0i64..10),
     ) {
-        let Some(schema) = sg.compile() else { return Ok(()) };
+        let Some(schema) = sg.compile_stratified() else { return Ok(()) };
         for engine in [Engine::Reference, Engine::Index] {
             let pv = Purview::with_engine(schema.clone(), engine);
             let ops: Vec<WriteOp> = tuples.iter().map(|t| WriteOp::Touch(relationship(&pv.schema(), t))).collect();

@@ -198,6 +198,13 @@ impl SchemaGen {
     pub fn compile(&self) -> Option<Schema> {
         schema::compile(&self.to_ast()).ok()
     }
+
+    /// [`SchemaGen::compile`], without the schemas that recurse through an exclusion (where
+    /// data that cycles through the exclusion makes questions fail with `ExclusionCycle`; those
+    /// are tested in `exclusion_cycles` and `index_diff`).
+    pub fn compile_stratified(&self) -> Option<Schema> {
+        self.compile().filter(|s| !schema::SchemaGraph::build(s).has_negative_cycles())
+    }
 }
 
 /// Parameters of a random relationship, resolved against a compiled schema.

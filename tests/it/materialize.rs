@@ -68,7 +68,7 @@ proptest! {
 
     #[test]
     fn full_materialization_equals_the_reference(sg in schema_gen(), batches in batches()) {
-        let Some(schema) = sg.compile() else { return Ok(()) };
+        let Some(schema) = sg.compile_stratified() else { return Ok(()) };
         let index = Purview::with_engine(schema.clone(), Engine::Index);
         let reference = Purview::with_engine(schema.clone(), Engine::Reference);
         for b in &batches {
@@ -99,7 +99,7 @@ proptest! {
         setup in prop::collection::vec((prop::bool::weighted(0.1), tuple_gen()), 4..24),
         change in prop::collection::vec((prop::bool::weighted(0.5), tuple_gen()), 1..5),
     ) {
-        let Some(schema) = sg.compile() else { return Ok(()) };
+        let Some(schema) = sg.compile_stratified() else { return Ok(()) };
         let pv = Purview::with_engine(schema.clone(), Engine::Index);
         let opts = EvalOptions::default();
         let _ = pv.write(&ops_of(&schema, &setup));
@@ -129,7 +129,7 @@ proptest! {
 
     #[test]
     fn partitions_concatenate_to_the_whole(sg in schema_gen(), batches in batches(), n in 1..5u32) {
-        let Some(schema) = sg.compile() else { return Ok(()) };
+        let Some(schema) = sg.compile_stratified() else { return Ok(()) };
         let pv = Purview::with_engine(schema.clone(), Engine::Index);
         for b in &batches {
             let _ = pv.write(&ops_of(&schema, b));

@@ -70,10 +70,6 @@ const SPICEDB_REFUSED: &[(&str, &str)] = &[
     ("localimport_import_path_with_keyword.zed", "`import` of another file (see localimport.zed)"),
     ("localimport_with_quotes_in_quotes.zed", "`import` of another file (see localimport.zed)"),
     ("localimport_with_singlequotes.zed", "`import` of another file (see localimport.zed)"),
-    (
-        "use_self.zed",
-        "`self` in a permission (the resource as its own subject): Purview's AST has no such expression",
-    ),
 ];
 
 #[test]

@@ -128,12 +128,9 @@ impl<'t> Lower<'t> {
                 self.expr(inner, depth + 1)
             }
             Rule::nil => Some(Expr::Nil(SpanEq(span))),
-            Rule::self_expr if self.flags.contains("self") => {
-                let d = Diagnostic::new("unsupported-self", span, "`self` is not supported in permissions")
-                    .with_help("Purview has no expression for the resource itself as a subject; model it with a relation");
-                self.diags.push(d);
-                None
-            }
+            // Under `use self`, `self` is the resource itself as a subject; it cannot name a
+            // relation, so the schema compiler reads the reference as that.
+            Rule::self_expr if self.flags.contains("self") => Some(Expr::Ref(ident_of(&pair))),
             Rule::self_expr | Rule::ident => {
                 let id = ident_of(&pair);
                 self.check_name(&id, "relation");

