@@ -45,12 +45,15 @@ pub mod compact;
 mod compute;
 pub mod delta;
 mod deps;
+pub mod diff;
 pub mod output;
+pub mod structure;
 mod text;
 
 pub use compute::{Job, Materialized, Row};
 pub use delta::{deltas, Change, Delta, DeltaIds, Strategy};
 pub use deps::{Deps, TupleReader, ValueReader};
+pub use diff::{diff, PermissionDiff, SchemaDiff, Status, Targets};
 
 use crate::eval::EvalError;
 use crate::schema::{RelId, Schema, TypeId};
@@ -269,4 +272,6 @@ pub enum MaterializeError {
     Compact(String),
     #[error("{0} is not available for deltas; use csv or jsonl")]
     DeltaFormat(&'static str),
+    #[error("the data does not fit the old schema:\n{0}")]
+    OldSchema(String),
 }
