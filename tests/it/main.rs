@@ -7,6 +7,7 @@ mod authzen;
 mod cli;
 mod cli_store;
 mod conformance;
+mod diff;
 mod constraints;
 mod eval_props;
 mod examples;
