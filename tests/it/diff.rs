@@ -153,7 +153,9 @@ fn oracle(old: &Purview, new: &Purview, names: &purview::index::IndexData) -> Pa
                         continue;
                     }
                     let name = |t: Tri| if t == Tri::Cond { "conditional" } else { "allowed" }.to_string();
-                    let row = |c: &str, t| (c.to_string(), subject.to_string(), p.clone(), object.to_string(), name(t));
+                    let row = |c: &str, t| {
+                        (c.to_string(), subject.to_string(), p.clone(), object.to_string(), name(t))
+                    };
                     if x != Tri::False {
                         out.insert(row("removed", x));
                     }
@@ -168,7 +170,7 @@ fn oracle(old: &Purview, new: &Purview, names: &purview::index::IndexData) -> Pa
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
 
     #[test]
     fn the_diff_is_the_set_difference_of_the_two_schemas_answers(
@@ -217,7 +219,8 @@ proptest! {
 
 #[test]
 fn a_change_to_one_permission_evaluates_no_other_and_only_the_subjects_it_can_concern() {
-    let old = "type user {}\ntype doc {\n relation viewer: user\n relation banned: user\n relation owner: user\n \
+    let old =
+        "type user {}\ntype doc {\n relation viewer: user\n relation banned: user\n relation owner: user\n \
                permission view = viewer + owner\n permission edit = owner\n}";
     let new = old.replace("permission view = viewer + owner", "permission view = viewer + owner - banned");
     let pv = Purview::from_schema_text("old.pv", old).unwrap();
@@ -228,7 +231,9 @@ fn a_change_to_one_permission_evaluates_no_other_and_only_the_subjects_it_can_co
     rels += "doc:d3#banned@user:u3\ndoc:d4#banned@user:o4\ndoc:d5#banned@user:nobody";
     pv.write_text(&rels).unwrap();
     let data = index_of(&pv);
-    let new = Arc::new(purview::api::compile_schema_as(purview::syntax::SchemaFormat::Purview, "new.pv", &new).unwrap());
+    let new = Arc::new(
+        purview::api::compile_schema_as(purview::syntax::SchemaFormat::Purview, "new.pv", &new).unwrap(),
+    );
     let report = diff(&data.schema, &new, &data, &Targets::default()).unwrap();
     let view = report.permissions.iter().find(|p| p.permission == "doc#view").unwrap();
     let edit = report.permissions.iter().find(|p| p.permission == "doc#edit").unwrap();
@@ -236,7 +241,8 @@ fn a_change_to_one_permission_evaluates_no_other_and_only_the_subjects_it_can_co
     assert_eq!(edit.subjects_evaluated, None);
     // Only the banned users were evaluated again, out of 56 users.
     assert_eq!(view.subjects_evaluated, Some(3));
-    let lines: Vec<String> = report.named(view).map(|d| format!("{} {} {}", d.change.name(), d.subject, d.object)).collect();
+    let lines: Vec<String> =
+        report.named(view).map(|d| format!("{} {} {}", d.change.name(), d.subject, d.object)).collect();
     assert_eq!(lines, ["removed user:u3 doc:d3", "removed user:o4 doc:d4"]);
     assert!(report.named(view).all(|d| d.change == Change::Removed));
 }
@@ -252,7 +258,11 @@ struct Run {
 }
 
 fn purview(args: &[&str], dir: &Path) -> Run {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_purview")).args(args).current_dir(dir).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_purview"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -269,11 +279,142 @@ fn the_seed_examples_schema_changes_give_the_expected_gains_and_losses() {
         let r = purview(&["diff", "schema.pv", "diff/new.pv", "--data", "data.rels", "--csv"], &dir);
         let expected = std::fs::read_to_string(dir.join("diff/expected.csv")).unwrap();
         let sorted = |t: &str| {
-            let mut v: Vec<String> = t.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(String::from).collect();
+            let mut v: Vec<String> =
+                t.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(String::from).collect();
             v.sort();
             v
         };
         assert_eq!(sorted(&r.stdout), sorted(&expected), "{product}: {}", r.stderr);
         assert_eq!(r.code, 1, "{product}: access changes exit 1");
     }
+}
+
+const OLD: &str = "type user {}\ntype group { relation member: user }\ntype doc {\n relation viewer: user | group#member\n \
+                   relation owner: user\n permission view = viewer + owner\n permission edit = owner\n}\n";
+const DATA: &str =
+    "doc:d1#viewer@group:g#member\ngroup:g#member@user:ann\ndoc:d1#owner@user:bob\ndoc:d2#viewer@user:cat\n";
+
+fn files(new: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old.pv"), OLD).unwrap();
+    std::fs::write(dir.path().join("new.pv"), new).unwrap();
+    std::fs::write(dir.path().join("data.rels"), DATA).unwrap();
+    dir
+}
+
+#[test]
+fn the_cli_reports_structure_orphans_and_pairs_and_exits_by_whether_access_changes() {
+    // Group viewers are no longer allowed (orphaning one relationship), and `edit` is new.
+    let new = OLD
+        .replace("relation viewer: user | group#member", "relation viewer: user")
+        .replace("permission edit = owner", "permission edit = owner\n permission delete = owner");
+    let dir = files(&new);
+    let args = ["diff", "old.pv", "new.pv", "--data", "data.rels"];
+    let r = purview(&args, dir.path());
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    for line in [
+        "~ relation doc#viewer",
+        "      was: relation viewer: user | group#member",
+        "+ permission doc#delete: permission delete = owner",
+        "doc#viewer: `doc#viewer`:",
+        "      e.g. doc:d1#viewer@group:g#member",
+        "doc#view for user (affected through doc#viewer): 0 added (0 subjects gaining), 1 removed (1 subject losing); 2 subjects evaluated again",
+        "    - user:ann view doc:d1",
+        "    + user:bob delete doc:d1",
+        "1 permission unchanged",
+    ] {
+        assert!(r.stdout.contains(line), "missing `{line}` in\n{}", r.stdout);
+    }
+    let csv = purview(&[&args[..], &["--csv"]].concat(), dir.path());
+    assert_eq!(
+        csv.stdout,
+        "change,subject,permission,object,outcome\nremoved,user:ann,view,doc:d1,allowed\nadded,user:bob,delete,doc:d1,allowed\n"
+    );
+    let json = purview(&[&args[..], &["--json"]].concat(), dir.path());
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!((v["added"].as_u64(), v["removed"].as_u64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(v["orphaned"][0]["count"], 1, "{v}");
+    let view = v["permissions"].as_array().unwrap().iter().find(|p| p["permission"] == "doc#view").unwrap();
+    assert_eq!(view["pairs"][0]["subject"], "user:ann", "{v}");
+    assert_eq!(view["status"], "affected");
+    // No access change: exit 0; the same schema: no structural change either.
+    let same = purview(&["diff", "old.pv", "old.pv", "--data", "data.rels"], dir.path());
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert!(same.stdout.contains("Schema changes (old.pv → old.pv):\n  none"), "{}", same.stdout);
+}
+
+#[test]
+fn the_cli_refuses_bad_input_with_exit_4() {
+    let dir = files("type user {\n");
+    let r = purview(&["diff", "old.pv", "new.pv", "--data", "data.rels"], dir.path());
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let dir = files(OLD);
+    let r =
+        purview(&["diff", "old.pv", "new.pv", "--data", "data.rels", "--permission", "doc#vew"], dir.path());
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("`vew`") && r.stderr.contains("`view`"), "{}", r.stderr);
+    let r =
+        purview(&["diff", "old.pv", "new.pv", "--data", "data.rels", "--subject-type", "robot"], dir.path());
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    // Data that does not fit OLD.
+    std::fs::write(dir.path().join("bad.rels"), "doc:d1#editor@user:ann\n").unwrap();
+    let r = purview(&["diff", "old.pv", "new.pv", "--data", "bad.rels"], dir.path());
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    // A store whose relationships do not fit OLD.
+    let store = dir.path().join("store");
+    std::fs::write(
+        dir.path().join("wide.pv"),
+        OLD.replace("relation owner: user", "relation owner: user\n relation editor: user"),
+    )
+    .unwrap();
+    let s = store.to_string_lossy().to_string();
+    assert_eq!(
+        purview(&["store", "init", &s, "--schema", "wide.pv", "--data", "bad.rels"], dir.path()).code,
+        0
+    );
+    let r = purview(&["diff", "old.pv", "new.pv", "--store", &s], dir.path());
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("relation `doc#editor` is removed"), "{}", r.stderr);
+}
+
+fn store_info(dir: &Path, store: &str) -> serde_json::Value {
+    serde_json::from_str(&purview(&["store", "info", store, "--json"], dir).stdout).unwrap()
+}
+
+#[test]
+fn a_schema_dry_run_on_a_store_prints_the_report_and_changes_nothing() {
+    let new = OLD.replace("permission view = viewer + owner", "permission view = viewer");
+    let dir = files(&new);
+    let store = dir.path().join("store").to_string_lossy().to_string();
+    assert_eq!(
+        purview(&["store", "init", &store, "--schema", "old.pv", "--data", "data.rels"], dir.path()).code,
+        0
+    );
+    let before = store_info(dir.path(), &store);
+    let r = purview(&["store", "schema", &store, "new.pv", "--dry-run"], dir.path());
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("    - user:bob view doc:d1"), "{}", r.stdout);
+    assert!(r.stdout.contains("the store would accept this schema; nothing changed"), "{}", r.stdout);
+    // `diff --store` gives the same pairs.
+    let d = purview(&["diff", "old.pv", "new.pv", "--store", &store, "--csv"], dir.path());
+    assert_eq!(d.stdout, "change,subject,permission,object,outcome\nremoved,user:bob,view,doc:d1,allowed\n");
+    // A change the store would refuse: the report, then the refusal (exit 4).
+    std::fs::write(
+        dir.path().join("narrow.pv"),
+        OLD.replace("relation viewer: user | group#member", "relation viewer: user"),
+    )
+    .unwrap();
+    let r = purview(&["store", "schema", &store, "narrow.pv", "--dry-run"], dir.path());
+    assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("Orphaned by the new schema") && r.stderr.contains("does not fit"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let after = store_info(dir.path(), &store);
+    assert_eq!(before["revision"], after["revision"]);
+    assert_eq!(before["schema_revision"], after["schema_revision"]);
+    let schema = purview(&["store", "schema", &store], dir.path()).stdout;
+    assert_eq!(schema, OLD);
 }
