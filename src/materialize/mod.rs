@@ -12,6 +12,9 @@
 //!   complete.
 //! - [`delta`]: incremental recomputation — the pairs added and removed by a write batch, from
 //!   the objects or the subjects the changed relationships can reach (whichever is fewer).
+//! - [`diff()`] (`diff.rs`, `structure.rs`): the pairs a new *schema* adds and removes on the
+//!   same relationships, evaluating only the permissions that read a changed relation, for the
+//!   subjects a differing part of a definition holds for.
 //!
 //! An embedding host keeps a search index in sync with the deltas of each write:
 //!
