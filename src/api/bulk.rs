@@ -481,6 +481,21 @@ impl Purview {
     }
 }
 
+impl Purview {
+    /// Whether [`Purview::set_schema`] would accept this schema on the current relationships:
+    /// the same checks, and nothing changes (`purview store schema --dry-run`).
+    pub fn check_schema_change(
+        &self,
+        format: SchemaFormat,
+        name: &str,
+        text: &str,
+    ) -> Result<(), SchemaChangeError> {
+        let schema = Arc::new(compile_schema_as(format, name, text)?);
+        let (_unchanged, head) = self.lock_index().map_err(SchemaChangeError::Storage)?;
+        rebuild_under(&head, schema).map(|_| ())
+    }
+}
+
 /// `head`'s relationships re-validated and rebuilt under `schema`, at the next revision.
 pub(crate) fn rebuild_under(head: &IndexData, schema: Arc<Schema>) -> Result<IndexData, SchemaChangeError> {
     let mut next = IndexData::new(schema.clone());

@@ -31,7 +31,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  allowed (check, explain), or success
   1  denied (check, explain), or a test failed, or `fmt --check` found unformatted files, or
-     `store verify` found problems, or an `lsp` client left without `shutdown`
+     `store verify` found problems, or `diff` (`store schema --dry-run`) found access changes, or an
+     `lsp` client left without `shutdown`
   2  conditional (check, explain): allowed only with context that was not given
   3  usage error
   4  input error: invalid schema, relationships, query or flag value, an unreadable file, a

@@ -124,11 +124,16 @@ pub fn from_files(
     engine: Engine,
 ) -> CliResult<Purview> {
     let compiled = schema_file(schema, format)?;
+    from_schema(compiled, data, engine)
+}
+
+/// A compiled schema and the data files, answered by `engine`.
+pub fn from_schema(schema: Schema, data: &[std::path::PathBuf], engine: Engine) -> CliResult<Purview> {
     let mut texts = Vec::new();
     for d in data {
         texts.push((d.display().to_string(), read(d)?));
     }
-    store(compiled, &texts, engine)
+    store(schema, &texts, engine)
 }
 
 /// Checks a relationships file: its syntax, and against `schema` when given. Returns the count.

@@ -75,7 +75,7 @@ impl From<FormatArg> for Format {
     }
 }
 
-fn failed(e: MaterializeError) -> CliError {
+pub(super) fn failed(e: MaterializeError) -> CliError {
     match &e {
         MaterializeError::Eval(e) => CliError::new(Exit::Evaluation, e.to_string()),
         MaterializeError::Io(e) => CliError::input(format!("cannot write the output: {e}")),
@@ -287,7 +287,7 @@ fn deltas(
     Ok(Exit::Success)
 }
 
-fn delta_line(buf: &mut Vec<u8>, format: Format, d: &delta::Delta) {
+pub(super) fn delta_line(buf: &mut Vec<u8>, format: Format, d: &delta::Delta) {
     let outcome = if d.outcome == purview::Tri::Cond { "conditional" } else { "allowed" };
     let line = match format {
         Format::Jsonl => serde_json::json!({

@@ -21,6 +21,7 @@
 #[cfg(feature = "postgres")]
 mod datastore;
 mod demo;
+mod diff;
 mod error;
 mod files;
 mod graph;
@@ -191,6 +192,15 @@ enum Command {
     /// of changes adds and removes (`--changes`).
     #[command(after_help = EXIT_CODES)]
     Materialize(materialize::MaterializeArgs),
+    /// Who gains and who loses access under a new schema, on the same relationships.
+    ///
+    /// `purview diff old.pv new.pv --data data.rels` prints the structural changes (relations
+    /// and permissions added, removed, changed), the relationships the new schema cannot hold,
+    /// and every (subject, permission, object) pair the new schema adds or removes, with a
+    /// summary per permission. `--csv` prints only the pairs (the materialize delta format),
+    /// `--json` the whole report. Exits 0 when no access changes, 1 when some does.
+    #[command(after_help = EXIT_CODES)]
+    Diff(diff::DiffArgs),
     /// Create and manage a durable store: a directory that keeps a schema, the relationships
     /// and their history across restarts.
     ///
@@ -401,6 +411,7 @@ fn run(command: Command, engine: Engine) -> CliResult<Exit> {
         Command::Lsp { stdio: _ } => lsp::run(),
         Command::Demo { queries, eval, show } => demo::run(&queries, &eval, show, engine),
         Command::Materialize(args) => materialize::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Store(args) => store::run(args),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(*args),

@@ -82,6 +82,14 @@ enum StoreCommand {
         /// The language of NEW_SCHEMA_FILE (default: by extension, then content).
         #[arg(long, value_name = "FORMAT", value_parser = schema_format_parser(), requires = "file")]
         schema_format: Option<SchemaFormat>,
+        /// Change nothing: print who would gain and lose access (the `purview diff` report),
+        /// then whether the store would accept the change. Exits 0 when no access changes, 1
+        /// when some does, 4 when the store would refuse the change.
+        #[arg(long, requires = "file")]
+        dry_run: bool,
+        /// With `--dry-run`: the report as one JSON object.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Facts about a store: revisions, relationships, history kept, snapshot, size.
     #[command(after_help = EXIT_CODES)]
@@ -155,7 +163,9 @@ pub(super) fn run(args: StoreArgs) -> CliResult<Exit> {
         StoreCommand::Init { dir, schema, schema_format, data } => init(&dir, &schema, schema_format, &data),
         StoreCommand::Import { dir, files } => import(&dir, &files),
         StoreCommand::Export { dir, at, output } => export(&dir, at, &output),
-        StoreCommand::Schema { dir, file, schema_format } => schema(&dir, file.as_deref(), schema_format),
+        StoreCommand::Schema { dir, file, schema_format, dry_run, json } => {
+            schema(&dir, file.as_deref(), schema_format, dry_run.then_some(json))
+        }
         StoreCommand::Info { dir, json } => info(&dir, json),
         StoreCommand::Gc { dir, history_window, json } => gc(&dir, history_window, json),
         StoreCommand::History { dir, object, since, json } => history(&dir, &object, since.as_deref(), json),
@@ -579,7 +589,13 @@ fn export(dir: &Path, at: Option<u64>, output: &Path) -> CliResult<Exit> {
     Ok(Exit::Success)
 }
 
-fn schema(dir: &Path, file: Option<&Path>, format: Option<SchemaFormat>) -> CliResult<Exit> {
+/// `dry_run`: `Some(json)` to print the diff report instead of changing the schema.
+fn schema(
+    dir: &Path,
+    file: Option<&Path>,
+    format: Option<SchemaFormat>,
+    dry_run: Option<bool>,
+) -> CliResult<Exit> {
     let store = open(dir)?;
     let Some(file) = file else {
         let (_, text) = storage::schema_text(&store).map_err(storage_error)?;
@@ -592,7 +608,45 @@ fn schema(dir: &Path, file: Option<&Path>, format: Option<SchemaFormat>) -> CliR
     };
     let text = load::read(file)?;
     let format = load::schema_format(file, &text, format);
-    match store.purview().set_schema(format, &file.display().to_string(), &text) {
+    if let Some(json) = dry_run {
+        return schema_dry_run(&store, file, format, &text, json);
+    }
+    schema_change(store.purview().set_schema(format, &file.display().to_string(), &text))
+}
+
+/// Prints the diff report of a schema change, then whether the store would accept it.
+fn schema_dry_run(
+    store: &Store,
+    file: &Path,
+    format: SchemaFormat,
+    text: &str,
+    json: bool,
+) -> CliResult<Exit> {
+    let name = file.display().to_string();
+    let new = std::sync::Arc::new(load::schema_from_text(format, &name, text)?);
+    let View::Index(data) = store.purview().snapshot() else {
+        return Err(CliError::input("a dry run needs the index engine"));
+    };
+    let report = super::diff::compare(&data.schema.clone(), &new, &data, &Default::default())?;
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        super::diff::write_json(&report, &mut out)
+    } else {
+        super::diff::write_report(&report, &("the store's schema".to_string(), name.clone()), &mut out)
+    };
+    written.map_err(|e| CliError::input(format!("cannot write the report: {e}")))?;
+    if let Err(e) = store.purview().check_schema_change(format, &name, text) {
+        return schema_change(Err(e));
+    }
+    if !json {
+        println!("\nDry run: the store would accept this schema; nothing changed.");
+    }
+    Ok(super::diff::exit(&report))
+}
+
+/// The outcome of a schema change (or of its check): the new revision, or why it is refused.
+fn schema_change(result: Result<u64, SchemaChangeError>) -> CliResult<Exit> {
+    match result {
         Ok(revision) => {
             println!("replaced the schema at revision {revision}");
             Ok(Exit::Success)

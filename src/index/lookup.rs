@@ -78,6 +78,21 @@ impl IndexEval<'_> {
         self.w(subject, ty, rel, &mut memo)
     }
 
+    /// The objects of `ty` on which `subject` satisfies `rw`, an expression in the definition
+    /// of `ty#rel` (`this` in it stands for `rel`'s relationships). A part of a definition is
+    /// evaluated the way the whole is: `what` of `ty#rel` is this with `rw` its rewrite, less the
+    /// userset subject itself (`group:g#member` is a member of `group:g`).
+    pub fn what_expr(
+        &mut self,
+        subject: Subject,
+        ty: TypeId,
+        rel: RelId,
+        rw: &Rewrite,
+    ) -> Result<TriBits, EvalError> {
+        let mut memo = HashMap::new();
+        self.w_rewrite(subject, ty, rel, rw, &mut memo)
+    }
+
     /// [`IndexEval::what`] for the objects with ids in `range` only (others may or may not be
     /// in the answer). When no relation of the schema takes `ty` as a subject, an object's
     /// membership depends on no other object of `ty`, so the reverse lists of `ty` are cut to

@@ -19,11 +19,13 @@ mod names;
 pub mod permsets;
 pub mod persist;
 pub mod plan;
+mod replan;
 mod what_closure;
 
 pub use check::IndexEval;
 pub use lookup::{SubjectBits, TriBits, WhoCache};
 pub use names::Names;
+pub use replan::Orphans;
 
 use crate::schema::{RelId, Schema, TypeId};
 use crate::store::{
@@ -369,22 +371,7 @@ impl IndexData {
             let c = Closure::build(&self.fwd[slot as usize], &self.rev[slot as usize]);
             self.closures[slot as usize] = Some(c);
         }
-        let deps: Vec<(TypeId, RelId)> = self.plan.others_deps.keys().copied().collect();
-        for (ty, rel) in deps {
-            let mut objects = RoaringBitmap::new();
-            for &slot in self.plan.slots_of(ty, rel) {
-                if self.plan.info(slot).kind != SlotKind::Direct {
-                    for key in 0..self.fwd[slot as usize].key_bound() {
-                        if !self.fwd[slot as usize].get(key).is_empty() {
-                            objects.insert(key);
-                        }
-                    }
-                }
-            }
-            for id in &objects {
-                self.update_others(Obj { ty, id }, rel);
-            }
-        }
+        self.rebuild_others();
     }
 
     /// Approximate heap bytes of the adjacency lists.

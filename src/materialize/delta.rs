@@ -179,7 +179,7 @@ pub fn deltas(
 }
 
 /// Appends the differences between two rows (allowed, conditional) of one subject or object.
-fn diff(
+pub(super) fn diff(
     before: (&RoaringBitmap, &RoaringBitmap),
     after: (&RoaringBitmap, &RoaringBitmap),
     mut emit: impl FnMut(u32, Change, Tri),
@@ -196,7 +196,7 @@ fn diff(
 
 /// `what` of one subject on one revision, clipped to `objects` (empty for a subject the
 /// revision does not have).
-fn what_row(
+pub(super) fn what_row(
     data: &IndexData,
     t: &Target,
     opts: &EvalOptions,

@@ -12,6 +12,9 @@
 //!   complete.
 //! - [`delta`]: incremental recomputation — the pairs added and removed by a write batch, from
 //!   the objects or the subjects the changed relationships can reach (whichever is fewer).
+//! - [`diff()`] (`diff.rs`, `structure.rs`): the pairs a new *schema* adds and removes on the
+//!   same relationships, evaluating only the permissions that read a changed relation, for the
+//!   subjects a differing part of a definition holds for.
 //!
 //! An embedding host keeps a search index in sync with the deltas of each write:
 //!
@@ -45,12 +48,15 @@ pub mod compact;
 mod compute;
 pub mod delta;
 mod deps;
+pub mod diff;
 pub mod output;
+pub mod structure;
 mod text;
 
 pub use compute::{Job, Materialized, Row};
 pub use delta::{deltas, Change, Delta, DeltaIds, Strategy};
 pub use deps::{Deps, TupleReader, ValueReader};
+pub use diff::{diff, PermissionDiff, SchemaDiff, Status, Targets};
 
 use crate::eval::EvalError;
 use crate::schema::{RelId, Schema, TypeId};
@@ -269,4 +275,6 @@ pub enum MaterializeError {
     Compact(String),
     #[error("{0} is not available for deltas; use csv or jsonl")]
     DeltaFormat(&'static str),
+    #[error("the data does not fit the old schema:\n{0}")]
+    OldSchema(String),
 }

@@ -8,6 +8,7 @@ mod cli;
 mod cli_store;
 mod conformance;
 mod constraints;
+mod diff;
 mod eval_props;
 mod examples;
 mod exclusion_cycles;
