@@ -9,7 +9,7 @@ use super::error::{CliError, CliResult, Exit};
 use super::{load, ImportFrom};
 use purview::diag::{Diagnostics, SourceFile};
 use purview::syntax::printable::{check_names, to_purview};
-use purview::syntax::{detect, parse_as, SchemaFormat};
+use purview::syntax::{detect, parse_as, warnings, SchemaFormat};
 use std::io::Write as _;
 use std::path::Path;
 
@@ -28,6 +28,10 @@ pub(super) fn run(from: ImportFrom, file: &Path) -> CliResult<Exit> {
         CliError::diagnostics(message, vec![(SourceFile::new(&name, &*text), d)])
     };
     let ast = parse_as(format, &text).map_err(|d| problems(String::new(), d))?;
+    let source = SourceFile::new(&name, &*text);
+    for w in warnings(format, &text) {
+        eprint!("{}", w.render_warning(&source));
+    }
     // Both passes report at once: what does not compile, and the names Purview cannot write.
     let mut found = purview::schema::compile(&ast).err().map(|d| d.0).unwrap_or_default();
     let compiles = found.is_empty();

@@ -9,6 +9,7 @@ use purview::store::{Relationship, WriteError};
 use purview::syntax::ast::Span;
 use purview::syntax::{detect, SchemaFormat};
 use purview::{Purview, WriteOp};
+use std::io::Write as _;
 use std::path::Path;
 
 /// Reads a file as UTF-8 text.
@@ -19,7 +20,16 @@ pub fn read(path: &Path) -> CliResult<String> {
 }
 
 /// Compiles the schema in `text`, written in `format`; `name` is used in diagnostics.
+/// Warnings (an OpenFGA model's repeated operand or unused condition) go to standard error.
 pub fn schema_from_text(format: SchemaFormat, name: &str, text: &str) -> CliResult<Schema> {
+    let warnings = purview::syntax::warnings(format, text);
+    if !warnings.is_empty() {
+        let file = SourceFile::new(name, text);
+        let mut err = std::io::stderr().lock();
+        for w in &warnings {
+            let _ = write!(err, "{}", w.render_warning(&file));
+        }
+    }
     compile_schema_as(format, name, text).map_err(|e| {
         let n = e.diagnostics.0.len();
         let message = if n == 0 { format!("the schema `{name}` is invalid") } else { String::new() };

@@ -20,7 +20,29 @@ use crate::syntax::ast::{
 };
 use std::collections::{HashMap, HashSet};
 
-/// Checks an imported OpenFGA model; `Err` holds every problem found.
+/// What openfga/language's validator reports but the OpenFGA server accepts: a type restriction
+/// or an operand given twice, a condition no relation uses. Purview loads such a model and
+/// reports these as warnings ([`check_openfga`]).
+pub const WARNINGS: [&str; 3] = ["duplicate-type-restriction", "duplicate-operand", "unused-condition"];
+
+/// Checks an imported OpenFGA model as OpenFGA's server does: `Err` holds every problem found,
+/// `Ok` the warnings (see [`WARNINGS`]).
+pub fn check_openfga(schema: &Schema) -> Result<Vec<Diagnostic>, Diagnostics> {
+    let all = match validate_openfga(schema) {
+        Ok(()) => return Ok(Vec::new()),
+        Err(d) => d.0,
+    };
+    let (warnings, errors): (Vec<Diagnostic>, Vec<Diagnostic>) =
+        all.into_iter().partition(|d| WARNINGS.contains(&d.code));
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+/// Checks an imported OpenFGA model as openfga/language's validator does (the [`WARNINGS`]
+/// are errors); `Err` holds every problem found.
 pub fn validate_openfga(schema: &Schema) -> Result<(), Diagnostics> {
     let mut cx = Check {
         types: HashMap::new(),
@@ -79,7 +101,7 @@ pub fn validate_openfga(schema: &Schema) -> Result<(), Diagnostics> {
             }
         }
     }
-    if cx.diags.is_empty() {
+    if cx.diags.iter().all(|d| WARNINGS.contains(&d.code)) {
         cx.entry_points(&types);
     }
     for i in &schema.items {
