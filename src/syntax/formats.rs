@@ -117,7 +117,7 @@ pub fn parse_as(format: SchemaFormat, text: &str) -> Result<ast::Schema, Diagnos
         SchemaFormat::OpenFgaJson => openfga::parse_openfga_json(text)?,
     };
     openfga_check::check_openfga(&schema)?;
-    Ok(schema)
+    Ok(openfga_check::without_repeated_restrictions(schema))
 }
 
 /// The warnings on a schema that [`parse_as`] accepts: for an OpenFGA model, what OpenFGA's own

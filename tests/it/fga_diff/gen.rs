@@ -45,7 +45,11 @@ struct Cond {
 
 const CONDS: [Cond; 6] = [
     Cond { name: "c_int", decl: "c_int(x: int, limit: int) {\n    x < limit\n  }", params: &["x", "limit"] },
-    Cond { name: "c_ip", decl: "c_ip(ip: ipaddress) {\n    ip.in_cidr(\"10.0.0.0/8\")\n  }", params: &["ip"] },
+    Cond {
+        name: "c_ip",
+        decl: "c_ip(ip: ipaddress) {\n    ip.in_cidr(\"10.0.0.0/8\")\n  }",
+        params: &["ip"],
+    },
     Cond {
         name: "c_list",
         decl: "c_list(s: string, allowed: list<string>) {\n    s in allowed\n  }",
@@ -214,7 +218,8 @@ fn restrictions(rng: &mut Rng, nrels: &[usize]) -> Vec<Restriction> {
         }
     }
     // Mostly with users, so that most models have entry points.
-    let users = out.iter().any(|r| matches!(r, Restriction::User | Restriction::Wildcard | Restriction::UserWith(_)));
+    let users =
+        out.iter().any(|r| matches!(r, Restriction::User | Restriction::Wildcard | Restriction::UserWith(_)));
     if !users && rng.chance(70) {
         out.insert(0, Restriction::User);
     }
@@ -240,9 +245,7 @@ fn operand(rng: &mut Rng, rels: &[Vec<Relation>], t: usize, j: usize) -> Option<
     let tuplesets: Vec<(usize, usize)> = rels[t]
         .iter()
         .enumerate()
-        .filter(|(_, r)| {
-            !r.direct.is_empty() && r.direct.iter().all(|x| matches!(x, Restriction::Object(_)))
-        })
+        .filter(|(_, r)| !r.direct.is_empty() && r.direct.iter().all(|x| matches!(x, Restriction::Object(_))))
         .filter_map(|(k, r)| match r.direct.first() {
             Some(Restriction::Object(u)) => Some((k, *u)),
             _ => None,
@@ -263,7 +266,9 @@ fn tuples(rng: &mut Rng, rels: &[Vec<Relation>], conds: &[&Cond]) -> Vec<Value> 
     let direct: Vec<(usize, usize)> = rels
         .iter()
         .enumerate()
-        .flat_map(|(t, rs)| rs.iter().enumerate().filter(|(_, r)| !r.direct.is_empty()).map(move |(j, _)| (t, j)))
+        .flat_map(|(t, rs)| {
+            rs.iter().enumerate().filter(|(_, r)| !r.direct.is_empty()).map(move |(j, _)| (t, j))
+        })
         .collect();
     let mut out: Vec<Value> = Vec::new();
     for _ in 0..6 + rng.below(20) {
@@ -339,19 +344,28 @@ fn questions(rels: &[Vec<Relation>], name: String, tuples: Vec<Value>, context: 
         check.push(json!({"users": USERS, "objects": objects, "context": context, "assertions": falses}));
         // Usersets as users, to compare list-users on usersets with OpenFGA's own checks.
         for f in filters.iter().skip(1) {
-            let users: Vec<String> =
-                IDS.iter().map(|i| format!("{}:{i}#{}", f["type"].as_str().unwrap_or(""), f["relation"].as_str().unwrap_or(""))).collect();
+            let users: Vec<String> = IDS
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}:{i}#{}",
+                        f["type"].as_str().unwrap_or(""),
+                        f["relation"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
             check.push(json!({"users": users, "objects": objects, "context": context, "assertions": falses}));
         }
         for u in USERS {
-            list_objects.push(json!({"user": u, "type": format!("t{t}"), "context": context, "assertions": empties}));
+            list_objects
+                .push(json!({"user": u, "type": format!("t{t}"), "context": context, "assertions": empties}));
         }
-        let users: Map<String, Value> = (0..rs.len()).map(|j| (format!("r{j}"), json!({"users": []}))).collect();
+        let users: Map<String, Value> =
+            (0..rs.len()).map(|j| (format!("r{j}"), json!({"users": []}))).collect();
         for o in &objects {
             for f in &filters {
-                list_users.push(
-                    json!({"object": o, "user_filter": [f], "context": context, "assertions": users}),
-                );
+                list_users
+                    .push(json!({"object": o, "user_filter": [f], "context": context, "assertions": users}));
             }
         }
     }
