@@ -15,6 +15,9 @@ use std::path::Path;
 
 /// Prints the schema in `file`, written in `from`, in Purview's language.
 pub(super) fn run(from: ImportFrom, file: &Path) -> CliResult<Exit> {
+    if matches!(from, ImportFrom::Openfga) && load::is_manifest(file) {
+        return modular(file);
+    }
     let text = load::read(file)?;
     let name = file.display().to_string();
     let format = match from {
@@ -41,6 +44,20 @@ pub(super) fn run(from: ImportFrom, file: &Path) -> CliResult<Exit> {
         found.sort_by_key(|d| d.span);
         return Err(problems(message, Diagnostics(found)));
     }
+    let printed = to_purview(&ast).map_err(|d| problems(unwritable(&name), d))?;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(printed.as_bytes());
+    let _ = out.flush();
+    Ok(Exit::Success)
+}
+
+/// An OpenFGA modular model (`fga.mod`): the combined model, printed in Purview's language.
+fn modular(file: &Path) -> CliResult<Exit> {
+    let (ast, modules) = load::modules_ast(file)?;
+    let name = file.display().to_string();
+    let problems = |message: String, d: Diagnostics| CliError::diagnostics(message, modules.split(d));
+    purview::schema::compile(&ast).map_err(|d| problems(String::new(), d))?;
+    check_names(&ast).map_err(|d| problems(unwritable(&name), d))?;
     let printed = to_purview(&ast).map_err(|d| problems(unwritable(&name), d))?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(printed.as_bytes());

@@ -120,6 +120,28 @@ pub fn parse_as(format: SchemaFormat, text: &str) -> Result<ast::Schema, Diagnos
     Ok(openfga_check::without_repeated_restrictions(schema))
 }
 
+/// Combines the modules of a modular OpenFGA model and checks the model as OpenFGA's server
+/// does; `Ok` holds the warnings too. Spans are offsets in the modules' layout
+/// ([`openfga::modules::Modules::split`] maps them to the files).
+pub fn parse_openfga_modules(
+    modules: &openfga::modules::Modules,
+) -> Result<(ast::Schema, Vec<crate::diag::Diagnostic>), Diagnostics> {
+    // As openfga/language, the model is checked even when combining found problems.
+    let (schema, mut errors) = modules.combine();
+    let warnings = match openfga_check::check_openfga(&schema) {
+        Ok(w) => w,
+        Err(d) => {
+            errors.extend(d.0);
+            Vec::new()
+        }
+    };
+    if errors.is_empty() {
+        Ok((openfga_check::without_repeated_restrictions(schema), warnings))
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
 /// The warnings on a schema that [`parse_as`] accepts: for an OpenFGA model, what OpenFGA's own
 /// validator calls an error but its server accepts (an operand or type restriction given twice,
 /// an unused condition). Empty for other languages and for a text that does not parse.

@@ -16,5 +16,5 @@ pub mod printable;
 pub mod spicedb;
 
 pub use format::format_schema;
-pub use formats::{detect, parse_as, warnings, SchemaFormat};
+pub use formats::{detect, parse_as, parse_openfga_modules, warnings, SchemaFormat};
 pub use parser::parse_schema;

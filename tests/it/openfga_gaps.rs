@@ -39,3 +39,137 @@ fn accepted_openfga_models_load_with_warnings() {
     let strict = purview::syntax::openfga_check::validate_openfga(&ast).unwrap_err();
     assert_eq!(strict.0.len(), 4, "{strict:?}");
 }
+
+const MODULE_CASES: &str = "tests/peer/openfga-language/transformer-module";
+
+/// The module files of an openfga/language transformer-module case, sorted by name (as its
+/// harness reads them).
+fn module_files(case: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<_> =
+        std::fs::read_dir(case.join("module")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(p).unwrap()))
+        .collect()
+}
+
+/// A model as sorted lines of Purview text (the order of types and relations aside).
+fn lines(schema: &purview::syntax::ast::Schema) -> Vec<String> {
+    let text = purview::syntax::printable::to_purview(schema).unwrap();
+    let mut v: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    v.sort();
+    v
+}
+
+/// openfga/language's module cases: those it combines give its model; for those it refuses,
+/// every error it reports has one of Purview's at the same file and line.
+#[test]
+fn openfga_module_cases_combine_like_openfga() {
+    use purview::syntax::openfga::modules::Modules;
+    let (mut passed, mut failed) = (0, Vec::new());
+    let mut cases: Vec<_> = std::fs::read_dir(MODULE_CASES).unwrap().map(|e| e.unwrap().path()).collect();
+    cases.sort();
+    for case in cases.iter().filter(|c| c.join("module").is_dir()) {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let modules = Modules::new(module_files(case));
+        let result = purview::syntax::parse_openfga_modules(&modules)
+            .and_then(|(ast, _)| purview::schema::compile(&ast).map(|_| ast));
+        if case.join("authorization-model.json").exists() {
+            let json = std::fs::read_to_string(case.join("authorization-model.json")).unwrap();
+            let want = purview::syntax::openfga::parse_openfga_json(&json).unwrap();
+            match result {
+                Ok(ast) if lines(&ast) == lines(&want) => passed += 1,
+                Ok(ast) => failed.push(format!("{name}: {:?} != {:?}", lines(&ast), lines(&want))),
+                Err(d) => failed.push(format!("{name}: refused: {:?}", modules.split(d))),
+            }
+            continue;
+        }
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(case.join("expected_errors.json")).unwrap())
+                .unwrap();
+        // openfga/language's validator: its warnings are errors there.
+        let (combined, mut all) = modules.combine();
+        all.extend(
+            purview::syntax::openfga_check::validate_openfga(&combined)
+                .err()
+                .map(|d| d.0)
+                .unwrap_or_default(),
+        );
+        assert!(result.is_err(), "{name}: Purview accepts a model openfga/language refuses");
+        let found: Vec<(String, usize)> = modules
+            .split(purview::diag::Diagnostics(all))
+            .iter()
+            .flat_map(|(f, ds)| ds.0.iter().map(|d| (f.name.clone(), d.line_col(f).0)).collect::<Vec<_>>())
+            .collect();
+        for e in expected.as_array().unwrap() {
+            let file = e["file"].as_str().unwrap_or_default().to_string();
+            // openfga/language counts lines from 0 (and names no line for a file that is not a module).
+            let line = e["line"]["start"].as_u64().unwrap() as usize + 1;
+            let hit = found.iter().any(|(f, l)| *f == file && (*l == line || e["line"]["start"] == 0));
+            if hit {
+                passed += 1;
+            } else {
+                failed.push(format!("{name}: {file}:{line}: {} (found {found:?})", e["msg"]));
+            }
+        }
+    }
+    println!("openfga/language module cases: {passed} passed, {} failed", failed.len());
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    assert!(passed >= 25, "only {passed} module assertions ran");
+}
+
+/// `fga.mod` wherever a schema is read: `validate`, `import openfga`, `--schema`, and store
+/// files whose `model_file` is a manifest; problems point into the module files.
+#[test]
+fn fga_mod_manifests_are_read_wherever_a_model_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("mods")).unwrap();
+    write(
+        d,
+        "mods/core.fga",
+        "module core\n\ntype user\n\ntype org\n  relations\n    define member: [user]\n",
+    );
+    write(
+        d,
+        "mods/docs.fga",
+        "module docs\n\nextend type org\n  relations\n    define admin: [user]\n\ntype doc\n  relations\n    \
+         define org: [org]\n    define viewer: [user] or member from org\n",
+    );
+    let manifest = write(d, "fga.mod", "schema: '1.2'\ncontents:\n  - mods/core.fga\n  - mods/docs.fga\n");
+    let r = purview(&["validate", &manifest]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("OpenFGA modular model: 3 types"), "{}", r.stdout);
+    let r = purview(&["import", "openfga", &manifest]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("relation admin: user"), "{}", r.stdout);
+    let store = write(
+        d,
+        "store.fga.yaml",
+        "model_file: fga.mod\ntuples:\n  - {user: 'user:ann', relation: member, object: 'org:acme'}\n  \
+         - {user: 'org:acme', relation: org, object: 'doc:1'}\ntests:\n  - check:\n      - user: user:ann\n        \
+         object: doc:1\n        assertions: {viewer: true}\n",
+    );
+    let r = purview(&["test", &store]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Errors name the module file and line: a relation added twice, an undefined extended type.
+    write(
+        d,
+        "mods/docs.fga",
+        "module docs\n\nextend type org\n  relations\n    define member: [user]\n\nextend type nope\n  relations\n    \
+         define x: [user]\n",
+    );
+    let r = purview(&["validate", &manifest]);
+    assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("docs.fga:5:12"), "{}", r.stderr);
+    assert!(r.stderr.contains("extended type `nope` does not exist"), "{}", r.stderr);
+    assert!(r.stderr.contains("docs.fga:7:13"), "{}", r.stderr);
+    let r = purview(&["check", "--schema", &manifest, "doc:1", "viewer", "user:ann"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    // A manifest of another schema version is refused.
+    let bad = write(d, "old.mod", "schema: '1.1'\ncontents: [mods/core.fga]\n");
+    let r = purview(&["validate", &bad]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("schema version `1.1`"), "{}", r.stderr);
+}
