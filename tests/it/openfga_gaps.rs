@@ -173,3 +173,32 @@ fn fga_mod_manifests_are_read_wherever_a_model_is() {
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(r.stderr.contains("schema version `1.1`"), "{}", r.stderr);
 }
+
+/// OpenFGA's server walks each relation once per path, so `r0 and r0` with `r0` reachable only
+/// through a userset is refused ("potential loop"), though the language validator accepts it; so
+/// does Purview. The same model with `r0` directly assignable to users loads.
+#[test]
+fn models_openfga_refuses_for_a_potential_loop_are_refused() {
+    use purview::api::compile_schema_as;
+    use purview::syntax::SchemaFormat;
+    let model = |t1: &str| {
+        format!(
+            "model\n  schema 1.1\ntype user\ntype t0\n  relations\n    define r0: [t1#r2, t0, t1]\n    \
+             define r1: r0 but not r0\n    define r2: r0 and r1\ntype t1\n  relations\n    define r2: [{t1}]\n"
+        )
+    };
+    let refused = compile_schema_as(SchemaFormat::OpenFgaDsl, "m.fga", &model("user, t1")).unwrap_err();
+    let text = refused.to_string();
+    assert_eq!(refused.diagnostics.0.len(), 1, "{text}");
+    assert!(
+        text.contains(
+            "relation `r2` of type `t0` is refused by OpenFGA: OpenFGA finds only a potential loop"
+        ),
+        "{text}"
+    );
+    let ast = purview::syntax::openfga::parse_openfga_dsl(&model("user, t1")).unwrap();
+    assert!(purview::syntax::openfga_check::validate_openfga(&ast)
+        .is_err_and(|d| d.0.iter().all(|d| d.code == "duplicate-operand")));
+    let direct = model("user, t1").replace("define r0: [t1#r2, t0, t1]", "define r0: [user, t1#r2]");
+    compile_schema_as(SchemaFormat::OpenFgaDsl, "m.fga", &direct).unwrap();
+}
