@@ -202,3 +202,56 @@ fn models_openfga_refuses_for_a_potential_loop_are_refused() {
     let direct = model("user, t1").replace("define r0: [t1#r2, t0, t1]", "define r0: [user, t1#r2]");
     compile_schema_as(SchemaFormat::OpenFgaDsl, "m.fga", &direct).unwrap();
 }
+
+/// Condition parameters as OpenFGA converts them (answers taken from `fga model test` 0.8.2): a
+/// value of the wrong type is error 2000; an `int` also takes `"2"` and `2.0`; an `ipaddress` is
+/// an address (not a network), compared with `in_cidr`.
+#[test]
+fn condition_parameters_convert_as_in_openfga() {
+    let model = "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define v1: [user with c_ip]\n    \
+                 define v2: [user with c_int]\n    define v3: [user with c_ts]\n    define v4: [user with c_list]\n\
+                 condition c_ip(ip: ipaddress) {\n  ip.in_cidr(\"10.0.0.0/8\")\n}\n\
+                 condition c_int(x: int) {\n  x < 3\n}\n\
+                 condition c_ts(t: timestamp) {\n  t < timestamp(\"2030-01-01T00:00:00Z\")\n}\n\
+                 condition c_list(l: list<string>) {\n  \"a\" in l\n}\n";
+    let cases: Vec<(&str, serde_json::Value, Result<bool, u32>)> = vec![
+        ("v1", serde_json::json!({"ip": "nonsense"}), Err(2000)),
+        ("v1", serde_json::json!({"ip": 12}), Err(2000)),
+        ("v1", serde_json::json!({"ip": "10.0.0.0/24"}), Err(2000)),
+        ("v1", serde_json::json!({"ip": "10.0.0.1"}), Ok(true)),
+        ("v1", serde_json::json!({"ip": "::1"}), Ok(false)),
+        ("v2", serde_json::json!({"x": "abc"}), Err(2000)),
+        ("v2", serde_json::json!({"x": 2.5}), Err(2000)),
+        ("v2", serde_json::json!({"x": "2"}), Ok(true)),
+        ("v2", serde_json::json!({"x": 2.0}), Ok(true)),
+        ("v3", serde_json::json!({"t": "yesterday"}), Err(2000)),
+        ("v3", serde_json::json!({"t": "2020-01-01T00:00:00Z"}), Ok(true)),
+        ("v4", serde_json::json!({"l": "a"}), Err(2000)),
+        ("v4", serde_json::json!({"l": ["a", 1]}), Err(2000)),
+        ("v4", serde_json::json!({"l": ["b", "a"]}), Ok(true)),
+    ];
+    let tuples: Vec<serde_json::Value> = ["v1", "v2", "v3", "v4"]
+        .iter()
+        .zip(["c_ip", "c_int", "c_ts", "c_list"])
+        .map(|(r, c)| serde_json::json!({"object": "doc:d", "relation": r, "user": "user:a", "condition": {"name": c}}))
+        .collect();
+    let asserts: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(rel, ctx, want)| {
+            let mut a = serde_json::json!({"tuple": {"object": "doc:d", "relation": rel, "user": "user:a"}, "context": ctx});
+            match want {
+                Ok(b) => a["expectation"] = serde_json::json!(b),
+                Err(code) => a["errorCode"] = serde_json::json!(code),
+            }
+            a
+        })
+        .collect();
+    let file = serde_json::json!({"tests": [{"name": "params", "stages": [{"model": model, "tuples": tuples, "checkAssertions": asserts}]}]});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("params.yaml");
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    let opts = purview::testfile::RunOptions::default();
+    let report = purview::testfile::run_file(&path, &opts).unwrap();
+    assert!(report.is_success(), "{:#?}", report.failures);
+    assert!(report.passed >= cases.len(), "{report:?}");
+}
