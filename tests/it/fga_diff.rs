@@ -4,12 +4,15 @@
 //! question over a small universe) with `fga model test --verbose`; its answers become the
 //! expectations of the same store file, which `purview::testfile` then runs on both engines.
 //!
-//! A lookup on which OpenFGA contradicts its own checks is left out and counted (it says
-//! something about OpenFGA, not Purview), as are requests OpenFGA answers with an error and
-//! models it refuses. Everything else must agree.
+//! A check on which OpenFGA contradicts its other checks (`fga_diff/unfold.rs`) is left out and
+//! counted (it says something about OpenFGA, not Purview); a lookup that contradicts OpenFGA's
+//! checks is compared with the checks instead; requests OpenFGA answers with an error are left
+//! out, and a model OpenFGA refuses must be refused by Purview too. Everything else must agree;
+//! the README's "Peer conformance" lists each class left out and why.
 //!
 //! `cargo test --test it fga_diff` runs `PURVIEW_FGA_DIFF_CASES` cases (default 100) from seed
 //! `PURVIEW_FGA_DIFF_SEED` (default 1); `scripts/fga-diff.sh SEED COUNT` runs a longer batch.
+//! `PURVIEW_FGA_DIFF_DEBUG=1` prints the checks found contradicting OpenFGA's other checks.
 
 mod gen;
 mod unfold;
