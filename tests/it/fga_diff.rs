@@ -158,15 +158,12 @@ fn with_answers(file: &Value, answers: &HashMap<String, Answers>, counts: &mut C
             a.checks.get(&(u.to_string(), r.to_string(), o.to_string())).copied().flatten()
         };
         let unfold = unfold::Unfold::new(&model, t["tuples"].as_array().unwrap(), &raw);
-        let contradicted: std::collections::HashSet<&(String, String, String)> = a
-            .checks
-            .iter()
-            .filter(|((u, r, o), got)| got.is_some_and(|b| unfold.expected(u, r, o) == Some(!b)))
-            .map(|(k, _)| k)
-            .collect();
+        let answered: Vec<((String, String, String), bool)> =
+            a.checks.iter().filter_map(|(k, got)| got.map(|b| (k.clone(), b))).collect();
+        let contradicted = unfold.contradicted(&answered);
         counts.openfga_check_contradictions += contradicted.len();
         if std::env::var("PURVIEW_FGA_DIFF_DEBUG").is_ok() {
-            for (u, r, o) in &contradicted {
+            for (u, r, o) in contradicted.iter() {
                 println!(
                     "contradicted: {u} {r} {o}: openfga {:?}, unfolded {:?}",
                     raw(u, r, o),

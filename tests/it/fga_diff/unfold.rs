@@ -8,13 +8,18 @@
 
 use purview::syntax::ast::{Expr, Item, Member, Schema, SubjectType};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+type Key = (String, String, String);
 
 pub struct Unfold<'a> {
     defs: HashMap<(String, String), (Vec<SubjectType>, Option<Expr>)>,
     /// (object, relation) → the subjects of its tuples, with whether the tuple has a condition.
     tuples: HashMap<(String, String), Vec<(String, bool)>>,
     check: &'a dyn Fn(&str, &str, &str) -> Option<bool>,
+    /// The checks asked while unfolding (see [`Unfold::deps`]).
+    asked: RefCell<Vec<Key>>,
 }
 
 fn or(a: Option<bool>, b: Option<bool>) -> Option<bool> {
@@ -61,7 +66,42 @@ impl<'a> Unfold<'a> {
                 .or_default()
                 .push((t["user"].as_str().unwrap().to_string(), t.get("condition").is_some()));
         }
-        Unfold { defs, tuples: by_key, check }
+        Unfold { defs, tuples: by_key, check, asked: RefCell::new(Vec::new()) }
+    }
+
+    fn ask(&self, user: &str, rel: &str, object: &str) -> Option<bool> {
+        self.asked.borrow_mut().push((user.to_string(), rel.to_string(), object.to_string()));
+        (self.check)(user, rel, object)
+    }
+
+    /// The checks whose answers unfolding this one uses.
+    fn deps(&self, user: &str, rel: &str, object: &str) -> Vec<Key> {
+        self.asked.borrow_mut().clear();
+        let _ = self.expected(user, rel, object);
+        std::mem::take(&mut *self.asked.borrow_mut())
+    }
+
+    /// The checks (of `answered`) on which OpenFGA contradicts its other checks, and those whose
+    /// unfolding uses one of them, transitively (their answers rest on a contradiction).
+    pub fn contradicted(&self, answered: &[(Key, bool)]) -> HashSet<Key> {
+        let mut out: HashSet<Key> = answered
+            .iter()
+            .filter(|((u, r, o), got)| self.expected(u, r, o) == Some(!*got))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let deps: Vec<(&Key, Vec<Key>)> =
+            answered.iter().map(|(k, _)| (k, self.deps(&k.0, &k.1, &k.2))).collect();
+        loop {
+            let before = out.len();
+            for (k, ds) in &deps {
+                if !out.contains(*k) && ds.iter().any(|d| out.contains(d)) {
+                    out.insert((*k).clone());
+                }
+            }
+            if out.len() == before {
+                return out;
+            }
+        }
     }
 
     /// The answer for `user` `rel` `object` that OpenFGA's other checks imply, if they do.
@@ -81,7 +121,7 @@ impl<'a> Unfold<'a> {
     fn expr(&self, e: &Expr, user: &str, rel: &str, object: &str) -> Option<bool> {
         match e {
             Expr::This(_) => self.direct(user, rel, object),
-            Expr::Ref(x) => (self.check)(user, &x.name, object),
+            Expr::Ref(x) => self.ask(user, &x.name, object),
             Expr::Arrow { tupleset, target, .. } => {
                 let mut out = Some(false);
                 for (subject, conditional) in self.tuples.get(&(object.to_string(), tupleset.name.clone()))? {
@@ -89,7 +129,7 @@ impl<'a> Unfold<'a> {
                     if !self.defs.contains_key(&(ty.to_string(), target.name.clone())) {
                         continue;
                     }
-                    let hit = (self.check)(user, &target.name, subject);
+                    let hit = self.ask(user, &target.name, subject);
                     out = or(out, if *conditional { and(hit, None) } else { hit });
                 }
                 out
@@ -128,7 +168,7 @@ impl<'a> Unfold<'a> {
             let hit = if subject == user || (plain_user && *subject == format!("{user_ty}:*")) {
                 Some(true)
             } else if let Some((set, srel)) = subject.split_once('#') {
-                (self.check)(user, srel, set)
+                self.ask(user, srel, set)
             } else {
                 Some(false)
             };
