@@ -85,11 +85,20 @@ impl Diagnostic {
 
     /// Renders the diagnostic against the source it points into.
     pub fn render(&self, file: &SourceFile) -> String {
-        let mut out = String::new();
         let level = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        self.render_level(file, level)
+    }
+
+    /// Renders the diagnostic as a warning (`warning[code]: ...`).
+    pub fn render_warning(&self, file: &SourceFile) -> String {
+        self.render_level(file, "warning")
+    }
+
+    fn render_level(&self, file: &SourceFile, level: &str) -> String {
+        let mut out = String::new();
         let _ = writeln!(out, "{level}[{}]: {}", self.code, self.message);
         render_snippet(&mut out, file, self.span, self.label.as_deref(), "-->");
         for (span, note) in &self.related {

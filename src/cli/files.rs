@@ -73,6 +73,14 @@ fn validate_one(path: &Path, schema: Option<&Schema>, format: Option<SchemaForma
             let n = load::check_relationships(&name, &text, schema)?;
             Ok(plural(n, "relationship", "relationships"))
         }
+        _ if load::is_manifest(path) => {
+            let s = load::modules_schema(path)?;
+            Ok(format!(
+                "OpenFGA modular model: {}, {}",
+                plural(s.types.len(), "type", "types"),
+                plural(s.conditions.len(), "condition", "conditions")
+            ))
+        }
         _ => {
             let format = load::schema_format(path, &text, format);
             let s = load::schema_from_text(format, &name, &text)?;

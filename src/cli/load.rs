@@ -7,8 +7,10 @@ use purview::diag::{Diagnostic, Diagnostics, SourceFile};
 use purview::schema::Schema;
 use purview::store::{Relationship, WriteError};
 use purview::syntax::ast::Span;
-use purview::syntax::{detect, SchemaFormat};
+use purview::syntax::openfga::modules::{read_modules, Modules};
+use purview::syntax::{detect, parse_openfga_modules, SchemaFormat};
 use purview::{Purview, WriteOp};
+use std::io::Write as _;
 use std::path::Path;
 
 /// Reads a file as UTF-8 text.
@@ -19,7 +21,16 @@ pub fn read(path: &Path) -> CliResult<String> {
 }
 
 /// Compiles the schema in `text`, written in `format`; `name` is used in diagnostics.
+/// Warnings (an OpenFGA model's repeated operand or unused condition) go to standard error.
 pub fn schema_from_text(format: SchemaFormat, name: &str, text: &str) -> CliResult<Schema> {
+    let warnings = purview::syntax::warnings(format, text);
+    if !warnings.is_empty() {
+        let file = SourceFile::new(name, text);
+        let mut err = std::io::stderr().lock();
+        for w in &warnings {
+            let _ = write!(err, "{}", w.render_warning(&file));
+        }
+    }
     compile_schema_as(format, name, text).map_err(|e| {
         let n = e.diagnostics.0.len();
         let message = if n == 0 { format!("the schema `{name}` is invalid") } else { String::new() };
@@ -32,8 +43,46 @@ pub fn schema_format(path: &Path, text: &str, format: Option<SchemaFormat>) -> S
     format.unwrap_or_else(|| detect(Some(path), text))
 }
 
-/// Reads and compiles a schema file, in `format` or the detected language.
+/// Whether `path` is an OpenFGA modular model's manifest (`fga.mod`, or any `*.mod`).
+pub fn is_manifest(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "mod")
+}
+
+/// Reads an `fga.mod` manifest and its modules (paths relative to the manifest), combines and
+/// checks them; warnings go to standard error. Diagnostics point into the module files.
+pub fn modules_ast(path: &Path) -> CliResult<(purview::syntax::ast::Schema, Modules)> {
+    let text = read(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let modules = read_modules(&text, |rel| {
+        let p = dir.join(rel);
+        std::fs::read_to_string(&p)
+            .map(|t| (p.display().to_string(), t))
+            .map_err(|e| format!("cannot read `{}`: {e}", p.display()))
+    })
+    .map_err(|e| CliError::input(format!("`{}`: {e}", path.display())))?;
+    let (ast, warnings) = parse_openfga_modules(&modules)
+        .map_err(|d| CliError::diagnostics(String::new(), modules.split(d)))?;
+    let mut err = std::io::stderr().lock();
+    for (file, ds) in modules.split(Diagnostics(warnings)) {
+        for w in &ds.0 {
+            let _ = write!(err, "{}", w.render_warning(&file));
+        }
+    }
+    Ok((ast, modules))
+}
+
+/// Compiles an OpenFGA modular model from its `fga.mod` manifest.
+pub fn modules_schema(path: &Path) -> CliResult<Schema> {
+    let (ast, modules) = modules_ast(path)?;
+    purview::schema::compile(&ast).map_err(|d| CliError::diagnostics(String::new(), modules.split(d)))
+}
+
+/// Reads and compiles a schema file, in `format` or the detected language; an `fga.mod`
+/// manifest reads the modules of an OpenFGA modular model.
 pub fn schema_file(path: &Path, format: Option<SchemaFormat>) -> CliResult<Schema> {
+    if is_manifest(path) {
+        return modules_schema(path);
+    }
     let text = read(path)?;
     schema_from_text(schema_format(path, &text, format), &path.display().to_string(), &text)
 }

@@ -107,7 +107,8 @@ fn first_word(text: &str) -> &str {
 }
 
 /// Parses `text` as `format` into Purview's AST, with every problem found. OpenFGA models are
-/// also checked as OpenFGA checks them ([`openfga_check::validate_openfga`]).
+/// also checked as OpenFGA's server checks them ([`openfga_check::check_openfga`]; its warnings
+/// are left to [`warnings`]).
 pub fn parse_as(format: SchemaFormat, text: &str) -> Result<ast::Schema, Diagnostics> {
     let schema = match format {
         SchemaFormat::Purview => return parse_schema(text),
@@ -115,8 +116,42 @@ pub fn parse_as(format: SchemaFormat, text: &str) -> Result<ast::Schema, Diagnos
         SchemaFormat::OpenFgaDsl => openfga::parse_openfga_dsl(text)?,
         SchemaFormat::OpenFgaJson => openfga::parse_openfga_json(text)?,
     };
-    openfga_check::validate_openfga(&schema)?;
-    Ok(schema)
+    openfga_check::check_openfga(&schema)?;
+    Ok(openfga_check::without_repeated_restrictions(schema))
+}
+
+/// Combines the modules of a modular OpenFGA model and checks the model as OpenFGA's server
+/// does; `Ok` holds the warnings too. Spans are offsets in the modules' layout
+/// ([`openfga::modules::Modules::split`] maps them to the files).
+pub fn parse_openfga_modules(
+    modules: &openfga::modules::Modules,
+) -> Result<(ast::Schema, Vec<crate::diag::Diagnostic>), Diagnostics> {
+    // As openfga/language, the model is checked even when combining found problems.
+    let (schema, mut errors) = modules.combine();
+    let warnings = match openfga_check::check_openfga(&schema) {
+        Ok(w) => w,
+        Err(d) => {
+            errors.extend(d.0);
+            Vec::new()
+        }
+    };
+    if errors.is_empty() {
+        Ok((openfga_check::without_repeated_restrictions(schema), warnings))
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+/// The warnings on a schema that [`parse_as`] accepts: for an OpenFGA model, what OpenFGA's own
+/// validator calls an error but its server accepts (an operand or type restriction given twice,
+/// an unused condition). Empty for other languages and for a text that does not parse.
+pub fn warnings(format: SchemaFormat, text: &str) -> Vec<crate::diag::Diagnostic> {
+    let schema = match format {
+        SchemaFormat::Purview | SchemaFormat::SpiceDb => return Vec::new(),
+        SchemaFormat::OpenFgaDsl => openfga::parse_openfga_dsl(text),
+        SchemaFormat::OpenFgaJson => openfga::parse_openfga_json(text),
+    };
+    schema.ok().and_then(|s| openfga_check::check_openfga(&s).ok()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -17,5 +17,5 @@ pub mod printable;
 pub mod spicedb;
 
 pub use format::format_schema;
-pub use formats::{detect, parse_as, SchemaFormat};
+pub use formats::{detect, parse_as, parse_openfga_modules, warnings, SchemaFormat};
 pub use parser::parse_schema;

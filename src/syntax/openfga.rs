@@ -10,7 +10,8 @@
 //!
 //! The parsers check what OpenFGA's parser checks (syntax, duplicate relations, conditions and
 //! parameters, the schema version); [`crate::syntax::openfga_check`] checks the model itself.
-//! Modular models (`module`, `extend type`) are parsed for their errors and then refused.
+//! Modular models (an `fga.mod` manifest naming module files with `module` and `extend type`) are
+//! combined in [`modules`].
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::syntax::ast::{
@@ -23,6 +24,7 @@ use pest::Parser as _;
 use std::collections::HashMap;
 
 mod json;
+pub mod modules;
 
 pub use json::parse_openfga_json;
 
@@ -33,8 +35,35 @@ struct OpenFgaGrammar;
 /// The schema versions Purview imports: 1.1, and 1.2 (what OpenFGA combines modular models into).
 pub(crate) const SCHEMA_VERSIONS: [&str; 2] = ["1.1", "1.2"];
 
-/// Parses an OpenFGA model in the DSL into Purview's AST, reporting every problem found.
+/// Parses an OpenFGA model in the DSL into Purview's AST, reporting every problem found. A
+/// module of a modular model is refused: it is read with the others through its `fga.mod`
+/// ([`modules`]).
 pub fn parse_openfga_dsl(text: &str) -> Result<Schema, Diagnostics> {
+    let (file, mut diags) = parse_dsl_file(text)?;
+    if let Some(span) = file.module {
+        // Reported last, so that the problems of the file itself come first.
+        diags.push(
+            Diagnostic::new("unsupported-openfga-module", span, "this file is one module of a modular model")
+                .with_help("give the model's `fga.mod` manifest instead, which names all of its modules"),
+        );
+    }
+    if diags.is_empty() {
+        let items = file.items.into_iter().map(|(_, i)| i).collect();
+        Ok(Schema { items, end_comments: Vec::new() })
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+/// One DSL file: its `module` header, if any, and its items, each type marked when written
+/// `extend type`.
+pub(crate) struct DslFile {
+    pub module: Option<Span>,
+    pub items: Vec<(bool, Item)>,
+}
+
+/// Parses one DSL file; `Err` for a syntax error, else the file and the problems found in it.
+pub(crate) fn parse_dsl_file(text: &str) -> Result<(DslFile, Vec<Diagnostic>), Diagnostics> {
     let mut root = OpenFgaGrammar::parse(Rule::model, text).map_err(|e| {
         let d = syntax_error(&e, text, describe);
         let found = text.get(d.span.start..d.span.end).unwrap_or("");
@@ -60,7 +89,7 @@ pub fn parse_openfga_dsl(text: &str) -> Result<Schema, Diagnostics> {
                 if extend {
                     lower.extend(&def.name, module.is_some(), &mut extended);
                 }
-                items.push(Item::Type(def));
+                items.push((extend, Item::Type(def)));
             }
             Rule::condition_def => {
                 if let Some(c) = lower.condition(pair) {
@@ -76,28 +105,13 @@ pub fn parse_openfga_dsl(text: &str) -> Result<Schema, Diagnostics> {
                     } else {
                         conditions.insert(c.name.name.clone(), c.name.span);
                     }
-                    items.push(Item::Condition(c));
+                    items.push((false, Item::Condition(c)));
                 }
             }
             _ => {}
         }
     }
-    if let Some(span) = module {
-        // Reported last, so that the problems of the file itself come first.
-        lower.diags.push(
-            Diagnostic::new(
-                "unsupported-openfga-module",
-                span,
-                "modular models (`module`) are not supported",
-            )
-            .with_help("combine the modules into one model (schema 1.2) and import that model"),
-        );
-    }
-    if lower.diags.is_empty() {
-        Ok(Schema { items, end_comments: Vec::new() })
-    } else {
-        Err(Diagnostics(lower.diags))
-    }
+    Ok((DslFile { module, items }, lower.diags))
 }
 
 fn describe(rule: &Rule) -> Option<&'static str> {

@@ -20,7 +20,81 @@ use crate::syntax::ast::{
 };
 use std::collections::{HashMap, HashSet};
 
-/// Checks an imported OpenFGA model; `Err` holds every problem found.
+/// What openfga/language's validator reports but the OpenFGA server accepts: a type restriction
+/// or an operand given twice, a condition no relation uses. Purview loads such a model and
+/// reports these as warnings ([`check_openfga`]).
+pub const WARNINGS: [&str; 3] = ["duplicate-type-restriction", "duplicate-operand", "unused-condition"];
+
+/// Checks an imported OpenFGA model as OpenFGA's server does: `Err` holds every problem found,
+/// `Ok` the warnings (see [`WARNINGS`]).
+pub fn check_openfga(schema: &Schema) -> Result<Vec<Diagnostic>, Diagnostics> {
+    let all = validate_openfga(schema).err().map(|d| d.0).unwrap_or_default();
+    let (warnings, errors): (Vec<Diagnostic>, Vec<Diagnostic>) =
+        all.into_iter().partition(|d| WARNINGS.contains(&d.code));
+    if !errors.is_empty() {
+        return Err(Diagnostics(errors));
+    }
+    server_entry_points(schema)?;
+    Ok(warnings)
+}
+
+/// The relations OpenFGA's server refuses for want of an entry point ([`server`]), beyond those
+/// the language validator's check finds.
+fn server_entry_points(schema: &Schema) -> Result<(), Diagnostics> {
+    let mut diags = Vec::new();
+    for (ty, rel, looped) in server::no_entry_points(schema) {
+        let span = schema.items.iter().find_map(|i| match i {
+            Item::Type(t) if t.name.name == ty => t.members.iter().find_map(|m| match m {
+                Member::Relation(r) if r.name.name == rel => Some(r.name.span),
+                Member::Permission(p) if p.name.name == rel => Some(p.name.span),
+                _ => None,
+            }),
+            _ => None,
+        });
+        let Some(span) = span else { continue };
+        let why = if looped { "OpenFGA finds only a potential loop" } else { "OpenFGA finds no entry point" };
+        diags.push(
+            Diagnostic::new(
+                "no-entrypoint",
+                span,
+                format!("relation `{rel}` of type `{ty}` is refused by OpenFGA: {why}"),
+            )
+            .with_help(
+                "OpenFGA's server walks each relation once per path: a relation reached a second time \
+                 (as in `r and r`) does not count; make the relation directly assignable, or name each \
+                 operand once",
+            ),
+        );
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+/// The model with each repeated type restriction (`[user, user]`, a warning) given once, as
+/// OpenFGA evaluates it.
+pub fn without_repeated_restrictions(mut schema: Schema) -> Schema {
+    for item in &mut schema.items {
+        let Item::Type(t) = item else { continue };
+        for m in &mut t.members {
+            if let Member::Relation(r) = m {
+                let mut kept: Vec<SubjectType> = Vec::with_capacity(r.subjects.len());
+                for s in r.subjects.drain(..) {
+                    if !kept.contains(&s) {
+                        kept.push(s);
+                    }
+                }
+                r.subjects = kept;
+            }
+        }
+    }
+    schema
+}
+
+/// Checks an imported OpenFGA model as openfga/language's validator does (the [`WARNINGS`]
+/// are errors); `Err` holds every problem found.
 pub fn validate_openfga(schema: &Schema) -> Result<(), Diagnostics> {
     let mut cx = Check {
         types: HashMap::new(),
@@ -79,7 +153,7 @@ pub fn validate_openfga(schema: &Schema) -> Result<(), Diagnostics> {
             }
         }
     }
-    if cx.diags.is_empty() {
+    if cx.diags.iter().all(|d| WARNINGS.contains(&d.code)) {
         cx.entry_points(&types);
     }
     for i in &schema.items {
@@ -495,6 +569,8 @@ fn restriction_text(s: &SubjectType) -> String {
         None => base,
     }
 }
+
+mod server;
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //!
 //! ```yaml
 //! name: Documents                     # optional
-//! model: |                            # OpenFGA DSL; or model_file: model.fga (or .json)
+//! model: |                            # OpenFGA DSL; or model_file: model.fga (or .json, or
+//!                                     # an fga.mod manifest of a modular model)
 //!   model
 //!     schema 1.1
 //!   type user
@@ -30,7 +31,7 @@
 //! ```
 //!
 //! Each relation under an `assertions:` key is one assertion (for each user and object of a
-//! check). Unknown keys are an error, as in the CLI's schema. Evaluation follows OpenFGA
+//! check). As in the CLI, a `list_users` asks with the first of its `user_filter`s only. Unknown keys are an error, as in the CLI's schema. Evaluation follows OpenFGA
 //! (missing condition parameters are an error).
 
 use super::common::Tally;
@@ -143,6 +144,7 @@ fn load(file: &FileCtx, f: &File) -> Result<(Arc<crate::schema::Schema>, Vec<Tup
             m,
             Origin::Inline { file, label: "model", from_line: 0 },
         )?,
+        (None, Some(p)) if p.ends_with(".mod") => modular(file, p)?,
         (None, Some(p)) => {
             let (name, text) = file.read(p)?;
             let lang =
@@ -153,6 +155,23 @@ fn load(file: &FileCtx, f: &File) -> Result<(Arc<crate::schema::Schema>, Vec<Tup
     };
     let tuples = tuples(file, &f.tuples, &f.tuple_file, &f.tuple_files)?;
     Ok((Arc::new(schema), tuples))
+}
+
+/// An OpenFGA modular model: the `fga.mod` manifest at `manifest` and the modules it names
+/// (relative to it).
+fn modular(file: &FileCtx, manifest: &str) -> Result<crate::schema::Schema, String> {
+    let (name, text) = file.read(manifest)?;
+    let dir = std::path::Path::new(manifest).parent().unwrap_or(std::path::Path::new(""));
+    let modules = crate::syntax::openfga::modules::read_modules(&text, |rel| {
+        file.read(&dir.join(rel).to_string_lossy())
+    })
+    .map_err(|e| format!("`{name}`: {e}"))?;
+    let render = |d: crate::diag::Diagnostics| {
+        let shown: Vec<String> = modules.split(d).iter().map(|(f, d)| d.render(f)).collect();
+        format!("the modular model `{name}` does not compile:\n{}", shown.join(""))
+    };
+    let (ast, _warnings) = crate::syntax::parse_openfga_modules(&modules).map_err(render)?;
+    crate::schema::compile(&ast).map_err(render)
 }
 
 /// Inline tuples take precedence over tuple files.
@@ -230,9 +249,11 @@ fn run_test(
         }
     }
     for l in &test.list_users {
+        // The CLI asks OpenFGA with the first filter only (the others are ignored).
         let filters: Vec<String> = l
             .user_filter
             .iter()
+            .take(1)
             .map(|f| match &f.relation {
                 Some(r) => format!("{}#{r}", f.ty),
                 None => f.ty.clone(),
