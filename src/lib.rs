@@ -7,6 +7,8 @@ pub mod index;
 pub mod materialize;
 pub mod query;
 pub mod schema;
+#[cfg(feature = "postgres")]
+pub mod sink;
 pub mod storage;
 pub mod store;
 pub mod syntax;
