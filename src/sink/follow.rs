@@ -84,6 +84,16 @@ fn full(
     Ok(Applied { from, to: head.revision, full: true, reason, rows, added: 0, removed: 0 })
 }
 
+/// Loads the table in full from `pv`'s latest revision, whatever its state row says (for data
+/// that has no history, such as files loaded in memory, whose revisions restart at every run).
+pub fn reload(pv: &Purview, table: &mut VisibilityTable, fo: &FollowOptions) -> Result<Applied, SinkError> {
+    let now = Utc::now();
+    let head = index(pv.snapshot())?;
+    let target = Target::resolve(&head.schema, &fo.permission, &fo.subject_type)?;
+    let from = table.check_target(&head, &target)?.map(|s| s.revision);
+    full(table, &head, target, fo, now, from, "a full load of data without history".into())
+}
+
 /// The changed relationships of the revisions after `from` up to `to`, as one batch; `None`
 /// when they cannot be listed.
 fn batch(pv: &Purview, from: Revision, to: Revision) -> Result<Vec<WriteOp>, String> {

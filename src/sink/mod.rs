@@ -16,7 +16,7 @@
 
 mod follow;
 
-pub use follow::{catch_up, follow, Applied, FollowOptions};
+pub use follow::{catch_up, follow, reload, Applied, FollowOptions};
 
 use crate::index::IndexData;
 use crate::materialize::{pair_blocks, DeltaIds, Materialized, Target};

@@ -79,7 +79,7 @@ pub(super) fn run(url: &str, args: &MaterializeArgs) -> CliResult<Exit> {
         opts.at = chrono::Utc::now();
     }
     let mut table = VisibilityTable::connect(url).map_err(failed)?;
-    let (pv, _store) = source(args)?;
+    let (pv, store) = source(args)?;
     let fo = FollowOptions {
         permission: args.permission.clone(),
         subject_type: args.subject_type.clone(),
@@ -101,6 +101,12 @@ pub(super) fn run(url: &str, args: &MaterializeArgs) -> CliResult<Exit> {
         return Ok(Exit::Success);
     }
     let started = Instant::now();
+    if store.is_none() {
+        // Files loaded in memory have no history: their revisions restart at every run.
+        let a = sink::reload(&pv, &mut table, &fo).map_err(failed)?;
+        println!("{}", line(&name, &a, started.elapsed(), json));
+        return Ok(Exit::Success);
+    }
     match sink::catch_up(&pv, &mut table, &fo).map_err(failed)? {
         Some(a) => println!("{}", line(&name, &a, started.elapsed(), json)),
         None => {
