@@ -3,8 +3,8 @@
 //! zstd-compressed, one row group per block of objects, rows in the order of the CSV output
 //! (object, then subject).
 //!
-//! Blocks are gathered in parallel (the names of each row group's pairs), then encoded and
-//! written in order. The file's key-value metadata records the permission, the subject type,
+//! Blocks are gathered and encoded in parallel (each column chunk of a row group into memory,
+//! dictionary and zstd included), then spliced into the file in order. The file's key-value metadata records the permission, the subject type,
 //! the revision the pairs reflect and the partition.
 
 use super::compute::{Control, Materialized};
@@ -15,11 +15,14 @@ use crate::eval::Tri;
 use crate::index::IndexData;
 use crate::store::{Obj, Revision, Source, Subject};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::column::writer::{get_column_writer, ColumnCloseResult, ColumnWriter};
 use parquet::data_type::{ByteArray, ByteArrayType};
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterPropertiesPtr;
 use parquet::file::properties::{WriterProperties, WriterVersion};
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
 use parquet::schema::parser::parse_message_type;
+use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 use rayon::prelude::*;
 use std::io::Write;
 use std::sync::Arc;
@@ -94,6 +97,29 @@ fn write_row_group<W: Write + Send>(
     Ok(())
 }
 
+/// One column chunk encoded in memory, and what closing its writer reported.
+type Encoded = (bytes::Bytes, ColumnCloseResult);
+
+/// Encodes column `i` of one row group on its own (dictionary, pages, zstd).
+fn encode(
+    descr: &SchemaDescriptor,
+    i: usize,
+    props: &WriterPropertiesPtr,
+    values: &[ByteArray],
+) -> Result<Encoded, MaterializeError> {
+    let col: ColumnDescPtr = descr.column(i);
+    let mut buf = TrackedWrite::new(Vec::with_capacity(values.len()));
+    let close = {
+        let pages = Box::new(SerializedPageWriter::new(&mut buf));
+        let ColumnWriter::ByteArrayColumnWriter(mut w) = get_column_writer(col, props.clone(), pages) else {
+            return Err(MaterializeError::Parquet("a string column expected".into()));
+        };
+        w.write_batch(values, None, None)?;
+        w.close()?
+    };
+    Ok((bytes::Bytes::from(buf.into_inner()?), close))
+}
+
 fn header(data: &IndexData, t: &Target, revision: Revision) -> Vec<(&'static str, String)> {
     vec![
         ("permission", t.permission_name(&data.schema)),
@@ -114,6 +140,7 @@ pub(super) fn write(
     metadata.push(("partition", format!("{}/{}", m.partition.index, m.partition.count)));
     metadata.push(("objects", format!("{}..{}", m.objects.start, m.objects.end)));
     let mut w = writer(out, PAIRS_SCHEMA, metadata)?;
+    let (descr, props) = (w.schema_descr().clone(), w.properties().clone());
     let permission = ByteArray::from(t.relation_name(&data.schema).as_bytes().to_vec());
     let outcomes = [ByteArray::from(&b"allowed"[..]), ByteArray::from(&b"conditional"[..])];
     let subjects: Vec<ByteArray> = m
@@ -131,9 +158,9 @@ pub(super) fn write(
     let window = rayon::current_num_threads().max(1);
     for group in blocks.chunks(window) {
         ctl.check()?;
-        let gathered: Vec<Columns> = group
+        let encoded: Vec<(Vec<Encoded>, u64)> = group
             .par_iter()
-            .map(|b| {
+            .map(|b| -> Result<(Vec<Encoded>, u64), MaterializeError> {
                 let keys = block_keys(m, &bounds, b.clone());
                 let mut cols: Columns = (0..4).map(|_| Vec::with_capacity(keys.len())).collect();
                 let mut current = (u32::MAX, ByteArray::new());
@@ -149,15 +176,28 @@ pub(super) fn write(
                     cols[2].push(current.1.clone());
                     cols[3].push(outcomes[(k & 1) as usize].clone());
                 }
-                cols
+                let pairs = cols[0].len() as u64;
+                if pairs == 0 {
+                    return Ok((Vec::new(), 0));
+                }
+                let chunks = cols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, values)| encode(&descr, i, &props, values))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((chunks, pairs))
             })
-            .collect();
-        for cols in gathered {
-            if cols[0].is_empty() {
+            .collect::<Result<_, _>>()?;
+        for (chunks, pairs) in encoded {
+            if pairs == 0 {
                 continue;
             }
-            write_row_group(&mut w, &cols)?;
-            ctl.advance(Phase::Write, cols[0].len() as u64, total);
+            let mut g = w.next_row_group()?;
+            for (bytes, close) in chunks {
+                g.append_column(&bytes, close)?;
+            }
+            g.close()?;
+            ctl.advance(Phase::Write, pairs, total);
         }
     }
     w.close()?;
