@@ -235,3 +235,49 @@ fn deltas_after_random_batches_equal_a_fresh_run_and_a_killed_follower_resumes_e
     let generations = pg.psql("SELECT generation FROM purview_visibility_state WHERE table_name = 'visible'");
     assert_eq!(generations.trim(), "1", "restarts caught up by deltas, without a full reload");
 }
+
+#[test]
+fn the_follower_changes_the_table_when_a_relationship_expires_or_starts() {
+    let pg = Pg::start();
+    let pv = Purview::from_schema_text("s.pv", SCHEMA).unwrap();
+    let soon = |s: i64| {
+        (chrono::Utc::now() + chrono::Duration::seconds(s)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let (ends, starts) = (soon(3), soon(4));
+    pv.write_text(&format!(
+        "message:m1#viewer@user:ann[expiration:{ends}]\nmessage:m2#viewer@user:bob\n\
+         usergroup:g1#member@user:cat\nmessage:m3#tagged@usergroup:g1\n"
+    ))
+    .unwrap();
+    let into = format!("{}?table=visible", pg.url);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = {
+        let (pv, stop, into) = (pv.clone(), stop.clone(), into.clone());
+        std::thread::spawn(move || {
+            let mut table = VisibilityTable::connect(&into).unwrap();
+            purview::sink::follow(&pv, &mut table, &options(), &stop, |_| {}).unwrap();
+        })
+    };
+    let pairs = |pg: &Pg| -> Vec<String> {
+        if pg.psql("SELECT to_regclass('visible') IS NOT NULL").trim() != "t" {
+            return Vec::new();
+        }
+        rows(pg, "visible").into_iter().map(|r| format!("{} {}", r[0], r[2])).collect()
+    };
+    assert!(eventually(Duration::from_secs(10), || pairs(&pg).contains(&"user:ann message:m1".to_string())));
+    // A relationship that starts later, written now: not visible yet.
+    pv.write_text(&format!("message:m4#viewer@user:dan[valid:{starts}..2099-01-01T00:00:00Z]")).unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        pg.psql("SELECT revision FROM purview_visibility_state").trim() == pv.revision().to_string()
+    }));
+    assert!(!pairs(&pg).contains(&"user:dan message:m4".to_string()));
+    // Both times pass without any write: the follower wakes and the table follows.
+    assert!(eventually(Duration::from_secs(15), || {
+        let p = pairs(&pg);
+        !p.contains(&"user:ann message:m1".to_string()) && p.contains(&"user:dan message:m4".to_string())
+    }));
+    assert_eq!(rows(&pg, "visible"), fresh(&pv));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pv.write_text("message:m5#viewer@user:eve").unwrap(); // wakes the follower to stop
+    follower.join().unwrap();
+}
