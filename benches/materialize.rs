@@ -9,7 +9,8 @@
 //! - `full/compact/T`: the whole materialization into the compact form (per-subject bitmaps,
 //!   serialized to a sink) on T threads (1 and 2), throughput in pairs;
 //! - `full/csv` and `full/jsonl`: the same into text, object-major (formatting dominates; the
-//!   sink discards the bytes, so disk speed is not measured);
+//!   sink discards the bytes, so disk speed is not measured); `full/jsonl-by-object` (one line
+//!   per object, for search indexes) and `full/parquet` (dictionary-encoded, zstd) likewise;
 //! - once: one partition of four (`--partition 1/4`), cut early since `message` is never a
 //!   subject;
 //! - `delta/move-user`: the deltas of one user moving between two supervision teams;
@@ -122,7 +123,9 @@ fn fixture() -> &'static Fixture {
         eprintln!("[full compact, partition 1/4, 1 thread] {s}");
         // Text output grows past 40 bytes a pair: at large scales only criterion measures it.
         let text = pairs <= 20_000_000;
-        for format in [Format::Csv, Format::Jsonl].into_iter().filter(|_| text) {
+        for format in
+            [Format::Csv, Format::Jsonl, Format::ObjectJsonl, Format::Parquet].into_iter().filter(|_| text)
+        {
             let s = Job::new(&data, target).write_to(format, &mut sink()).unwrap();
             eprintln!("[full {format:?}] {s}");
         }
@@ -131,6 +134,13 @@ fn fixture() -> &'static Fixture {
             let s = Job::new(&data, target).write_file(Format::Csv, &path).unwrap();
             let _ = std::fs::remove_file(&path);
             eprintln!("[full csv to a file in {}] {s}", std::env::temp_dir().display());
+            let path = std::env::temp_dir().join(format!("purview-bench-{}.parquet", std::process::id()));
+            let s = Job::new(&data, target).write_file(Format::Parquet, &path).unwrap();
+            let _ = std::fs::remove_file(&path);
+            eprintln!(
+                "[full parquet to a file: {:.2} bytes a pair] {s}",
+                s.bytes as f64 / s.pairs.max(1) as f64
+            );
         }
         let (after, ops) = move_user(&data, &shape);
         let opts = EvalOptions::default();
@@ -165,7 +175,12 @@ fn bench_full(c: &mut Criterion) {
             })
         });
     }
-    for (name, format) in [("csv", Format::Csv), ("jsonl", Format::Jsonl)] {
+    for (name, format) in [
+        ("csv", Format::Csv),
+        ("jsonl", Format::Jsonl),
+        ("jsonl-by-object", Format::ObjectJsonl),
+        ("parquet", Format::Parquet),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| Job::new(&f.data, f.target).write_to(format, &mut std::io::sink()).unwrap())
         });

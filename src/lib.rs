@@ -9,6 +9,8 @@ pub mod materialize;
 pub mod picture;
 pub mod query;
 pub mod schema;
+#[cfg(feature = "postgres")]
+pub mod sink;
 pub mod storage;
 pub mod store;
 pub mod syntax;

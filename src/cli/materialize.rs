@@ -1,13 +1,16 @@
 //! `purview materialize`: every (subject, object) pair of a permission into a file, or only the
 //! pairs a file of changes adds and removes. See `purview::materialize`.
 
+#[cfg(feature = "postgres")]
+mod into;
+
 use super::error::{CliError, CliResult, Exit};
 use super::{load, queries, store, EvalFlags};
 use clap::{Args, ValueEnum};
 use purview::api::View;
 use purview::index::IndexData;
 use purview::materialize::output::AtomicFile;
-use purview::materialize::{delta, Format, Job, MaterializeError, Partition, Phase, Strategy, Target};
+use purview::materialize::{self, delta, Format, Job, MaterializeError, Partition, Phase, Strategy, Target};
 use purview::store::{apply_batch, Relationship, Source};
 use purview::WriteOp;
 use std::io::{IsTerminal as _, Write};
@@ -17,7 +20,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Args, Debug)]
 pub(super) struct MaterializeArgs {
     /// The schema file.
-    #[arg(long, short, value_name = "FILE", required_unless_present = "store")]
+    #[arg(long, short, value_name = "FILE", required_unless_present_any = ["store", "datastore"])]
     schema: Option<PathBuf>,
     /// A relationships file, one relationship a line (repeatable).
     #[arg(long, short, value_name = "FILE")]
@@ -26,6 +29,21 @@ pub(super) struct MaterializeArgs {
     /// `--changes`, the changes are applied to a copy: the store is not changed.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["schema", "data"])]
     store: Option<PathBuf>,
+    /// A PostgreSQL datastore (`purview serve --datastore`) to read, e.g. with `--into … --follow`.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["schema", "data", "store"])]
+    datastore: Option<String>,
+    /// A PostgreSQL visibility table to load instead of a file: `postgres://…?table=NAME`.
+    /// Loaded through `COPY` and swapped in atomically; a later run (or `--follow`) applies only
+    /// the deltas since the revision the table reflects.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["output", "changes", "partition", "revision"])]
+    into: Option<String>,
+    /// With `--into`: keep the table current, following the store's (or datastore's) changelog,
+    /// until killed.
+    #[arg(long, requires = "into")]
+    follow: bool,
+    /// With `--follow`: look for new revisions at least this often, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500, requires = "follow")]
+    poll_ms: u64,
     /// With `--store`: the data as of this revision (within the store's history window).
     #[arg(long, value_name = "REVISION", requires = "store", conflicts_with_all = ["schema", "data"])]
     revision: Option<u64>,
@@ -38,10 +56,15 @@ pub(super) struct MaterializeArgs {
     /// The output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     format: FormatArg,
+    /// `object`: one JSON line per object with the subjects that may see it (`--format jsonl`),
+    /// for search indexes; `pair` (default): one record per pair.
+    #[arg(long, value_enum, default_value_t = ByArg::Pair)]
+    by: ByArg,
     /// The output file (`-` for standard output). Written as `FILE.partial` and renamed when
-    /// complete; a failed run leaves no `FILE`.
-    #[arg(long, short, value_name = "FILE")]
-    output: PathBuf,
+    /// complete; a failed run leaves no `FILE`. For Parquet, a directory (`DIR/`) receives
+    /// `DIR/permission=PERM/part-IIIII-of-NNNNN.parquet`.
+    #[arg(long, short, value_name = "FILE", required_unless_present = "into")]
+    output: Option<PathBuf>,
     /// Only piece I of N, split by object id range (`0/4` … `3/4`); the pieces' outputs
     /// concatenate to the whole.
     #[arg(long, value_name = "I/N")]
@@ -63,16 +86,39 @@ enum FormatArg {
     Csv,
     Jsonl,
     Compact,
+    Parquet,
 }
 
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Csv => Format::Csv,
-            FormatArg::Jsonl => Format::Jsonl,
-            FormatArg::Compact => Format::Compact,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ByArg {
+    Pair,
+    Object,
+}
+
+fn format_of(f: FormatArg, by: ByArg) -> CliResult<Format> {
+    Ok(match (f, by) {
+        (FormatArg::Csv, ByArg::Pair) => Format::Csv,
+        (FormatArg::Jsonl, ByArg::Pair) => Format::Jsonl,
+        (FormatArg::Compact, ByArg::Pair) => Format::Compact,
+        (FormatArg::Parquet, ByArg::Pair) => Format::Parquet,
+        (FormatArg::Jsonl, ByArg::Object) => Format::ObjectJsonl,
+        (_, ByArg::Object) => {
+            return Err(CliError::usage("`--by object` writes JSON lines: add `--format jsonl`"))
         }
+    })
+}
+
+/// Where the output goes: `-`, a file, or for Parquet a directory (an existing one, or a path
+/// ending in `/`), which receives `DIR/permission=PERM/part-IIIII-of-NNNNN.parquet`.
+fn output_path(output: &Path, format: Format, permission: &str, partition: Partition) -> CliResult<PathBuf> {
+    let is_dir = output.is_dir() || output.as_os_str().to_string_lossy().ends_with('/');
+    if format != Format::Parquet || !is_dir || output == Path::new("-") {
+        return Ok(output.to_path_buf());
     }
+    let dir = output.join(format!("permission={permission}"));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::input(format!("cannot create `{}`: {e}", dir.display())))?;
+    Ok(dir.join(format!("part-{:05}-of-{:05}.parquet", partition.index, partition.count)))
 }
 
 pub(super) fn failed(e: MaterializeError) -> CliError {
@@ -87,6 +133,15 @@ pub(super) fn failed(e: MaterializeError) -> CliError {
 }
 
 pub(super) fn run(args: MaterializeArgs) -> CliResult<Exit> {
+    if let Some(url) = &args.into {
+        #[cfg(feature = "postgres")]
+        return into::run(url, &args);
+        #[cfg(not(feature = "postgres"))]
+        return Err(CliError::input(format!("`--into {url}`: this build has no PostgreSQL support")));
+    }
+    if args.datastore.is_some() {
+        return Err(CliError::usage("`--datastore` is read with `--into postgres://…?table=NAME`"));
+    }
     let partition = args.partition.as_deref().map(Partition::parse).transpose().map_err(failed)?;
     let partition = partition.unwrap_or_default();
     let opts = queries::base_options(&args.eval)?;
@@ -101,7 +156,7 @@ pub(super) fn run(args: MaterializeArgs) -> CliResult<Exit> {
     };
     let View::Index(data) = view else { return Err(failed(MaterializeError::NeedsIndex)) };
     let target = Target::resolve(&data.schema, &args.permission, &args.subject_type).map_err(failed)?;
-    let format = Format::from(args.format);
+    let format = format_of(args.format, args.by)?;
     if let Some(changes) = &args.changes {
         if format == Format::Compact {
             return Err(failed(MaterializeError::DeltaFormat("the compact format")));
@@ -115,11 +170,13 @@ pub(super) fn run(args: MaterializeArgs) -> CliResult<Exit> {
     if let Some(n) = args.threads {
         job = job.threads(n as usize);
     }
-    let summary = if args.output == Path::new("-") {
+    let Some(output) = &args.output else { return Err(CliError::usage("pass `--output FILE`")) };
+    let output = output_path(output, format, target.relation_name(&data.schema), partition)?;
+    let summary = if output == Path::new("-") {
         let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
         job.write_to(format, &mut stdout)
     } else {
-        job.write_file(format, &args.output)
+        job.write_file(format, &output)
     };
     bar.finish();
     let summary = summary.map_err(failed)?;
@@ -128,7 +185,7 @@ pub(super) fn run(args: MaterializeArgs) -> CliResult<Exit> {
     } else {
         format!("materialized {summary}")
     };
-    if args.output == Path::new("-") {
+    if output == Path::new("-") {
         eprintln!("{text}");
     } else {
         println!("{text}");
@@ -237,23 +294,34 @@ fn deltas(
         None => run(),
     }
     .map_err(failed)?;
-    let format = Format::from(args.format);
+    let format = format_of(args.format, args.by)?;
     let mut buf = Vec::new();
-    if format == Format::Csv && partition.is_first() {
-        buf.extend_from_slice(b"change,subject,permission,object,outcome\n");
+    let revisions = (before.revision(), after.revision());
+    match format {
+        Format::Parquet => materialize::write_parquet_deltas(&after, target, revisions, &found, &mut buf),
+        Format::ObjectJsonl => materialize::write_object_deltas(&after, target, &found, &mut buf),
+        _ => {
+            if format == Format::Csv && partition.is_first() {
+                buf.extend_from_slice(b"change,subject,permission,object,outcome\n");
+            }
+            for d in &found {
+                delta_line(&mut buf, format, &delta::name(&after, target, d));
+            }
+            Ok(())
+        }
     }
-    for d in &found {
-        delta_line(&mut buf, format, &delta::name(&after, target, d));
-    }
-    if args.output == Path::new("-") {
+    .map_err(failed)?;
+    let Some(output) = &args.output else { return Err(CliError::usage("pass `--output FILE`")) };
+    let output = output_path(output, format, target.relation_name(&after.schema), partition)?;
+    if output == Path::new("-") {
         std::io::stdout().lock().write_all(&buf).map_err(|e| CliError::input(e.to_string()))?;
     } else {
         let write = || -> std::io::Result<()> {
-            let mut file = AtomicFile::create(&args.output)?;
+            let mut file = AtomicFile::create(&output)?;
             file.write_all(&buf)?;
             file.commit()
         };
-        write().map_err(|e| CliError::input(format!("cannot write `{}`: {e}", args.output.display())))?;
+        write().map_err(|e| CliError::input(format!("cannot write `{}`: {e}", output.display())))?;
     }
     let (added, removed) = found.iter().fold((0, 0), |(a, r), d| match d.change {
         delta::Change::Added => (a + 1, r),
@@ -279,7 +347,7 @@ fn deltas(
             start.elapsed()
         )
     };
-    if args.output == Path::new("-") {
+    if output == Path::new("-") {
         eprintln!("{text}");
     } else {
         println!("{text}");

@@ -302,6 +302,29 @@ impl IndexData {
         }
     }
 
+    /// Whether a relationship starts or expires in `(after, until]`: evaluations at the two
+    /// times may differ only then (conditions aside).
+    pub fn time_bound_between(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        self.next_time_bound(after).is_some_and(|t| t <= until)
+    }
+
+    /// The earliest time after `after` at which a relationship starts or expires.
+    pub fn next_time_bound(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.special
+            .values()
+            .flat_map(|a| [a.valid_from, a.expires_at])
+            .flatten()
+            .filter(|t| *t > after)
+            .min()
+    }
+
     /// Loads plain relationships given by ids (their objects already interned) into an empty
     /// index: the lists are built sorted, in parallel, instead of one insert at a time.
     pub fn bulk_load_plain(&mut self, tuples: &[(Obj, RelId, Subject)]) {

@@ -1,7 +1,7 @@
 //! The full recomputation: one `what` per subject, in parallel chunks, clipped to a partition.
 
 use super::output::AtomicFile;
-use super::{compact, text, Format, MaterializeError, Partition, Phase, Summary, Target};
+use super::{columns, compact, objects, text, Format, MaterializeError, Partition, Phase, Summary, Target};
 use crate::eval::{EvalOptions, MissingContext, Tri};
 use crate::index::{IndexData, IndexEval};
 use crate::store::{Revision, Subject};
@@ -251,6 +251,8 @@ impl<'a> Job<'a> {
             match format {
                 Format::Csv | Format::Jsonl => text::write(self.data, &m, format, &mut out, &ctl)?,
                 Format::Compact => compact::write(self.data, &m, &mut out, &ctl)?,
+                Format::Parquet => columns::write(self.data, &m, &mut out, &ctl)?,
+                Format::ObjectJsonl => objects::write(self.data, &m, &mut out, &ctl)?,
             }
             Ok(m)
         })??;

@@ -8,6 +8,9 @@
 //!   and the rows are exactly the compact form; per object (`who`) costs a walk per object.
 //! - Sinks: CSV and JSONL (`text.rs`, object-major so that partitions concatenate), and the
 //!   compact form (`compact.rs`: per-subject roaring bitmaps plus the names, with a reader).
+//! - Parquet (`columns.rs`: dictionary-encoded string columns, zstd, a row group per block of
+//!   objects) and object-major JSON lines for search indexes (`objects.rs`: one line per object
+//!   with its subjects), for pairs and for deltas.
 //! - [`output::AtomicFile`]: output is written under a `.partial` name and renamed only when
 //!   complete.
 //! - [`delta`]: incremental recomputation — the pairs added and removed by a write batch, from
@@ -44,19 +47,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod columns;
 pub mod compact;
 mod compute;
 pub mod delta;
 mod deps;
 pub mod diff;
+mod objects;
 pub mod output;
 pub mod structure;
 mod text;
 
+pub use columns::write_deltas as write_parquet_deltas;
 pub use compute::{Job, Materialized, Row};
 pub use delta::{deltas, Change, Delta, DeltaIds, Strategy};
 pub use deps::{Deps, TupleReader, ValueReader};
 pub use diff::{diff, PermissionDiff, SchemaDiff, Status, Targets};
+pub use objects::write_deltas as write_object_deltas;
+pub use text::pair_blocks;
 
 use crate::eval::EvalError;
 use crate::schema::{RelId, Schema, TypeId};
@@ -161,7 +169,7 @@ impl Partition {
 
 /// The output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// `subject,permission,object,outcome`, a header line in the first partition only.
     Csv,
@@ -169,6 +177,25 @@ pub enum Format {
     Jsonl,
     /// Per-subject roaring bitmaps and the names (see [`compact`]).
     Compact,
+    /// Parquet: string columns `subject`, `permission`, `object`, `outcome`, dictionary-encoded,
+    /// zstd, one row group per block of objects.
+    Parquet,
+    /// Object-major JSON lines: `{"object":…,"permission":…,"allowed":[…],"conditional":[…]}`
+    /// per object with at least one pair.
+    ObjectJsonl,
+}
+
+impl Format {
+    /// The name a user gives (`--format`, with `--by object` for [`Format::ObjectJsonl`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Compact => "compact",
+            Format::Parquet => "parquet",
+            Format::ObjectJsonl => "jsonl by object",
+        }
+    }
 }
 
 /// Where a running job is, for progress bars.
@@ -273,8 +300,10 @@ pub enum MaterializeError {
     NeedsIndex,
     #[error("the compact file is invalid: {0}")]
     Compact(String),
-    #[error("{0} is not available for deltas; use csv or jsonl")]
+    #[error("{0} is not available for deltas; use csv, jsonl or parquet")]
     DeltaFormat(&'static str),
     #[error("the data does not fit the old schema:\n{0}")]
     OldSchema(String),
+    #[error("cannot write the Parquet output: {0}")]
+    Parquet(String),
 }

@@ -90,29 +90,13 @@ pub(super) fn write(
             field(format, &data.subject_ref(s).to_string())
         })
         .collect();
-    // The first and last object of each row, to skip rows quickly.
-    let bounds: Vec<(u32, u32)> = m
-        .rows
-        .iter()
-        .map(|r| {
-            let lo = r.allowed.min().into_iter().chain(r.conditional.min()).min().unwrap_or(u32::MAX);
-            let hi = r.allowed.max().into_iter().chain(r.conditional.max()).max().unwrap_or(0);
-            (lo, hi)
-        })
-        .collect();
+    let bounds = bounds(m);
     if format == Format::Csv && m.partition.is_first() {
         out.write_all(b"subject,permission,object,outcome\n")?;
     }
     let total = m.pairs();
     ctl.start(Phase::Write, total);
-    let span = u64::from(m.objects.end - m.objects.start);
-    let per_block = (span * PAIRS_PER_BLOCK).checked_div(total).map_or(span.max(1), |n| n.clamp(64, 1 << 16));
-    let blocks: Vec<Range<u32>> = (0..span.div_ceil(per_block))
-        .map(|b| {
-            let lo = u64::from(m.objects.start) + b * per_block;
-            lo as u32..(lo + per_block).min(u64::from(m.objects.end)) as u32
-        })
-        .collect();
+    let blocks = blocks(m, total, PAIRS_PER_BLOCK);
     let window = rayon::current_num_threads().max(1) * 2;
     for group in blocks.chunks(window) {
         ctl.check()?;
@@ -138,17 +122,7 @@ fn render(
     bounds: &[(u32, u32)],
     block: Range<u32>,
 ) -> (Vec<u8>, u64) {
-    let mut keys: Vec<u64> = Vec::new();
-    for (i, r) in m.rows.iter().enumerate() {
-        let (lo, hi) = bounds[i];
-        if hi < block.start || lo >= block.end {
-            continue;
-        }
-        let i = (i as u64) << 1;
-        keys.extend(r.allowed.range(block.clone()).map(|o| (u64::from(o) << 32) | i));
-        keys.extend(r.conditional.range(block.clone()).map(|o| (u64::from(o) << 32) | i | 1));
-    }
-    keys.sort_unstable();
+    let keys = block_keys(m, bounds, block);
     let mut buf = Vec::with_capacity(keys.len() * 48);
     let mut current = (u32::MAX, String::new());
     for &k in &keys {
@@ -162,4 +136,58 @@ fn render(
         line(&mut buf, format, [subject, permission, &current.1, outcome_name(k & 1 == 1)]);
     }
     (buf, keys.len() as u64)
+}
+
+/// The first and last object of each row, to skip rows quickly.
+pub(super) fn bounds(m: &Materialized) -> Vec<(u32, u32)> {
+    m.rows
+        .iter()
+        .map(|r| {
+            let lo = r.allowed.min().into_iter().chain(r.conditional.min()).min().unwrap_or(u32::MAX);
+            let hi = r.allowed.max().into_iter().chain(r.conditional.max()).max().unwrap_or(0);
+            (lo, hi)
+        })
+        .collect()
+}
+
+/// The object range of `m` cut into blocks of about `per_block` pairs (of `total`), in order.
+pub(super) fn blocks(m: &Materialized, total: u64, per_block: u64) -> Vec<Range<u32>> {
+    let span = u64::from(m.objects.end - m.objects.start);
+    let per_block = (span * per_block).checked_div(total).map_or(span.max(1), |n| n.clamp(64, 1 << 16));
+    (0..span.div_ceil(per_block))
+        .map(|b| {
+            let lo = u64::from(m.objects.start) + b * per_block;
+            lo as u32..(lo + per_block).min(u64::from(m.objects.end)) as u32
+        })
+        .collect()
+}
+
+/// The pairs of the objects in `block`, sorted by object then subject: `object << 32 | row << 1
+/// | conditional`, where `row` indexes `m.rows`.
+pub(super) fn block_keys(m: &Materialized, bounds: &[(u32, u32)], block: Range<u32>) -> Vec<u64> {
+    let mut keys: Vec<u64> = Vec::new();
+    for (i, r) in m.rows.iter().enumerate() {
+        let (lo, hi) = bounds[i];
+        if hi < block.start || lo >= block.end {
+            continue;
+        }
+        let i = (i as u64) << 1;
+        keys.extend(r.allowed.range(block.clone()).map(|o| (u64::from(o) << 32) | i));
+        keys.extend(r.conditional.range(block.clone()).map(|o| (u64::from(o) << 32) | i | 1));
+    }
+    keys.sort_unstable();
+    keys
+}
+
+/// Every pair of `m` in blocks of about `per_block` pairs, in the CSV output's order (object,
+/// then subject): `(object id, index into m.rows, conditional)`. Blocks are computed lazily,
+/// so a caller streams them.
+pub fn pair_blocks(m: &Materialized, per_block: u64) -> impl Iterator<Item = Vec<(u32, u32, bool)>> + '_ {
+    let bounds = bounds(m);
+    blocks(m, m.pairs(), per_block).into_iter().map(move |b| {
+        block_keys(m, &bounds, b)
+            .into_iter()
+            .map(|k| ((k >> 32) as u32, ((k & 0xffff_ffff) >> 1) as u32, k & 1 == 1))
+            .collect()
+    })
 }

@@ -30,6 +30,7 @@ mod query;
 mod schema_check;
 mod seeds;
 mod server;
+mod sinks;
 mod storage;
 mod subset;
 mod syntax;

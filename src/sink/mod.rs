@@ -1,0 +1,405 @@
+//! A PostgreSQL visibility table kept current: bulk visibility where an application database
+//! consumes it (list filtering and row-level security in plain SQL).
+//!
+//! - [`VisibilityTable`] (this file): `NAME` is a view over the current generation's table
+//!   `NAME__gN` (`subject`, `permission`, `object`, `outcome`, indexed on `(subject,
+//!   permission)` and `(object, permission)`). A full load creates generation `N + 1`, fills it
+//!   with binary `COPY`, builds its indexes, points the view at it and drops generation `N`, all
+//!   in one transaction: readers see the old rows or the new ones, never a half-loaded table,
+//!   and policies that use the view keep working (they depend on the view, which stays).
+//! - The state row (`purview_visibility_state`, one row per visibility table) records the
+//!   revision the table reflects; every change to the table updates it in the same transaction,
+//!   guarded by the revision it expects, so a follower killed at any point and restarted applies
+//!   each batch exactly once.
+//! - [`follow`] (`follow.rs`): catches the table up with a Purview (a store or a PostgreSQL
+//!   datastore), by the deltas of the revisions since the state row's, and keeps it current.
+
+mod follow;
+
+pub use follow::{catch_up, follow, reload, Applied, FollowOptions};
+
+use crate::index::IndexData;
+use crate::materialize::{pair_blocks, DeltaIds, Materialized, Target};
+use crate::store::{Obj, Revision, Source, Subject};
+use crate::Tri;
+use futures_util::pin_mut;
+use std::future::Future;
+use std::time::Duration;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use tokio_postgres::NoTls;
+
+/// Why the visibility table could not be loaded or kept current.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("invalid `--into` URL: {0}")]
+    Url(String),
+    #[error("cannot connect to {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("`{table}` exists in {target} and is not a Purview visibility table ({found}); choose another `table=` name or drop it")]
+    Foreign { table: String, target: String, found: String },
+    #[error("the visibility table `{table}` holds {holds}, not {wanted}; use another `table=` name")]
+    OtherTarget { table: String, holds: String, wanted: String },
+    #[error("the visibility table `{table}` changed under this follower (at revision {found}, expected {expected}): is another follower running?")]
+    Conflict { table: String, expected: Revision, found: Revision },
+    #[error("PostgreSQL failed while {doing}: {reason}")]
+    Database { doing: &'static str, reason: String },
+    #[error(transparent)]
+    Materialize(#[from] crate::materialize::MaterializeError),
+    #[error(transparent)]
+    Eval(#[from] crate::EvalError),
+    #[error("cannot read the data: {0}")]
+    Source(String),
+}
+
+fn db(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> SinkError {
+    move |e| SinkError::Database {
+        doing,
+        reason: match e.as_db_error() {
+            Some(d) => d.message().to_string(),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// Runs a future that only talks to tokio-postgres channels on this thread.
+fn block<F: Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+/// What the state row says about a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableState {
+    /// `message#view`.
+    pub permission: String,
+    /// `user` or `usergroup#member`.
+    pub subject_type: String,
+    /// The revision the rows reflect.
+    pub revision: Revision,
+    /// The generation of the table behind the view.
+    pub generation: i64,
+    /// The time the rows were evaluated at (validity and expiration), as an RFC 3339 string.
+    pub evaluated_at: String,
+}
+
+/// A visibility table in a PostgreSQL database.
+pub struct VisibilityTable {
+    client: tokio_postgres::Client,
+    _runtime: tokio::runtime::Runtime,
+    table: String,
+    target: String,
+}
+
+/// Splits `postgres://…?table=NAME` into the connection string without `table` and the name.
+fn split_url(url: &str) -> Result<(String, String), SinkError> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut table = None;
+    let mut rest = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.split_once('=') {
+            Some(("table", name)) => table = Some(name.to_string()),
+            _ => rest.push(kv),
+        }
+    }
+    let table =
+        table.ok_or_else(|| SinkError::Url("name the table: `postgres://HOST/DB?table=NAME`".to_string()))?;
+    let valid = table.len() <= 48
+        && table.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && table.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(SinkError::Url(format!(
+            "`{table}` is not a table name: use lowercase letters, digits and `_` (at most 48)"
+        )));
+    }
+    let base = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+    Ok((base, table))
+}
+
+/// `host:port/db` of a URL, without credentials.
+fn describe(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('?').next().unwrap_or(rest).to_string()
+}
+
+const STATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS purview_visibility_state (
+    table_name text PRIMARY KEY,
+    permission text NOT NULL,
+    subject_type text NOT NULL,
+    revision bigint NOT NULL,
+    generation bigint NOT NULL,
+    evaluated_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)";
+
+impl VisibilityTable {
+    /// Connects to `postgres://…?table=NAME` and checks that `NAME` is free or is a visibility
+    /// table this module made.
+    pub fn connect(url: &str) -> Result<VisibilityTable, SinkError> {
+        let (base, table) = split_url(url)?;
+        let target = describe(&base);
+        let mut config: tokio_postgres::Config =
+            base.parse().map_err(|e: tokio_postgres::Error| SinkError::Url(e.to_string()))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.application_name("purview-materialize");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("purview-sink")
+            .enable_all()
+            .build()
+            .map_err(|e| SinkError::Connect { target: target.clone(), reason: e.to_string() })?;
+        let (client, connection) = rt
+            .block_on(config.connect(NoTls))
+            .map_err(|e| SinkError::Connect { target: target.clone(), reason: e.to_string() })?;
+        rt.spawn(async move {
+            let _ = connection.await;
+        });
+        let vt = VisibilityTable { client, _runtime: rt, table, target };
+        block(vt.client.batch_execute(STATE_TABLE)).map_err(db("creating the state table"))?;
+        vt.check_free_or_ours()?;
+        Ok(vt)
+    }
+
+    /// `NAME`.
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn check_free_or_ours(&self) -> Result<(), SinkError> {
+        let kind: Option<String> = block(self.client.query_opt(
+            "SELECT c.relkind::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+            &[&self.table],
+        ))
+        .map_err(db("looking for the table"))?
+        .map(|r| r.get(0));
+        let Some(kind) = kind else { return Ok(()) };
+        let columns: Vec<String> = block(self.client.query(
+            "SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[&self.table],
+        ))
+        .map_err(db("looking for the table"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        let ours = kind == "v"
+            && columns == ["subject text", "permission text", "object text", "outcome text"]
+            && self.state()?.is_some();
+        if ours {
+            return Ok(());
+        }
+        let what = if kind == "v" { "a view" } else { "a table" };
+        Err(SinkError::Foreign {
+            table: self.table.clone(),
+            target: self.target.clone(),
+            found: format!("{what} with columns {}", columns.join(", ")),
+        })
+    }
+
+    /// The state row, if the table was loaded.
+    pub fn state(&self) -> Result<Option<TableState>, SinkError> {
+        let row = block(self.client.query_opt(
+            "SELECT permission, subject_type, revision, generation, \
+             to_char(evaluated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+             FROM purview_visibility_state WHERE table_name = $1",
+            &[&self.table],
+        ))
+        .map_err(db("reading the state row"))?;
+        Ok(row.map(|r| TableState {
+            permission: r.get(0),
+            subject_type: r.get(1),
+            revision: r.get::<_, i64>(2) as Revision,
+            generation: r.get(3),
+            evaluated_at: r.get(4),
+        }))
+    }
+
+    /// Fails when the table holds another permission or subject type.
+    pub fn check_target(&self, data: &IndexData, t: &Target) -> Result<Option<TableState>, SinkError> {
+        let state = self.state()?;
+        if let Some(s) = &state {
+            let (p, st) = (t.permission_name(&data.schema), t.subject_name(&data.schema));
+            if s.permission != p || s.subject_type != st {
+                return Err(SinkError::OtherTarget {
+                    table: self.table.clone(),
+                    holds: format!("`{}` for `{}`", s.permission, s.subject_type),
+                    wanted: format!("`{p}` for `{st}`"),
+                });
+            }
+        }
+        Ok(state)
+    }
+
+    /// Replaces the table's rows with every pair of `m` (computed on `data`, evaluated at
+    /// `evaluated_at`), atomically; returns the number of rows.
+    pub fn load(
+        &mut self,
+        data: &IndexData,
+        m: &Materialized,
+        evaluated_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, SinkError> {
+        let state = self.check_target(data, &m.target)?;
+        let t = m.target;
+        let generation = state.as_ref().map_or(1, |s| s.generation + 1);
+        let (name, permission_name, subject_name) =
+            (self.table.clone(), t.permission_name(&data.schema), t.subject_name(&data.schema));
+        let new = format!("{name}__g{generation}");
+        let permission = t.relation_name(&data.schema).to_string();
+        let subjects: Vec<String> = m
+            .rows
+            .iter()
+            .map(|r| {
+                data.subject_ref(Subject { ty: t.subject_type, id: r.subject, rel: t.subject_relation })
+                    .to_string()
+            })
+            .collect();
+        let revision = m.revision as i64;
+        let at = evaluated_at.to_rfc3339();
+        let client = &mut self.client;
+        block(async {
+            let tx = client.transaction().await.map_err(db("starting the load"))?;
+            // One loader at a time per table; a second waits, then sees the first's state.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&name])
+                .await
+                .map_err(db("locking the table"))?;
+            tx.batch_execute(&format!(
+                "SET LOCAL statement_timeout = 0; SET LOCAL maintenance_work_mem = '256MB'; \
+                 DROP TABLE IF EXISTS {new}; \
+                 CREATE TABLE {new} (subject text NOT NULL, permission text NOT NULL, \
+                 object text NOT NULL, outcome text NOT NULL)"
+            ))
+            .await
+            .map_err(db("creating the new generation"))?;
+            let sink = tx
+                .copy_in(&format!(
+                    "COPY {new} (subject, permission, object, outcome) FROM STDIN (FORMAT binary)"
+                ))
+                .await
+                .map_err(db("copying the pairs"))?;
+            let w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT]);
+            pin_mut!(w);
+            for block in pair_blocks(m, 1 << 16) {
+                let mut current = (u32::MAX, String::new());
+                for (object, row, cond) in block {
+                    if object != current.0 {
+                        current =
+                            (object, data.object_ref(Obj { ty: t.object_type, id: object }).to_string());
+                    }
+                    let subject = subjects.get(row as usize).map(String::as_str).unwrap_or("");
+                    let outcome = if cond { "conditional" } else { "allowed" };
+                    w.as_mut()
+                        .write(&[&subject, &permission.as_str(), &current.1.as_str(), &outcome])
+                        .await
+                        .map_err(db("copying the pairs"))?;
+                }
+            }
+            let rows = w.finish().await.map_err(db("copying the pairs"))?;
+            tx.batch_execute(&format!(
+                "CREATE INDEX {new}_subject ON {new} (subject, permission); \
+                 CREATE INDEX {new}_object ON {new} (object, permission); ANALYZE {new}; \
+                 CREATE OR REPLACE VIEW {name} AS SELECT subject, permission, object, outcome FROM {new}"
+            ))
+            .await
+            .map_err(db("indexing the new generation"))?;
+            if let Some(old) = &state {
+                tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}__g{}", old.generation))
+                    .await
+                    .map_err(db("dropping the old generation"))?;
+            }
+            tx.execute(
+                "INSERT INTO purview_visibility_state \
+                 (table_name, permission, subject_type, revision, generation, evaluated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6::text::timestamptz) ON CONFLICT (table_name) DO UPDATE SET \
+                 permission = $2, subject_type = $3, revision = $4, generation = $5, \
+                 evaluated_at = $6::text::timestamptz, updated_at = now()",
+                &[&name, &permission_name, &subject_name, &revision, &generation, &at],
+            )
+            .await
+            .map_err(db("recording the state"))?;
+            tx.commit().await.map_err(db("committing the load"))?;
+            Ok(rows)
+        })
+    }
+
+    /// Applies `deltas` (ids of `data`, the later revision), which lead from revision `from` to
+    /// `to`, and moves the state row from `from` to `to`, in one transaction. Fails with
+    /// [`SinkError::Conflict`] (nothing applied) when the table is not at `from`.
+    pub fn apply(
+        &mut self,
+        data: &IndexData,
+        t: &Target,
+        deltas: &[DeltaIds],
+        (from, to): (Revision, Revision),
+        evaluated_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), SinkError> {
+        let Some(state) = self.check_target(data, t)? else {
+            return Err(SinkError::Conflict { table: self.table.clone(), expected: from, found: 0 });
+        };
+        let live = format!("{}__g{}", self.table, state.generation);
+        let permission = t.relation_name(&data.schema).to_string();
+        let mut lists: [[Vec<String>; 3]; 2] = Default::default();
+        for d in deltas {
+            let l = &mut lists[usize::from(d.change == crate::materialize::Change::Added)];
+            let s = Subject { ty: t.subject_type, id: d.subject, rel: t.subject_relation };
+            l[0].push(data.subject_ref(s).to_string());
+            l[1].push(data.object_ref(Obj { ty: t.object_type, id: d.object }).to_string());
+            l[2].push(if d.outcome == Tri::Cond { "conditional" } else { "allowed" }.to_string());
+        }
+        let (name, generation) = (self.table.clone(), state.generation);
+        let at = evaluated_at.to_rfc3339();
+        let client = &mut self.client;
+        block(async {
+            let tx = client.transaction().await.map_err(db("starting a batch"))?;
+            let moved = tx
+                .execute(
+                    "UPDATE purview_visibility_state SET revision = $3, evaluated_at = $5::text::timestamptz, \
+                     updated_at = now() WHERE table_name = $1 AND revision = $2 AND generation = $4",
+                    &[&name, &(from as i64), &(to as i64), &generation, &at],
+                )
+                .await
+                .map_err(db("recording the state"))?;
+            if moved != 1 {
+                let found: Option<i64> = tx
+                    .query_opt(
+                        "SELECT revision FROM purview_visibility_state WHERE table_name = $1",
+                        &[&name],
+                    )
+                    .await
+                    .map_err(db("reading the state row"))?
+                    .map(|r| r.get(0));
+                return Err(SinkError::Conflict {
+                    table: name,
+                    expected: from,
+                    found: found.unwrap_or(0) as Revision,
+                });
+            }
+            let [removed, added] = &lists;
+            if !removed[0].is_empty() {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {live} t USING unnest($1::text[], $2::text[], $3::text[]) AS d(s, o, c) \
+                         WHERE t.subject = d.s AND t.object = d.o AND t.outcome = d.c AND t.permission = $4"
+                    ),
+                    &[&removed[0], &removed[1], &removed[2], &permission],
+                )
+                .await
+                .map_err(db("deleting removed pairs"))?;
+            }
+            if !added[0].is_empty() {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {live} (subject, permission, object, outcome) \
+                         SELECT s, $4, o, c FROM unnest($1::text[], $2::text[], $3::text[]) AS d(s, o, c)"
+                    ),
+                    &[&added[0], &added[1], &added[2], &permission],
+                )
+                .await
+                .map_err(db("inserting added pairs"))?;
+            }
+            tx.commit().await.map_err(db("committing a batch"))?;
+            Ok(())
+        })
+    }
+}
