@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 fn node(url: &str) -> storage::Store {
     let quiet = StoreOptions { warn: Arc::new(|_| {}), ..StoreOptions::default() };
-    storage::open_postgres(url, None, quiet, Duration::from_millis(200)).unwrap()
+    // How often a node polls PostgreSQL besides being woken by NOTIFY (`PURVIEW_BENCH_POLL_MS`).
+    let poll = std::env::var("PURVIEW_BENCH_POLL_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    storage::open_postgres(url, None, quiet, Duration::from_millis(poll)).unwrap()
 }
 
 fn row(name: &str, target: &str, measured: String, pass: bool) {
