@@ -144,3 +144,9 @@ if (hash.startsWith("model=")) {
 } else {
   quickstart();
 }
+
+// The schema graph: the whole drawing fitted to the pane, or (click, Enter) its actual size.
+$("graph").addEventListener("click", () => $("graph").classList.toggle("fit"));
+$("graph").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") $("graph").classList.toggle("fit");
+});
