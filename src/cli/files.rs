@@ -83,7 +83,14 @@ fn validate_one(path: &Path, schema: Option<&Schema>, format: Option<SchemaForma
         }
         _ => {
             let format = load::schema_format(path, &text, format);
-            let s = load::schema_from_text(format, &name, &text)?;
+            let s = if format == SchemaFormat::SpiceDb
+                && !purview::syntax::spicedb::spicedb_imports(&text).is_empty()
+            {
+                // With the files its `import`s name.
+                load::spicedb_files_schema(path, text.to_string())?
+            } else {
+                load::schema_from_text(format, &name, &text)?
+            };
             if !s.warnings.is_empty() {
                 let file = SourceFile::new(&name, &*text);
                 let mut err = std::io::stderr().lock();

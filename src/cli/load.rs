@@ -84,7 +84,57 @@ pub fn schema_file(path: &Path, format: Option<SchemaFormat>) -> CliResult<Schem
         return modules_schema(path);
     }
     let text = read(path)?;
-    schema_from_text(schema_format(path, &text, format), &path.display().to_string(), &text)
+    let format = schema_format(path, &text, format);
+    if format == SchemaFormat::SpiceDb && !purview::syntax::spicedb::spicedb_imports(&text).is_empty() {
+        return spicedb_files_schema(path, text);
+    }
+    schema_from_text(format, &path.display().to_string(), &text)
+}
+
+/// Reads a SpiceDB schema file and every file its `import`s name (each relative to the file
+/// that imports it; a file imported twice is read once), lays them out as one schema and
+/// compiles it. Diagnostics point into the files.
+pub fn spicedb_files_schema(path: &Path, text: String) -> CliResult<Schema> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = std::collections::VecDeque::from([(path.to_path_buf(), text)]);
+    seen.insert(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
+    while let Some((file, text)) = queue.pop_front() {
+        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        for (rel, span) in purview::syntax::spicedb::spicedb_imports(&text) {
+            let p = dir.join(&rel);
+            if !seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())) {
+                continue;
+            }
+            match std::fs::read_to_string(&p) {
+                Ok(t) => queue.push_back((p, t)),
+                Err(e) => {
+                    let d = Diagnostic::new(
+                        "import-not-found",
+                        span,
+                        format!("cannot read `{}`: {e}", p.display()),
+                    )
+                    .with_help("an import names a file relative to the file that imports it");
+                    let source = SourceFile::new(&file.display().to_string(), &*text);
+                    return Err(CliError::diagnostics(String::new(), vec![(source, Diagnostics(vec![d]))]));
+                }
+            }
+        }
+        files.push((file.display().to_string(), text));
+    }
+    let modules = Modules::new(files.clone());
+    let layout: String = files.iter().map(|(_, t)| format!("{t}\n")).collect();
+    let starts: Vec<usize> = files
+        .iter()
+        .scan(0, |at, (_, t)| {
+            let start = *at;
+            *at += t.len() + 1;
+            Some(start)
+        })
+        .collect();
+    let ast = purview::syntax::spicedb::parse_spicedb_imported(&layout, &starts)
+        .map_err(|d| CliError::diagnostics(String::new(), modules.split(d)))?;
+    purview::schema::compile(&ast).map_err(|d| CliError::diagnostics(String::new(), modules.split(d)))
 }
 
 /// A relationship and where it was written.

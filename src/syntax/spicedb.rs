@@ -30,9 +30,50 @@ const USE_FLAGS: [&str; 5] = ["expiration", "import", "partial", "self", "typech
 
 /// Parses a SpiceDB schema into Purview's AST, reporting every problem found.
 pub fn parse_spicedb(text: &str) -> Result<Schema, Diagnostics> {
+    parse(text, None)
+}
+
+/// [`parse_spicedb`] of schema files laid out as one text, the importing file's `import`s
+/// already laid out beside it (see [`spicedb_imports`]): the `import` statements are accepted.
+/// `file_starts` are the offsets where the files begin (`use` flags come first in each file).
+pub fn parse_spicedb_imported(text: &str, file_starts: &[usize]) -> Result<Schema, Diagnostics> {
+    parse(text, Some(file_starts))
+}
+
+/// The paths a schema's `import` statements name, with where each is written (none when the
+/// text does not parse: parsing it says why).
+pub fn spicedb_imports(text: &str) -> Vec<(String, Span)> {
+    let Ok(root) = SpiceDbGrammar::parse(Rule::schema, text) else { return Vec::new() };
+    root.flatten()
+        .filter(|p| p.as_rule() == Rule::import_stmt)
+        .filter_map(|p| {
+            let span = span_of(&p);
+            p.into_inner().find(|q| q.as_rule() == Rule::string_lit).map(|q| (import_path(q.as_str()), span))
+        })
+        .collect()
+}
+
+/// A quoted import path without its quotes.
+fn import_path(lit: &str) -> String {
+    for q in ["\"\"\"", "\"", "'"] {
+        if let Some(inner) = lit.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner.to_string();
+        }
+    }
+    lit.to_string()
+}
+
+fn parse(text: &str, laid_out: Option<&[usize]>) -> Result<Schema, Diagnostics> {
     let root = SpiceDbGrammar::parse(Rule::schema, text)
         .map_err(|e| Diagnostics(vec![syntax_error(&e, text, describe)]))?;
-    let mut lower = Lower { text, diags: Vec::new(), flags: HashSet::new(), caveats: HashSet::new() };
+    let mut lower = Lower {
+        text,
+        diags: Vec::new(),
+        flags: HashSet::new(),
+        caveats: HashSet::new(),
+        imports_laid_out: laid_out.is_some(),
+        file_starts: laid_out.map(<[usize]>::to_vec).unwrap_or_default(),
+    };
     let (items, end_comments) = lower.schema(root);
     if lower.diags.is_empty() {
         Ok(Schema { items, end_comments })
@@ -127,6 +168,10 @@ struct Lower<'t> {
     flags: HashSet<String>,
     /// Names of the caveats the file defines.
     caveats: HashSet<String>,
+    /// Whether the imported files are part of the text (else an `import` cannot be followed).
+    imports_laid_out: bool,
+    /// Where each file laid out in the text begins.
+    file_starts: Vec<usize>,
 }
 
 impl<'t> Lower<'t> {
@@ -206,7 +251,14 @@ impl<'t> Lower<'t> {
     /// Records the `use` flags; reports unknown ones and those after the first definition.
     fn collect_flags(&mut self, top: &[Pair<'t, Rule>]) {
         let mut seen_item = false;
+        let mut file = 0;
         for pair in top {
+            // `use` flags come first in each file of a laid-out schema.
+            let start = pair.as_span().start();
+            while self.file_starts.get(file + 1).is_some_and(|&s| s <= start) {
+                file += 1;
+                seen_item = false;
+            }
             if pair.as_rule() != Rule::use_flag {
                 seen_item = true;
                 if pair.as_rule() == Rule::caveat_def {
@@ -276,10 +328,16 @@ impl<'t> Lower<'t> {
     fn import(&mut self, pair: Pair<'t, Rule>) {
         let span = span_of(&pair);
         self.require_flag("import", span, "`import`");
+        if self.imports_laid_out {
+            return;
+        }
         let path =
-            pair.into_inner().nth(1).map(|p| p.as_str().trim_matches(|c| c == '"' || c == '\'').to_string());
-        let d = Diagnostic::new("unsupported-import", span, "schema imports are not supported")
-            .with_help(format!("paste the definitions of `{}` into this schema", path.unwrap_or_default()));
+            pair.into_inner().find(|p| p.as_rule() == Rule::string_lit).map(|p| import_path(p.as_str()));
+        let d = Diagnostic::new("unsupported-import", span, "an `import` cannot be followed from a schema text alone")
+            .with_help(format!(
+                "give the schema as a file (`--schema FILE`: `{}` is read relative to it), or paste its definitions here",
+                path.unwrap_or_default()
+            ));
         self.diags.push(d);
     }
 
