@@ -115,7 +115,7 @@ pub fn spicedb_files_schema(path: &Path, text: String) -> CliResult<Schema> {
                         format!("cannot read `{}`: {e}", p.display()),
                     )
                     .with_help("an import names a file relative to the file that imports it");
-                    let source = SourceFile::new(&file.display().to_string(), &*text);
+                    let source = SourceFile::new(file.display().to_string(), &*text);
                     return Err(CliError::diagnostics(String::new(), vec![(source, Diagnostics(vec![d]))]));
                 }
             }
