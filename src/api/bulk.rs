@@ -10,10 +10,11 @@ use super::{compile_schema_as, SchemaError};
 use crate::index::IndexData;
 use crate::schema::{RelId, Schema, TypeId};
 use crate::store::relationship::RelRef;
+pub use crate::store::relationship_of;
 use crate::store::RelationshipSyntaxError;
 use crate::store::{
-    apply_batch, CaveatRef, Key, Obj, ObjId, Relationship, Revision, Source, Subject, TupleAttrs, TupleStore,
-    WriteError, WriteOp,
+    apply_batch, Key, Obj, ObjId, Relationship, Revision, Subject, TupleAttrs, TupleStore, WriteError,
+    WriteOp,
 };
 use crate::syntax::formats::SchemaFormat;
 use std::collections::{BTreeMap, HashMap};
@@ -118,20 +119,6 @@ impl Resolved {
             data.insert(*o, *r, *s, a.clone());
         }
     }
-}
-
-/// Names a stored relationship (for output, export and re-validation).
-pub fn relationship_of(source: &dyn Source, o: Obj, r: RelId, s: Subject, a: &TupleAttrs) -> Relationship {
-    let schema = source.schema();
-    let mut rel =
-        Relationship::new(source.object_ref(o), schema.rel_def(o.ty, r).name.clone(), source.subject_ref(s));
-    rel.caveat = a.caveat.as_ref().map(|c| CaveatRef {
-        name: schema.condition(c.cond).name.clone(),
-        context: c.context.as_ref().map(|c| (**c).clone()),
-    });
-    rel.valid_from = a.valid_from;
-    rel.expires_at = a.expires_at;
-    rel
 }
 
 fn has_constraints(schema: &Schema) -> bool {

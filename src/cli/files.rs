@@ -83,9 +83,7 @@ fn validate_one(path: &Path, schema: Option<&Schema>, format: Option<SchemaForma
         }
         _ => {
             let format = load::schema_format(path, &text, format);
-            let s = if format == SchemaFormat::SpiceDb
-                && !purview::syntax::spicedb::spicedb_imports(&text).is_empty()
-            {
+            let s = if load::has_imports(format, &text) {
                 // With the files its `import`s name.
                 load::spicedb_files_schema(path, text.to_string())?
             } else {

@@ -85,10 +85,18 @@ pub fn schema_file(path: &Path, format: Option<SchemaFormat>) -> CliResult<Schem
     }
     let text = read(path)?;
     let format = schema_format(path, &text, format);
-    if format == SchemaFormat::SpiceDb && !purview::syntax::spicedb::spicedb_imports(&text).is_empty() {
+    if has_imports(format, &text) {
         return spicedb_files_schema(path, text);
     }
     schema_from_text(format, &path.display().to_string(), &text)
+}
+
+/// Whether a schema's text imports other files (SpiceDB's `import`; a text that never says
+/// `import` is not parsed for it).
+pub fn has_imports(format: SchemaFormat, text: &str) -> bool {
+    format == SchemaFormat::SpiceDb
+        && text.contains("import")
+        && !purview::syntax::spicedb::spicedb_imports(text).is_empty()
 }
 
 /// Reads a SpiceDB schema file and every file its `import`s name (each relative to the file

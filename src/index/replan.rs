@@ -14,9 +14,7 @@ use super::closure::Closure;
 use super::plan::{Plan, SlotKind};
 use super::{permsets, IndexData, PLAIN};
 use crate::schema::{RelId, Schema, TypeId};
-use crate::store::{
-    write, CaveatRef, Obj, Relationship, Source, Subject, TupleAttrs, TupleStore as _, WriteError,
-};
+use crate::store::{write, Obj, TupleStore as _, WriteError};
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -119,7 +117,7 @@ impl IndexData {
         let mut special = Vec::new();
         let mut orphans: BTreeMap<(String, String), Orphans> = BTreeMap::new();
         self.for_each_tuple(|o, r, s, a| {
-            let rel = self.relationship(o, r, s, a);
+            let rel = crate::store::relationship_of(self, o, r, s, a);
             match write::resolve(&schema, &mut next, &rel) {
                 Ok((o, r, s, a)) if a == PLAIN => plain.push((o, r, s)),
                 Ok(t) => special.push(t),
@@ -145,20 +143,6 @@ impl IndexData {
         }
         next.revision = self.revision;
         (next, orphans.into_values().collect())
-    }
-
-    /// Names a stored relationship.
-    fn relationship(&self, o: Obj, r: RelId, s: Subject, a: &TupleAttrs) -> Relationship {
-        let schema = &self.schema;
-        let mut rel =
-            Relationship::new(self.object_ref(o), schema.rel_def(o.ty, r).name.clone(), self.subject_ref(s));
-        rel.caveat = a.caveat.as_ref().map(|c| CaveatRef {
-            name: schema.condition(c.cond).name.clone(),
-            context: c.context.as_ref().map(|c| (**c).clone()),
-        });
-        rel.valid_from = a.valid_from;
-        rel.expires_at = a.expires_at;
-        rel
     }
 }
 

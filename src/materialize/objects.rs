@@ -8,16 +8,13 @@
 
 use super::compute::{Control, Materialized};
 use super::delta::{Change, DeltaIds};
-use super::text::{block_keys, blocks, bounds, json_string};
-use super::{MaterializeError, Phase, Target};
+use super::text::{block_keys, bounds, json_string, write_blocks};
+use super::{MaterializeError, Target};
 use crate::eval::Tri;
 use crate::index::IndexData;
 use crate::store::{Obj, Source, Subject};
 use rayon::prelude::*;
 use std::io::Write;
-
-/// About this many pairs are rendered per block.
-const PAIRS_PER_BLOCK: u64 = 1 << 17;
 
 fn list(buf: &mut Vec<u8>, key: &str, names: &[&str]) {
     buf.extend_from_slice(b",\"");
@@ -57,43 +54,28 @@ pub(super) fn write(
         })
         .collect();
     let bounds = bounds(m);
-    let total = m.pairs();
-    ctl.start(Phase::Write, total);
-    let blocks = blocks(m, total, PAIRS_PER_BLOCK);
-    let window = rayon::current_num_threads().max(1) * 2;
-    for group in blocks.chunks(window) {
-        ctl.check()?;
-        let rendered: Vec<(Vec<u8>, u64)> = group
-            .par_iter()
-            .map(|b| {
-                let keys = block_keys(m, &bounds, b.clone());
-                let mut buf = Vec::with_capacity(keys.len() * 16);
-                let mut lists: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
-                let mut i = 0;
-                while i < keys.len() {
-                    let object = (keys[i] >> 32) as u32;
-                    lists.iter_mut().for_each(Vec::clear);
-                    while i < keys.len() && (keys[i] >> 32) as u32 == object {
-                        let row = ((keys[i] & 0xffff_ffff) >> 1) as usize;
-                        let name = subjects.get(row).map(String::as_str).unwrap_or("");
-                        lists[(keys[i] & 1) as usize].push(name);
-                        i += 1;
-                    }
-                    let name = data.object_ref(Obj { ty: t.object_type, id: object }).to_string();
-                    start(&mut buf, &json_string(&name), &permission);
-                    list(&mut buf, "allowed", &lists[0]);
-                    list(&mut buf, "conditional", &lists[1]);
-                    buf.extend_from_slice(b"}\n");
-                }
-                (buf, keys.len() as u64)
-            })
-            .collect();
-        for (buf, pairs) in rendered {
-            out.write_all(&buf)?;
-            ctl.advance(Phase::Write, pairs, total);
+    write_blocks(m, out, ctl, |b| {
+        let keys = block_keys(m, &bounds, b);
+        let mut buf = Vec::with_capacity(keys.len() * 16);
+        let mut lists: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
+        let mut i = 0;
+        while i < keys.len() {
+            let object = (keys[i] >> 32) as u32;
+            lists.iter_mut().for_each(Vec::clear);
+            while i < keys.len() && (keys[i] >> 32) as u32 == object {
+                let row = ((keys[i] & 0xffff_ffff) >> 1) as usize;
+                let name = subjects.get(row).map(String::as_str).unwrap_or("");
+                lists[(keys[i] & 1) as usize].push(name);
+                i += 1;
+            }
+            let name = data.object_ref(Obj { ty: t.object_type, id: object }).to_string();
+            start(&mut buf, &json_string(&name), &permission);
+            list(&mut buf, "allowed", &lists[0]);
+            list(&mut buf, "conditional", &lists[1]);
+            buf.extend_from_slice(b"}\n");
         }
-    }
-    Ok(())
+        (buf, keys.len() as u64)
+    })
 }
 
 /// Writes deltas (sorted by object, as [`super::deltas`] returns them) one line per changed

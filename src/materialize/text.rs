@@ -94,16 +94,24 @@ pub(super) fn write(
     if format == Format::Csv && m.partition.is_first() {
         out.write_all(b"subject,permission,object,outcome\n")?;
     }
+    write_blocks(m, out, ctl, |b| render(data, m, format, &permission, &subjects, &bounds, b))
+}
+
+/// Renders the pairs of `m` block by block (a window of blocks at a time, in parallel) and
+/// writes the blocks in order, reporting progress; `render` gives a block's bytes and pairs.
+pub(super) fn write_blocks(
+    m: &Materialized,
+    out: &mut dyn Write,
+    ctl: &Control<'_>,
+    render: impl Fn(Range<u32>) -> (Vec<u8>, u64) + Sync,
+) -> Result<(), MaterializeError> {
     let total = m.pairs();
     ctl.start(Phase::Write, total);
     let blocks = blocks(m, total, PAIRS_PER_BLOCK);
     let window = rayon::current_num_threads().max(1) * 2;
     for group in blocks.chunks(window) {
         ctl.check()?;
-        let rendered: Vec<(Vec<u8>, u64)> = group
-            .par_iter()
-            .map(|b| render(data, m, format, &permission, &subjects, &bounds, b.clone()))
-            .collect();
+        let rendered: Vec<(Vec<u8>, u64)> = group.par_iter().map(|b| render(b.clone())).collect();
         for (buf, pairs) in rendered {
             out.write_all(&buf)?;
             ctl.advance(Phase::Write, pairs, total);

@@ -399,3 +399,17 @@ impl Store {
         self.write(&ops)
     }
 }
+
+/// Names a stored relationship (for output, export and re-validation).
+pub fn relationship_of(source: &dyn Source, o: Obj, r: RelId, s: Subject, a: &TupleAttrs) -> Relationship {
+    let schema = source.schema();
+    let mut rel =
+        Relationship::new(source.object_ref(o), schema.rel_def(o.ty, r).name.clone(), source.subject_ref(s));
+    rel.caveat = a.caveat.as_ref().map(|c| CaveatRef {
+        name: schema.condition(c.cond).name.clone(),
+        context: c.context.as_ref().map(|c| (**c).clone()),
+    });
+    rel.valid_from = a.valid_from;
+    rel.expires_at = a.expires_at;
+    rel
+}
