@@ -175,8 +175,8 @@ fn main() {
     };
     let internal_time = t.elapsed();
     let _ = before;
-    // The index's own structures (lists, names, closures), as it counts them.
-    let structures = internal.heap_bytes();
+    // The index's own structures (adjacency lists and object names), as it counts them.
+    let structures = internal.heap_bytes() + internal.names_heap_bytes();
     drop(internal);
 
     let n = rels.len() as f64;

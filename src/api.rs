@@ -260,6 +260,40 @@ impl View {
         Ok(Subject { ty, id, rel })
     }
 
+    /// A question's object and subject, their names looked up together on the index (their
+    /// cache misses overlap).
+    fn resolve_question(
+        &self,
+        object: &ObjectRef,
+        permission: &str,
+        subject: &SubjectRef,
+    ) -> Result<(Obj, RelId, Subject), EvalError> {
+        let View::Index(data) = self else {
+            let o = self.resolve_obj(object)?;
+            let rel = self.resolve_rel(o.ty, permission)?;
+            return Ok((o, rel, self.resolve_subject(subject, object)?));
+        };
+        let schema = self.schema();
+        let ty = schema.type_id(&object.ty).ok_or_else(|| EvalError::UnknownType(object.ty.clone()))?;
+        if object.id == "*" {
+            return Err(EvalError::InvalidSubject(object.to_string()));
+        }
+        let prel = self.resolve_rel(ty, permission)?;
+        let sty = schema.type_id(&subject.ty).ok_or_else(|| EvalError::UnknownType(subject.ty.clone()))?;
+        let rel = match &subject.relation {
+            Some(r) => Some(self.resolve_rel(sty, r)?),
+            None => None,
+        };
+        let (oid, sid) = data.object_id_pair((ty, &object.id), (sty, &subject.id));
+        let fresh =
+            if subject.ty == object.ty && subject.id == object.id { FRESH_OBJECT } else { FRESH_SUBJECT };
+        let sid = sid.unwrap_or(fresh);
+        if sid == WILDCARD && rel.is_some() {
+            return Err(EvalError::InvalidSubject(subject.to_string()));
+        }
+        Ok((Obj { ty, id: oid.unwrap_or(FRESH_OBJECT) }, prel, Subject { ty: sty, id: sid, rel }))
+    }
+
     fn name_subject(&self, s: Subject, object: &ObjectRef) -> SubjectRef {
         if s.id == FRESH_OBJECT {
             let t = self.schema().type_def(s.ty);
@@ -280,9 +314,7 @@ impl View {
         subject: &SubjectRef,
         opts: &EvalOptions,
     ) -> Result<Decision, EvalError> {
-        let o = self.resolve_obj(object)?;
-        let rel = self.resolve_rel(o.ty, permission)?;
-        let s = self.resolve_subject(subject, object)?;
+        let (o, rel, s) = self.resolve_question(object, permission, subject)?;
         match self {
             View::Index(data) => {
                 let mut ev = IndexEval::new(data, opts);

@@ -149,7 +149,23 @@ pub struct BulkLoader<'p> {
     sent: usize,
     /// Plain keys per run.
     run: usize,
+    /// Plain relationships of the current shape whose names are not interned yet.
+    pending: Pending,
 }
+
+/// Relationships of one shape waiting to have their names interned together (see
+/// [`crate::store::Probe`]: lookups of many names overlap their cache misses).
+#[derive(Debug, Default)]
+struct Pending {
+    ids: Option<(TypeId, RelId, TypeId, Option<RelId>)>,
+    wildcard: bool,
+    text: String,
+    /// Where each relationship's resource name and subject name end in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+/// Relationships interned together.
+const BATCH: usize = 512;
 
 /// Plain keys per sorted run of a bulk load.
 const RUN: usize = 1 << 18;
@@ -274,6 +290,24 @@ impl BulkLoader<'_> {
         if plain {
             if let Some(sh) = &self.shape {
                 if sh.matches(r) {
+                    if self.ops.is_none() {
+                        // Interned later, with the others of the batch.
+                        let p = &mut self.pending;
+                        if p.ids != Some(sh.ids) {
+                            self.flush();
+                            self.pending.ids = self.shape.as_ref().map(|sh| sh.ids);
+                            self.pending.wildcard = r.subject_id == "*";
+                        }
+                        let p = &mut self.pending;
+                        p.text.push_str(r.resource_id);
+                        let at = p.text.len();
+                        p.text.push_str(r.subject_id);
+                        p.ends.push((at, p.text.len()));
+                        if p.ends.len() >= BATCH {
+                            self.flush();
+                        }
+                        return Ok(());
+                    }
                     let mut data = Recent { data: &mut self.next, last: &mut self.recent };
                     let o = Obj { ty: sh.ids.0, id: data.intern(sh.ids.0, r.resource_id) };
                     let s = Subject { ty: sh.ids.2, id: data.intern(sh.ids.2, r.subject_id), rel: sh.ids.3 };
@@ -281,6 +315,7 @@ impl BulkLoader<'_> {
                 }
             }
         }
+        self.flush();
         let schema = self.head.schema.clone();
         let mut data = Recent { data: &mut self.next, last: &mut self.recent };
         let (o, rel, s, a) = crate::store::write::resolve_ref(&schema, &mut data, r)?;
@@ -290,10 +325,45 @@ impl BulkLoader<'_> {
         self.record(r, (o, rel, s), a)
     }
 
-    fn record(&mut self, r: &RelRef<'_>, (o, rel, s): Key, a: TupleAttrs) -> Result<(), WriteError> {
+    /// Interns the pending relationships' names, a batch at a time, and records them.
+    fn flush(&mut self) {
+        let p = std::mem::take(&mut self.pending);
+        let Some((rty, rel, sty, srel)) = p.ids else { return };
+        let mut start = 0;
+        let (mut resources, mut subjects) =
+            (Vec::with_capacity(p.ends.len()), Vec::with_capacity(p.ends.len()));
+        for &(at, end) in &p.ends {
+            resources.push(p.text.get(start..at).unwrap_or(""));
+            subjects.push(p.text.get(at..end).unwrap_or(""));
+            start = end;
+        }
+        let (mut rids, mut sids) = (Vec::new(), Vec::new());
+        self.next.intern_many(rty, &resources, &mut rids);
+        if p.wildcard {
+            sids.resize(subjects.len(), crate::store::WILDCARD);
+        } else {
+            self.next.intern_many(sty, &subjects, &mut sids);
+        }
+        for (&o, &s) in rids.iter().zip(&sids) {
+            let key = (Obj { ty: rty, id: o }, rel, Subject { ty: sty, id: s, rel: srel });
+            self.add(key, crate::index::PLAIN);
+        }
+        // The buffers are kept for the next batch.
+        self.pending.text = p.text;
+        self.pending.text.clear();
+        self.pending.ends = p.ends;
+        self.pending.ends.clear();
+    }
+
+    fn record(&mut self, r: &RelRef<'_>, key: Key, a: TupleAttrs) -> Result<(), WriteError> {
         if let Some(ops) = &mut self.ops {
             ops.push(WriteOp::Touch(r.to_owned()));
         }
+        self.add(key, a);
+        Ok(())
+    }
+
+    fn add(&mut self, (o, rel, s): Key, a: TupleAttrs) {
         self.resolved.push((o, rel, s), a);
         self.read += 1;
         if let Some(encoder) = &self.encoder {
@@ -303,7 +373,6 @@ impl BulkLoader<'_> {
                 self.runs.push(sort_run(encoder, chunk));
             }
         }
-        Ok(())
     }
 
     /// Parses one line in the notation of relationship files (a relationship without a
@@ -328,17 +397,18 @@ impl BulkLoader<'_> {
 
     /// Relationships pushed so far.
     pub fn len(&self) -> usize {
-        self.read
+        self.read + self.pending.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.read == 0
+        self.len() == 0
     }
 
     /// Checks the schema's constraints on the whole load, builds the index, makes the load
     /// durable (one revision) and publishes it. `Invalid` errors give the position of the
     /// relationship blamed (0-based, in push order).
-    pub fn finish<E>(self) -> Result<BulkLoad, BulkError<E>> {
+    pub fn finish<E>(mut self) -> Result<BulkLoad, BulkError<E>> {
+        self.flush();
         let BulkLoader { pv, w, head, mut next, resolved, ops, read, encoder, runs, sent, .. } = self;
         let schema = head.schema.clone();
         if let Some(ops) = &ops {
@@ -429,6 +499,7 @@ impl Purview {
             runs: Vec::new(),
             sent: 0,
             run: RUN,
+            pending: Pending::default(),
         })
     }
 

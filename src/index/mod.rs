@@ -213,6 +213,19 @@ impl IndexData {
         self.names.get(ty, name).filter(|&id| id < self.object_count(ty))
     }
 
+    /// The ids of two object names (a question's object and subject), looked up together.
+    pub fn object_id_pair(&self, a: (TypeId, &str), b: (TypeId, &str)) -> (Option<ObjId>, Option<ObjId>) {
+        let (x, y) = self.names.get_pair(a, b);
+        let at = |id: Option<ObjId>, (ty, name): (TypeId, &str)| {
+            if name == "*" {
+                Some(WILDCARD)
+            } else {
+                id.filter(|&id| id < self.object_count(ty))
+            }
+        };
+        (at(x, a), at(y, b))
+    }
+
     pub fn fwd(&self, slot: SlotId, object: ObjId) -> ListRef<'_> {
         self.fwd[slot as usize].get(object)
     }
@@ -400,6 +413,23 @@ impl IndexData {
     /// Approximate heap bytes of the adjacency lists.
     pub fn heap_bytes(&self) -> usize {
         self.fwd.iter().chain(&self.rev).map(Lists::heap_bytes).sum()
+    }
+
+    /// Approximate heap bytes of the object names (shared by every revision).
+    pub fn names_heap_bytes(&self) -> usize {
+        self.names.heap_bytes()
+    }
+}
+
+impl IndexData {
+    /// Interns many names of one type at once (a bulk load; see [`Names::intern_many`]):
+    /// `out[i]` is the id of `names[i]`. No name may be the wildcard `*`.
+    pub fn intern_many(&mut self, ty: TypeId, names: &[&str], out: &mut Vec<ObjId>) {
+        self.names.intern_many(ty, names, out);
+        let most = out.iter().copied().filter(|&id| id != WILDCARD).max();
+        if let (Some(c), Some(most)) = (self.counts.get_mut(ty as usize), most) {
+            *c = (*c).max(most + 1);
+        }
     }
 }
 

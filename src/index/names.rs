@@ -11,7 +11,7 @@
 //! the table (after a bulk build).
 
 use crate::schema::TypeId;
-use crate::store::{Interner, ObjId, WILDCARD};
+use crate::store::{Interner, ObjId, Probe, WILDCARD};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -108,6 +108,11 @@ impl Names {
         Names { types: types.into_iter().map(TypeNames::frozen).collect() }
     }
 
+    /// Heap bytes of every type's names.
+    pub fn heap_bytes(&self) -> usize {
+        self.types.iter().map(|t| t.frozen.heap_bytes() + read(&t.recent).heap_bytes()).sum()
+    }
+
     /// Every type's names, read-locked.
     pub fn read_all(&self) -> Vec<NamesRead<'_>> {
         self.types.iter().map(|t| NamesRead { frozen: &t.frozen, recent: read(&t.recent) }).collect()
@@ -137,6 +142,57 @@ impl Names {
         self.types.get(ty as usize)?.get(name)
     }
 
+    /// Two lookups at once (a question's object and subject): their cache misses overlap
+    /// (see [`Probe`]).
+    pub fn get_pair(&self, a: (TypeId, &str), b: (TypeId, &str)) -> (Option<ObjId>, Option<ObjId>) {
+        let (Some(ta), Some(tb)) = (self.types.get(a.0 as usize), self.types.get(b.0 as usize)) else {
+            return (self.get(a.0, a.1), self.get(b.0, b.1));
+        };
+        let (mut pa, mut pb) = (Probe::start(&ta.frozen, a.1), Probe::start(&tb.frozen, b.1));
+        pa.locate(&ta.frozen);
+        pb.locate(&tb.frozen);
+        let found = |t: &TypeNames, p: &Probe, name: &str| match p.finish(&t.frozen, name) {
+            Some(id) => Some(id),
+            None if !t.has_recent.load(Ordering::Acquire) => None,
+            None => read(&t.recent).get(name).map(|id| id + t.frozen.len() as u32),
+        };
+        (found(ta, &pa, a.1), found(tb, &pb, b.1))
+    }
+
+    /// Interns many names of one type at once (a bulk load): `out[i]` is the id of
+    /// `names[i]`. The names already present are found by batched lookups (see [`Probe`]).
+    pub fn intern_many(&self, ty: TypeId, names: &[&str], out: &mut Vec<ObjId>) {
+        out.clear();
+        let Some(t) = self.types.get(ty as usize) else {
+            out.resize(names.len(), WILDCARD);
+            return;
+        };
+        let mut found = Vec::new();
+        t.frozen.get_many(names, &mut found);
+        let base = t.frozen.len() as u32;
+        if found.iter().all(Option::is_some) {
+            out.extend(found.into_iter().map(|id| id.unwrap_or(WILDCARD)));
+            return;
+        }
+        let mut recent = write(&t.recent);
+        let mut in_recent = Vec::new();
+        let missing: Vec<&str> =
+            names.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(n, _)| *n).collect();
+        recent.get_many(&missing, &mut in_recent);
+        let mut more = in_recent.into_iter();
+        for (name, f) in names.iter().zip(found) {
+            let id = match f {
+                Some(id) => id,
+                None => match more.next().flatten() {
+                    Some(id) => id + base,
+                    None => recent.intern(name) + base,
+                },
+            };
+            out.push(id);
+        }
+        t.has_recent.store(true, Ordering::Release);
+    }
+
     pub fn name(&self, ty: TypeId, id: ObjId) -> String {
         if id == WILDCARD {
             return "*".to_string();
@@ -158,6 +214,7 @@ impl Names {
             for id in 0..recent.len() as u32 {
                 frozen.intern(recent.name(id).unwrap_or(""));
             }
+            frozen.shrink_to_fit();
             types.push(TypeNames::frozen(frozen));
         }
         Names { types }
@@ -178,6 +235,7 @@ impl Names {
                     t.frozen.intern(recent.name(id).unwrap_or(""));
                 }
             }
+            t.frozen.shrink_to_fit();
             *t.has_recent.get_mut() = false;
         }
     }

@@ -11,7 +11,7 @@ pub mod relationship;
 mod timeline;
 pub mod write;
 
-pub use intern::Interner;
+pub use intern::{Interner, Probe};
 pub use relationship::{CaveatRef, ObjectRef, Relationship, RelationshipSyntaxError, SubjectRef};
 pub use write::{apply_batch, expand_replacements, Key, WriteError, WriteOp};
 
