@@ -38,6 +38,7 @@
 mod common;
 mod consistency;
 mod embed;
+mod expected;
 mod fga;
 pub mod native;
 pub mod openfga;

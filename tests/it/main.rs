@@ -12,6 +12,7 @@ mod diff;
 mod eval_props;
 mod examples;
 mod exclusion_cycles;
+mod expected_relations;
 mod feed;
 mod fga_diff;
 mod gen;
