@@ -137,7 +137,9 @@ fn open(args: &ServeArgs) -> CliResult<(Purview, String, Option<storage::Store>)
     }
     match &args.schema {
         Some(path) => {
-            let text = load::read(path)?;
+            // Imports and `fga.mod` modules read as every command reads them; `ReadSchema` returns
+            // the schema as one text.
+            let (_, text) = load::schema_source(path, None)?;
             let pv = load::from_files(path, None, &args.data, Engine::Index)?;
             Ok((pv, text, None))
         }

@@ -42,10 +42,10 @@ use crate::api::View;
 use crate::api::{parse_relationships, Purview};
 use crate::eval::EvalOptions;
 use crate::store::{Relationship, WriteOp};
-use crate::syntax::SchemaFormat;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -102,11 +102,12 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
 fn load(file: &FileCtx, f: &File) -> Result<(View, Vec<Relationship>), String> {
     let schema = match (&f.schema, &f.schema_file) {
         (Some(s), None) => {
-            super::compile(SchemaFormat::SpiceDb, s, Origin::Inline { file, label: "schema", from_line: 0 })?
+            super::compile_spicedb(s, Origin::Inline { file, label: "schema", from_line: 0 }, &file.dir)?
         }
         (None, Some(p)) => {
             let (name, text) = file.read(p)?;
-            super::compile(SchemaFormat::SpiceDb, &text, Origin::File(&name))?
+            let dir = file.dir.join(p).parent().map(Path::to_path_buf).unwrap_or_else(|| file.dir.clone());
+            super::compile_spicedb(&text, Origin::File(&name), &dir)?
         }
         (Some(_), Some(_)) => return Err("give either `schema` or `schemaFile`, not both".into()),
         (None, None) => return Err("missing `schema` (or `schemaFile`)".into()),

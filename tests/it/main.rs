@@ -29,6 +29,7 @@ mod playground;
 mod postgres;
 mod query;
 mod schema_check;
+mod schema_imports;
 mod seeds;
 mod server;
 mod sinks;
