@@ -25,7 +25,7 @@ use super::EvalError;
 use crate::schema::{RelId, Rewrite, TypeId};
 use crate::store::{Obj, ObjId, Subject, WILDCARD};
 use crate::syntax::ast::ArrowMode;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A relation of an object, as a place a subject was found: `document:doc1#viewer`.
 pub type Place = (Obj, RelId);
@@ -45,7 +45,7 @@ pub struct Found {
 
 /// The subjects an expansion of `object#rel` found, in (type, relation, id) order.
 pub fn membership(ev: &mut Reference<'_>, object: Obj, rel: RelId) -> Result<Vec<Found>, EvalError> {
-    let mut walk = Walk { ev, stack: Vec::new() };
+    let mut walk = Walk { ev, stack: Vec::new(), cuts: 0, memo: HashMap::new() };
     let set = walk.relation(object, rel)?;
     let mut out = Vec::new();
     for ((ty, srel), base) in set.0 {
@@ -366,22 +366,35 @@ impl Tracking {
 struct Walk<'r, 'a> {
     ev: &'r mut Reference<'a>,
     stack: Vec<Place>,
+    /// How many times a cycle was cut so far.
+    cuts: usize,
+    /// Expansions that cut no cycle (so mean the same wherever they are met).
+    memo: HashMap<Place, Tracking>,
 }
 
 impl Walk<'_, '_> {
     /// Expands `o#rel` (SpiceDB dispatches one expansion per relation of an object).
     fn relation(&mut self, o: Obj, rel: RelId) -> Result<Tracking, EvalError> {
+        if let Some(t) = self.memo.get(&(o, rel)) {
+            return Ok(t.clone());
+        }
         if self.stack.contains(&(o, rel)) {
+            self.cuts += 1;
             return Ok(Tracking::default());
         }
         if self.stack.len() >= self.ev.opts.limits.max_depth as usize {
             return Err(EvalError::DepthExceeded { limit: self.ev.opts.limits.max_depth });
         }
+        let cuts = self.cuts;
         self.stack.push((o, rel));
         let rewrite = self.ev.snap.schema().rel_def(o.ty, rel).rewrite.clone();
         let out = self.rewrite(o, rel, &rewrite);
         self.stack.pop();
-        out
+        let out = out?;
+        if self.cuts == cuts {
+            self.memo.insert((o, rel), out.clone());
+        }
+        Ok(out)
     }
 
     /// The relationships of `o#rel` in force, with whether each has a condition.
