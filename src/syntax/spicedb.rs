@@ -12,7 +12,8 @@
 //!
 //! Refused with a diagnostic, because Purview's AST has no equivalent: `self` under `use self`
 //! (`unsupported-self`), nested arrows such as `a->b->c` (`unsupported-nested-arrow`, which SpiceDB's
-//! own compiler refuses too) and `import` (`unsupported-import`: a single text cannot follow it).
+//! own compiler refuses too) and `import` in a text alone (`unsupported-import`: it has no file to
+//! read imports relative to; [`imports`] reads a file's imports and lays the files out as one).
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::syntax::ast::{Ident, Item, Member, Schema, Span, TypeDef};

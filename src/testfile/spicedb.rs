@@ -23,7 +23,7 @@
 //! Evaluation is as in SpiceDB: at the current time, and a condition whose parameters are
 //! missing makes the answer conditional (`assertCaveated`). Each line under `assertions:` is one
 //! assertion. Each key under `validation:` is one assertion, compared as `zed validate` compares
-//! it (see [`super::expected`]): the subjects a full expansion of the object and permission
+//! it (see `testfile/expected.rs`): the subjects a full expansion of the object and permission
 //! reaches — of every type, including usersets such as `group:eng#member` — must be exactly the
 //! listed ones, each with the relations it was found under (`is <document:doc1#viewer>`), its
 //! caveated mark (`[...]`: a condition on the way, not evaluated) and a wildcard's exclusions.
