@@ -107,7 +107,7 @@ fn zed_schema_examples_conformance() {
 /// Each `is` line of the passing files, broken two ways, fails with that subject's relationships
 /// named as different (and nothing else fails).
 #[test]
-fn a_wrong_is_place_is_reported() {
+fn broken_is_places_are_reported_conformance() {
     let mut files = yaml_files(&peer("zed/schemaexamples"));
     files.extend(
         yaml_files(&peer("spicedb/expected-relations"))
