@@ -184,6 +184,21 @@ pub struct Explanation {
     pub tree: Tree,
 }
 
+/// One subject an expansion reaches, with the relations it was found under: a line of a
+/// SpiceDB validation file's expected relations, `[user:tom] is <document:doc1#viewer>`
+/// (see [`View::membership`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    /// The subject: `user:tom`, `group:eng#member`, or a wildcard `user:*`.
+    pub subject: SubjectRef,
+    /// Whether a condition stands on the way (SpiceDB's `[...]`), whatever it would evaluate to.
+    pub caveated: bool,
+    /// For a wildcard: the subjects it excludes, each with its caveated mark.
+    pub excluded: Vec<(SubjectRef, bool)>,
+    /// The relations it was found under, `type:id#relation`, sorted.
+    pub found_under: Vec<String>,
+}
+
 /// A subject type filter for `who`: `user` or `group#member`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubjectFilter {
@@ -578,6 +593,51 @@ impl View {
         let mut tree = explain::expand(&mut ev, o, rel)?;
         self.name_fresh(&mut tree, o, object);
         Ok(tree)
+    }
+
+    /// Every subject a full expansion of `relation` on `object` reaches, with the relations it
+    /// was found under, as SpiceDB's developer API computes them for `zed validate`: relationships
+    /// with a condition make what they reach caveated without being evaluated; wildcards carry
+    /// their exclusions (see [`crate::eval::membership`]). In (type, relation, id) order.
+    pub fn membership(
+        &self,
+        object: &ObjectRef,
+        relation: &str,
+        opts: &EvalOptions,
+    ) -> Result<Vec<Member>, EvalError> {
+        let o = self.resolve_obj(object)?;
+        let rel = self.resolve_rel(o.ty, relation)?;
+        let src = self.source();
+        let mut ev = Reference::new(src, opts);
+        let found = crate::eval::membership::membership(&mut ev, o, rel)?;
+        let place = |(p, r): crate::eval::membership::Place| {
+            let name = if p == o { object.clone() } else { src.object_ref(p) };
+            format!("{name}#{}", src.schema().rel_def(p.ty, r).name)
+        };
+        let subject = |s: crate::store::Subject| {
+            if s.object() == o {
+                SubjectRef::new(
+                    &object.ty,
+                    &object.id,
+                    s.rel.map(|r| src.schema().rel_def(s.ty, r).name.as_str()),
+                )
+            } else {
+                src.subject_ref(s)
+            }
+        };
+        Ok(found
+            .into_iter()
+            .map(|f| {
+                let mut found_under: Vec<String> = f.places.iter().map(|p| place(*p)).collect();
+                found_under.sort();
+                Member {
+                    subject: subject(f.subject),
+                    caveated: f.caveated,
+                    excluded: f.excluded.iter().map(|(s, c)| (subject(*s), *c)).collect(),
+                    found_under,
+                }
+            })
+            .collect())
     }
 
     /// An object no relationship names is a placeholder in the store: its trees say its name.

@@ -80,6 +80,90 @@ impl Document {
         Document { format, text, diagnostics, ast, schema, symbols }
     }
 
+    /// Like [`Document::analyze`], but a SpiceDB schema's `import`s are followed: `read` gives a
+    /// file's text (relative paths start at `dir`, the document's directory), the files are
+    /// compiled together, and the document keeps its own diagnostics; problems inside imported
+    /// files are summed up on the document's first `import`, naming the file and place. Names
+    /// defined in imported files are known to the compiler, not to hover, definitions and rename.
+    pub fn analyze_with_imports(
+        format: SchemaFormat,
+        text: impl Into<String>,
+        dir: &std::path::Path,
+        read: impl FnMut(&std::path::Path) -> Result<String, String>,
+    ) -> Document {
+        let text = text.into();
+        let imports = if format == SchemaFormat::SpiceDb && text.contains("import") {
+            spicedb::spicedb_imports(&text)
+        } else {
+            Vec::new()
+        };
+        let Some((_, first_import)) = imports.first().cloned() else {
+            return Document::analyze(format, text);
+        };
+        const ROOT: &str = "\0document";
+        let mut diagnostics = Vec::new();
+        let mut elsewhere: Vec<String> = Vec::new();
+        let mut split = |parts: Vec<(crate::diag::SourceFile, Diagnostics)>| {
+            for (file, ds) in parts {
+                if file.name == ROOT {
+                    diagnostics.extend(ds.0);
+                } else {
+                    for d in ds.0 {
+                        let (line, col) = file.line_col(d.span.start);
+                        elsewhere.push(format!("{}:{line}:{col}: {}", file.name, d.message));
+                    }
+                }
+            }
+        };
+        let (ast, schema) = match spicedb::imports::read_imports(ROOT, &text, dir, read) {
+            Err(e) => {
+                split(vec![(e.file, Diagnostics(vec![e.diagnostic]))]);
+                (None, None)
+            }
+            Ok(files) => {
+                let modules = files.modules();
+                match files.parse() {
+                    Err(d) => {
+                        split(modules.split(d));
+                        (None, None)
+                    }
+                    Ok(ast) => match schema::compile(&ast) {
+                        Ok(s) => (Some(ast), Some(s)),
+                        Err(d) => {
+                            split(modules.split(d));
+                            (Some(ast), None)
+                        }
+                    },
+                }
+            }
+        };
+        if let Some(first) = elsewhere.first() {
+            let more = match elsewhere.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            diagnostics.push(Diagnostic::new(
+                "imported-file-error",
+                first_import,
+                format!("an imported file has problems: {first}{more}"),
+            ));
+        }
+        // The document's own items: imported ones have spans past its text.
+        let own = ast.map(|mut a| {
+            a.items.retain(|i| {
+                let name = match i {
+                    ast::Item::Type(t) => &t.name,
+                    ast::Item::Condition(c) => &c.name,
+                };
+                text.get(name.span.start..name.span.end) == Some(name.name.as_str())
+            });
+            a
+        });
+        let symbols = own.as_ref().map(|a| Symbols::build(a, &text)).unwrap_or_default();
+        diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+        Document { format, text, diagnostics, ast: own, schema, symbols }
+    }
+
     /// The definitions the name at `offset` refers to (a name in a definition refers to itself).
     pub fn definitions(&self, offset: usize) -> Vec<&Symbol> {
         let (_, syms) = self.symbols.at(offset);

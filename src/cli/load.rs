@@ -8,6 +8,7 @@ use purview::schema::Schema;
 use purview::store::{Relationship, WriteError};
 use purview::syntax::ast::Span;
 use purview::syntax::openfga::modules::{read_modules, Modules};
+use purview::syntax::spicedb::imports::{read_imports, ImportedFiles};
 use purview::syntax::{detect, parse_openfga_modules, SchemaFormat};
 use purview::{Purview, WriteOp};
 use std::io::Write as _;
@@ -99,50 +100,51 @@ pub fn has_imports(format: SchemaFormat, text: &str) -> bool {
         && !purview::syntax::spicedb::spicedb_imports(text).is_empty()
 }
 
-/// Reads a SpiceDB schema file and every file its `import`s name (each relative to the file
-/// that imports it; a file imported twice is read once), lays them out as one schema and
+/// A SpiceDB schema file and every file its `import`s name (each relative to the file that
+/// imports it; a file imported twice is read once).
+fn spicedb_files(path: &Path, text: String) -> CliResult<ImportedFiles> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    read_imports(&path.display().to_string(), &text, dir, |p| {
+        std::fs::read_to_string(p).map_err(|e| e.to_string())
+    })
+    .map_err(|e| CliError::diagnostics(String::new(), vec![(e.file, Diagnostics(vec![e.diagnostic]))]))
+}
+
+/// Reads a SpiceDB schema file and every file its `import`s name, lays them out as one schema and
 /// compiles it. Diagnostics point into the files.
 pub fn spicedb_files_schema(path: &Path, text: String) -> CliResult<Schema> {
-    let mut files: Vec<(String, String)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut queue = std::collections::VecDeque::from([(path.to_path_buf(), text)]);
-    seen.insert(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
-    while let Some((file, text)) = queue.pop_front() {
-        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-        for (rel, span) in purview::syntax::spicedb::spicedb_imports(&text) {
-            let p = dir.join(&rel);
-            if !seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())) {
-                continue;
-            }
-            match std::fs::read_to_string(&p) {
-                Ok(t) => queue.push_back((p, t)),
-                Err(e) => {
-                    let d = Diagnostic::new(
-                        "import-not-found",
-                        span,
-                        format!("cannot read `{}`: {e}", p.display()),
-                    )
-                    .with_help("an import names a file relative to the file that imports it");
-                    let source = SourceFile::new(file.display().to_string(), &*text);
-                    return Err(CliError::diagnostics(String::new(), vec![(source, Diagnostics(vec![d]))]));
-                }
-            }
-        }
-        files.push((file.display().to_string(), text));
-    }
-    let modules = Modules::new(files.clone());
-    let layout: String = files.iter().map(|(_, t)| format!("{t}\n")).collect();
-    let starts: Vec<usize> = files
-        .iter()
-        .scan(0, |at, (_, t)| {
-            let start = *at;
-            *at += t.len() + 1;
-            Some(start)
-        })
-        .collect();
-    let ast = purview::syntax::spicedb::parse_spicedb_imported(&layout, &starts)
-        .map_err(|d| CliError::diagnostics(String::new(), modules.split(d)))?;
+    let files = spicedb_files(path, text)?;
+    let modules = files.modules();
+    let ast = files.parse().map_err(|d| CliError::diagnostics(String::new(), modules.split(d)))?;
     purview::schema::compile(&ast).map_err(|d| CliError::diagnostics(String::new(), modules.split(d)))
+}
+
+/// A schema file as one self-contained text, for what keeps a schema as text (a store, the
+/// server's `ReadSchema`): the file as written, in `format` or the detected language; a SpiceDB
+/// schema that imports files, flattened (every file read as [`schema_file`] reads them); an
+/// OpenFGA `fga.mod` manifest's combined model, written in Purview's language. The text is
+/// checked to compile as the files do.
+pub fn schema_source(path: &Path, format: Option<SchemaFormat>) -> CliResult<(SchemaFormat, String)> {
+    if is_manifest(path) {
+        let (ast, modules) = modules_ast(path)?;
+        purview::schema::compile(&ast).map_err(|d| CliError::diagnostics(String::new(), modules.split(d)))?;
+        let text = purview::syntax::printable::to_purview(&ast).map_err(|d| {
+            CliError::diagnostics(
+                format!("the modular model `{}` cannot be kept as one schema text", path.display()),
+                modules.split(d),
+            )
+        })?;
+        return Ok((SchemaFormat::Purview, text));
+    }
+    let text = read(path)?;
+    let format = schema_format(path, &text, format);
+    if !has_imports(format, &text) {
+        return Ok((format, text));
+    }
+    spicedb_files_schema(path, text.clone())?;
+    let flat = spicedb_files(path, text)?.flatten();
+    schema_from_text(format, &format!("{} (with its imports)", path.display()), &flat)?;
+    Ok((format, flat))
 }
 
 /// A relationship and where it was written.

@@ -36,7 +36,8 @@ pub(super) struct ServeArgs {
     /// came (milliseconds).
     #[arg(long, default_value_t = 500, requires = "datastore")]
     poll_ms: u64,
-    /// With `--memory`: the schema to start with (Purview's, SpiceDB's or OpenFGA's language).
+    /// With `--memory`: the schema to start with (Purview's, SpiceDB's or OpenFGA's language;
+    /// a SpiceDB schema's imports and an OpenFGA `fga.mod` are read as every command reads them).
     #[arg(long, requires = "memory")]
     schema: Option<PathBuf>,
     /// With `--memory`: relationship files to preload.
@@ -137,7 +138,9 @@ fn open(args: &ServeArgs) -> CliResult<(Purview, String, Option<storage::Store>)
     }
     match &args.schema {
         Some(path) => {
-            let text = load::read(path)?;
+            // Imports and `fga.mod` modules read as every command reads them; `ReadSchema` returns
+            // the schema as one text.
+            let (_, text) = load::schema_source(path, None)?;
             let pv = load::from_files(path, None, &args.data, Engine::Index)?;
             Ok((pv, text, None))
         }

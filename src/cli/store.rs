@@ -218,8 +218,7 @@ fn write_error(e: &WriteError, place: Option<&str>) -> CliError {
 }
 
 fn init(dir: &Path, schema: &Path, format: Option<SchemaFormat>, data: &[PathBuf]) -> CliResult<Exit> {
-    let text = load::read(schema)?;
-    let format = load::schema_format(schema, &text, format);
+    let (format, text) = load::schema_source(schema, format)?;
     let existed = dir.exists();
     if existed && !dir.join("FORMAT").exists() && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
     {
@@ -606,8 +605,7 @@ fn schema(
         }
         return Ok(Exit::Success);
     };
-    let text = load::read(file)?;
-    let format = load::schema_format(file, &text, format);
+    let (format, text) = load::schema_source(file, format)?;
     if let Some(json) = dry_run {
         return schema_dry_run(&store, file, format, &text, json);
     }

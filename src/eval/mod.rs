@@ -6,6 +6,7 @@
 //! and exclusion (∧¬) by Kleene's rules.
 
 pub mod explain;
+pub mod membership;
 pub mod reference;
 mod subjects;
 pub mod tree_formats;

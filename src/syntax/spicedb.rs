@@ -12,7 +12,8 @@
 //!
 //! Refused with a diagnostic, because Purview's AST has no equivalent: `self` under `use self`
 //! (`unsupported-self`), nested arrows such as `a->b->c` (`unsupported-nested-arrow`, which SpiceDB's
-//! own compiler refuses too) and `import` (`unsupported-import`: a single text cannot follow it).
+//! own compiler refuses too) and `import` in a text alone (`unsupported-import`: it has no file to
+//! read imports relative to; [`imports`] reads a file's imports and lays the files out as one).
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::syntax::ast::{Ident, Item, Member, Schema, Span, TypeDef};
@@ -51,6 +52,25 @@ pub fn spicedb_imports(text: &str) -> Vec<(String, Span)> {
             p.into_inner().find(|q| q.as_rule() == Rule::string_lit).map(|q| (import_path(q.as_str()), span))
         })
         .collect()
+}
+
+/// The `use` flags (their text and place) and the `import` statements (their places) at the top
+/// level of a schema (none when the text does not parse).
+pub(crate) fn use_and_import_spans(text: &str) -> (Vec<(String, Span)>, Vec<Span>) {
+    let Ok(root) = SpiceDbGrammar::parse(Rule::schema, text) else { return (Vec::new(), Vec::new()) };
+    let mut uses = Vec::new();
+    let mut imports = Vec::new();
+    for p in root.flatten() {
+        match p.as_rule() {
+            Rule::use_flag => {
+                let flag = p.clone().into_inner().nth(1).map(|f| f.as_str().to_string()).unwrap_or_default();
+                uses.push((flag, span_of(&p)));
+            }
+            Rule::import_stmt => imports.push(span_of(&p)),
+            _ => {}
+        }
+    }
+    (uses, imports)
 }
 
 /// A quoted import path without its quotes.
@@ -333,7 +353,11 @@ impl<'t> Lower<'t> {
         }
         let path =
             pair.into_inner().find(|p| p.as_rule() == Rule::string_lit).map(|p| import_path(p.as_str()));
-        let d = Diagnostic::new("unsupported-import", span, "an `import` cannot be followed from a schema text alone")
+        let d = Diagnostic::new(
+            "unsupported-import",
+            span,
+            "import statements are not allowed in this context: a schema text alone has no file to read imports relative to",
+        )
             .with_help(format!(
                 "give the schema as a file (`--schema FILE`: `{}` is read relative to it), or paste its definitions here",
                 path.unwrap_or_default()
@@ -444,6 +468,7 @@ impl<'t> Lower<'t> {
     }
 }
 
+pub mod imports;
 mod members;
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use crate::api::{Page, SubjectFilter, WhoResult};
 use crate::diag::did_you_mean;
 use crate::eval::{EvalError, EvalOptions, Tri};
 use crate::schema::condition::JsonMap;
-use crate::schema::AllowedKind;
 use crate::store::relationship::parse_time;
 use crate::store::{ObjectRef, Relationship, SubjectRef};
 use chrono::{DateTime, Utc};
@@ -268,25 +267,6 @@ pub(crate) fn who_texts(w: &WhoResult, ty: &str, skip: Option<&SubjectRef>) -> B
         out.insert(FoundText { subject: format!("{ty}:*"), conditional: wc.outcome == Tri::Cond, except });
     }
     out
-}
-
-/// Every subject filter worth asking `who` with: each type, and each userset `type#relation`
-/// some relation of the schema allows.
-pub(crate) fn all_filters(snap: &View) -> Vec<SubjectFilter> {
-    let schema = &snap.schema();
-    let mut out: BTreeSet<(String, Option<String>)> = BTreeSet::new();
-    for t in &schema.types {
-        out.insert((t.name.clone(), None));
-        for r in &t.relations {
-            for a in &r.allowed {
-                if let AllowedKind::Userset(ur) = a.kind {
-                    let ut = schema.type_def(a.ty);
-                    out.insert((ut.name.clone(), Some(schema.rel_def(a.ty, ur).name.clone())));
-                }
-            }
-        }
-    }
-    out.into_iter().map(|(ty, relation)| SubjectFilter { ty, relation }).collect()
 }
 
 /// `who` over several filters, as one set of comparable entries.

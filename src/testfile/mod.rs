@@ -38,6 +38,7 @@
 mod common;
 mod consistency;
 mod embed;
+mod expected;
 mod fga;
 pub mod native;
 pub mod openfga;
@@ -335,22 +336,63 @@ pub(crate) enum Origin<'a> {
     Inline { file: &'a FileCtx, label: &'a str, from_line: usize },
 }
 
+/// Parses and compiles a SpiceDB schema, following its `import`s as `zed validate` does: relative
+/// to `dir` (the directory of the file the schema is written in: the test file for an inline
+/// schema, the schema file for `schemaFile`). Without imports, as [`compile`].
+pub(crate) fn compile_spicedb(text: &str, origin: Origin<'_>, dir: &Path) -> Result<Schema, String> {
+    if !text.contains("import") || syntax::spicedb::spicedb_imports(text).is_empty() {
+        return compile(SchemaFormat::SpiceDb, text, origin);
+    }
+    let root = origin.name();
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| e.to_string());
+    let render = |parts: Vec<(crate::diag::SourceFile, crate::diag::Diagnostics)>| {
+        let mut out = String::from("the schema does not compile:\n");
+        for (file, d) in parts {
+            if file.name == root {
+                // The importing schema, rendered where it is written (inline in the test file).
+                out += &render_in(&origin, text, d);
+            } else {
+                out += &d.render(&file);
+            }
+        }
+        out
+    };
+    let files = syntax::spicedb::imports::read_imports(&root, text, dir, read)
+        .map_err(|e| render(vec![(e.file, crate::diag::Diagnostics(vec![e.diagnostic]))]))?;
+    let modules = files.modules();
+    let ast = files.parse().map_err(|d| render(modules.split(d)))?;
+    crate::schema::compile(&ast).map_err(|d| render(modules.split(d)))
+}
+
+/// Diagnostics of a schema text, rendered where the text is written.
+fn render_in(origin: &Origin<'_>, text: &str, d: crate::diag::Diagnostics) -> String {
+    let block = match origin {
+        Origin::File(_) => None,
+        Origin::Inline { file, from_line, .. } => {
+            embed::locate(&file.text, text, *from_line).map(|b| (file.name.as_str(), file.text.as_str(), b))
+        }
+    };
+    embed::render(&d, text, &origin.name(), block)
+}
+
+impl Origin<'_> {
+    /// The name diagnostics give the schema: its file, or `test.yaml (schema)`.
+    fn name(&self) -> String {
+        match self {
+            Origin::File(name) => name.to_string(),
+            Origin::Inline { file, label, .. } => format!("{} ({label})", file.name),
+        }
+    }
+}
+
 /// Parses and compiles a schema; the error is the rendered diagnostics.
 pub(crate) fn compile(lang: SchemaFormat, text: &str, origin: Origin<'_>) -> Result<Schema, String> {
     let ast = syntax::parse_as(lang, text);
     let render = |d: crate::diag::Diagnostics| {
-        let (fallback, block) = match &origin {
-            Origin::File(name) => (name.to_string(), None),
-            Origin::Inline { file, label, from_line } => (
-                format!("{} ({label})", file.name),
-                embed::locate(&file.text, text, *from_line)
-                    .map(|b| (file.name.as_str(), file.text.as_str(), b)),
-            ),
-        };
         if d.0.is_empty() {
-            format!("the schema in `{fallback}` does not compile")
+            format!("the schema in `{}` does not compile", origin.name())
         } else {
-            format!("the schema does not compile:\n{}", embed::render(&d, text, &fallback, block))
+            format!("the schema does not compile:\n{}", render_in(&origin, text, d))
         }
     };
     let ast = ast.map_err(render)?;

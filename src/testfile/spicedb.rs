@@ -22,10 +22,11 @@
 //!
 //! Evaluation is as in SpiceDB: at the current time, and a condition whose parameters are
 //! missing makes the answer conditional (`assertCaveated`). Each line under `assertions:` is one
-//! assertion. Each key under `validation:` is one assertion: the subjects found for the object
-//! and permission — of every type, including usersets such as `group:eng#member` that the
-//! permission reaches — must be exactly the listed ones, compared as a set with their conditional
-//! marks (`[...]`) and wildcard exclusions; the `is <...>` relation paths are not compared.
+//! assertion. Each key under `validation:` is one assertion, compared as `zed validate` compares
+//! it (see `testfile/expected.rs`): the subjects a full expansion of the object and permission
+//! reaches — of every type, including usersets such as `group:eng#member` — must be exactly the
+//! listed ones, each with the relations it was found under (`is <document:doc1#viewer>`), its
+//! caveated mark (`[...]`: a condition on the way, not evaluated) and a wildcard's exclusions.
 //!
 //! Like SpiceDB's test harness, every file also checks that the lookups agree with check: for
 //! each `type#permission` the assertions use, over every object of that type and every subject
@@ -34,17 +35,17 @@
 //! included. That is one more assertion per `type#permission`, named
 //! `lookups agree with check for type#permission`; a failure lists the disagreeing triples.
 
-use super::common::{self, CheckText, FoundText, Tally};
+use super::common::{CheckText, Tally};
 use super::native::{self, Assertions};
-use super::{consistency, FileCtx, Origin};
+use super::{consistency, expected, FileCtx, Origin};
 use crate::api::View;
 use crate::api::{parse_relationships, Purview};
 use crate::eval::EvalOptions;
-use crate::store::{ObjectRef, Relationship, SubjectRef, WriteOp};
-use crate::syntax::SchemaFormat;
+use crate::store::{Relationship, WriteOp};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -89,7 +90,7 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
         t.record_at(
             (&file.text, "validation", &format!("{key}:")),
             format!("validation {key}"),
-            validate(&snap, key, expected.as_deref().unwrap_or(&[]), &base),
+            expected::validate(&snap, key, expected.as_deref().unwrap_or(&[]), &base),
         );
     }
     let checks: Vec<CheckText> =
@@ -101,11 +102,12 @@ pub(crate) fn run(file: &FileCtx, doc: Value) -> super::Report {
 fn load(file: &FileCtx, f: &File) -> Result<(View, Vec<Relationship>), String> {
     let schema = match (&f.schema, &f.schema_file) {
         (Some(s), None) => {
-            super::compile(SchemaFormat::SpiceDb, s, Origin::Inline { file, label: "schema", from_line: 0 })?
+            super::compile_spicedb(s, Origin::Inline { file, label: "schema", from_line: 0 }, &file.dir)?
         }
         (None, Some(p)) => {
             let (name, text) = file.read(p)?;
-            super::compile(SchemaFormat::SpiceDb, &text, Origin::File(&name))?
+            let dir = file.dir.join(p).parent().map(Path::to_path_buf).unwrap_or_else(|| file.dir.clone());
+            super::compile_spicedb(&text, Origin::File(&name), &dir)?
         }
         (Some(_), Some(_)) => return Err("give either `schema` or `schemaFile`, not both".into()),
         (None, None) => return Err("missing `schema` (or `schemaFile`)".into()),
@@ -116,23 +118,4 @@ fn load(file: &FileCtx, f: &File) -> Result<(View, Vec<Relationship>), String> {
     let ops: Vec<WriteOp> = rels.iter().cloned().map(WriteOp::Touch).collect();
     pv.write(&ops).map_err(|e| format!("invalid relationships: {e}"))?;
     Ok((pv.snapshot(), rels))
-}
-
-/// One `validation:` entry: the subjects of `object#permission` must be exactly `expected`.
-fn validate(snap: &View, key: &str, expected: &[String], opts: &EvalOptions) -> Result<(), String> {
-    let (object, permission) =
-        key.split_once('#').ok_or_else(|| format!("`{key}`: expected `object#permission`"))?;
-    let object = ObjectRef::parse(object).map_err(|e| e.to_string())?;
-    let mut want = BTreeSet::new();
-    for line in expected {
-        let (Some(open), Some(close)) = (line.find('['), line.rfind(']')) else {
-            return Err(format!("`{line}`: expected `[subject] is <object#relation>`"));
-        };
-        want.insert(FoundText::parse(line.get(open + 1..close).unwrap_or(""))?);
-    }
-    let root = SubjectRef::new(&object.ty, &object.id, Some(permission));
-    let filters = common::all_filters(snap);
-    let found = common::who_union(snap, &object, permission, &filters, opts, Some(&root))
-        .map_err(|e| common::eval_message(snap, e))?;
-    common::compare_who(&want, &found)
 }

@@ -508,3 +508,48 @@ fn layout_of_every_peer_schema_changes_only_white_space() {
     // A file is refused only when it keeps what its tree cannot compare (see `relayout`).
     assert!(laid_out * 10 >= parsed * 9, "{laid_out} of {parsed} laid out");
 }
+
+/// A SpiceDB document's `import`s are read relative to its file (an open document's text as
+/// edited, else the file on disk); it gets its own diagnostics, and one on its first `import`
+/// summing up problems inside the imported files.
+#[test]
+fn spicedb_imports_are_read_relative_to_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = dir.path().join("people.zed");
+    std::fs::write(&people, "definition user {}\n").unwrap();
+    let main = dir.path().join("main.zed");
+    let people_uri = format!("file://{}", people.display());
+    let uri = format!("file://{}", main.display());
+    let zed = "use import\n\nimport \"people.zed\"\n\ndefinition doc {\n  relation viewer: user\n  permission view = viewer + editor\n}\n";
+    let mut c = Client::start();
+    c.initialize();
+    let published = c.open(&uri, "spicedb", zed);
+    // `user` comes from the imported file; `editor` is this document's own mistake.
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert!(published[0]["message"].as_str().unwrap().contains("editor"), "{published:?}");
+    assert_eq!(published[0]["range"]["start"]["line"], 6);
+    // The imported file, opened and broken as edited: its problem is summed up on the import.
+    let broken = "definition user {\n  relation friend: nobody\n}\n";
+    c.open(&people_uri, "spicedb", broken);
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": zed.replace(" + editor", "")}]}),
+    );
+    let published = c.diagnostics(&uri);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["code"], "imported-file-error");
+    assert_eq!(published[0]["range"]["start"]["line"], 2);
+    let m = published[0]["message"].as_str().unwrap();
+    assert!(m.contains("people.zed:2:") && m.contains("nobody"), "{m}");
+    // A file that does not exist is reported on its import.
+    std::fs::remove_file(&people).unwrap();
+    let missing = zed.replace("people.zed", "nowhere.zed").replace(" + editor", "");
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 3}, "contentChanges": [{"text": missing}]}),
+    );
+    let published = c.diagnostics(&uri);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["code"], "import-not-found");
+    assert_eq!(c.finish(true), 0);
+}

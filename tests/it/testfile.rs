@@ -83,11 +83,12 @@ fn spicedb_validation_compares_subject_sets() {
     assert_eq!((r.passed, r.failed), (0, 2), "{}", show(&r));
     assert_eq!(
         failure(&r, "validation document:doc1#view"),
-        "line 13: missing `user:fred`, `user:tom (conditional)`; unexpected `user:tom`; found [user:tom]"
+        "line 13: found caveat mismatch for subject `user:tom`: listed as caveated (`[...]`) but found \
+         without a caveat; missing expected subject `user:fred`"
     );
     assert_eq!(
         failure(&r, "validation document:doc2#view"),
-        "line 16: missing `user:*`; unexpected `user:* - {user:bob}`; found [user:* - {user:bob}]"
+        "line 16: found different excluded subjects for subject `user:*`: Specified: ``, Computed: `<user:bob>`"
     );
 }
 

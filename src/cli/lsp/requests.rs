@@ -12,6 +12,7 @@ use purview::syntax::SchemaFormat;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// A JSON-RPC error: code and message.
 pub(super) type RpcError = (i64, String);
@@ -27,9 +28,32 @@ struct Open {
 }
 
 impl Open {
-    fn new(uri: lsp::Uri, version: i32, format: SchemaFormat, text: String, good: Symbols) -> Open {
+    /// Analyses a document; a SpiceDB schema's imports are read relative to the document's file,
+    /// from the open documents first (their text as edited), else from disk.
+    fn new(
+        uri: lsp::Uri,
+        version: i32,
+        format: SchemaFormat,
+        text: String,
+        good: Symbols,
+        others: &HashMap<String, Open>,
+    ) -> Open {
         let lines = LineIndex::new(&text);
-        let doc = Document::analyze(format, text);
+        let doc = match file_path(&uri) {
+            Some(path) => {
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let read = |p: &Path| {
+                    let open = others.values().find(|o| file_path(&o.uri).is_some_and(|q| q == p));
+                    match open {
+                        Some(o) => Ok(o.doc.text.clone()),
+                        None => std::fs::read_to_string(p).map_err(|e| e.to_string()),
+                    }
+                };
+                Document::analyze_with_imports(format, text, &dir, read)
+            }
+            // Not a file: there is nothing to read imports relative to.
+            None => Document::analyze(format, text),
+        };
         let good = if doc.ast.is_some() { doc.symbols.clone() } else { good };
         Open { uri, version, doc, lines, good }
     }
@@ -53,6 +77,29 @@ impl Open {
     fn whole(&self) -> lsp::Range {
         self.range(Span::new(0, self.doc.text.len()))
     }
+}
+
+/// The path of a `file:` URI (`file:///a/b%20c.zed` is `/a/b c.zed`).
+fn file_path(uri: &lsp::Uri) -> Option<PathBuf> {
+    let rest = uri.as_str().strip_prefix("file://")?;
+    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+    let bytes = rest.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(PathBuf::from(String::from_utf8(out).ok()?))
 }
 
 fn pos(p: Position) -> lsp::Position {
@@ -192,7 +239,8 @@ impl Server {
                 let p: lsp::DidOpenTextDocumentParams = params(p)?;
                 let d = p.text_document;
                 let format = format_of(&d.language_id, &d.uri, &d.text);
-                let open = Open::new(d.uri.clone(), d.version, format, d.text, Symbols::default());
+                let open =
+                    Open::new(d.uri.clone(), d.version, format, d.text, Symbols::default(), &self.docs);
                 out.push(publish(&open));
                 self.docs.insert(d.uri.as_str().to_string(), open);
             }
@@ -219,7 +267,8 @@ impl Server {
                         }
                     };
                 }
-                let open = Open::new(old.uri, p.text_document.version, old.doc.format, text, old.good);
+                let open =
+                    Open::new(old.uri, p.text_document.version, old.doc.format, text, old.good, &self.docs);
                 out.push(publish(&open));
                 self.docs.insert(key, open);
             }
