@@ -290,3 +290,37 @@ fn the_page_answers_the_quickstart_shows_diagnostics_and_checks() {
     );
     assert!(page.contains("1 answer"));
 }
+
+/// `purview graph`'s SVG opens in a browser as an SVG document: Chromium parses it (a
+/// malformed file shows a `parsererror` page instead) and lays out every type's name.
+#[test]
+fn graph_svgs_open_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, schema) in
+        [("quickstart", "examples/quickstart/schema.pv"), ("ecomms", "examples/ecomms/schema.pv")]
+    {
+        let path = dir.path().join(format!("{name}.svg"));
+        let out = Command::new(env!("CARGO_BIN_EXE_purview"))
+            .args(["graph", "--schema"])
+            .arg(root.join(schema))
+            .args(["--format", "svg"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(&path, &out.stdout).unwrap();
+        let page = dom(&format!("file://{}", path.display()));
+        assert!(page.contains("<svg"), "{name}: {page}");
+        assert!(!page.contains("parsererror"), "{name}: Chromium could not parse the SVG: {page}");
+        let compiled =
+            purview::api::compile_schema(schema, &std::fs::read_to_string(root.join(schema)).unwrap())
+                .unwrap();
+        for t in &compiled.types {
+            assert!(page.contains(&format!(">{}<", t.name)), "{name}: type {} not drawn", t.name);
+        }
+    }
+    // And a broken file is told apart: the check above can fail.
+    let broken = dir.path().join("broken.svg");
+    std::fs::write(&broken, "<svg xmlns=\"http://www.w3.org/2000/svg\"><text>unclosed</svg>").unwrap();
+    assert!(dom(&format!("file://{}", broken.display())).contains("parsererror"));
+}
