@@ -24,6 +24,9 @@ pub struct IndexEval<'a> {
     pub cond: Conditions<'a>,
     /// While `what_in` runs: the object type and id range its bottom-up sets may be cut to.
     pub(super) clip: Option<(TypeId, std::ops::Range<u32>)>,
+    /// Whether arrows may be answered from permission sets (not while a revision is being
+    /// written: see [`super::permsets`]).
+    pub(super) use_sets: bool,
 }
 
 impl<'a> IndexEval<'a> {
@@ -35,6 +38,7 @@ impl<'a> IndexEval<'a> {
             memo: FxHashMap::default(),
             cond: Conditions::new(&data.schema, opts),
             clip: None,
+            use_sets: true,
         }
     }
 
@@ -158,7 +162,7 @@ impl<'a> IndexEval<'a> {
         subject: Subject,
     ) -> Result<Tri, EvalError> {
         let data = self.data;
-        if mode == ArrowMode::Any && data.sets_usable() {
+        if mode == ArrowMode::Any && self.use_sets && data.sets_usable() {
             if let Some(t) = self.arrow_by_sets(object, tupleset, targets, subject) {
                 return Ok(t);
             }

@@ -464,7 +464,6 @@ impl TupleStore for IndexData {
 
     fn insert(&mut self, object: Obj, rel: RelId, subject: Subject, attrs: TupleAttrs) {
         self.remove(object, rel, subject);
-        self.invalidate_sets(object.ty, rel);
         if is_plain(&attrs) {
             if let Some((slot, v)) = self.slot_for(object, rel, subject) {
                 self.fwd[slot as usize].insert(object.id, v);
@@ -473,6 +472,7 @@ impl TupleStore for IndexData {
                 self.note_userset_key(slot, object.id);
                 self.closure_insert(slot, object.id, v);
                 self.update_others(object, rel);
+                self.sets_written(object, rel, subject, true);
                 return;
             }
         }
@@ -480,10 +480,16 @@ impl TupleStore for IndexData {
         self.count_special(object.ty, rel, 1);
         self.len += 1;
         self.update_others(object, rel);
+        self.sets_written(object, rel, subject, false);
     }
 
     fn remove(&mut self, object: Obj, rel: RelId, subject: Subject) -> Option<TupleAttrs> {
-        self.invalidate_sets(object.ty, rel);
+        if self.special.contains_key(&(object.ty, rel, object.id, subject)) {
+            self.sets_written(object, rel, subject, false);
+        } else if self.get(object, rel, subject).is_some() {
+            // Before the removal: the subjects it may change are found while it holds.
+            self.sets_written(object, rel, subject, true);
+        }
         if let Some(a) = self.special.remove(&(object.ty, rel, object.id, subject)) {
             self.count_special(object.ty, rel, -1);
             self.len -= 1;

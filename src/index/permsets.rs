@@ -6,9 +6,16 @@
 //!
 //! - Sets are computed by `what` the first time a subject is asked about, for relations of types
 //!   with at most 131,072 objects (or for every subject at once by
-//!   [`IndexData::precompute_sets`], at any size) and shared by every revision until a write
-//!   touches a relation the set depends on: that revision starts an empty cache for it (older
-//!   revisions keep theirs). Writes to other relations (tagging a message) keep the sets.
+//!   [`IndexData::precompute_sets`], at any size) and shared by every revision. Writes to other
+//!   relations (tagging a message) keep the sets.
+//! - They are maintained incrementally, like the closures: a write to a relation a set depends
+//!   on changes the sets of only some subjects — the members of the written subject (`user:ann`
+//!   itself, or every member of `group:g#member`), or, for a relation an arrow walks, the
+//!   members of the arrow's target on the written object. The new revision's cache is a layer
+//!   over the old one that reads through it for every other subject and marks those as stale
+//!   (recomputed when next asked). A write whose affected subjects cannot be bounded that way (a
+//!   wildcard, an `all` arrow, a conditional or timed relationship, more than 4,096 subjects)
+//!   starts the relation's cache afresh, as does a chain of more than 16 layers (flattened).
 //! - Only definite answers are kept: a revision holding any conditional or timed relationship
 //!   does not use the sets at all (its answers may depend on context or on the time), and a set
 //!   whose `what` had conditional members is not stored.
@@ -18,10 +25,11 @@
 use super::IndexData;
 use crate::eval::{EvalOptions, Tri};
 use crate::schema::{AllowedKind, RelId, Rewrite, Schema, TypeId};
-use crate::store::Subject;
+use crate::store::{Obj, Subject};
+use crate::syntax::ast::ArrowMode;
 use roaring::RoaringBitmap;
-use rustc_hash::FxHashMap;
-use std::sync::{Arc, RwLock};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 /// At most this many subjects' sets per relation (a cache that stops growing, not an error).
 const MAX_SUBJECTS: usize = 1 << 20;
@@ -30,13 +38,146 @@ const MAX_SUBJECTS: usize = 1 << 20;
 /// which a first check should not pay. [`IndexData::precompute_sets`] has no such limit.
 const LAZY_MAX_OBJECTS: u32 = 1 << 17;
 
-/// The cached sets of one relation.
+/// At most this many subjects marked stale by one revision's writes; past it the cache starts
+/// afresh.
+const MAX_STALE: usize = 4096;
+/// At most this many layers before a cache is flattened into one.
+const MAX_DEPTH: usize = 16;
+
+/// The cached sets of one relation at one revision (see the module documentation).
 #[derive(Debug, Default)]
 pub struct SetCache {
     /// By subject: the objects it has the relation on (`None`: not definite, do not use).
     sets: RwLock<FxHashMap<Subject, Option<Arc<RoaringBitmap>>>>,
-    /// Every subject of `complete_for` is in `sets` (absent means the empty set).
+    /// Every subject of `complete_for` not stale is in `sets` or below (absent means the empty
+    /// set).
     complete_for: RwLock<Option<TypeId>>,
+    /// The cache of an earlier revision, read through for every subject not in `stale`.
+    base: Option<Arc<SetCache>>,
+    /// Subjects whose sets the writes since `base` (or since a flattened chain) may have
+    /// changed.
+    stale: FxHashSet<Subject>,
+    /// Layers below this one.
+    depth: usize,
+}
+
+/// What a cache knows of one subject's set.
+enum Cached {
+    Set(Option<Arc<RoaringBitmap>>),
+    /// Absent from a complete cache: the empty set.
+    Empty,
+    /// Not known; `stale` when a write made it so (compute it, whatever the size of the type).
+    Missing {
+        stale: bool,
+    },
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    match l.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl SetCache {
+    fn lookup(&self, subject: &Subject) -> Cached {
+        let complete = *read(&self.complete_for) == Some(subject.ty);
+        let mut layer = self;
+        loop {
+            if let Some(found) = read(&layer.sets).get(subject) {
+                return Cached::Set(found.clone());
+            }
+            if layer.stale.contains(subject) {
+                return Cached::Missing { stale: true };
+            }
+            match &layer.base {
+                Some(b) => layer = b,
+                None => break,
+            }
+        }
+        if complete {
+            Cached::Empty
+        } else {
+            Cached::Missing { stale: false }
+        }
+    }
+
+    /// A cache for the next revision: `below`'s sets but those of `stale`.
+    fn layer_over(below: &Arc<SetCache>, stale: FxHashSet<Subject>) -> SetCache {
+        let complete_for = RwLock::new(*read(&below.complete_for));
+        if below.depth + 1 < MAX_DEPTH {
+            return SetCache {
+                sets: RwLock::default(),
+                complete_for,
+                base: Some(below.clone()),
+                stale,
+                depth: below.depth + 1,
+            };
+        }
+        // Flattened into one layer: the bottom layer's map copied (no rehashing), then each
+        // layer above applied in order (its stale subjects dropped, its sets put in).
+        let mut chain: Vec<&SetCache> = Vec::with_capacity(below.depth + 1);
+        let mut layer: &SetCache = below;
+        loop {
+            chain.push(layer);
+            match &layer.base {
+                Some(b) => layer = b,
+                None => break,
+            }
+        }
+        let mut sets: FxHashMap<Subject, Option<Arc<RoaringBitmap>>> = FxHashMap::default();
+        // Subjects whose sets are unknown (so that a complete cache does not read them as empty).
+        let mut gone: FxHashSet<Subject> = FxHashSet::default();
+        for (i, layer) in chain.iter().rev().enumerate() {
+            if i == 0 {
+                sets = read(&layer.sets).clone();
+            } else {
+                for s in &layer.stale {
+                    sets.remove(s);
+                }
+            }
+            gone.extend(layer.stale.iter().copied());
+            if i > 0 {
+                for (s, set) in read(&layer.sets).iter() {
+                    sets.insert(*s, set.clone());
+                }
+            }
+            gone.retain(|s| !sets.contains_key(s));
+        }
+        for s in &stale {
+            sets.remove(s);
+        }
+        gone.extend(stale);
+        SetCache { sets: RwLock::new(sets), complete_for, base: None, stale: gone, depth: 0 }
+    }
+
+    /// Whether the cache holds nothing and reads through nothing.
+    fn is_blank(&self) -> bool {
+        self.base.is_none() && self.stale.is_empty() && read(&self.sets).is_empty()
+    }
+
+    /// Whether no layer holds a set or is complete (nothing worth carrying over).
+    fn holds_nothing(&self) -> bool {
+        let mut layer = self;
+        loop {
+            if !read(&layer.sets).is_empty() || read(&layer.complete_for).is_some() {
+                return false;
+            }
+            match &layer.base {
+                Some(b) => layer = b,
+                None => return true,
+            }
+        }
+    }
+}
+
+/// An arrow met on the way to a cached relation: writes to its tupleset change the sets of the
+/// members of its targets on the written object.
+#[derive(Clone, Debug)]
+struct ArrowDep {
+    tupleset: usize,
+    targets: Vec<Option<RelId>>,
+    all: bool,
 }
 
 /// A relation that arrows point at: its dependencies and its cache.
@@ -46,6 +187,9 @@ pub struct PermEntry {
     pub rel: RelId,
     /// Stored relations (by the plan's flat numbering) its value depends on.
     deps: Arc<Vec<bool>>,
+    /// Stored relations whose subjects it reads (as opposed to arrows walking them).
+    direct: Arc<Vec<bool>>,
+    arrows: Arc<Vec<ArrowDep>>,
     pub cache: Arc<SetCache>,
 }
 
@@ -66,10 +210,18 @@ pub fn entries(schema: &Schema, flat: impl Fn(TypeId, RelId) -> usize, relations
         .into_iter()
         .filter(|&n| !graph.reaches_negative_cycle(n))
         .map(|(ty, rel)| {
-            let mut deps = vec![false; relations];
+            let mut d =
+                Deps { any: vec![false; relations], direct: vec![false; relations], arrows: Vec::new() };
             let mut seen = vec![false; relations];
-            depends(schema, &flat, ty, rel, &mut deps, &mut seen);
-            PermEntry { ty, rel, deps: Arc::new(deps), cache: Arc::new(SetCache::default()) }
+            depends(schema, &flat, ty, rel, &mut d, &mut seen);
+            PermEntry {
+                ty,
+                rel,
+                deps: Arc::new(d.any),
+                direct: Arc::new(d.direct),
+                arrows: Arc::new(d.arrows),
+                cache: Arc::new(SetCache::default()),
+            }
         })
         .collect()
 }
@@ -90,13 +242,20 @@ fn collect_targets(rw: &Rewrite, out: &mut Vec<(TypeId, RelId)>) {
     }
 }
 
+/// What the value of a relation reads.
+struct Deps {
+    any: Vec<bool>,
+    direct: Vec<bool>,
+    arrows: Vec<ArrowDep>,
+}
+
 /// Marks in `deps` every stored relation the value of `ty#rel` reads.
 fn depends(
     schema: &Schema,
     flat: &impl Fn(TypeId, RelId) -> usize,
     ty: TypeId,
     rel: RelId,
-    deps: &mut [bool],
+    deps: &mut Deps,
     seen: &mut [bool],
 ) {
     let f = flat(ty, rel);
@@ -114,12 +273,16 @@ fn walk(
     ty: TypeId,
     rel: RelId,
     rw: &Rewrite,
-    deps: &mut [bool],
+    deps: &mut Deps,
     seen: &mut [bool],
 ) {
     match rw {
         Rewrite::This => {
-            if let Some(d) = deps.get_mut(flat(ty, rel)) {
+            let f = flat(ty, rel);
+            if let Some(d) = deps.any.get_mut(f) {
+                *d = true;
+            }
+            if let Some(d) = deps.direct.get_mut(f) {
                 *d = true;
             }
             for a in &schema.rel_def(ty, rel).allowed {
@@ -129,10 +292,16 @@ fn walk(
             }
         }
         Rewrite::Computed(r) => depends(schema, flat, ty, *r, deps, seen),
-        Rewrite::Arrow { tupleset, targets, .. } => {
-            if let Some(d) = deps.get_mut(flat(ty, *tupleset)) {
+        Rewrite::Arrow { tupleset, targets, mode, .. } => {
+            let f = flat(ty, *tupleset);
+            if let Some(d) = deps.any.get_mut(f) {
                 *d = true;
             }
+            deps.arrows.push(ArrowDep {
+                tupleset: f,
+                targets: targets.clone(),
+                all: *mode == ArrowMode::All,
+            });
             // The tupleset's own usersets do not matter (arrows follow direct subjects), but
             // its stored relationships do, which the line above covers.
             for (t, r) in targets.iter().enumerate() {
@@ -184,23 +353,15 @@ impl IndexData {
         }
         let entry = self.perm_entry(ty, rel)?;
         let cache = &entry.cache;
-        {
-            let sets = match cache.sets.read() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            if let Some(found) = sets.get(&subject) {
-                return found.clone();
-            }
-            let complete = match cache.complete_for.read() {
-                Ok(g) => *g,
-                Err(p) => *p.into_inner(),
-            };
-            if complete == Some(subject.ty) {
-                return Some(Arc::new(RoaringBitmap::new()));
-            }
-            if sets.len() >= MAX_SUBJECTS || self.object_count(ty) > LAZY_MAX_OBJECTS {
-                return None;
+        match cache.lookup(&subject) {
+            Cached::Set(found) => return found,
+            Cached::Empty => return Some(Arc::new(RoaringBitmap::new())),
+            // A set a write made stale is recomputed whatever the type's size: it was there.
+            Cached::Missing { stale: true } => {}
+            Cached::Missing { stale: false } => {
+                if read(&cache.sets).len() >= MAX_SUBJECTS || self.object_count(ty) > LAZY_MAX_OBJECTS {
+                    return None;
+                }
             }
         }
         // Computed with a fresh evaluator: the set is the relation's value, whatever question
@@ -262,6 +423,102 @@ impl IndexData {
             Err(p) => *p.into_inner() = Some(subject_ty),
         }
         Some(n)
+    }
+
+    /// After a write of `object#rel@subject` (called with the relationship present: after
+    /// an insert, before a removal): the sets depending on it are marked stale for the subjects
+    /// it may change, or start afresh (see the module documentation). `plain`: the relationship
+    /// has no condition and no time bounds.
+    pub(super) fn sets_written(&mut self, object: Obj, rel: RelId, subject: Subject, plain: bool) {
+        let f = self.plan.flat(object.ty, rel);
+        if !self.permsets.iter().any(|e| e.depends_on(f)) {
+            return;
+        }
+        if !plain || !self.sets_usable() {
+            self.invalidate_sets(object.ty, rel);
+            return;
+        }
+        // Which caches this revision already owns (made by an earlier write of its batch).
+        let owned = Arc::strong_count(&self.permsets) == 1;
+        let mut plans: Vec<(usize, Option<FxHashSet<Subject>>)> = Vec::new();
+        for (i, e) in self.permsets.iter().enumerate() {
+            if !e.depends_on(f) {
+                continue;
+            }
+            let mine = owned && Arc::strong_count(&e.cache) == 1;
+            if mine && e.cache.is_blank() {
+                continue; // started afresh by this batch already
+            }
+            // Nothing to carry over: start afresh without looking for whom the write changes.
+            let stale = if e.cache.holds_nothing() { None } else { self.affected(e, f, subject) };
+            plans.push((i, stale));
+        }
+        let entries = Arc::make_mut(&mut self.permsets);
+        for (i, stale) in plans {
+            let Some(e) = entries.get_mut(i) else { continue };
+            match stale {
+                None => e.cache = Arc::new(SetCache::default()),
+                Some(stale) => {
+                    if let Some(own) = Arc::get_mut(&mut e.cache).filter(|c| c.base.is_some()) {
+                        // A layer this batch made: more subjects are stale.
+                        own.stale.extend(stale);
+                        if own.stale.len() > MAX_STALE {
+                            e.cache = Arc::new(SetCache::default());
+                        }
+                    } else {
+                        e.cache = Arc::new(SetCache::layer_over(&e.cache, stale));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The subjects whose set of `e` a write of `…@subject` to the stored relation
+    /// numbered `f` may change, evaluated on this revision; `None` when they cannot be
+    /// bounded.
+    fn affected(&self, e: &PermEntry, f: usize, subject: Subject) -> Option<FxHashSet<Subject>> {
+        let mut out = FxHashSet::default();
+        if subject.is_wildcard() {
+            return None;
+        }
+        if e.direct.get(f).copied().unwrap_or(false) {
+            match subject.rel {
+                None => {
+                    out.insert(subject);
+                }
+                Some(srel) => self.members(subject.object(), srel, &mut out)?,
+            }
+        }
+        for a in e.arrows.iter().filter(|a| a.tupleset == f) {
+            // With `all`, a new edge can take the relation away from anyone.
+            if a.all {
+                return None;
+            }
+            if let Some(target) = a.targets.get(subject.ty as usize).copied().flatten() {
+                self.members(subject.object(), target, &mut out)?;
+            }
+        }
+        (out.len() <= MAX_STALE).then_some(out)
+    }
+
+    /// Adds every plain subject that has `rel` on `object` (of any type) to `out`; `None` if
+    /// the answer is not definite or too large.
+    fn members(&self, object: Obj, rel: RelId, out: &mut FxHashSet<Subject>) -> Option<()> {
+        let opts = EvalOptions::default();
+        for ty in 0..self.schema.types.len() as TypeId {
+            let mut ev = super::IndexEval::new(self, &opts);
+            // Sets must not be read or computed here: this revision is being written.
+            ev.use_sets = false;
+            let who = ev.who(object, rel, ty, None).ok()?;
+            if who.default != Tri::False || who.c != who.t {
+                return None;
+            }
+            if out.len() as u64 + who.t.len() > MAX_STALE as u64 {
+                return None;
+            }
+            out.extend(who.t.iter().map(|id| Subject { ty, id, rel: None }));
+        }
+        Some(())
     }
 
     /// After a write to `ty#rel`: the sets depending on it start afresh in this revision.

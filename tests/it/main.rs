@@ -25,6 +25,7 @@ mod lsp;
 mod materialize;
 mod openfga_gaps;
 mod peer_parse;
+mod permsets;
 mod playground;
 mod postgres;
 mod query;
