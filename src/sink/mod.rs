@@ -290,7 +290,7 @@ impl VisibilityTable {
                 let order = rows::subject_order(order, subjects.len());
                 let sink = tx
                     .copy_in::<_, bytes::Bytes>(&format!(
-                        "COPY {new} (subject, permission, object, outcome) FROM STDIN (FORMAT binary)"
+                        "COPY {new} (subject, permission, object, outcome) FROM STDIN (FORMAT binary, FREEZE)"
                     ))
                     .await
                     .map_err(db("copying the pairs"))?;
