@@ -7,12 +7,14 @@
 //!
 //! Phases:
 //! 1. **Full load**: `message#view` for every user, computed on node A's index, then
-//!    `VisibilityTable::load` (binary `COPY` into a new generation, two indexes, the view
-//!    swapped, all in one transaction); pairs per second of the load alone.
+//!    `VisibilityTable::load` (binary `COPY` into a new generation in subject order, two
+//!    indexes, the view swapped, all in one transaction); pairs per second of the load alone.
 //! 2. **Follow lag**: a follower (`sink::follow` on node B, woken by B publishing revisions it
 //!    learns of by LISTEN/NOTIFY) while node A moves one user between two supervision teams 30
 //!    times; for each, the time from A's write returning (committed) to the follower's
-//!    transaction carrying that revision returning (committed).
+//!    transaction carrying that revision returning (committed); also the p50 of the follower's
+//!    steps split into computing the deltas and writing them (`Applied::compute_micros`,
+//!    `write_micros`).
 //! 3. **Restart**: the follower stopped, 200 more moves written, then a new follower's first
 //!    step: deltas (not a full reload), and its time.
 

@@ -11,6 +11,9 @@
 //!   revision the table reflects; every change to the table updates it in the same transaction,
 //!   guarded by the revision it expects, so a follower killed at any point and restarted applies
 //!   each batch exactly once.
+//! - `rows.rs`: the full load's binary `COPY` stream (subject by subject, in the database's
+//!   collation order, so the subject index is built from sorted input) and the grouping of a
+//!   batch's removed pairs into statements (per subject or object losing many, else per pair).
 //! - [`follow`] (`follow.rs`): catches the table up with a Purview (a store or a PostgreSQL
 //!   datastore), by the deltas of the revisions since the state row's, and keeps it current.
 
