@@ -22,7 +22,7 @@ use crate::store::{Revision, WriteOp};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How to follow.
 #[derive(Clone, Debug)]
@@ -54,6 +54,14 @@ pub struct Applied {
     pub rows: u64,
     pub added: u64,
     pub removed: u64,
+    /// Microseconds spent computing the pairs (a full load) or the deltas.
+    pub compute_micros: u64,
+    /// Microseconds spent writing them to PostgreSQL (committed).
+    pub write_micros: u64,
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros().try_into().unwrap_or(u64::MAX)
 }
 
 fn index(view: View) -> Result<Arc<IndexData>, SinkError> {
@@ -79,9 +87,22 @@ fn full(
     if let Some(n) = fo.threads {
         job = job.threads(n);
     }
+    let started = Instant::now();
     let m = job.compute()?;
+    let compute_micros = micros(started);
+    let started = Instant::now();
     let rows = table.load(head, &m, now)?;
-    Ok(Applied { from, to: head.revision, full: true, reason, rows, added: 0, removed: 0 })
+    Ok(Applied {
+        from,
+        to: head.revision,
+        full: true,
+        reason,
+        rows,
+        added: 0,
+        removed: 0,
+        compute_micros,
+        write_micros: micros(started),
+    })
 }
 
 /// Loads the table in full from `pv`'s latest revision, whatever its state row says (for data
@@ -164,8 +185,11 @@ pub fn catch_up(
     };
     let mut opts = fo.opts.clone();
     opts.at = now;
+    let started = Instant::now();
     let found = deltas(&before, &head, &ops, &target, &opts, Strategy::Auto, Partition::default())?;
+    let compute_micros = micros(started);
     let added = found.iter().filter(|d| d.change == crate::materialize::Change::Added).count() as u64;
+    let started = Instant::now();
     table.apply(&head, &target, &found, (from, head.revision), now)?;
     Ok(Some(Applied {
         from: Some(from),
@@ -175,6 +199,8 @@ pub fn catch_up(
         rows: 0,
         added,
         removed: found.len() as u64 - added,
+        compute_micros,
+        write_micros: micros(started),
     }))
 }
 

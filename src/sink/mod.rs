@@ -11,23 +11,30 @@
 //!   revision the table reflects; every change to the table updates it in the same transaction,
 //!   guarded by the revision it expects, so a follower killed at any point and restarted applies
 //!   each batch exactly once.
+//! - `rows.rs`: the full load's binary `COPY` stream (subject by subject, in the database's
+//!   collation order, so the subject index is built from sorted input) and the grouping of a
+//!   batch's removed pairs into statements (per subject or object losing many, else per pair).
 //! - [`follow`] (`follow.rs`): catches the table up with a Purview (a store or a PostgreSQL
 //!   datastore), by the deltas of the revisions since the state row's, and keeps it current.
 
 mod follow;
+mod rows;
 
 pub use follow::{catch_up, follow, reload, Applied, FollowOptions};
 
 use crate::index::IndexData;
-use crate::materialize::{pair_blocks, DeltaIds, Materialized, Target};
+use crate::materialize::{DeltaIds, Materialized, Target};
 use crate::store::{Obj, Revision, Source, Subject};
 use crate::Tri;
-use futures_util::pin_mut;
+use futures_util::{pin_mut, SinkExt};
+use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
+
+/// A subject (or object) losing at least this many pairs in a batch gets its own statement.
+const GROUP_MIN: usize = 64;
 
 /// Why the visibility table could not be loaded or kept current.
 #[derive(Debug, thiserror::Error)]
@@ -255,71 +262,88 @@ impl VisibilityTable {
                     .to_string()
             })
             .collect();
+        let ty = t.object_type;
+        let objects = rows::Names::new(m.objects.len(), |i, s| {
+            let _ = write!(s, "{}", data.object_ref(Obj { ty, id: m.objects.start + i as u32 }));
+        });
         let revision = m.revision as i64;
         let at = evaluated_at.to_rfc3339();
         let client = &mut self.client;
-        block(async {
-            let tx = client.transaction().await.map_err(db("starting the load"))?;
-            // One loader at a time per table; a second waits, then sees the first's state.
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&name])
-                .await
-                .map_err(db("locking the table"))?;
-            tx.batch_execute(&format!(
-                "SET LOCAL statement_timeout = 0; SET LOCAL maintenance_work_mem = '256MB'; \
-                 DROP TABLE IF EXISTS {new}; \
-                 CREATE TABLE {new} (subject text NOT NULL, permission text NOT NULL, \
-                 object text NOT NULL, outcome text NOT NULL)"
-            ))
-            .await
-            .map_err(db("creating the new generation"))?;
-            let sink = tx
-                .copy_in(&format!(
-                    "COPY {new} (subject, permission, object, outcome) FROM STDIN (FORMAT binary)"
+        let (subjects, objects, permission) = (&subjects, &objects, permission.as_str());
+        std::thread::scope(|scope| {
+            block(async {
+                let tx = client.transaction().await.map_err(db("starting the load"))?;
+                // One loader at a time per table; a second waits, then sees the first's state.
+                tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&name])
+                    .await
+                    .map_err(db("locking the table"))?;
+                tx.batch_execute(&format!(
+                    "SET LOCAL statement_timeout = 0; SET LOCAL maintenance_work_mem = '256MB'; \
+                     DROP TABLE IF EXISTS {new}; \
+                     CREATE TABLE {new} (subject text NOT NULL, permission text NOT NULL, \
+                     object text NOT NULL, outcome text NOT NULL)"
                 ))
                 .await
-                .map_err(db("copying the pairs"))?;
-            let w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT]);
-            pin_mut!(w);
-            for block in pair_blocks(m, 1 << 16) {
-                let mut current = (u32::MAX, String::new());
-                for (object, row, cond) in block {
-                    if object != current.0 {
-                        current =
-                            (object, data.object_ref(Obj { ty: t.object_type, id: object }).to_string());
-                    }
-                    let subject = subjects.get(row as usize).map(String::as_str).unwrap_or("");
-                    let outcome = if cond { "conditional" } else { "allowed" };
-                    w.as_mut()
-                        .write(&[&subject, &permission.as_str(), &current.1.as_str(), &outcome])
-                        .await
-                        .map_err(db("copying the pairs"))?;
-                }
-            }
-            let rows = w.finish().await.map_err(db("copying the pairs"))?;
-            tx.batch_execute(&format!(
-                "CREATE INDEX {new}_subject ON {new} (subject, permission); \
-                 CREATE INDEX {new}_object ON {new} (object, permission); ANALYZE {new}; \
-                 CREATE OR REPLACE VIEW {name} AS SELECT subject, permission, object, outcome FROM {new}"
-            ))
-            .await
-            .map_err(db("indexing the new generation"))?;
-            if let Some(old) = &state {
-                tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}__g{}", old.generation))
+                .map_err(db("creating the new generation"))?;
+                let order: Option<Vec<i64>> = tx
+                    .query_one(rows::SUBJECT_ORDER, &[subjects])
                     .await
-                    .map_err(db("dropping the old generation"))?;
-            }
-            tx.execute(
-                "INSERT INTO purview_visibility_state \
-                 (table_name, permission, subject_type, revision, generation, evaluated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6::text::timestamptz) ON CONFLICT (table_name) DO UPDATE SET \
-                 permission = $2, subject_type = $3, revision = $4, generation = $5, \
-                 evaluated_at = $6::text::timestamptz, updated_at = now()",
-                &[&name, &permission_name, &subject_name, &revision, &generation, &at],
-            )
-            .await
-            .map_err(db("recording the state"))?;
-            tx.commit().await.map_err(db("committing the load"))?;
-            Ok(rows)
+                    .map_err(db("ordering the subjects"))?
+                    .get(0);
+                let order = rows::subject_order(order, subjects.len());
+                let sink = tx
+                    .copy_in::<_, bytes::Bytes>(&format!(
+                        "COPY {new} (subject, permission, object, outcome) FROM STDIN (FORMAT binary, FREEZE)"
+                    ))
+                    .await
+                    .map_err(db("copying the pairs"))?;
+                pin_mut!(sink);
+                // Encoded on another thread while PostgreSQL takes the previous chunks.
+                let (chunks, next) = std::sync::mpsc::sync_channel::<bytes::Bytes>(4);
+                let encoder = scope.spawn(move || {
+                    rows::encode_pairs(m, &order, subjects, objects, permission, 1 << 20, |b| {
+                        chunks.send(b.freeze()).map_err(|_| ())
+                    })
+                });
+                let mut sent = Ok(());
+                while let Ok(chunk) = next.recv() {
+                    sent = sink.as_mut().send(chunk).await;
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                drop(next);
+                let encoded =
+                    encoder.join().map_err(|_| SinkError::Source("the pairs' encoder failed".into()));
+                sent.map_err(db("copying the pairs"))?;
+                encoded?.map_err(|()| SinkError::Source("the pairs' encoder stopped".into()))?;
+                let rows = sink.finish().await.map_err(db("copying the pairs"))?;
+                // The subject index first: the rows arrived in its order.
+                tx.batch_execute(&format!(
+                    "CREATE INDEX {new}_subject ON {new} (subject, permission); \
+                     CREATE INDEX {new}_object ON {new} (object, permission); ANALYZE {new}; \
+                     CREATE OR REPLACE VIEW {name} AS SELECT subject, permission, object, outcome FROM {new}"
+                ))
+                .await
+                .map_err(db("indexing the new generation"))?;
+                if let Some(old) = &state {
+                    tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}__g{}", old.generation))
+                        .await
+                        .map_err(db("dropping the old generation"))?;
+                }
+                tx.execute(
+                    "INSERT INTO purview_visibility_state \
+                     (table_name, permission, subject_type, revision, generation, evaluated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6::text::timestamptz) ON CONFLICT (table_name) DO UPDATE SET \
+                     permission = $2, subject_type = $3, revision = $4, generation = $5, \
+                     evaluated_at = $6::text::timestamptz, updated_at = now()",
+                    &[&name, &permission_name, &subject_name, &revision, &generation, &at],
+                )
+                .await
+                .map_err(db("recording the state"))?;
+                tx.commit().await.map_err(db("committing the load"))?;
+                Ok(rows)
+            })
         })
     }
 
@@ -339,14 +363,51 @@ impl VisibilityTable {
         };
         let live = format!("{}__g{}", self.table, state.generation);
         let permission = t.relation_name(&data.schema).to_string();
-        let mut lists: [[Vec<String>; 3]; 2] = Default::default();
+        let subject =
+            |id| data.subject_ref(Subject { ty: t.subject_type, id, rel: t.subject_relation }).to_string();
+        let object = |id| data.object_ref(Obj { ty: t.object_type, id }).to_string();
+        let outcome = |o: Tri| if o == Tri::Cond { "conditional" } else { "allowed" };
+        let mut added: [Vec<String>; 2] = Default::default();
+        let mut added_outcomes = Vec::new();
+        let mut removed = Vec::new();
         for d in deltas {
-            let l = &mut lists[usize::from(d.change == crate::materialize::Change::Added)];
-            let s = Subject { ty: t.subject_type, id: d.subject, rel: t.subject_relation };
-            l[0].push(data.subject_ref(s).to_string());
-            l[1].push(data.object_ref(Obj { ty: t.object_type, id: d.object }).to_string());
-            l[2].push(if d.outcome == Tri::Cond { "conditional" } else { "allowed" }.to_string());
+            if d.change == crate::materialize::Change::Added {
+                added[0].push(subject(d.subject));
+                added[1].push(object(d.object));
+                added_outcomes.push(outcome(d.outcome));
+            } else {
+                removed.push((d.subject, d.object, d.outcome));
+            }
         }
+        // Removed pairs: one statement per subject or object losing many (see `rows.rs`).
+        let groups = rows::group_removals(&removed, GROUP_MIN);
+        let by_subject: Vec<(String, Vec<String>, Vec<&str>)> = groups
+            .by_subject
+            .iter()
+            .map(|(s, lost)| {
+                (
+                    subject(*s),
+                    lost.iter().map(|l| object(l.0)).collect(),
+                    lost.iter().map(|l| outcome(l.1)).collect(),
+                )
+            })
+            .collect();
+        let by_object: Vec<(String, Vec<String>, Vec<&str>)> = groups
+            .by_object
+            .iter()
+            .map(|(o, lost)| {
+                (
+                    object(*o),
+                    lost.iter().map(|l| subject(l.0)).collect(),
+                    lost.iter().map(|l| outcome(l.1)).collect(),
+                )
+            })
+            .collect();
+        let pairs: (Vec<String>, Vec<String>, Vec<&str>) = (
+            groups.pairs.iter().map(|p| subject(p.0)).collect(),
+            groups.pairs.iter().map(|p| object(p.1)).collect(),
+            groups.pairs.iter().map(|p| outcome(p.2)).collect(),
+        );
         let (name, generation) = (self.table.clone(), state.generation);
         let at = evaluated_at.to_rfc3339();
         let client = &mut self.client;
@@ -375,25 +436,44 @@ impl VisibilityTable {
                     found: found.unwrap_or(0) as Revision,
                 });
             }
-            let [removed, added] = &lists;
-            if !removed[0].is_empty() {
-                tx.execute(
-                    &format!(
-                        "DELETE FROM {live} t USING unnest($1::text[], $2::text[], $3::text[]) AS d(s, o, c) \
-                         WHERE t.subject = d.s AND t.object = d.o AND t.outcome = d.c AND t.permission = $4"
-                    ),
-                    &[&removed[0], &removed[1], &removed[2], &permission],
-                )
-                .await
-                .map_err(db("deleting removed pairs"))?;
+            // The deletions are sent together (pipelined), then the insertion.
+            let (per_subject, per_object, per_pair) = (
+                format!(
+                    "DELETE FROM {live} t USING unnest($2::text[], $3::text[]) AS d(o, c) \
+                     WHERE t.subject = $1 AND t.permission = $4 AND t.object = d.o AND t.outcome = d.c"
+                ),
+                format!(
+                    "DELETE FROM {live} t USING unnest($2::text[], $3::text[]) AS d(s, c) \
+                     WHERE t.object = $1 AND t.permission = $4 AND t.subject = d.s AND t.outcome = d.c"
+                ),
+                format!(
+                    "DELETE FROM {live} t USING unnest($1::text[], $2::text[], $3::text[]) AS d(s, o, c) \
+                     WHERE t.subject = d.s AND t.object = d.o AND t.outcome = d.c AND t.permission = $4"
+                ),
+            );
+            let mut statements: Vec<(&str, [&(dyn ToSql + Sync); 4])> = Vec::new();
+            for (sql, groups) in [(&per_subject, &by_subject), (&per_object, &by_object)] {
+                statements.extend(
+                    groups
+                        .iter()
+                        .map(|g| (sql.as_str(), [&g.0 as _, &g.1 as _, &g.2 as _, &permission as _])),
+                );
             }
+            if !pairs.0.is_empty() {
+                statements.push((per_pair.as_str(), [&pairs.0, &pairs.1, &pairs.2, &permission]));
+            }
+            futures_util::future::try_join_all(
+                statements.iter().map(|(sql, params)| tx.execute(*sql, params)),
+            )
+            .await
+            .map_err(db("deleting removed pairs"))?;
             if !added[0].is_empty() {
                 tx.execute(
                     &format!(
                         "INSERT INTO {live} (subject, permission, object, outcome) \
                          SELECT s, $4, o, c FROM unnest($1::text[], $2::text[], $3::text[]) AS d(s, o, c)"
                     ),
-                    &[&added[0], &added[1], &added[2], &permission],
+                    &[&added[0], &added[1], &added_outcomes, &permission],
                 )
                 .await
                 .map_err(db("inserting added pairs"))?;

@@ -115,7 +115,8 @@ pub(super) fn run(url: &str, args: &MaterializeArgs) -> CliResult<Exit> {
                 println!(
                     "{}",
                     serde_json::json!({"table": name, "revision": revision, "from": revision, "to": revision,
-                        "full": false, "rows": 0, "added": 0, "removed": 0, "reason": ""})
+                        "full": false, "rows": 0, "added": 0, "removed": 0, "reason": "",
+                        "compute_micros": 0, "write_micros": 0})
                 );
             } else {
                 println!("`{name}` is current at revision {revision}");

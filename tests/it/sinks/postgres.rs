@@ -281,3 +281,54 @@ fn the_follower_changes_the_table_when_a_relationship_expires_or_starts() {
     pv.write_text("message:m5#viewer@user:eve").unwrap(); // wakes the follower to stop
     follower.join().unwrap();
 }
+
+/// A batch in which one user loses many pairs and one message loses many users (the removals
+/// the table deletes by subject and by object, see `sink/rows.rs`), among single changes, and
+/// back: the table equals a fresh full run after each.
+#[test]
+fn large_removals_by_subject_and_by_object_equal_a_fresh_run() {
+    let pg = Pg::start();
+    postgres::migrate(&pg.url).unwrap();
+    let store = open_postgres(&pg.url, None, quiet(), Duration::from_millis(50)).unwrap();
+    let pv = store.purview().clone();
+    pv.set_schema(SchemaFormat::Purview, "schema", SCHEMA).unwrap();
+    let mut data = random_data(5, 40, 200);
+    data.push_str("usergroup:g90#member@user:u100\n");
+    for m in 0..150 {
+        data.push_str(&format!("message:m{m}#tagged@usergroup:g90\n"));
+    }
+    for u in 0..100 {
+        data.push_str(&format!("usergroup:g91#member@user:u{u}\n"));
+    }
+    data.push_str("message:m500#tagged@usergroup:g91\n");
+    pv.write_text(&data).unwrap();
+    let into = format!("{}?table=visible", pg.url);
+    let mut table = VisibilityTable::connect(&into).unwrap();
+    assert!(catch_up(&pv, &mut table, &options()).unwrap().unwrap().full);
+    let rel = |s: &str| Relationship::parse(s).unwrap();
+    // Conditional pairs too: 80 of user u100's reviews go in one batch.
+    let reviews: Vec<WriteOp> = (300..380)
+        .map(|m| WriteOp::Touch(rel(&format!("message:m{m}#reviewer@user:u100[in_hours]"))))
+        .collect();
+    pv.write(&reviews).unwrap();
+    catch_up(&pv, &mut table, &options()).unwrap();
+    assert_eq!(rows(&pg, "visible"), fresh(&pv));
+    let big = [rel("usergroup:g90#member@user:u100"), rel("message:m500#tagged@usergroup:g91")];
+    let mut rng = Rng(0xbead);
+    for round in 0..2 {
+        let mut batch: Vec<WriteOp> = big.iter().cloned().map(WriteOp::Delete).collect();
+        batch.extend(reviews.iter().map(|r| WriteOp::Delete(r.relationship().clone())));
+        pv.write(&batch).unwrap();
+        // Single changes in the same catch-up.
+        let _ = pv.write(&random_batch(&mut rng, 40));
+        let a = catch_up(&pv, &mut table, &options()).unwrap().unwrap();
+        assert!(!a.full && a.removed >= 150 + 100 + 80, "round {round}: {a:?}");
+        assert_eq!(rows(&pg, "visible"), fresh(&pv), "round {round}: after the removals");
+        let mut back: Vec<WriteOp> = big.iter().cloned().map(WriteOp::Touch).collect();
+        back.extend(reviews.iter().cloned());
+        pv.write(&back).unwrap();
+        let a = catch_up(&pv, &mut table, &options()).unwrap().unwrap();
+        assert!(!a.full && a.added >= 150 + 100 + 80, "round {round}: {a:?}");
+        assert_eq!(rows(&pg, "visible"), fresh(&pv), "round {round}: after adding them back");
+    }
+}
