@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 
 const PATH: &str = "/authzed.api.v1.PermissionsService/CheckPermission";
 
-/// One HTTP/2 connection (its connection task runs on the calling runtime).
+/// One HTTP/2 connection (its connection task runs on the calling runtime; its writes are
+/// gathered as the server's are, by `purview::server::corked::Corked`).
 #[derive(Clone)]
 pub struct Conn {
     send: h2::client::SendRequest<Bytes>,
@@ -46,7 +47,8 @@ impl Conn {
         let (send, connection) = h2::client::Builder::new()
             .initial_window_size(1 << 20)
             .initial_connection_window_size(1 << 24)
-            .handshake(tcp)
+            // Requests made at once leave together, as the server's answers do.
+            .handshake(purview::server::corked::Corked::new(tcp))
             .await
             .expect("HTTP/2 handshake");
         tokio::spawn(async move {

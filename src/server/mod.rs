@@ -9,6 +9,7 @@
 
 pub mod authzen;
 mod convert;
+pub mod corked;
 mod errors;
 mod grpc;
 mod http;
