@@ -18,6 +18,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Writes gathered beyond this are written without waiting for a flush.
 const GATHER: usize = 64 * 1024;
+/// Writes this large (a streamed answer's frames) are not gathered: with nothing gathered
+/// before them they go straight through, and a flush of this much does not yield.
+const LARGE: usize = 16 * 1024;
 /// After a yield that gathered nothing more (one request in flight), flushes this many times
 /// without yielding before trying again: a yield costs a reschedule, and on a multi-threaded
 /// runtime often the wake-up of an idle worker.
@@ -76,6 +79,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Corked<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for Corked<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let me = &mut *self;
+        if me.buffer.is_empty() && data.len() >= LARGE {
+            return Pin::new(&mut me.io).poll_write(cx, data);
+        }
         if me.buffer.len() >= GATHER {
             ready!(me.poll_drain(cx))?;
         }
@@ -89,6 +95,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Corked<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let me = &mut *self;
+        if me.buffer.is_empty() && bufs.iter().map(|b| b.len()).sum::<usize>() >= LARGE {
+            return Pin::new(&mut me.io).poll_write_vectored(cx, bufs);
+        }
         if me.buffer.len() >= GATHER {
             ready!(me.poll_drain(cx))?;
         }
@@ -101,12 +110,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Corked<T> {
     }
 
     fn is_write_vectored(&self) -> bool {
+        // Gathered writes are copied whatever the inner stream does; large ones go through.
         true
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = &mut *self;
-        if me.written < me.buffer.len() {
+        if me.written < me.buffer.len() && me.buffer.len() < LARGE {
             match me.yielded {
                 None if me.quiet == 0 => {
                     // Let the other ready tasks add their writes first (see the module's comment).
@@ -146,7 +156,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Writes reach the other end whole and in order, through gathering, a deferred flush,
-    /// writes larger than the gathering limit, and a shutdown without a flush.
+    /// writes larger than the gathering limit, large writes passed straight through, and a
+    /// shutdown without a flush.
     #[test]
     fn what_is_written_arrives_in_order() {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -168,8 +179,16 @@ mod tests {
                 }
             }
             let big: Vec<u8> = (0..(3 * GATHER as u32)).map(|k| (k % 251) as u8).collect();
+            // Large writes after something gathered, and straight through.
             w.write_all(&big).await.unwrap();
             sent.extend_from_slice(&big);
+            w.flush().await.unwrap();
+            w.write_all(&big[..2 * LARGE]).await.unwrap();
+            sent.extend_from_slice(&big[..2 * LARGE]);
+            w.write_all(b"small").await.unwrap();
+            sent.extend_from_slice(b"small");
+            w.write_all(&big[..LARGE]).await.unwrap();
+            sent.extend_from_slice(&big[..LARGE]);
             w.write_all(b"end").await.unwrap();
             sent.extend_from_slice(b"end");
             w.shutdown().await.unwrap();
