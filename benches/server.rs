@@ -12,6 +12,11 @@
 //! - `PURVIEW_BENCH_DIR`: where the store's temporary directory goes;
 //! - `PURVIEW_BENCH_CLIENT_THREADS` (default 2) and `PURVIEW_BENCH_CHANNELS` (default 8): the
 //!   client's runtime workers and HTTP/2 connections;
+//! - `PURVIEW_BENCH_CHECK_CLIENT` (`h2`, the default, or `tonic`): the client of the check
+//!   phases — the lean one of `server_h2.rs` (requests encoded once, HTTP/2 on the `h2` crate,
+//!   every answer decoded and checked) or tonic's generated client;
+//! - `PURVIEW_BENCH_SERVER_THREADS` (default: one per core, as `purview serve`): the server
+//!   runtime's workers;
 //! - `PURVIEW_BENCH_JSON`: where the JSON goes;
 //! - `PURVIEW_BENCH_PHASES` (e.g. `check,lookup`): run only these phases (for profiling);
 //! - `PURVIEW_BENCH_LOOKUP_RUNS` (default 3);
@@ -57,6 +62,8 @@
 
 #[path = "datasets.rs"]
 mod datasets;
+#[path = "server_h2.rs"]
+mod h2_client;
 
 use datasets::{group_parent, EcommsShape, Rng};
 use purview::api::{relationship_of, Page, Purview, SchemaFormat, View};
@@ -401,12 +408,56 @@ impl CheckRun {
     }
 }
 
+/// The clients of the check loops (`PURVIEW_BENCH_CHECK_CLIENT`).
+#[derive(Clone)]
+enum Checkers {
+    /// The lean HTTP/2 client of `server_h2.rs`, each request encoded once (`h2`, the default).
+    H2(Vec<h2_client::Conn>, Arc<Vec<bytes::Bytes>>),
+    /// tonic's generated client over `Channel`s (`tonic`).
+    Tonic(Vec<Checker>, Arc<Vec<pb::CheckPermissionRequest>>),
+}
+
+/// One check loop's client.
+enum Caller {
+    H2(h2_client::Conn, Arc<Vec<bytes::Bytes>>),
+    Tonic(Checker, Arc<Vec<pb::CheckPermissionRequest>>),
+}
+
+impl Checkers {
+    fn caller(&self, i: usize) -> Caller {
+        match self {
+            Checkers::H2(c, q) => Caller::H2(c[i % c.len()].clone(), q.clone()),
+            Checkers::Tonic(c, q) => Caller::Tonic(c[i % c.len()].clone(), q.clone()),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Checkers::H2(..) => "h2",
+            Checkers::Tonic(..) => "tonic",
+        }
+    }
+}
+
+impl Caller {
+    /// Asks question `k`: the answer's permissionship.
+    async fn call(&mut self, k: usize) -> Result<i32, h2_client::CallError> {
+        match self {
+            Caller::H2(conn, q) => conn.check(q[k % q.len()].clone()).await,
+            Caller::Tonic(client, q) => client
+                .check_permission(q[k % q.len()].clone())
+                .await
+                .map(|r| r.into_inner().permissionship)
+                .map_err(h2_client::CallError::Status),
+        }
+    }
+}
+
 /// `concurrency` loops of single CheckPermission calls for `length` (or until `stop`), spread
-/// over `clients`. Every latency is kept, or (in the long mixed run, so that the client's own
-/// memory stays flat) the first of every 256.
+/// over the clients' connections. Every latency is kept, or (in the long mixed run, so that the
+/// client's own memory stays flat) the first of every 256.
 async fn check_loops(
-    clients: &[Checker],
-    questions: &Arc<Vec<pb::CheckPermissionRequest>>,
+    checkers: &Checkers,
     concurrency: usize,
     length: Duration,
     errors: &Arc<Errors>,
@@ -418,8 +469,7 @@ async fn check_loops(
     let end = start + length;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..concurrency {
-        let mut client = clients[i % clients.len()].clone();
-        let questions = questions.clone();
+        let mut caller = checkers.caller(i);
         let errors = errors.clone();
         let stop = stop.clone();
         tasks.spawn(async move {
@@ -432,22 +482,21 @@ async fn check_loops(
                 if now >= end || stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                     break;
                 }
-                let q = questions[k % questions.len()].clone();
                 k += 1;
-                match client.check_permission(q).await {
-                    Ok(r) => {
+                match caller.call(k).await {
+                    Ok(p) => {
                         if done.is_multiple_of(sample_every) {
                             latencies.push(now.elapsed());
                         }
                         done += 1;
-                        let p = r.into_inner().permissionship;
                         if p == pb::check_permission_response::Permissionship::HasPermission as i32 {
                             allowed += 1;
                         } else if p != pb::check_permission_response::Permissionship::NoPermission as i32 {
                             errors.other("CheckPermission", format!("unexpected permissionship {p}"));
                         }
                     }
-                    Err(e) => errors.record("CheckPermission", &e),
+                    Err(h2_client::CallError::Status(e)) => errors.record("CheckPermission", &e),
+                    Err(h2_client::CallError::Other(e)) => errors.other("CheckPermission", e),
                 }
             }
             (latencies, allowed, done)
@@ -628,7 +677,11 @@ fn main() {
     let server = std::thread::Builder::new()
         .name("pv-server-main".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = std::env::var("PURVIEW_BENCH_SERVER_THREADS").ok().and_then(|n| n.parse().ok()) {
+                rt.worker_threads(n);
+            }
+            let rt = rt
                 .enable_all()
                 .thread_name("pv-server")
                 .thread_keep_alive(Duration::from_secs(3600))
@@ -728,13 +781,25 @@ async fn client(
     let clients: Vec<Checker> =
         conns.iter().map(|c| Checker::new(c.clone()).max_decoding_message_size(64 << 20)).collect();
     let errors = Arc::new(Errors::default());
+    let checkers = match std::env::var("PURVIEW_BENCH_CHECK_CLIENT").as_deref() {
+        Ok("tonic") => Checkers::Tonic(clients.clone(), questions.clone()),
+        Ok("h2") | Err(_) => {
+            let mut h2 = Vec::new();
+            for _ in 0..channels {
+                h2.push(h2_client::Conn::connect(addr).await);
+            }
+            Checkers::H2(h2, Arc::new(questions.iter().map(h2_client::encode).collect()))
+        }
+        Ok(other) => panic!("PURVIEW_BENCH_CHECK_CLIENT is `h2` or `tonic`, not `{other}`"),
+    };
+    eprintln!("[server] check phases: the {} client", checkers.name());
+    report.set("check_client", serde_json::json!(checkers.name()));
 
     // 2. CheckPermission.
     if wants("check") {
-        let warm =
-            check_loops(&clients, &questions, CHECK_CONCURRENCY, Duration::from_secs(2), &errors, None).await;
+        let warm = check_loops(&checkers, CHECK_CONCURRENCY, Duration::from_secs(2), &errors, None).await;
         eprintln!("[server] warm-up: {:.0} checks/s", warm.rate());
-        let r = check_loops(&clients, &questions, CHECK_CONCURRENCY, phase, &errors, None).await;
+        let r = check_loops(&checkers, CHECK_CONCURRENCY, phase, &errors, None).await;
         report.row(
             "CheckPermission, 64 concurrent: ≥ 40k/s",
             format!(
@@ -750,7 +815,7 @@ async fn client(
             Some(r.rate() >= 40e3),
         );
         report.set("check_64", check_json(&r));
-        let r = check_loops(&clients, &questions, LATENCY_CONCURRENCY, phase, &errors, None).await;
+        let r = check_loops(&checkers, LATENCY_CONCURRENCY, phase, &errors, None).await;
         let p50 = percentile(&r.latencies, 50.0);
         report.row(
             "CheckPermission p50, 16 concurrent: ≤ 250 µs",
@@ -765,7 +830,7 @@ async fn client(
             Some(p50 <= Duration::from_micros(250)),
         );
         report.set("check_16", check_json(&r));
-        let r = check_loops(&clients, &questions, 1, phase / 2, &errors, None).await;
+        let r = check_loops(&checkers, 1, phase / 2, &errors, None).await;
         report.row(
             "(CheckPermission, 1 at a time)",
             format!(
@@ -990,7 +1055,7 @@ async fn client(
 
     // 6. Sustained mixed load.
     if wants("mixed") {
-        let mixed = mixed(&clients, &conns, &questions, mixed_secs, &shape, &served).await;
+        let mixed = mixed(&clients, &checkers, &conns, &questions, mixed_secs, &shape, &served).await;
         report.row(
             &format!("mixed run ({mixed_secs:.0} s): zero errors"),
             format!(
@@ -1078,6 +1143,7 @@ struct Mixed {
 
 async fn mixed(
     clients: &[Checker],
+    checkers: &Checkers,
     conns: &[Channel],
     questions: &Arc<Vec<pb::CheckPermissionRequest>>,
     secs: f64,
@@ -1202,11 +1268,10 @@ async fn mixed(
         })
     };
     let checks = {
-        let clients = clients.to_vec();
-        let questions = questions.clone();
+        let checkers = checkers.clone();
         let errors = errors.clone();
         let stop = stop.clone();
-        tokio::spawn(async move { check_loops(&clients, &questions, 32, length, &errors, Some(stop)).await })
+        tokio::spawn(async move { check_loops(&checkers, 32, length, &errors, Some(stop)).await })
     };
     tokio::time::sleep(length).await;
     stop.store(true, Ordering::Relaxed);

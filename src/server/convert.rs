@@ -12,32 +12,58 @@ use serde_json::{Map, Number, Value};
 use tonic::Status;
 
 /// A type name, an id and (for subjects) a relation, each checked on its own: a `:` or `#`
-/// inside one field is an error, never read as a separator.
-fn check_field(what: &str, r: Result<(), String>) -> Result<(), Status> {
-    r.map_err(|reason| invalid(format!("invalid {what}: {reason}")))
+/// inside one field is an error, never read as a separator. `what` and `part` make the field's
+/// name in the message (put together only on an error: this runs on every request).
+fn check_field(what: &str, part: &str, r: Result<(), String>) -> Result<(), Status> {
+    r.map_err(|reason| invalid(format!("invalid {what}{part}: {reason}")))
+}
+
+fn check_object(o: &pb::ObjectReference, what: &str) -> Result<(), Status> {
+    check_field(what, " type", check_type_name(&o.object_type))?;
+    check_field(what, " id", check_id(&o.object_id, false))
 }
 
 /// An object reference (a resource: no wildcard).
 pub fn object(o: Option<&pb::ObjectReference>, what: &str) -> Result<ObjectRef, Status> {
     let o = o.ok_or_else(|| invalid(format!("missing {what}")))?;
-    check_field(&format!("{what} type"), check_type_name(&o.object_type))?;
-    check_field(&format!("{what} id"), check_id(&o.object_id, false))?;
+    check_object(o, what)?;
     Ok(ObjectRef::new(o.object_type.clone(), o.object_id.clone()))
 }
 
-pub fn subject(s: Option<&pb::SubjectReference>) -> Result<SubjectRef, Status> {
-    let s = s.ok_or_else(|| invalid("missing subject"))?;
+/// [`object`], taking the message's strings instead of copying them.
+pub fn object_owned(o: Option<pb::ObjectReference>, what: &str) -> Result<ObjectRef, Status> {
+    let o = o.ok_or_else(|| invalid(format!("missing {what}")))?;
+    check_object(&o, what)?;
+    Ok(ObjectRef { ty: o.object_type, id: o.object_id })
+}
+
+fn check_subject(s: &pb::SubjectReference) -> Result<&pb::ObjectReference, Status> {
     let o = s.object.as_ref().ok_or_else(|| invalid("missing subject object"))?;
-    check_field("subject type", check_type_name(&o.object_type))?;
-    check_field("subject id", check_id(&o.object_id, true))?;
-    let relation = (!s.optional_relation.is_empty()).then(|| s.optional_relation.clone());
-    if let Some(r) = &relation {
-        check_field("subject relation", check_name(r))?;
+    check_field("subject", " type", check_type_name(&o.object_type))?;
+    check_field("subject", " id", check_id(&o.object_id, true))?;
+    if !s.optional_relation.is_empty() {
+        check_field("subject", " relation", check_name(&s.optional_relation))?;
         if o.object_id == "*" {
             return Err(invalid("a wildcard subject cannot have a relation"));
         }
     }
-    Ok(SubjectRef::new(o.object_type.clone(), o.object_id.clone(), relation.as_deref()))
+    Ok(o)
+}
+
+pub fn subject(s: Option<&pb::SubjectReference>) -> Result<SubjectRef, Status> {
+    let s = s.ok_or_else(|| invalid("missing subject"))?;
+    let o = check_subject(s)?;
+    let relation = (!s.optional_relation.is_empty()).then(|| s.optional_relation.clone());
+    Ok(SubjectRef { ty: o.object_type.clone(), id: o.object_id.clone(), relation })
+}
+
+/// [`subject`], taking the message's strings instead of copying them.
+pub fn subject_owned(s: Option<pb::SubjectReference>) -> Result<SubjectRef, Status> {
+    let s = s.ok_or_else(|| invalid("missing subject"))?;
+    check_subject(&s)?;
+    let relation = (!s.optional_relation.is_empty()).then_some(s.optional_relation);
+    let o = s.object.ok_or_else(|| invalid("missing subject object"))?;
+    Ok(SubjectRef { ty: o.object_type, id: o.object_id, relation })
 }
 
 pub fn object_ref(o: &ObjectRef) -> pb::ObjectReference {
@@ -62,7 +88,7 @@ pub fn to_timestamp(t: &DateTime<Utc>) -> prost_types::Timestamp {
 
 pub fn relationship(r: Option<&pb::Relationship>) -> Result<Relationship, Status> {
     let r = r.ok_or_else(|| invalid("missing relationship"))?;
-    check_field("relation", check_name(&r.relation))?;
+    check_field("relation", "", check_name(&r.relation))?;
     let mut out = Relationship::new(
         object(r.resource.as_ref(), "resource")?,
         r.relation.clone(),
@@ -225,4 +251,63 @@ fn with_object(
         t.expanded_relation = r;
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(ty: &str, id: &str) -> pb::ObjectReference {
+        pb::ObjectReference { object_type: ty.into(), object_id: id.into() }
+    }
+
+    fn subj(ty: &str, id: &str, relation: &str) -> pb::SubjectReference {
+        pb::SubjectReference { object: Some(obj(ty, id)), optional_relation: relation.into() }
+    }
+
+    /// The borrowing and the owning conversions agree, answers and error messages alike.
+    #[test]
+    fn owned_and_borrowed_references_convert_alike() {
+        let objects = [obj("document", "d1"), obj("", "d1"), obj("doc#x", "d1"), obj("document", "a b")];
+        let messages: Vec<Result<ObjectRef, String>> = objects
+            .iter()
+            .map(|o| {
+                let borrowed = object(Some(o), "resource").map_err(|e| e.message().to_string());
+                let owned = object_owned(Some(o.clone()), "resource").map_err(|e| e.message().to_string());
+                assert_eq!(borrowed, owned);
+                borrowed
+            })
+            .collect();
+        assert_eq!(messages[0], Ok(ObjectRef::new("document", "d1")));
+        assert_eq!(messages[1], Err("invalid resource type: missing type name".to_string()));
+        assert!(messages[2].as_ref().is_err_and(|m| m.starts_with("invalid resource type: ")));
+        assert!(messages[3].as_ref().is_err_and(|m| m.starts_with("invalid resource id: ")));
+        assert!(object_owned(None, "resource").is_err_and(|e| e.message() == "missing resource"));
+
+        let subjects = [
+            subj("user", "ann", ""),
+            subj("group", "eng", "member"),
+            subj("user", "*", ""),
+            subj("user", "*", "member"),
+            subj("group", "eng", "mem ber"),
+            subj("user", "", ""),
+            pb::SubjectReference { object: None, optional_relation: String::new() },
+        ];
+        let answers: Vec<Result<SubjectRef, String>> = subjects
+            .iter()
+            .map(|s| {
+                let borrowed = subject(Some(s)).map_err(|e| e.message().to_string());
+                let owned = subject_owned(Some(s.clone())).map_err(|e| e.message().to_string());
+                assert_eq!(borrowed, owned);
+                borrowed
+            })
+            .collect();
+        assert_eq!(answers[0], Ok(SubjectRef::new("user", "ann", None)));
+        assert_eq!(answers[1], Ok(SubjectRef::new("group", "eng", Some("member"))));
+        assert_eq!(answers[2], Ok(SubjectRef::new("user", "*", None)));
+        assert_eq!(answers[3], Err("a wildcard subject cannot have a relation".to_string()));
+        assert!(answers[4].as_ref().is_err_and(|m| m.starts_with("invalid subject relation: ")));
+        assert_eq!(answers[5], Err("invalid subject id: missing object id".to_string()));
+        assert_eq!(answers[6], Err("missing subject object".to_string()));
+    }
 }

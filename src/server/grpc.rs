@@ -247,7 +247,10 @@ fn caveat_info(
 
 /// The subject of a check: a wildcard is not one (as in SpiceDB).
 fn checked_subject(s: Option<&pb::SubjectReference>) -> Result<crate::store::SubjectRef, Status> {
-    let s = subject(s)?;
+    wildcard_refused(subject(s)?)
+}
+
+fn wildcard_refused(s: crate::store::SubjectRef) -> Result<crate::store::SubjectRef, Status> {
     if s.id == "*" {
         return Err(invalid("cannot perform check on wildcard subject"));
     }
@@ -413,17 +416,19 @@ impl PermissionsService for Grpc {
         &self,
         request: Request<pb::CheckPermissionRequest>,
     ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
-        let state = self.0.clone();
+        let state = &self.0;
+        let deadline = state.deadline(&request);
         state
-            .call_until("CheckPermission", state.deadline(&request), async {
-                let r = request.get_ref();
-                let o = object(r.resource.as_ref(), "resource")?;
-                let s = checked_subject(r.subject.as_ref())?;
+            .call_until("CheckPermission", deadline, async move {
+                // The message's strings become the check's names (no copies: this is the hot path).
+                let r = request.into_inner();
+                let o = convert::object_owned(r.resource, "resource")?;
+                let s = wildcard_refused(convert::subject_owned(r.subject)?)?;
                 if r.permission.is_empty() {
                     return Err(invalid("missing permission"));
                 }
                 let view = state.view(r.consistency.as_ref()).await?;
-                let opts = opts_with(&state, r.context.as_ref());
+                let opts = opts_with(state, r.context.as_ref());
                 let d = view.check(&o, &r.permission, &s, &opts).map_err(|e| from_eval(&e))?;
                 let (permissionship, partial_caveat_info) = permissionship(&d);
                 Ok(Response::new(pb::CheckPermissionResponse {

@@ -87,8 +87,12 @@ pub async fn serve_grpc(state: Arc<State>, listener: TcpListener, config: Config
             .tls_config(ServerTlsConfig::new().identity(identity))
             .map_err(|e| ServeError::Tls(e.to_string()))?;
     }
-    // Without TCP_NODELAY, small streamed answers wait ~40 ms for Nagle's algorithm.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Without TCP_NODELAY, small streamed answers wait ~40 ms for Nagle's algorithm; instead the
+    // answers ready at once leave together (see `Corked`).
+    let incoming = tokio_stream::StreamExt::map(
+        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        |tcp| tcp.map(super::corked::Corked::new),
+    );
     let shutdown = {
         let state = state.clone();
         async move {

@@ -33,6 +33,20 @@ impl Default for MethodStats {
     }
 }
 
+impl MethodStats {
+    fn observe(&self, code: tonic::Code, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        if let Some(c) = self.codes.get(code as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Request metrics: a method's counters are atomics, found under a read lock (the write lock
 /// is taken once per method name).
 #[derive(Default)]
@@ -48,25 +62,18 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    fn stats(&self, method: &'static str) -> Arc<MethodStats> {
-        if let Some(s) = self.methods.read().unwrap_or_else(|p| p.into_inner()).get(method) {
-            return s.clone();
-        }
-        self.methods.write().unwrap_or_else(|p| p.into_inner()).entry(method).or_default().clone()
-    }
-
     /// Records one finished request.
     pub fn observe(&self, method: &'static str, code: tonic::Code, took: Duration) {
-        let h = self.stats(method);
-        let secs = took.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            h.counts[i].fetch_add(1, Ordering::Relaxed);
+        {
+            // The common case: the method is known; its counters are updated under the read lock.
+            let methods = self.methods.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(h) = methods.get(method) {
+                h.observe(code, took);
+                return;
+            }
         }
-        h.count.fetch_add(1, Ordering::Relaxed);
-        h.sum.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-        if let Some(c) = h.codes.get(code as usize) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        let h = self.methods.write().unwrap_or_else(|p| p.into_inner()).entry(method).or_default().clone();
+        h.observe(code, took);
     }
 
     /// The exposition text; `gauges` are (name, help, value) of the data's state.

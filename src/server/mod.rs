@@ -9,6 +9,7 @@
 
 pub mod authzen;
 mod convert;
+pub mod corked;
 mod errors;
 mod grpc;
 mod http;
@@ -22,12 +23,14 @@ use crate::eval::{EvalOptions, Limits as EvalLimits};
 use crate::schema::Schema;
 use crate::store::{Relationship, Revision};
 use crate::syntax::formats::detect;
+use arc_swap::ArcSwap;
 use proto::authzed::api::v1 as pb;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Status};
@@ -165,6 +168,8 @@ pub struct State {
     schema_text: Mutex<(Arc<Schema>, String)>,
     keys: Vec<Vec<u8>>,
     request_ids: AtomicU64,
+    /// The latest revision's token, encoded (see [`State::token`]).
+    latest_token: ArcSwap<(Revision, String)>,
     shutdown: watch::Receiver<bool>,
     tls: bool,
 }
@@ -219,8 +224,20 @@ fn grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 impl State {
+    /// The ZedToken of `revision`: the latest one is kept encoded, since nearly every answer
+    /// carries it.
     fn token(&self, revision: Revision) -> String {
-        token::encode(&self.id, revision)
+        let cached = self.latest_token.load();
+        if cached.0 == revision {
+            return cached.1.clone();
+        }
+        let newer = revision > cached.0;
+        drop(cached);
+        let encoded = token::encode(&self.id, revision);
+        if newer {
+            self.latest_token.store(Arc::new((revision, encoded.clone())));
+        }
+        encoded
     }
 
     fn revision_of(&self, t: &str) -> Result<Revision, Status> {
@@ -279,43 +296,66 @@ impl State {
         deadline: Option<Duration>,
         f: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
-        let id = self.request_ids.fetch_add(1, Ordering::Relaxed);
         let start = Instant::now();
         let result = match self.admit() {
             Err(e) => Err(e),
             Ok(_permit) => match deadline {
-                Some(d) => tokio::time::timeout(d, f).await.unwrap_or_else(|_| {
-                    Err(Status::deadline_exceeded(format!(
-                        "{method} did not finish within {} ms",
-                        d.as_millis()
-                    )))
-                }),
+                Some(d) => {
+                    // Most requests (checks) are answered on their first poll: those need no
+                    // timer (setting one up and dropping it is a good part of a check's cost).
+                    let mut f = std::pin::pin!(f);
+                    match std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await {
+                        Poll::Ready(r) => r,
+                        Poll::Pending => {
+                            let until = tokio::time::Instant::from_std(start) + d;
+                            tokio::time::timeout_at(until, f).await.unwrap_or_else(|_| {
+                                Err(Status::deadline_exceeded(format!(
+                                    "{method} did not finish within {} ms",
+                                    d.as_millis()
+                                )))
+                            })
+                        }
+                    }
+                }
                 None => f.await,
             },
         };
         let status = result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
-        let code = code_name(status);
         let took = start.elapsed();
         self.metrics.observe(method, status, took);
+        // Request ids number the requests that are logged (a shared counter is not free).
         match &result {
             Ok(_) => {
-                tracing::debug!(request_id = id, method, code, micros = took.as_micros() as u64, "request")
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let id = self.request_ids.fetch_add(1, Ordering::Relaxed);
+                    let code = code_name(status);
+                    tracing::debug!(
+                        request_id = id,
+                        method,
+                        code,
+                        micros = took.as_micros() as u64,
+                        "request"
+                    )
+                }
             }
-            Err(s) => tracing::info!(
-                request_id = id,
-                method,
-                code,
-                micros = took.as_micros() as u64,
-                error = s.message(),
-                "request failed"
-            ),
+            Err(s) => {
+                let id = self.request_ids.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    request_id = id,
+                    method,
+                    code = code_name(status),
+                    micros = took.as_micros() as u64,
+                    error = s.message(),
+                    "request failed"
+                )
+            }
         }
         result
     }
 
     /// A slot among the requests in flight, or RESOURCE_EXHAUSTED.
-    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.inflight.clone().try_acquire_owned().map_err(|_| {
+    fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+        self.inflight.try_acquire().map_err(|_| {
             self.metrics.shed.fetch_add(1, Ordering::Relaxed);
             Status::resource_exhausted(format!(
                 "too many requests in flight (the limit is {}); retry with backoff",
@@ -562,8 +602,11 @@ pub async fn bind(purview: Purview, schema_text: String, config: Config) -> Resu
         });
     });
     let (shutdown_tx, shutdown) = watch::channel(false);
+    let id = purview.id();
+    let latest_token = ArcSwap::from_pointee((purview.revision(), token::encode(&id, purview.revision())));
     let state = Arc::new(State {
-        id: purview.id(),
+        id,
+        latest_token,
         purview,
         metrics: metrics::Metrics::default(),
         inflight: Arc::new(Semaphore::new(config.limits.max_concurrent)),

@@ -513,6 +513,17 @@ fn tokens_give_read_your_writes_and_wait_for_a_revision_within_the_deadline() {
         // The durable store keeps history: the revision of t1 is readable exactly.
         assert_eq!(check(&mut c, ("document", "d1"), "view", ("user", "ann"), exact(&t1)).await, has);
         assert_eq!(check(&mut c, ("document", "d1"), "view", ("user", "ann"), exact(&t2)).await, no);
+        // An answer's token names the revision it read: the latest one (which the server keeps
+        // encoded) as well as an older one, in any order.
+        for (asked, read) in [(fresh(&t2), &t2), (exact(&t1), &t1), (full(), &t2), (exact(&t1), &t1)] {
+            let answer = c
+                .perms
+                .check_permission(check_req(("document", "d1"), "view", ("user", "ann"), asked))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(answer.checked_at.as_ref(), Some(read));
+        }
         // A token from the future: the server waits for it, up to its deadline.
         let id = purview::server::token::decode(&[0; 16], &t2.token).err();
         assert!(id.is_some(), "tokens name their store");
