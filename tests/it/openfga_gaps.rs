@@ -3,8 +3,28 @@
 use super::cli::purview;
 use std::path::Path;
 
+/// A modular OpenFGA model in `d`: `mods/core.fga` (user, org with members), `mods/docs.fga`
+/// (extends org with admins; docs viewable by an org's members); returns the `fga.mod` path.
+pub(crate) fn write_fga_modules(d: &Path) -> String {
+    write(
+        d,
+        "mods/core.fga",
+        "module core\n\ntype user\n\ntype org\n  relations\n    define member: [user]\n",
+    );
+    write(
+        d,
+        "mods/docs.fga",
+        "module docs\n\nextend type org\n  relations\n    define admin: [user]\n\ntype doc\n  relations\n    \
+         define org: [org]\n    define viewer: [user] or member from org\n",
+    );
+    write(d, "fga.mod", "schema: '1.2'\ncontents:\n  - mods/core.fga\n  - mods/docs.fga\n")
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }
@@ -125,19 +145,7 @@ fn openfga_module_cases_combine_like_openfga() {
 fn fga_mod_manifests_are_read_wherever_a_model_is() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir(d.join("mods")).unwrap();
-    write(
-        d,
-        "mods/core.fga",
-        "module core\n\ntype user\n\ntype org\n  relations\n    define member: [user]\n",
-    );
-    write(
-        d,
-        "mods/docs.fga",
-        "module docs\n\nextend type org\n  relations\n    define admin: [user]\n\ntype doc\n  relations\n    \
-         define org: [org]\n    define viewer: [user] or member from org\n",
-    );
-    let manifest = write(d, "fga.mod", "schema: '1.2'\ncontents:\n  - mods/core.fga\n  - mods/docs.fga\n");
+    let manifest = write_fga_modules(d);
     let r = purview(&["validate", &manifest]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("OpenFGA modular model: 3 types"), "{}", r.stdout);

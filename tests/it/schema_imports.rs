@@ -56,18 +56,7 @@ fn stores_keep_a_schema_with_imports_or_modules_as_one_text() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 
     // An OpenFGA modular model: the combined model, kept in Purview's language.
-    write(
-        d,
-        "mods/core.fga",
-        "module core\n\ntype user\n\ntype org\n  relations\n    define member: [user]\n",
-    );
-    write(
-        d,
-        "mods/docs.fga",
-        "module docs\n\nextend type org\n  relations\n    define admin: [user]\n\ntype doc\n  relations\n    \
-         define org: [org]\n    define viewer: [user] or member from org\n",
-    );
-    let manifest = write(d, "fga.mod", "schema: '1.2'\ncontents:\n  - mods/core.fga\n  - mods/docs.fga\n");
+    let manifest = crate::openfga_gaps::write_fga_modules(d);
     let tuples = write(d, "t.rels", "org:acme#member@user:ann\ndoc:1#org@org:acme\n");
     let store2 = d.join("s2").display().to_string();
     let r = purview(&["store", "init", &store2, "--schema", &manifest, "--data", &tuples]);
