@@ -253,30 +253,53 @@ impl View {
             .ok_or_else(|| EvalError::UnknownRelation { ty: tdef.name.clone(), relation: name.to_string() })
     }
 
-    fn resolve_obj(&self, o: &ObjectRef) -> Result<Obj, EvalError> {
+    /// An object's type (an object is never the wildcard).
+    fn object_type(&self, o: &ObjectRef) -> Result<crate::schema::TypeId, EvalError> {
         let ty = self.schema().type_id(&o.ty).ok_or_else(|| EvalError::UnknownType(o.ty.clone()))?;
         if o.id == "*" {
             return Err(EvalError::InvalidSubject(o.to_string()));
         }
+        Ok(ty)
+    }
+
+    fn resolve_obj(&self, o: &ObjectRef) -> Result<Obj, EvalError> {
+        let ty = self.object_type(o)?;
         Ok(Obj { ty, id: self.source().object_id(ty, &o.id).unwrap_or(FRESH_OBJECT) })
     }
 
-    fn resolve_subject(&self, s: &SubjectRef, object: &ObjectRef) -> Result<Subject, EvalError> {
+    /// A subject's type and relation.
+    fn subject_kind(&self, s: &SubjectRef) -> Result<(crate::schema::TypeId, Option<RelId>), EvalError> {
         let ty = self.schema().type_id(&s.ty).ok_or_else(|| EvalError::UnknownType(s.ty.clone()))?;
         let rel = match &s.relation {
             Some(r) => Some(self.resolve_rel(ty, r)?),
             None => None,
         };
+        Ok((ty, rel))
+    }
+
+    /// The subject, given its type, relation and id if its name is known: an unknown name is
+    /// a fresh id (the object's own when the subject names the object).
+    fn subject_with(
+        (ty, rel): (crate::schema::TypeId, Option<RelId>),
+        id: Option<crate::store::ObjId>,
+        s: &SubjectRef,
+        object: &ObjectRef,
+    ) -> Result<Subject, EvalError> {
         let fresh = if s.ty == object.ty && s.id == object.id { FRESH_OBJECT } else { FRESH_SUBJECT };
-        let id = self.source().object_id(ty, &s.id).unwrap_or(fresh);
+        let id = id.unwrap_or(fresh);
         if id == WILDCARD && rel.is_some() {
             return Err(EvalError::InvalidSubject(s.to_string()));
         }
         Ok(Subject { ty, id, rel })
     }
 
-    /// A question's object and subject, their names looked up together on the index (their
-    /// cache misses overlap).
+    fn resolve_subject(&self, s: &SubjectRef, object: &ObjectRef) -> Result<Subject, EvalError> {
+        let st = self.subject_kind(s)?;
+        View::subject_with(st, self.source().object_id(st.0, &s.id), s, object)
+    }
+
+    /// A question's object, permission and subject; on the index the two names are looked up
+    /// together (their cache misses overlap).
     fn resolve_question(
         &self,
         object: &ObjectRef,
@@ -288,25 +311,12 @@ impl View {
             let rel = self.resolve_rel(o.ty, permission)?;
             return Ok((o, rel, self.resolve_subject(subject, object)?));
         };
-        let schema = self.schema();
-        let ty = schema.type_id(&object.ty).ok_or_else(|| EvalError::UnknownType(object.ty.clone()))?;
-        if object.id == "*" {
-            return Err(EvalError::InvalidSubject(object.to_string()));
-        }
-        let prel = self.resolve_rel(ty, permission)?;
-        let sty = schema.type_id(&subject.ty).ok_or_else(|| EvalError::UnknownType(subject.ty.clone()))?;
-        let rel = match &subject.relation {
-            Some(r) => Some(self.resolve_rel(sty, r)?),
-            None => None,
-        };
-        let (oid, sid) = data.object_id_pair((ty, &object.id), (sty, &subject.id));
-        let fresh =
-            if subject.ty == object.ty && subject.id == object.id { FRESH_OBJECT } else { FRESH_SUBJECT };
-        let sid = sid.unwrap_or(fresh);
-        if sid == WILDCARD && rel.is_some() {
-            return Err(EvalError::InvalidSubject(subject.to_string()));
-        }
-        Ok((Obj { ty, id: oid.unwrap_or(FRESH_OBJECT) }, prel, Subject { ty: sty, id: sid, rel }))
+        let ty = self.object_type(object)?;
+        let rel = self.resolve_rel(ty, permission)?;
+        let st = self.subject_kind(subject)?;
+        let (oid, sid) = data.object_id_pair((ty, &object.id), (st.0, &subject.id));
+        let s = View::subject_with(st, sid, subject, object)?;
+        Ok((Obj { ty, id: oid.unwrap_or(FRESH_OBJECT) }, rel, s))
     }
 
     fn name_subject(&self, s: Subject, object: &ObjectRef) -> SubjectRef {

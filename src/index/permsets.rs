@@ -151,11 +151,6 @@ impl SetCache {
         SetCache { sets: RwLock::new(sets), complete_for, base: None, stale: gone, depth: 0 }
     }
 
-    /// Whether the cache holds nothing and reads through nothing.
-    fn is_blank(&self) -> bool {
-        self.base.is_none() && self.stale.is_empty() && read(&self.sets).is_empty()
-    }
-
     /// Whether no layer holds a set or is complete (nothing worth carrying over).
     fn holds_nothing(&self) -> bool {
         let mut layer = self;
@@ -438,16 +433,10 @@ impl IndexData {
             self.invalidate_sets(object.ty, rel);
             return;
         }
-        // Which caches this revision already owns (made by an earlier write of its batch).
-        let owned = Arc::strong_count(&self.permsets) == 1;
         let mut plans: Vec<(usize, Option<FxHashSet<Subject>>)> = Vec::new();
         for (i, e) in self.permsets.iter().enumerate() {
             if !e.depends_on(f) {
                 continue;
-            }
-            let mine = owned && Arc::strong_count(&e.cache) == 1;
-            if mine && e.cache.is_blank() {
-                continue; // started afresh by this batch already
             }
             // Nothing to carry over: start afresh without looking for whom the write changes.
             let stale = if e.cache.holds_nothing() { None } else { self.affected(e, f, subject) };

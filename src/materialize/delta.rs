@@ -227,14 +227,26 @@ fn by_subject(
     let full = after.object_count(t.object_type);
     let range_a = clip(partition, before.object_count(t.object_type), full);
     let range_b = partition.range(full);
+    rows_compared((before, t, range_a), (after, t, range_b), opts, subjects)
+}
+
+/// The pairs that differ for each of `subjects`: its row (the objects of a range) on each side,
+/// compared; sorted. Sides may differ in data, target and range (a schema diff compares two
+/// schemas' targets).
+pub(super) fn rows_compared(
+    (da, ta, ra): (&IndexData, &Target, Range<u32>),
+    (db, tb, rb): (&IndexData, &Target, Range<u32>),
+    opts: &EvalOptions,
+    subjects: &RoaringBitmap,
+) -> Result<Vec<DeltaIds>, MaterializeError> {
     let ids: Vec<u32> = subjects.iter().collect();
     let parts: Vec<Vec<DeltaIds>> = ids
         .par_chunks(PER_TASK)
         .map(|chunk| -> Result<Vec<DeltaIds>, MaterializeError> {
             let mut out = Vec::new();
             for &s in chunk {
-                let a = what_row(before, t, opts, s, &range_a)?;
-                let b = what_row(after, t, opts, s, &range_b)?;
+                let a = what_row(da, ta, opts, s, &ra)?;
+                let b = what_row(db, tb, opts, s, &rb)?;
                 diff((&a.0, &a.1), (&b.0, &b.1), |o, change, outcome| {
                     out.push(DeltaIds { object: o, subject: s, change, outcome })
                 });

@@ -417,24 +417,7 @@ fn by_subject(
     subjects: &RoaringBitmap,
 ) -> Result<Vec<DeltaIds>, MaterializeError> {
     let (r1, r2) = (0..d1.object_count(t1.object_type), 0..d2.object_count(t2.object_type));
-    let ids: Vec<u32> = subjects.iter().collect();
-    let parts: Vec<Vec<DeltaIds>> = ids
-        .par_chunks(32)
-        .map(|chunk| -> Result<Vec<DeltaIds>, MaterializeError> {
-            let mut out = Vec::new();
-            for &s in chunk {
-                let a = delta::what_row(d1, t1, opts, s, &r1)?;
-                let b = delta::what_row(d2, t2, opts, s, &r2)?;
-                delta::diff((&a.0, &a.1), (&b.0, &b.1), |o, change, outcome| {
-                    out.push(DeltaIds { object: o, subject: s, change, outcome })
-                });
-            }
-            Ok(out)
-        })
-        .collect::<Result<_, _>>()?;
-    let mut out: Vec<DeltaIds> = parts.into_iter().flatten().collect();
-    out.sort_unstable();
-    Ok(out)
+    delta::rows_compared((d1, t1, r1), (d2, t2, r2), opts, subjects)
 }
 
 /// `allowed` or `conditional`, as the delta format writes an outcome.

@@ -18,7 +18,7 @@ fn subjects() -> Vec<SubjectRef> {
     v
 }
 
-fn objects(view: &View) -> Vec<ObjectRef> {
+pub(crate) fn objects(view: &View) -> Vec<ObjectRef> {
     let mut out = Vec::new();
     for tdef in &view.schema().types {
         let pool = match tdef.name.as_str() {

@@ -2,7 +2,8 @@
 //! sets of the revision before carried over for the subjects the write cannot change) exactly
 //! as the reference evaluator does, at the new revision and at every older one still held.
 
-use crate::gen::{relationship, schema_gen, tuple_gen, TupleGen, DOCS, GROUPS, USERS};
+use crate::gen::{relationship, schema_gen, tuple_gen, TupleGen, GROUPS, USERS};
+use crate::ids::objects;
 use proptest::prelude::*;
 use purview::api::{Engine, View};
 use purview::eval::EvalOptions;
@@ -15,19 +16,6 @@ fn subjects() -> Vec<SubjectRef> {
     v.extend((0..GROUPS).map(|g| SubjectRef::new("group", format!("g{g}"), None)));
     v.extend((0..GROUPS).map(|g| SubjectRef::new("group", format!("g{g}"), Some("member"))));
     v
-}
-
-fn objects(view: &View) -> Vec<ObjectRef> {
-    let mut out = Vec::new();
-    for tdef in &view.schema().types {
-        let pool = match tdef.name.as_str() {
-            "user" => USERS,
-            "group" => GROUPS,
-            _ => DOCS,
-        };
-        out.extend((0..=pool).map(|i| ObjectRef::new(&tdef.name, format!("{}{i}", &tdef.name[..1]))));
-    }
-    out
 }
 
 /// Every check on `index` equals the reference's (each one also fills the sets it uses).
