@@ -550,7 +550,11 @@ impl Purview {
                 continue;
             };
             if lock_of(&self.shared.requests).is_empty() {
+                // This writer's batch was taken by a combiner that is now syncing it (it released
+                // the writer lock first): sleep until it hands over the result, instead of
+                // spinning on the free lock and taking the CPU the combiner needs.
                 drop(w);
+                std::thread::park_timeout(std::time::Duration::from_millis(2));
                 continue;
             }
             // On a shared journal `for_write` may wait for the previous commit: the batch is

@@ -184,8 +184,11 @@ impl FjallStorage {
         self.path.display().to_string()
     }
 
+    /// Makes every write so far durable. `fdatasync` (as PostgreSQL's default `wal_sync_method`
+    /// on Linux): the journal's data and what is needed to read it back (its length), without
+    /// the timestamps a full `fsync` also writes.
     fn persist(&self) -> Result<(), StorageError> {
-        let mode = if self.sync { PersistMode::SyncAll } else { PersistMode::Buffer };
+        let mode = if self.sync { PersistMode::SyncData } else { PersistMode::Buffer };
         self.db.persist(mode).map_err(|e| err(&self.ctx(), e))
     }
 
