@@ -61,10 +61,6 @@ impl Dictionary {
         self.len += 1;
         Ok(self.len - 1)
     }
-
-    pub fn len(&self) -> u32 {
-        self.len
-    }
 }
 
 /// One column of a row group: its dictionary and each row's index into it.

@@ -12,7 +12,7 @@
 use super::chunk::{self, DictColumn, Dictionary, Encoded};
 use super::compute::{Control, Materialized};
 use super::delta::DeltaIds;
-use super::text::{blocks, bounds, outcome_name};
+use super::text::{blocks, outcome_name};
 use super::{MaterializeError, Phase, Target};
 use crate::eval::Tri;
 use crate::index::IndexData;
@@ -26,6 +26,7 @@ use rayon::prelude::*;
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 use std::io::Write;
+use std::iter::Peekable;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -90,6 +91,17 @@ pub(super) fn write(
     out: &mut (dyn Write + Send),
     ctl: &Control<'_>,
 ) -> Result<(), MaterializeError> {
+    write_groups(data, m, out, ctl, PAIRS_PER_ROW_GROUP)
+}
+
+/// [`write`] with about `per_row_group` pairs a row group (blocks span at least 64 objects).
+fn write_groups(
+    data: &IndexData,
+    m: &Materialized,
+    out: &mut (dyn Write + Send),
+    ctl: &Control<'_>,
+    per_row_group: u64,
+) -> Result<(), MaterializeError> {
     let t = m.target;
     let mut metadata = header(data, &t, m.revision);
     metadata.push(("partition", format!("{}/{}", m.partition.index, m.partition.count)));
@@ -101,17 +113,34 @@ pub(super) fn write(
     }
     let subjects = SubjectNames::new(data, m);
     let permission = t.relation_name(&data.schema).as_bytes();
-    let bounds = bounds(m);
     let total = m.pairs();
     ctl.start(Phase::Write, total);
-    let blocks = blocks(m, total, PAIRS_PER_ROW_GROUP);
-    let window = rayon::current_num_threads().max(1);
-    for group in blocks.chunks(window) {
+    let blocks = blocks(m, total, per_row_group);
+    let threads = rayon::current_num_threads().max(1);
+    let mut cursors: Vec<Cursor<'_>> = m
+        .rows
+        .iter()
+        .map(|r| Cursor {
+            allowed: r.allowed.iter().peekable(),
+            conditional: r.conditional.iter().peekable(),
+        })
+        .collect();
+    // Rows in this many slices, each gathered by one task.
+    let slice = m.rows.len().div_ceil(threads * 4).max(1);
+    for window in blocks.chunks(threads * 2) {
         ctl.check()?;
-        let encoded: Vec<(Vec<Encoded>, u64)> = group
+        // Each slice of rows moves its cursors past the window, its pairs bucketed by block.
+        let gathered: Vec<Vec<Vec<u64>>> = cursors
+            .par_chunks_mut(slice)
+            .enumerate()
+            .map(|(n, rows)| gather(rows, n * slice, window))
+            .collect();
+        let encoded: Vec<(Vec<Encoded>, u64)> = window
             .par_iter()
-            .map(|b| -> Result<(Vec<Encoded>, u64), MaterializeError> {
-                let cols = row_group(data, m, &subjects, permission, &bounds, b.clone())?;
+            .enumerate()
+            .map(|(b, block)| -> Result<(Vec<Encoded>, u64), MaterializeError> {
+                let parts = gathered.iter().map(|g| g[b].as_slice());
+                let cols = row_group(data, m, &subjects, permission, block.clone(), parts)?;
                 let pairs = cols[0].indices.len() as u64;
                 if pairs == 0 {
                     return Ok((Vec::new(), 0));
@@ -124,6 +153,7 @@ pub(super) fn write(
                 Ok((chunks, pairs))
             })
             .collect::<Result<_, _>>()?;
+        drop(gathered);
         for (chunks, pairs) in encoded {
             if pairs == 0 {
                 continue;
@@ -138,6 +168,41 @@ pub(super) fn write(
     }
     w.close()?;
     Ok(())
+}
+
+/// A row's objects not yet written, allowed and conditional, each in id order.
+struct Cursor<'a> {
+    allowed: Peekable<roaring::bitmap::Iter<'a>>,
+    conditional: Peekable<roaring::bitmap::Iter<'a>>,
+}
+
+/// Moves the cursors of `rows` (the first is row `first`) past the objects of `window`
+/// (consecutive blocks), returning for each block its pairs `offset in the block << 32 | row
+/// << 1 | conditional`, by row, a row's allowed pairs before its conditional ones. Cursors
+/// advance monotonically, so each row's bitmaps are iterated once over the whole output.
+fn gather(rows: &mut [Cursor<'_>], first: usize, window: &[Range<u32>]) -> Vec<Vec<u64>> {
+    let mut out: Vec<Vec<u64>> = window.iter().map(|_| Vec::new()).collect();
+    let (Some(lo), Some(hi)) = (window.first().map(|b| b.start), window.last().map(|b| b.end)) else {
+        return out;
+    };
+    for (i, cursor) in rows.iter_mut().enumerate() {
+        let row = ((first + i) as u64) << 1;
+        for (it, conditional) in [(&mut cursor.allowed, 0), (&mut cursor.conditional, 1)] {
+            // Block `b` of the window holds the objects from `window[b].start`; blocks are
+            // visited in order as the row's objects ascend.
+            let mut b = 0;
+            while let Some(o) = it.next_if(|&o| o < hi) {
+                if o < lo {
+                    continue;
+                }
+                while o >= window[b].end {
+                    b += 1;
+                }
+                out[b].push((u64::from(o - window[b].start) << 32) | row | conditional);
+            }
+        }
+    }
+    out
 }
 
 /// The name of each row's subject, side by side.
@@ -175,57 +240,53 @@ impl SubjectNames {
     }
 }
 
-/// The four columns of the row group of the objects in `block`: rows by object, then by
-/// subject (the CSV order). Each pair is gathered with its object's offset in the block, then
-/// placed by a counting sort on that offset (stable, so a block's subjects stay in row order);
-/// dictionaries hold the subjects and objects with a pair in the block, in id order.
-fn row_group(
+/// The four columns of the row group of the objects in `block`, from its pairs as [`gather`]
+/// gives them (`parts`, in row order): rows by object, then by subject (the CSV order). The
+/// pairs are placed by a counting sort on the object (stable, so an object's subjects stay in
+/// row order); dictionaries hold the subjects and objects with a pair in the block, in id
+/// order.
+fn row_group<'p>(
     data: &IndexData,
     m: &Materialized,
     subjects: &SubjectNames,
     permission: &[u8],
-    bounds: &[(u32, u32)],
     block: Range<u32>,
+    parts: impl Iterator<Item = &'p [u64]> + Clone,
 ) -> Result<[DictColumn; 4], MaterializeError> {
     let span = (block.end - block.start) as usize;
     let mut counts = vec![0u32; span];
-    let mut pairs: Vec<u64> = Vec::new();
     let mut subject_dict = Dictionary::default();
-    let mut conditional = false;
-    for (i, r) in m.rows.iter().enumerate() {
-        let (lo, hi) = bounds[i];
-        if hi < block.start || lo >= block.end {
-            continue;
-        }
-        let before = pairs.len();
-        let next = u64::from(subject_dict.len()) << 1;
-        pairs.extend(r.allowed.range(block.clone()).map(|o| (u64::from(o - block.start) << 32) | next));
-        let allowed = pairs.len();
-        pairs.extend(
-            r.conditional.range(block.clone()).map(|o| (u64::from(o - block.start) << 32) | next | 1),
-        );
-        if pairs.len() > before {
-            subject_dict.push(subjects.get(i))?;
-            conditional |= pairs.len() > allowed;
-        }
-    }
-    for &p in &pairs {
+    let (mut last_row, mut len, mut conditional) = (u64::MAX, 0usize, false);
+    for p in parts.clone().flatten() {
         counts[(p >> 32) as usize] += 1;
+        let row = (p & 0xffff_ffff) >> 1;
+        if row != last_row {
+            subject_dict.push(subjects.get(row as usize))?;
+            last_row = row;
+        }
+        conditional |= p & 1 == 1;
+        len += 1;
     }
-    // Where each object's pairs start, then the pairs in place (subject index << 1 | conditional).
+    // Where each object's pairs start.
     let mut at = Vec::with_capacity(span);
     let mut sum = 0u32;
     for &c in &counts {
         at.push(sum);
         sum += c;
     }
-    let mut placed = vec![0u32; pairs.len()];
-    for &p in &pairs {
+    // The pairs in place: the subject's index in the dictionary << 1 | conditional.
+    let mut placed = vec![0u32; len];
+    let (mut last_row, mut index) = (u64::MAX, 0u32);
+    for p in parts.flatten() {
+        let row = (p & 0xffff_ffff) >> 1;
+        if row != last_row {
+            index = if last_row == u64::MAX { 0 } else { index + 1 };
+            last_row = row;
+        }
         let slot = &mut at[(p >> 32) as usize];
-        placed[*slot as usize] = p as u32;
+        placed[*slot as usize] = (index << 1) | (p & 1) as u32;
         *slot += 1;
     }
-    drop(pairs);
     let mut object_dict = Dictionary::default();
     let mut objects = Vec::with_capacity(placed.len());
     for (offset, &c) in counts.iter().enumerate().filter(|(_, &c)| c > 0) {
@@ -247,8 +308,8 @@ fn row_group(
     if conditional {
         outcome_dict.push(outcome_name(true).as_bytes())?;
     }
-    let shift = u32::from(any_allowed);
-    let outcomes = placed.iter().map(|&p| (p & 1) * shift).collect();
+    let conditional_index = u32::from(any_allowed);
+    let outcomes = placed.iter().map(|&p| (p & 1) * conditional_index).collect();
     let permissions = vec![0; placed.len()];
     for p in &mut placed {
         *p >>= 1;
@@ -326,3 +387,6 @@ impl<K: Hash + Eq> Interned<K> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
