@@ -5,9 +5,10 @@
 //! A chunk is a dictionary page (the distinct values, PLAIN: each a 4-byte little-endian length
 //! and its bytes) then data pages of `RLE_DICTIONARY` indices (Parquet's RLE/bit-packed hybrid:
 //! a repeated index as one run, the rest bit-packed in groups of eight), format v2 data pages
-//! with no levels (the columns are `required`), every page zstd-compressed. The chunk's metadata
-//! (sizes, page offsets, encodings, and min/max statistics taken from the dictionary) is built
-//! here, and [`parquet::file::writer::SerializedRowGroupWriter::append_column`] splices it in.
+//! with no levels (the columns are `required`), zstd-compressed (data pages only where that
+//! shrinks them by an eighth). The chunk's metadata (sizes, page offsets, encodings, and
+//! min/max statistics taken from the dictionary) is built here, and
+//! [`parquet::file::writer::SerializedRowGroupWriter::append_column`] splices it in.
 
 use super::MaterializeError;
 use bytes::Bytes;
@@ -95,6 +96,9 @@ pub(super) fn encode(descr: ColumnDescPtr, column: &DictColumn) -> Result<Encode
             (compressed + spec.compressed_size, uncompressed + spec.uncompressed_size);
         let width = bit_width(dictionary.len);
         let mut raw = Vec::new();
+        // Indices that zstd does not shrink by an eighth (bit-packed subjects, mostly) are
+        // stored as they are: the first page decides for the chunk.
+        let mut compress = true;
         // An empty chunk still has one (empty) data page.
         let empty: &[u32] = &[];
         let mut chunks = indices.chunks(VALUES_PER_PAGE).peekable();
@@ -103,15 +107,21 @@ pub(super) fn encode(descr: ColumnDescPtr, column: &DictColumn) -> Result<Encode
             raw.clear();
             hybrid(values, width, &mut raw);
             let n = u32::try_from(values.len()).unwrap_or(u32::MAX);
+            let mut packed = None;
+            if compress {
+                let z = zstd.compress(&raw)?;
+                compress = z.len() * 8 <= raw.len() * 7;
+                packed = compress.then_some(z);
+            }
             let page = Page::DataPageV2 {
-                buf: Bytes::from(zstd.compress(&raw)?),
+                is_compressed: packed.is_some(),
+                buf: Bytes::from(packed.unwrap_or_else(|| raw.clone())),
                 num_values: n,
                 encoding: Encoding::RLE_DICTIONARY,
                 num_nulls: 0,
                 num_rows: n,
                 def_levels_byte_len: 0,
                 rep_levels_byte_len: 0,
-                is_compressed: true,
                 statistics: None,
             };
             let spec = pages.write_page(CompressedPage::new(page, raw.len()))?;
@@ -186,16 +196,23 @@ fn bit_packed(values: &[u32], width: u32, out: &mut Vec<u8>) {
     for run in values.chunks(MAX_GROUPS * 8) {
         let groups = run.len().div_ceil(8);
         varint(out, ((groups as u64) << 1) | 1);
-        let (mut acc, mut bits) = (0u64, 0u32);
-        let padding = std::iter::repeat_n(&0, groups * 8 - run.len());
-        for &v in run.iter().chain(padding) {
-            acc |= u64::from(v) << bits;
-            bits += width;
-            while bits >= 8 {
-                out.push(acc as u8);
-                acc >>= 8;
-                bits -= 8;
+        out.reserve(groups * width as usize);
+        for group in run.chunks(8) {
+            // Eight values of `width` bits are `width` bytes; taken 32 bits at a time.
+            let end = out.len() + width as usize;
+            let (mut acc, mut bits) = (0u64, 0u32);
+            for &v in group {
+                acc |= u64::from(v) << bits;
+                bits += width;
+                if bits >= 32 {
+                    out.extend_from_slice(&(acc as u32).to_le_bytes());
+                    acc >>= 32;
+                    bits -= 32;
+                }
             }
+            out.extend_from_slice(&acc.to_le_bytes()[..bits.div_ceil(8) as usize]);
+            // The padding values (of a last group shorter than eight) are zeros.
+            out.resize(end, 0);
         }
     }
 }

@@ -23,10 +23,10 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::ColumnDescPtr;
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 use std::io::Write;
-use std::iter::Peekable;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -120,20 +120,20 @@ fn write_groups(
     let mut cursors: Vec<Cursor<'_>> = m
         .rows
         .iter()
-        .map(|r| Cursor {
-            allowed: r.allowed.iter().peekable(),
-            conditional: r.conditional.iter().peekable(),
-        })
+        .map(|r| Cursor { allowed: Buffered::new(&r.allowed), conditional: Buffered::new(&r.conditional) })
         .collect();
     // Rows in this many slices, each gathered by one task.
-    let slice = m.rows.len().div_ceil(threads * 4).max(1);
+    let slices = threads * 4;
+    let slice = m.rows.len().div_ceil(slices).max(1);
+    // What one slice gathers for one block, about.
+    let expected = (total / blocks.len().max(1) as u64 / slices as u64) as usize * 5 / 4;
     for window in blocks.chunks(threads * 2) {
         ctl.check()?;
         // Each slice of rows moves its cursors past the window, its pairs bucketed by block.
         let gathered: Vec<Vec<Vec<u64>>> = cursors
             .par_chunks_mut(slice)
             .enumerate()
-            .map(|(n, rows)| gather(rows, n * slice, window))
+            .map(|(n, rows)| gather(rows, n * slice, window, expected))
             .collect();
         let encoded: Vec<(Vec<Encoded>, u64)> = window
             .par_iter()
@@ -172,16 +172,49 @@ fn write_groups(
 
 /// A row's objects not yet written, allowed and conditional, each in id order.
 struct Cursor<'a> {
-    allowed: Peekable<roaring::bitmap::Iter<'a>>,
-    conditional: Peekable<roaring::bitmap::Iter<'a>>,
+    allowed: Buffered<'a>,
+    conditional: Buffered<'a>,
+}
+
+/// A bitmap's iterator, read a few values at a time (`next_many` copies a container's values
+/// in bulk, much faster than one call per value).
+struct Buffered<'a> {
+    it: roaring::bitmap::Iter<'a>,
+    buf: [u32; 16],
+    at: u8,
+    len: u8,
+}
+
+impl<'a> Buffered<'a> {
+    fn new(bitmap: &'a RoaringBitmap) -> Self {
+        Buffered { it: bitmap.iter(), buf: [0; 16], at: 0, len: 0 }
+    }
+
+    /// Calls `f` with each next value below `hi`, in order.
+    fn drain_below(&mut self, hi: u32, mut f: impl FnMut(u32)) {
+        loop {
+            for &o in &self.buf[usize::from(self.at)..usize::from(self.len)] {
+                if o >= hi {
+                    return;
+                }
+                f(o);
+                self.at += 1;
+            }
+            let n = self.it.next_many(&mut self.buf).len();
+            if n == 0 {
+                return;
+            }
+            (self.at, self.len) = (0, n as u8);
+        }
+    }
 }
 
 /// Moves the cursors of `rows` (the first is row `first`) past the objects of `window`
 /// (consecutive blocks), returning for each block its pairs `offset in the block << 32 | row
 /// << 1 | conditional`, by row, a row's allowed pairs before its conditional ones. Cursors
 /// advance monotonically, so each row's bitmaps are iterated once over the whole output.
-fn gather(rows: &mut [Cursor<'_>], first: usize, window: &[Range<u32>]) -> Vec<Vec<u64>> {
-    let mut out: Vec<Vec<u64>> = window.iter().map(|_| Vec::new()).collect();
+fn gather(rows: &mut [Cursor<'_>], first: usize, window: &[Range<u32>], expected: usize) -> Vec<Vec<u64>> {
+    let mut out: Vec<Vec<u64>> = window.iter().map(|_| Vec::with_capacity(expected)).collect();
     let (Some(lo), Some(hi)) = (window.first().map(|b| b.start), window.last().map(|b| b.end)) else {
         return out;
     };
@@ -191,15 +224,14 @@ fn gather(rows: &mut [Cursor<'_>], first: usize, window: &[Range<u32>]) -> Vec<V
             // Block `b` of the window holds the objects from `window[b].start`; blocks are
             // visited in order as the row's objects ascend.
             let mut b = 0;
-            while let Some(o) = it.next_if(|&o| o < hi) {
-                if o < lo {
-                    continue;
+            it.drain_below(hi, |o| {
+                if o >= lo {
+                    while o >= window[b].end {
+                        b += 1;
+                    }
+                    out[b].push((u64::from(o - window[b].start) << 32) | row | conditional);
                 }
-                while o >= window[b].end {
-                    b += 1;
-                }
-                out[b].push((u64::from(o - window[b].start) << 32) | row | conditional);
-            }
+            });
         }
     }
     out

@@ -129,3 +129,29 @@ proptest! {
         check(groups);
     }
 }
+
+/// Bit-packing, bit by bit: value `i`'s bit `b` is bit `i * width + b` of the output.
+fn packed_bit_by_bit(values: &[u32], width: u32) -> Vec<u8> {
+    let mut out = vec![0u8; values.len().div_ceil(8) * width as usize];
+    for (i, &v) in values.iter().enumerate() {
+        for b in 0..width {
+            let at = i * width as usize + b as usize;
+            out[at / 8] |= (((v >> b) & 1) as u8) << (at % 8);
+        }
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn bit_packing_of_every_width(width in 1u32..=32, raw in prop::collection::vec(any::<u32>(), 1..100)) {
+        let values: Vec<u32> = raw.iter().map(|v| if width == 32 { *v } else { v & ((1 << width) - 1) }).collect();
+        let mut out = Vec::new();
+        bit_packed(&values, width, &mut out);
+        // One run (fewer than 504 values): its header, then the packed groups.
+        let mut expected = Vec::new();
+        varint(&mut expected, ((values.len().div_ceil(8) as u64) << 1) | 1);
+        expected.extend(packed_bit_by_bit(&values, width));
+        prop_assert_eq!(out, expected);
+    }
+}
