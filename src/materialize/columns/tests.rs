@@ -86,3 +86,20 @@ fn small_row_groups_hold_every_pair_in_the_csv_order() {
     assert_eq!(rows.len(), expected.len());
     assert_eq!(rows, expected);
 }
+
+#[test]
+fn no_pairs_make_a_file_without_row_groups() {
+    let pv = Purview::from_schema_text("s.pv", SCHEMA).unwrap();
+    pv.write_text("usergroup:g1#member@user:u1\n").unwrap();
+    let View::Index(data) = pv.snapshot() else { panic!("an index engine") };
+    let target = Target::resolve(&data.schema, "message#view", "user").unwrap();
+    let m = Job::new(&data, target).compute().unwrap();
+    assert_eq!(m.pairs(), 0);
+    let ctl = Control { cancel: None, progress: None, done: AtomicU64::new(0) };
+    let mut out = Vec::new();
+    write(&data, &m, &mut out, &ctl).unwrap();
+    let reader = SerializedFileReader::new(bytes::Bytes::from(out)).unwrap();
+    assert_eq!(reader.num_row_groups(), 0);
+    assert_eq!(reader.metadata().file_metadata().schema_descr().num_columns(), 4);
+    assert_eq!(reader.get_row_iter(None).unwrap().count(), 0);
+}
