@@ -9,7 +9,7 @@
 //! - Sinks: CSV and JSONL (`text.rs`, object-major so that partitions concatenate), and the
 //!   compact form (`compact.rs`: per-subject roaring bitmaps plus the names, with a reader).
 //! - Parquet (`columns.rs`: dictionary-encoded string columns, zstd, a row group per block of
-//!   objects) and object-major JSON lines for search indexes (`objects.rs`: one line per object
+//!   objects; `chunk.rs`: column chunks encoded from dictionary indices) and object-major JSON lines for search indexes (`objects.rs`: one line per object
 //!   with its subjects), for pairs and for deltas.
 //! - [`output::AtomicFile`]: output is written under a `.partial` name and renamed only when
 //!   complete.
@@ -47,6 +47,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod chunk;
 mod columns;
 pub mod compact;
 mod compute;
