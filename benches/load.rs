@@ -1,0 +1,80 @@
+//! The public bulk loader on the eComms dataset (`datasets.rs`, ~10.3M relationships at scale
+//! 1), as one run printing a table: `Purview::bulk_load` of relationships with names (validated
+//! as writes are, names interned, the index built), timed with the relationships made
+//! beforehand, and the resident memory the load leaves, per relationship.
+//!
+//! Run: `cargo bench --bench load` (`PURVIEW_BENCH_SCALE=0.1` for a quick run;
+//! `PURVIEW_BENCH_RUNS` timed loads, 3 by default).
+
+// Set-up panics on failure: a panic ends the run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod datasets;
+
+use datasets::{ecomms, resident_bytes};
+use purview::api::relationship_of;
+use purview::store::Relationship;
+use purview::Purview;
+use std::time::Instant;
+
+fn main() {
+    let scale: f64 = std::env::var("PURVIEW_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let runs: usize = std::env::var("PURVIEW_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let (ds, _) = ecomms(scale);
+    let n = ds.relationships;
+    eprintln!("[load] scale {scale}: {n} relationships");
+    let mut rows: Vec<(String, String)> = Vec::new();
+
+    // Memory: each relationship made (with names) just before it is pushed, so that what stays
+    // resident afterwards is what the loaded `Purview` keeps (and what its allocator holds).
+    let baseline = resident_bytes();
+    let pv = Purview::from_schema_text("ecomms.pv", datasets::ECOMMS_SCHEMA).unwrap();
+    let mut loader = pv.bulk_loader().unwrap();
+    ds.data.for_each_tuple(|o, r, s, a| loader.push(&relationship_of(&ds.data, o, r, s, a)).unwrap());
+    let loaded = loader.finish::<std::convert::Infallible>().unwrap();
+    assert_eq!(loaded.relationships, n);
+    let public_bytes = resident_bytes().saturating_sub(baseline);
+    let structures = match pv.snapshot() {
+        purview::api::View::Index(i) => i.heap_bytes() + i.names_heap_bytes(),
+        _ => 0,
+    };
+    drop(pv);
+    rows.push((
+        "resident memory after the public load (target <= 20 bytes per relationship)".into(),
+        format!(
+            "{:.1} bytes per relationship ({:.0} MB; the index counts {:.1} bytes of lists and names)",
+            public_bytes as f64 / n as f64,
+            public_bytes as f64 / 1e6,
+            structures as f64 / n as f64
+        ),
+    ));
+
+    // Time: the relationships made beforehand, so that only the loader is timed.
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let mut made: Vec<Relationship> = Vec::with_capacity(n);
+        ds.data.for_each_tuple(|o, r, s, a| made.push(relationship_of(&ds.data, o, r, s, a)));
+        let pv = Purview::from_schema_text("ecomms.pv", datasets::ECOMMS_SCHEMA).unwrap();
+        let t = Instant::now();
+        pv.bulk_load(made.into_iter().map(Ok::<_, std::convert::Infallible>)).unwrap();
+        let took = t.elapsed();
+        eprintln!("[load] public bulk load: {took:.2?}");
+        times.push(took.as_secs_f64());
+        drop(pv);
+    }
+    times.sort_by(f64::total_cmp);
+    rows.push((
+        format!("public bulk load of {n} relationships (target <= 4 s for 10M)"),
+        format!(
+            "{:.2}-{:.2} s over {runs} runs ({:.2}M relationships/s at the median)",
+            times[0],
+            times[times.len() - 1],
+            n as f64 / times[times.len() / 2] / 1e6
+        ),
+    ));
+
+    eprintln!("\n| measure | figure |\n|---|---|");
+    for (k, v) in &rows {
+        eprintln!("| {k} | {v} |");
+    }
+}
