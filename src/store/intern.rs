@@ -5,7 +5,8 @@
 //! The lookup table is an open-addressing table (linear probing) of 8-byte slots, each holding
 //! where an entry starts and 24 bits of its name's hash; a start offset per id serves the other
 //! direction (id to name). An interned name costs its bytes plus about 20 bytes, with no
-//! allocation per name.
+//! allocation per name. A slot's hash bits also give its first slot to try (its *home*), so the
+//! table grows, shrinks and deletes without reading a name again.
 //!
 //! Lookups among millions of names are cache misses, not computation: a lookup reads its slot,
 //! then the entry it points at, the second depending on the first (two misses: the slot leads
@@ -26,8 +27,8 @@ pub struct Interner {
     /// `wraps[k]` is the first id whose entry starts at or after `(k + 1) << 32` (empty while
     /// the heap is under 4 GiB).
     wraps: Vec<u32>,
-    /// Any length (the top 32 bits of a hash, scaled to the length, choose a name's first
-    /// slot); `0` is a free slot, anything else `(tag << 40) | (start + 1)`.
+    /// Any length (a name's tag, the top 24 bits of its hash, scaled to the length, chooses
+    /// its first slot); `0` is a free slot, anything else `(tag << 40) | (start + 1)`.
     slots: Vec<u64>,
 }
 
@@ -37,8 +38,8 @@ impl std::fmt::Debug for Interner {
     }
 }
 
-/// A name's hash, mixed so that its top bits (the slot) and its low bits (the tag stored in
-/// the slot) are both well spread.
+/// A name's hash, mixed so that its top bits (the tag stored in its slot, which also chooses
+/// the slot) are well spread.
 fn hash(name: &str) -> u64 {
     let mut h = rustc_hash::FxBuildHasher.build_hasher();
     h.write(name.as_bytes());
@@ -49,8 +50,10 @@ fn hash(name: &str) -> u64 {
 const START_BITS: u32 = 40;
 const START_MASK: u64 = (1 << START_BITS) - 1;
 
+const TAG_BITS: u32 = 64 - START_BITS;
+
 fn tag_of(h: u64) -> u64 {
-    h & ((1 << (64 - START_BITS)) - 1)
+    h >> START_BITS
 }
 
 fn slot_tag(s: u64) -> u64 {
@@ -127,9 +130,11 @@ fn slots_snug(len: usize) -> usize {
 }
 
 impl Interner {
-    /// The first slot to try for hash `h` (the table is not empty).
-    fn home(&self, h: u64) -> usize {
-        (((h >> 32) * self.slots.len() as u64) >> 32) as usize
+    /// The first slot to try for a name with tag `tag` (the table is not empty). Tables of
+    /// more than 2^24 slots have homes only every few slots: runs a little longer, within a
+    /// cache line.
+    fn home(&self, tag: u64) -> usize {
+        ((tag * self.slots.len() as u64) >> TAG_BITS) as usize
     }
 
     /// The slot after `i`, wrapping around.
@@ -148,11 +153,6 @@ impl Interner {
         (high << 32) | low
     }
 
-    /// The name of the entry a used slot points at.
-    fn slot_name(&self, s: u64) -> &str {
-        entry_at(&self.heap, slot_start(s)).map_or("", |(_, name)| name)
-    }
-
     pub fn intern(&mut self, name: &str) -> u32 {
         let h = hash(name);
         if let Some(id) = self.find(h, name) {
@@ -168,28 +168,30 @@ impl Interner {
         self.heap.push_str(name);
         if self.starts.len() * 4 > self.slots.len() * 3 {
             self.rebuild(slots_for(self.starts.len()));
-        } else {
-            self.place(h, start);
         }
+        self.place(h, start);
         id
     }
 
     /// Puts the entry at `start` (hash `h`) in the first free slot from its home.
     fn place(&mut self, h: u64, start: usize) {
-        let mut i = self.home(h);
+        self.place_slot(slot_of(h, start));
+    }
+
+    /// Puts a used slot's value in the first free slot from its home.
+    fn place_slot(&mut self, s: u64) {
+        let mut i = self.home(slot_tag(s));
         while self.slots[i] != 0 {
             i = self.next(i);
         }
-        self.slots[i] = slot_of(h, start);
+        self.slots[i] = s;
     }
 
-    /// A table of `n` slots holding every name.
+    /// The table with `n` slots (at least one more than it holds), its slots moved over.
     fn rebuild(&mut self, n: usize) {
-        self.slots = vec![0; n];
-        for id in 0..self.starts.len() as u32 {
-            let start = self.start_of(id);
-            let h = hash(entry_at(&self.heap, start).map_or("", |(_, name)| name));
-            self.place(h, start);
+        let old = std::mem::replace(&mut self.slots, vec![0; n]);
+        for s in old.into_iter().filter(|&s| s != 0) {
+            self.place_slot(s);
         }
     }
 
@@ -198,7 +200,7 @@ impl Interner {
             return None;
         }
         let tag = tag_of(h);
-        let mut i = self.home(h);
+        let mut i = self.home(tag);
         loop {
             let s = self.slots[i];
             if s == 0 {
@@ -225,7 +227,7 @@ impl Interner {
         for id in (len..self.starts.len()).rev() {
             let start = self.start_of(id as u32);
             let h = hash(entry_at(&self.heap, start).map_or("", |(_, name)| name));
-            let mut i = self.home(h);
+            let mut i = self.home(tag_of(h));
             while self.slots[i] != 0 && slot_start(self.slots[i]) != start {
                 i = self.next(i);
             }
@@ -250,7 +252,7 @@ impl Interner {
             if s == 0 {
                 return;
             }
-            let home = self.home(hash(self.slot_name(s)));
+            let home = self.home(slot_tag(s));
             // The entry at `j` may move to `i` unless its home lies cyclically in (i, j].
             let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
             if !stays {
@@ -395,7 +397,7 @@ impl Probe {
         if interner.slots.is_empty() {
             return Probe { hash, at: 0, slot: 0, first: 0 };
         }
-        let at = interner.home(hash);
+        let at = interner.home(tag_of(hash));
         Probe { hash, at, slot: interner.slots[at], first: 0 }
     }
 
