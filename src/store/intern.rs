@@ -29,7 +29,70 @@ pub struct Interner {
     wraps: Vec<u32>,
     /// Any length (a name's tag, the top 24 bits of its hash, scaled to the length, chooses
     /// its first slot); `0` is a free slot, anything else `(tag << 40) | (start + 1)`.
-    slots: Vec<u64>,
+    slots: Slots,
+}
+
+/// The table's memory: a vector, or from 2 MiB on an anonymous mapping asked to be backed by
+/// huge pages (on Linux), so that a lookup's first cache miss does not also miss the TLB: a
+/// table of millions of names spans thousands of 4 KiB pages.
+enum Slots {
+    Vec(Vec<u64>),
+    Map(memmap2::MmapMut),
+}
+
+/// Tables of at least this many bytes are mapped (see [`Slots`]).
+const MAP_FROM: usize = 1 << 21;
+
+impl Slots {
+    /// `n` free slots.
+    fn zeroed(n: usize) -> Slots {
+        if n.saturating_mul(8) >= MAP_FROM {
+            if let Ok(m) = memmap2::MmapMut::map_anon(n * 8) {
+                // A mapping starts on a page boundary, so it holds u64s.
+                if bytemuck::try_cast_slice::<u8, u64>(&m).is_ok() {
+                    // Advice only: without huge pages the table works the same.
+                    #[cfg(target_os = "linux")]
+                    let _ = m.advise(memmap2::Advice::HugePage);
+                    return Slots::Map(m);
+                }
+            }
+        }
+        Slots::Vec(vec![0; n])
+    }
+}
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots::Vec(Vec::new())
+    }
+}
+
+impl Clone for Slots {
+    fn clone(&self) -> Slots {
+        let mut copy = Slots::zeroed(self.len());
+        copy.copy_from_slice(self);
+        copy
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        match self {
+            Slots::Vec(v) => v,
+            // Never empty: a mapping is only kept if it casts (see `zeroed`).
+            Slots::Map(m) => bytemuck::try_cast_slice(m).unwrap_or(&[]),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slots {
+    fn deref_mut(&mut self) -> &mut [u64] {
+        match self {
+            Slots::Vec(v) => v,
+            Slots::Map(m) => bytemuck::try_cast_slice_mut(m).unwrap_or(&mut []),
+        }
+    }
 }
 
 impl std::fmt::Debug for Interner {
@@ -189,8 +252,8 @@ impl Interner {
 
     /// The table with `n` slots (at least one more than it holds), its slots moved over.
     fn rebuild(&mut self, n: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![0; n]);
-        for s in old.into_iter().filter(|&s| s != 0) {
+        let old = std::mem::replace(&mut self.slots, Slots::zeroed(n));
+        for &s in old.iter().filter(|&&s| s != 0) {
             self.place_slot(s);
         }
     }
@@ -333,7 +396,7 @@ impl Interner {
             heap: String::with_capacity(arena.len() + ends.len() * (ID_BYTES + 1)),
             starts: Vec::with_capacity(ends.len()),
             wraps: Vec::new(),
-            slots: vec![0; slots_snug(ends.len())],
+            slots: Slots::zeroed(slots_snug(ends.len())),
         };
         let mut from = 0;
         for (id, &end) in ends.iter().enumerate() {
@@ -368,10 +431,7 @@ impl Interner {
 
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
-        self.heap.capacity()
-            + self.starts.capacity() * 4
-            + self.wraps.capacity() * 4
-            + self.slots.capacity() * 8
+        self.heap.capacity() + self.starts.capacity() * 4 + self.wraps.capacity() * 4 + self.slots.len() * 8
     }
 }
 
@@ -536,6 +596,29 @@ mod tests {
             assert_eq!(entry_at(&heap[..heap.len() - 1], 0), None);
         }
         assert_eq!(entry_at("", 0), None);
+    }
+
+    /// A table large enough to be mapped (see [`Slots`]): lookups, names, a clone, a truncation
+    /// and a shrink back under the mapping's size.
+    #[test]
+    fn mapped_tables() {
+        let mut i = Interner::default();
+        let names: Vec<String> = (0..300_000).map(|n| format!("name-{n}")).collect();
+        for (k, n) in names.iter().enumerate() {
+            assert_eq!(i.intern(n), k as u32);
+        }
+        assert!(matches!(i.slots, Slots::Map(_)));
+        let copy = i.clone();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut got = Vec::new();
+        copy.get_many(&refs, &mut got);
+        assert!(got.iter().enumerate().all(|(k, id)| *id == Some(k as u32)));
+        assert_eq!((i.get("name-299999"), i.name(299_999)), (Some(299_999), Some("name-299999")));
+        i.truncate(1_000);
+        i.shrink_to_fit();
+        assert!(matches!(i.slots, Slots::Vec(_)));
+        assert_eq!((i.get("name-999"), i.get("name-1000"), i.len()), (Some(999), None, 1_000));
+        assert_eq!(copy.get("name-1000"), Some(1_000));
     }
 
     #[test]
