@@ -200,10 +200,14 @@ impl Names {
     pub fn frozen_copy(&self) -> Names {
         let mut types = Vec::with_capacity(self.types.len());
         for t in &self.types {
-            let mut frozen = t.frozen.clone();
             let recent = read(&t.recent);
-            for id in 0..recent.len() as u32 {
-                frozen.intern(recent.name(id).unwrap_or(""));
+            // After a fresh load every name is recent: a copy of its table, not one insert at
+            // a time.
+            let mut frozen = if t.frozen.is_empty() { recent.clone() } else { t.frozen.clone() };
+            if !t.frozen.is_empty() {
+                for id in 0..recent.len() as u32 {
+                    frozen.intern(recent.name(id).unwrap_or(""));
+                }
             }
             frozen.shrink_to_fit();
             types.push(TypeNames::frozen(frozen));
@@ -235,6 +239,21 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frozen_copy_of_recent_names_only() {
+        let n = Names::new(2);
+        for k in 0..100 {
+            assert_eq!(n.intern(1, &format!("n{k}")), k);
+        }
+        let copy = n.frozen_copy();
+        assert!(!copy.types[1].has_recent.load(Ordering::Acquire));
+        assert_eq!((copy.types[0].frozen.len(), copy.types[1].frozen.len()), (0, 100));
+        for k in 0..100 {
+            assert_eq!((copy.get(1, &format!("n{k}")), copy.name(1, k)), (Some(k), format!("n{k}")));
+        }
+        assert_eq!(copy.intern(1, "new"), 100);
+    }
 
     #[test]
     fn frozen_and_recent_names_keep_their_ids() {
