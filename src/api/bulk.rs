@@ -2,7 +2,8 @@
 //!
 //! A bulk load validates every relationship exactly as a write does, then builds the index's
 //! lists in one sorted pass instead of one insert at a time, and hands the whole load to the
-//! journal as one revision. A schema change re-validates every stored relationship against the
+//! journal as one revision. Runs of relationships of one shape have their names interned a
+//! batch at a time, full batches on a second thread while the loader reads on. A schema change re-validates every stored relationship against the
 //! new schema and refuses the change, listing what blocks it, if any would no longer fit.
 
 use super::purview::{Change, Purview, RowEncoder, WriterGuard};
