@@ -2,7 +2,8 @@
 //!
 //! A bulk load validates every relationship exactly as a write does, then builds the index's
 //! lists in one sorted pass instead of one insert at a time, and hands the whole load to the
-//! journal as one revision. A schema change re-validates every stored relationship against the
+//! journal as one revision. Runs of relationships of one shape have their names interned a
+//! batch at a time, full batches on a second thread while the loader reads on. A schema change re-validates every stored relationship against the
 //! new schema and refuses the change, listing what blocks it, if any would no longer fit.
 
 use super::purview::{Change, Purview, RowEncoder, WriterGuard};
@@ -151,6 +152,82 @@ pub struct BulkLoader<'p> {
     run: usize,
     /// Plain relationships of the current shape whose names are not interned yet.
     pending: Pending,
+    /// Full batches being interned on another thread, started with the first one.
+    interning: Option<Interning>,
+    /// Batches whose names were interned, their buffers kept for reuse.
+    spare: Vec<Pending>,
+    /// Whether the interning thread ended with batches out (a bug): the load is refused.
+    lost: bool,
+}
+
+/// A thread interning full batches of names while the loader reads the next relationships.
+/// Batches go out and come back in order, and the loader interns nothing itself while any is
+/// out ([`BulkLoader::drain`]), so names get the same ids as when interned on one thread.
+struct Interning {
+    to: Option<std::sync::mpsc::Sender<Pending>>,
+    from: std::sync::mpsc::Receiver<Interned>,
+    /// Batches sent whose ids have not been received, and their relationships.
+    out: usize,
+    items: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A batch with its resources' and subjects' ids.
+type Interned = (Pending, Vec<ObjId>, Vec<ObjId>);
+
+/// Batches out at once, at most.
+const AHEAD: usize = 4;
+
+impl Interning {
+    fn start(names: Arc<crate::index::Names>) -> Option<Interning> {
+        let (to, inbox) = std::sync::mpsc::channel::<Pending>();
+        let (outbox, from) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("purview-intern".into())
+            .spawn(move || {
+                for p in inbox {
+                    let (rids, sids) = p.intern(&names);
+                    if outbox.send((p, rids, sids)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Interning { to: Some(to), from, out: 0, items: 0, thread: Some(thread) })
+    }
+}
+
+impl Drop for Interning {
+    fn drop(&mut self) {
+        // The thread ends when its inbox closes.
+        self.to = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Pending {
+    /// Interns the batch's names: the resources' ids, then the subjects'.
+    fn intern(&self, names: &crate::index::Names) -> (Vec<ObjId>, Vec<ObjId>) {
+        let Some((rty, _, sty, _)) = self.ids else { return (Vec::new(), Vec::new()) };
+        let mut start = 0;
+        let (mut resources, mut subjects) =
+            (Vec::with_capacity(self.ends.len()), Vec::with_capacity(self.ends.len()));
+        for &(at, end) in &self.ends {
+            resources.push(self.text.get(start..at).unwrap_or(""));
+            subjects.push(self.text.get(at..end).unwrap_or(""));
+            start = end;
+        }
+        let (mut rids, mut sids) = (Vec::new(), Vec::new());
+        names.intern_many(rty, &resources, &mut rids);
+        if self.wildcard {
+            sids.resize(subjects.len(), crate::store::WILDCARD);
+        } else {
+            names.intern_many(sty, &subjects, &mut sids);
+        }
+        (rids, sids)
+    }
 }
 
 /// Relationships of one shape waiting to have their names interned together (see
@@ -304,7 +381,7 @@ impl BulkLoader<'_> {
                         p.text.push_str(r.subject_id);
                         p.ends.push((at, p.text.len()));
                         if p.ends.len() >= BATCH {
-                            self.flush();
+                            self.hand_off();
                         }
                         return Ok(());
                     }
@@ -325,34 +402,110 @@ impl BulkLoader<'_> {
         self.record(r, (o, rel, s), a)
     }
 
-    /// Interns the pending relationships' names, a batch at a time, and records them.
+    /// Interns the pending relationships' names and records them, after every batch handed
+    /// off: nothing is pending when this returns.
     fn flush(&mut self) {
+        self.drain();
         let p = std::mem::take(&mut self.pending);
+        if p.ids.is_none() {
+            self.pending = p;
+            return;
+        }
+        let names = self.next.shared_names();
+        let (rids, sids) = p.intern(&names);
+        drop(names);
+        self.interned((p, rids, sids));
+    }
+
+    /// Sends the pending batch (full) to the interning thread, or interns it here if there is
+    /// none; records the batches that came back.
+    fn hand_off(&mut self) {
+        if self.interning.is_none() && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            self.interning = Interning::start(self.next.shared_names());
+        }
+        if self.interning.is_none() {
+            return self.flush();
+        }
+        let p = std::mem::replace(&mut self.pending, self.spare.pop().unwrap_or_default());
+        self.pending.ids = p.ids;
+        self.pending.wildcard = p.wildcard;
+        let items = p.ends.len();
+        let sent = match self.interning.as_ref().and_then(|i| i.to.as_ref()) {
+            Some(to) => to.send(p).map_err(|e| e.0),
+            None => Err(p),
+        };
+        if let Err(p) = sent {
+            // The thread is gone: what it sent back first, then this batch here.
+            self.drain();
+            self.interning = None;
+            let names = self.next.shared_names();
+            let (rids, sids) = p.intern(&names);
+            drop(names);
+            return self.interned((p, rids, sids));
+        }
+        let mut ready = Vec::new();
+        if let Some(i) = &mut self.interning {
+            i.out += 1;
+            i.items += items;
+            while let Ok(done) = i.from.try_recv() {
+                ready.push(done);
+            }
+            if i.out - ready.len() >= AHEAD {
+                if let Ok(done) = i.from.recv() {
+                    ready.push(done);
+                }
+            }
+            i.out -= ready.len();
+            i.items -= ready.iter().map(|d| d.0.ends.len()).sum::<usize>();
+        }
+        for done in ready {
+            self.interned(done);
+        }
+    }
+
+    /// Waits for every batch handed off and records them.
+    fn drain(&mut self) {
+        let mut ready = Vec::new();
+        if let Some(i) = &mut self.interning {
+            while i.out > 0 {
+                match i.from.recv() {
+                    Ok(done) => {
+                        i.items -= done.0.ends.len();
+                        ready.push(done);
+                        i.out -= 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if self.interning.as_ref().is_some_and(|i| i.out > 0) {
+            // The thread ended with batches out: they are lost, and so is the load.
+            self.lost = true;
+            self.interning = None;
+        }
+        for done in ready {
+            self.interned(done);
+        }
+    }
+
+    /// Records a batch whose names have ids.
+    fn interned(&mut self, (mut p, rids, sids): Interned) {
         let Some((rty, rel, sty, srel)) = p.ids else { return };
-        let mut start = 0;
-        let (mut resources, mut subjects) =
-            (Vec::with_capacity(p.ends.len()), Vec::with_capacity(p.ends.len()));
-        for &(at, end) in &p.ends {
-            resources.push(p.text.get(start..at).unwrap_or(""));
-            subjects.push(p.text.get(at..end).unwrap_or(""));
-            start = end;
-        }
-        let (mut rids, mut sids) = (Vec::new(), Vec::new());
-        self.next.intern_many(rty, &resources, &mut rids);
-        if p.wildcard {
-            sids.resize(subjects.len(), crate::store::WILDCARD);
-        } else {
-            self.next.intern_many(sty, &subjects, &mut sids);
-        }
+        self.next.count_interned(rty, &rids);
+        self.next.count_interned(sty, &sids);
         for (&o, &s) in rids.iter().zip(&sids) {
             let key = (Obj { ty: rty, id: o }, rel, Subject { ty: sty, id: s, rel: srel });
             self.add(key, crate::index::PLAIN);
         }
-        // The buffers are kept for the next batch.
-        self.pending.text = p.text;
-        self.pending.text.clear();
-        self.pending.ends = p.ends;
-        self.pending.ends.clear();
+        // The buffers are kept for a later batch.
+        p.text.clear();
+        p.ends.clear();
+        p.ids = None;
+        if self.pending.ids.is_none() && self.pending.ends.is_empty() {
+            self.pending = p;
+        } else {
+            self.spare.push(p);
+        }
     }
 
     fn record(&mut self, r: &RelRef<'_>, key: Key, a: TupleAttrs) -> Result<(), WriteError> {
@@ -397,7 +550,7 @@ impl BulkLoader<'_> {
 
     /// Relationships pushed so far.
     pub fn len(&self) -> usize {
-        self.read + self.pending.ends.len()
+        self.read + self.pending.ends.len() + self.interning.as_ref().map_or(0, |i| i.items)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -409,6 +562,14 @@ impl BulkLoader<'_> {
     /// relationship blamed (0-based, in push order).
     pub fn finish<E>(mut self) -> Result<BulkLoad, BulkError<E>> {
         self.flush();
+        // The thread's share of the names table goes with it.
+        self.interning = None;
+        if self.lost {
+            return Err(BulkError::Storage(WriteError::Storage {
+                message: "interning the load's names failed".into(),
+                unknown_outcome: false,
+            }));
+        }
         let BulkLoader { pv, w, head, mut next, resolved, ops, read, encoder, runs, sent, .. } = self;
         let schema = head.schema.clone();
         if let Some(ops) = &ops {
@@ -500,6 +661,9 @@ impl Purview {
             sent: 0,
             run: RUN,
             pending: Pending::default(),
+            interning: None,
+            spare: Vec::new(),
+            lost: false,
         })
     }
 

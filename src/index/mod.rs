@@ -426,7 +426,19 @@ impl IndexData {
     /// `out[i]` is the id of `names[i]`. No name may be the wildcard `*`.
     pub fn intern_many(&mut self, ty: TypeId, names: &[&str], out: &mut Vec<ObjId>) {
         self.names.intern_many(ty, names, out);
-        let most = out.iter().copied().filter(|&id| id != WILDCARD).max();
+        self.count_interned(ty, out);
+    }
+
+    /// The names table itself, for interning on another thread (see
+    /// [`IndexData::count_interned`]).
+    pub(crate) fn shared_names(&self) -> Arc<Names> {
+        self.names.clone()
+    }
+
+    /// Counts objects of `ty` interned in this index's names table elsewhere (`ids` from
+    /// [`Names::intern_many`] on [`IndexData::shared_names`]).
+    pub(crate) fn count_interned(&mut self, ty: TypeId, ids: &[ObjId]) {
+        let most = ids.iter().copied().filter(|&id| id != WILDCARD).max();
         if let (Some(c), Some(most)) = (self.counts.get_mut(ty as usize), most) {
             *c = (*c).max(most + 1);
         }

@@ -12,7 +12,6 @@
 
 use crate::schema::TypeId;
 use crate::store::{Interner, ObjId, Probe, WILDCARD};
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -47,24 +46,16 @@ impl NamesRead<'_> {
         }
     }
 
-    /// The first `n` names back to back and where each ends (see [`Interner::parts`]);
-    /// borrowed when they are all frozen.
-    pub fn parts(&self, n: usize) -> (Cow<'_, str>, Cow<'_, [usize]>) {
-        let (arena, ends) = self.frozen.parts();
-        if n <= ends.len() {
-            let end = if n == 0 { 0 } else { ends[n - 1] };
-            return (Cow::Borrowed(arena.get(..end).unwrap_or("")), Cow::Borrowed(&ends[..n]));
+    /// The first `n` names back to back and where each ends (see [`Interner::parts`]).
+    pub fn parts(&self, n: usize) -> (String, Vec<usize>) {
+        let (mut arena, mut ends) = self.frozen.parts(n);
+        if n > ends.len() {
+            let (more, more_ends) = self.recent.parts(n - ends.len());
+            let base = arena.len();
+            arena.push_str(&more);
+            ends.extend(more_ends.iter().map(|e| e + base));
         }
-        let (more, more_ends) = self.recent.parts();
-        let k = (n - ends.len()).min(more_ends.len());
-        let more_end = if k == 0 { 0 } else { more_ends[k - 1] };
-        let mut all = String::with_capacity(arena.len() + more_end);
-        all.push_str(arena);
-        all.push_str(more.get(..more_end).unwrap_or(""));
-        let mut all_ends = Vec::with_capacity(ends.len() + k);
-        all_ends.extend_from_slice(ends);
-        all_ends.extend(more_ends[..k].iter().map(|e| e + arena.len()));
-        (Cow::Owned(all), Cow::Owned(all_ends))
+        (arena, ends)
     }
 }
 
@@ -209,10 +200,14 @@ impl Names {
     pub fn frozen_copy(&self) -> Names {
         let mut types = Vec::with_capacity(self.types.len());
         for t in &self.types {
-            let mut frozen = t.frozen.clone();
             let recent = read(&t.recent);
-            for id in 0..recent.len() as u32 {
-                frozen.intern(recent.name(id).unwrap_or(""));
+            // After a fresh load every name is recent: a copy of its table, not one insert at
+            // a time.
+            let mut frozen = if t.frozen.is_empty() { recent.clone() } else { t.frozen.clone() };
+            if !t.frozen.is_empty() {
+                for id in 0..recent.len() as u32 {
+                    frozen.intern(recent.name(id).unwrap_or(""));
+                }
             }
             frozen.shrink_to_fit();
             types.push(TypeNames::frozen(frozen));
@@ -244,6 +239,21 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frozen_copy_of_recent_names_only() {
+        let n = Names::new(2);
+        for k in 0..100 {
+            assert_eq!(n.intern(1, &format!("n{k}")), k);
+        }
+        let copy = n.frozen_copy();
+        assert!(!copy.types[1].has_recent.load(Ordering::Acquire));
+        assert_eq!((copy.types[0].frozen.len(), copy.types[1].frozen.len()), (0, 100));
+        for k in 0..100 {
+            assert_eq!((copy.get(1, &format!("n{k}")), copy.name(1, k)), (Some(k), format!("n{k}")));
+        }
+        assert_eq!(copy.intern(1, "new"), 100);
+    }
 
     #[test]
     fn frozen_and_recent_names_keep_their_ids() {

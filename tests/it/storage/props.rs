@@ -83,6 +83,64 @@ fn load_line() -> impl Strategy<Value = String> {
     })
 }
 
+/// Runs of one shape, long enough that the loader interns full batches on its second thread,
+/// with names from small pools (repeats, names first seen in a batch, wildcards, conditions
+/// between runs).
+fn load_runs() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec((0u8..5, 1usize..1400, 0u64..1000), 0..8).prop_map(|runs| {
+        let mut lines = Vec::new();
+        for (kind, n, seed) in runs {
+            for k in 0..n as u64 {
+                let (d, u) = ((seed + k / 3) % 700, (seed * 7 + k * 13) % 900);
+                lines.push(match kind {
+                    0 => format!("doc:d{d}#viewer@user:u{u}"),
+                    1 if k % 50 == 0 => format!("doc:d{d}#viewer@user:u{u}[expiration:2030-01-01T00:00:00Z]"),
+                    1 => format!("doc:d{d}#viewer@user:v{u}"),
+                    2 => format!("doc:d{d}#viewer@group:g{u}#member"),
+                    3 => format!("group:g{d}#member@user:u{u}"),
+                    _ => format!("doc:d{d}#viewer@user:*"),
+                });
+            }
+        }
+        lines
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Large loads (names interned a batch at a time on a second thread) give what one batch
+    /// of touches gives, with the same names, in memory and in a store.
+    #[test]
+    fn large_bulk_load_equals_a_batch_of_touches(lines in load_runs()) {
+        let schema = purview::api::compile_schema("s.pv", LOAD_SCHEMA).unwrap();
+        let model = Purview::with_engine(schema.clone(), Engine::Reference);
+        let ops: Vec<WriteOp> = lines.iter().map(|l| WriteOp::Touch(Relationship::parse(l).unwrap())).collect();
+        model.write(&ops).unwrap();
+        let want = model.snapshot().relationship_lines();
+        let memory = Purview::new(schema);
+        let mut loader = memory.bulk_loader().unwrap();
+        for (k, l) in lines.iter().enumerate() {
+            loader.push_text(l).unwrap();
+            prop_assert_eq!(loader.len(), k + 1);
+        }
+        loader.finish::<String>().unwrap();
+        prop_assert_eq!(memory.snapshot().relationship_lines(), want.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = purview::storage::init(&path, purview::api::SchemaFormat::Purview, "s.pv", LOAD_SCHEMA, quiet()).unwrap();
+        let mut loader = store.purview().bulk_loader().unwrap().with_run_size(700);
+        for l in &lines {
+            loader.push_text(l).unwrap();
+        }
+        loader.finish::<String>().unwrap();
+        prop_assert_eq!(store.purview().snapshot().relationship_lines(), want.clone());
+        drop(store);
+        let pv = Purview::open(&path, quiet()).unwrap();
+        prop_assert_eq!(pv.snapshot().relationship_lines(), want);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
