@@ -398,14 +398,22 @@ impl Interner {
             wraps: Vec::new(),
             slots: Slots::zeroed(slots_snug(ends.len())),
         };
+        // The names' hashes, on every core.
+        let hashes: Vec<u64> = {
+            use rayon::prelude::*;
+            (0..ends.len())
+                .into_par_iter()
+                .map(|id| {
+                    let from = if id == 0 { 0 } else { ends[id - 1] };
+                    arena.get(from..ends[id]).map_or(0, hash)
+                })
+                .collect()
+        };
+        let mut keyed: Vec<(u64, usize)> = Vec::with_capacity(ends.len());
         let mut from = 0;
-        for (id, &end) in ends.iter().enumerate() {
+        for (id, (&end, &h)) in ends.iter().zip(&hashes).enumerate() {
             let name = arena.get(from..end)?;
             from = end;
-            let h = hash(name);
-            if i.find(h, name).is_some() {
-                return None;
-            }
             let at = i.heap.len();
             while (at >> 32) > i.wraps.len() {
                 i.wraps.push(id as u32);
@@ -413,6 +421,27 @@ impl Interner {
             i.starts.push(at as u32);
             push_header(&mut i.heap, id as u32, name.len());
             i.heap.push_str(name);
+            keyed.push((h, at));
+        }
+        drop(hashes);
+        // Placed in the order of their homes (a home grows with the hash), the table fills
+        // from one end to the other instead of at random places; equal names are neighbours.
+        {
+            use rayon::prelude::*;
+            keyed.par_sort_unstable();
+        }
+        let mut run = 0;
+        for (k, &(h, at)) in keyed.iter().enumerate() {
+            if keyed[run].0 != h {
+                run = k;
+            }
+            // Names are read only when their hashes are equal (almost never).
+            if run < k {
+                let name = entry_at(&i.heap, at).map(|(_, n)| n);
+                if keyed[run..k].iter().any(|&(_, other)| entry_at(&i.heap, other).map(|(_, n)| n) == name) {
+                    return None;
+                }
+            }
             i.place(h, at);
         }
         Some(i)
@@ -634,5 +663,28 @@ mod tests {
         assert!(Interner::from_parts("abc".into(), vec![2]).is_none());
         assert!(Interner::from_parts("abc".into(), vec![2, 1, 3]).is_none());
         assert!(Interner::from_parts("abc".into(), vec![1, 3]).is_some());
+        // Many names, one repeated far from its first use: refused; without it, every name is
+        // found under its id.
+        let names: Vec<String> = (0..20_000).map(|k| format!("n{k}")).collect();
+        let parts = |names: &[String]| {
+            let mut ends = Vec::new();
+            let mut arena = String::new();
+            for n in names {
+                arena.push_str(n);
+                ends.push(arena.len());
+            }
+            (arena, ends)
+        };
+        let (arena, ends) = parts(&names);
+        let built = Interner::from_parts(arena, ends).expect("distinct names");
+        for (id, n) in names.iter().enumerate() {
+            assert_eq!(built.get(n), Some(id as u32));
+            assert_eq!(built.name(id as u32), Some(n.as_str()));
+        }
+        assert_eq!(built.get("n20000"), None);
+        let mut repeated = names.clone();
+        repeated.push("n7".into());
+        let (arena, ends) = parts(&repeated);
+        assert!(Interner::from_parts(arena, ends).is_none());
     }
 }
