@@ -113,31 +113,7 @@ proptest! {
     /// of touches gives, with the same names, in memory and in a store.
     #[test]
     fn large_bulk_load_equals_a_batch_of_touches(lines in load_runs()) {
-        let schema = purview::api::compile_schema("s.pv", LOAD_SCHEMA).unwrap();
-        let model = Purview::with_engine(schema.clone(), Engine::Reference);
-        let ops: Vec<WriteOp> = lines.iter().map(|l| WriteOp::Touch(Relationship::parse(l).unwrap())).collect();
-        model.write(&ops).unwrap();
-        let want = model.snapshot().relationship_lines();
-        let memory = Purview::new(schema);
-        let mut loader = memory.bulk_loader().unwrap();
-        for (k, l) in lines.iter().enumerate() {
-            loader.push_text(l).unwrap();
-            prop_assert_eq!(loader.len(), k + 1);
-        }
-        loader.finish::<String>().unwrap();
-        prop_assert_eq!(memory.snapshot().relationship_lines(), want.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let store = purview::storage::init(&path, purview::api::SchemaFormat::Purview, "s.pv", LOAD_SCHEMA, quiet()).unwrap();
-        let mut loader = store.purview().bulk_loader().unwrap().with_run_size(700);
-        for l in &lines {
-            loader.push_text(l).unwrap();
-        }
-        loader.finish::<String>().unwrap();
-        prop_assert_eq!(store.purview().snapshot().relationship_lines(), want.clone());
-        drop(store);
-        let pv = Purview::open(&path, quiet()).unwrap();
-        prop_assert_eq!(pv.snapshot().relationship_lines(), want);
+        loads_equal_touches(&lines, 700)?;
     }
 }
 
@@ -148,30 +124,40 @@ proptest! {
     /// touches gives, in memory and in a store, before and after reopen.
     #[test]
     fn bulk_load_equals_a_batch_of_touches(lines in prop::collection::vec(load_line(), 0..40), run in 1usize..9) {
-        let schema = purview::api::compile_schema("s.pv", LOAD_SCHEMA).unwrap();
-        let model = Purview::with_engine(schema.clone(), Engine::Reference);
-        let ops: Vec<WriteOp> = lines.iter().map(|l| WriteOp::Touch(Relationship::parse(l).unwrap())).collect();
-        model.write(&ops).unwrap();
-        let want = model.snapshot().relationship_lines();
-        let memory = Purview::new(schema);
-        let mut loader = memory.bulk_loader().unwrap();
-        for l in &lines {
-            loader.push_text(l).unwrap();
-        }
-        loader.finish::<String>().unwrap();
-        prop_assert_eq!(memory.snapshot().relationship_lines(), want.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let store = purview::storage::init(&path, purview::api::SchemaFormat::Purview, "s.pv", LOAD_SCHEMA, quiet()).unwrap();
         // Small runs, so that the store merges many sorted runs of rows.
-        let mut loader = store.purview().bulk_loader().unwrap().with_run_size(run);
-        for l in &lines {
-            loader.push_text(l).unwrap();
-        }
-        loader.finish::<String>().unwrap();
-        prop_assert_eq!(store.purview().snapshot().relationship_lines(), want.clone());
-        drop(store);
-        let pv = Purview::open(&path, quiet()).unwrap();
-        prop_assert_eq!(pv.snapshot().relationship_lines(), want);
+        loads_equal_touches(&lines, run)?;
     }
+}
+
+/// `lines` bulk loaded (in memory, and into a store whose rows are sorted in runs of `run`,
+/// before and after reopen) give what one batch of touches gives on the reference engine.
+fn loads_equal_touches(lines: &[String], run: usize) -> Result<(), TestCaseError> {
+    let schema = purview::api::compile_schema("s.pv", LOAD_SCHEMA).unwrap();
+    let model = Purview::with_engine(schema.clone(), Engine::Reference);
+    let ops: Vec<WriteOp> = lines.iter().map(|l| WriteOp::Touch(Relationship::parse(l).unwrap())).collect();
+    model.write(&ops).unwrap();
+    let want = model.snapshot().relationship_lines();
+    let memory = Purview::new(schema);
+    let mut loader = memory.bulk_loader().unwrap();
+    for (k, l) in lines.iter().enumerate() {
+        loader.push_text(l).unwrap();
+        prop_assert_eq!(loader.len(), k + 1);
+    }
+    loader.finish::<String>().unwrap();
+    prop_assert_eq!(memory.snapshot().relationship_lines(), want.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let store =
+        purview::storage::init(&path, purview::api::SchemaFormat::Purview, "s.pv", LOAD_SCHEMA, quiet())
+            .unwrap();
+    let mut loader = store.purview().bulk_loader().unwrap().with_run_size(run);
+    for l in lines {
+        loader.push_text(l).unwrap();
+    }
+    loader.finish::<String>().unwrap();
+    prop_assert_eq!(store.purview().snapshot().relationship_lines(), want.clone());
+    drop(store);
+    let pv = Purview::open(&path, quiet()).unwrap();
+    prop_assert_eq!(pv.snapshot().relationship_lines(), want);
+    Ok(())
 }
