@@ -16,7 +16,7 @@ use super::text::{blocks, outcome_name};
 use super::{MaterializeError, Phase, Target};
 use crate::eval::Tri;
 use crate::index::IndexData;
-use crate::store::{Obj, Revision, Source, Subject};
+use crate::store::{Obj, Revision, Source};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::file::writer::SerializedFileWriter;
@@ -247,14 +247,8 @@ struct SubjectNames {
 impl SubjectNames {
     fn new(data: &IndexData, m: &Materialized) -> Self {
         let t = m.target;
-        let names: Vec<String> = m
-            .rows
-            .par_iter()
-            .map(|r| {
-                data.subject_ref(Subject { ty: t.subject_type, id: r.subject, rel: t.subject_relation })
-                    .to_string()
-            })
-            .collect();
+        let names: Vec<String> =
+            m.rows.par_iter().map(|r| data.subject_ref(t.subject(r.subject)).to_string()).collect();
         let mut bytes = Vec::with_capacity(names.iter().map(String::len).sum());
         let ends = names
             .iter()
@@ -374,7 +368,7 @@ pub fn write_deltas(
         let (mut perm, mut object, mut outcome) =
             (Interned::default(), Interned::default(), Interned::default());
         for d in chunk {
-            let s = Subject { ty: t.subject_type, id: d.subject, rel: t.subject_relation };
+            let s = t.subject(d.subject);
             change.push(d.change.name(), || d.change.name().to_string())?;
             subject.push(d.subject, || data.subject_ref(s).to_string())?;
             perm.push((), || permission.to_string())?;

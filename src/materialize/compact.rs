@@ -23,7 +23,7 @@ use super::compute::{Control, Materialized};
 use super::{MaterializeError, Phase};
 use crate::eval::Tri;
 use crate::index::IndexData;
-use crate::store::{Source, Subject};
+use crate::store::Source;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,7 @@ pub(super) fn write(
                 let mut pairs = 0;
                 for r in rows {
                     put_u32(&mut buf, r.subject);
-                    let s = Subject { ty: t.subject_type, id: r.subject, rel: t.subject_relation };
+                    let s = t.subject(r.subject);
                     put_bytes(&mut buf, data.object_name(s.ty, s.id).as_bytes());
                     for set in [&r.allowed, &r.conditional] {
                         put_u32(&mut buf, set.serialized_size() as u32);

@@ -4,7 +4,7 @@ use super::output::AtomicFile;
 use super::{columns, compact, objects, text, Format, MaterializeError, Partition, Phase, Summary, Target};
 use crate::eval::{EvalOptions, MissingContext, Tri};
 use crate::index::{IndexData, IndexEval};
-use crate::store::{Revision, Subject};
+use crate::store::Revision;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::io::Write;
@@ -217,7 +217,7 @@ impl<'a> Job<'a> {
                 let mut ev = IndexEval::new(data, &opts);
                 let mut rows = Vec::new();
                 for id in first..last {
-                    let s = Subject { ty: t.subject_type, id, rel: t.subject_relation };
+                    let s = t.subject(id);
                     let bits = ev.what_in(s, t.object_type, t.permission, objects.clone())?;
                     if let Some(row) = row(id, bits.yes, bits.maybe, &objects) {
                         rows.push(row);

@@ -206,7 +206,7 @@ pub(super) fn what_row(
     if subject >= data.object_count(t.subject_type) || objects.is_empty() {
         return Ok(Default::default());
     }
-    let s = Subject { ty: t.subject_type, id: subject, rel: t.subject_relation };
+    let s = t.subject(subject);
     let bits = IndexEval::new(data, opts).what_in(s, t.object_type, t.permission, objects.clone())?;
     Ok(row(subject, bits.yes, bits.maybe, objects).map(|r| (r.allowed, r.conditional)).unwrap_or_default())
 }
@@ -339,7 +339,7 @@ fn by_object(
 pub fn name(data: &IndexData, t: &Target, d: &DeltaIds) -> Delta {
     Delta {
         change: d.change,
-        subject: data.subject_ref(Subject { ty: t.subject_type, id: d.subject, rel: t.subject_relation }),
+        subject: data.subject_ref(t.subject(d.subject)),
         permission: t.relation_name(&data.schema).to_string(),
         object: data.object_ref(Obj { ty: t.object_type, id: d.object }),
         outcome: d.outcome,

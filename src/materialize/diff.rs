@@ -19,7 +19,6 @@ use super::{Job, MaterializeError, Target};
 use crate::eval::{EvalOptions, MissingContext, Tri};
 use crate::index::{IndexData, IndexEval, Orphans};
 use crate::schema::{RelId, RelKind, Schema, TypeId};
-use crate::store::Subject;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -365,7 +364,7 @@ fn holds(
     if s >= data.object_count(t.subject_type) {
         return Ok(false);
     }
-    let subject = Subject { ty: t.subject_type, id: s, rel: t.subject_relation };
+    let subject = t.subject(s);
     let bits = match part {
         Part::Node => ev.what(subject, *ty, *rel)?,
         Part::Expr(rw) => ev.what_expr(subject, *ty, *rel, rw)?,

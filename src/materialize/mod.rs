@@ -69,6 +69,7 @@ pub use text::pair_blocks;
 
 use crate::eval::EvalError;
 use crate::schema::{RelId, Schema, TypeId};
+use crate::store::Subject;
 use serde::Serialize;
 use std::ops::Range;
 use std::time::Duration;
@@ -84,6 +85,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The subject with id `id` of the target's subject type (and relation).
+    pub fn subject(&self, id: u32) -> Subject {
+        Subject { ty: self.subject_type, id, rel: self.subject_relation }
+    }
+
     /// Resolves `message#view` and `user` (or `usergroup#member`) against a schema.
     pub fn resolve(schema: &Schema, permission: &str, subject: &str) -> Result<Target, MaterializeError> {
         let bad = || MaterializeError::Permission(permission.to_string());

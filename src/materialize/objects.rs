@@ -12,7 +12,7 @@ use super::text::{block_keys, bounds, json_string, write_blocks};
 use super::{MaterializeError, Target};
 use crate::eval::Tri;
 use crate::index::IndexData;
-use crate::store::{Obj, Source, Subject};
+use crate::store::{Obj, Source};
 use rayon::prelude::*;
 use std::io::Write;
 
@@ -49,7 +49,7 @@ pub(super) fn write(
         .rows
         .par_iter()
         .map(|r| {
-            let s = Subject { ty: t.subject_type, id: r.subject, rel: t.subject_relation };
+            let s = t.subject(r.subject);
             json_string(&data.subject_ref(s).to_string())
         })
         .collect();
@@ -101,7 +101,7 @@ pub fn write_deltas(
                     (Change::Added, true) => 2,
                     (Change::Removed, true) => 3,
                 };
-                let s = Subject { ty: t.subject_type, id: d.subject, rel: t.subject_relation };
+                let s = t.subject(d.subject);
                 (slot, json_string(&data.subject_ref(s).to_string()))
             })
             .collect();

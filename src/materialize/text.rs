@@ -8,7 +8,7 @@
 use super::compute::{Control, Materialized};
 use super::{Format, MaterializeError, Phase};
 use crate::index::IndexData;
-use crate::store::{Obj, Source, Subject};
+use crate::store::{Obj, Source};
 use rayon::prelude::*;
 use std::io::Write;
 use std::ops::Range;
@@ -86,7 +86,7 @@ pub(super) fn write(
         .rows
         .par_iter()
         .map(|r| {
-            let s = Subject { ty: t.subject_type, id: r.subject, rel: t.subject_relation };
+            let s = t.subject(r.subject);
             field(format, &data.subject_ref(s).to_string())
         })
         .collect();

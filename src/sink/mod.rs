@@ -24,7 +24,7 @@ pub use follow::{catch_up, follow, reload, Applied, FollowOptions};
 
 use crate::index::IndexData;
 use crate::materialize::{DeltaIds, Materialized, Target};
-use crate::store::{Obj, Revision, Source, Subject};
+use crate::store::{Obj, Revision, Source};
 use crate::Tri;
 use futures_util::{pin_mut, SinkExt};
 use std::fmt::Write as _;
@@ -254,14 +254,8 @@ impl VisibilityTable {
             (self.table.clone(), t.permission_name(&data.schema), t.subject_name(&data.schema));
         let new = format!("{name}__g{generation}");
         let permission = t.relation_name(&data.schema).to_string();
-        let subjects: Vec<String> = m
-            .rows
-            .iter()
-            .map(|r| {
-                data.subject_ref(Subject { ty: t.subject_type, id: r.subject, rel: t.subject_relation })
-                    .to_string()
-            })
-            .collect();
+        let subjects: Vec<String> =
+            m.rows.iter().map(|r| data.subject_ref(t.subject(r.subject)).to_string()).collect();
         let ty = t.object_type;
         let objects = rows::Names::new(m.objects.len(), |i, s| {
             let _ = write!(s, "{}", data.object_ref(Obj { ty, id: m.objects.start + i as u32 }));
@@ -363,8 +357,7 @@ impl VisibilityTable {
         };
         let live = format!("{}__g{}", self.table, state.generation);
         let permission = t.relation_name(&data.schema).to_string();
-        let subject =
-            |id| data.subject_ref(Subject { ty: t.subject_type, id, rel: t.subject_relation }).to_string();
+        let subject = |id| data.subject_ref(t.subject(id)).to_string();
         let object = |id| data.object_ref(Obj { ty: t.object_type, id }).to_string();
         let outcome = |o: Tri| if o == Tri::Cond { "conditional" } else { "allowed" };
         let mut added: [Vec<String>; 2] = Default::default();

@@ -60,7 +60,7 @@ fn small_row_groups_hold_every_pair_in_the_csv_order() {
     let expected: Vec<[String; 4]> = pairs
         .iter()
         .map(|&(o, i, c)| {
-            let s = Subject { ty: target.subject_type, id: m.rows[i].subject, rel: target.subject_relation };
+            let s = target.subject(m.rows[i].subject);
             [
                 data.subject_ref(s).to_string(),
                 "view".to_string(),
