@@ -123,15 +123,26 @@ impl Feed {
 }
 
 fn describe(change: &Change<'_>) -> ChangeSet {
-    let after = change.after();
-    let mut set =
-        ChangeSet { revision: after.revision, updates: Vec::new(), schema_changed: false, truncated: false };
+    let mut set = ChangeSet {
+        revision: change.revision(),
+        updates: Vec::new(),
+        schema_changed: false,
+        truncated: false,
+    };
     match change {
-        Change::Batch { before, after, keys } => {
-            let mut seen = HashSet::with_capacity(keys.len());
-            for &key in keys.iter() {
-                if seen.insert(key) {
-                    compare(before, after, key, &mut set.updates);
+        Change::Batch { after, batch, .. } => {
+            for row in &batch.rows {
+                let (o, r, s) = row.key;
+                match (&row.before, &row.after) {
+                    (_, Some(now)) => set.updates.push(Update {
+                        kind: UpdateKind::Touch,
+                        relationship: relationship_of(&***after, o, r, s, now),
+                    }),
+                    (Some(was), None) => set.updates.push(Update {
+                        kind: UpdateKind::Delete,
+                        relationship: relationship_of(&***after, o, r, s, was),
+                    }),
+                    (None, None) => {}
                 }
             }
         }

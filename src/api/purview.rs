@@ -15,7 +15,7 @@ use super::{LoadError, SchemaError, View};
 use crate::eval::{EvalError, EvalOptions};
 use crate::index::{Index, IndexData};
 use crate::schema::Schema;
-use crate::store::{Key, Relationship, Revision, Store, WriteError, WriteOp};
+use crate::store::{Key, Relationship, Revision, Store, TupleAttrs, TupleStore, WriteError, WriteOp};
 use crate::syntax::formats::SchemaFormat;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,9 +29,11 @@ pub struct Ticket(pub u64);
 /// A validated change, handed to the [`Journal`] before it is published.
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
-    /// A write batch: `keys` are the relationships it named (in batch order, replacements
-    /// expanded); the journal compares `before` and `after` to find what really changed.
-    Batch { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, keys: &'a [Key] },
+    /// A write batch that made `revision`: what it changed (see [`Batch`]). `after` is the state
+    /// after it or after a later batch applied with it (a write group is applied to one copy
+    /// and published once): a journal reads only names from it, which later batches never
+    /// change.
+    Batch { after: &'a Arc<IndexData>, revision: Revision, batch: &'a Batch },
     /// A bulk load: the relationships of `load` were touched (written, or their attributes
     /// replaced). `rows_written` when [`Journal::begin_import`] already wrote them.
     Import { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, load: &'a Resolved, rows_written: bool },
@@ -39,7 +41,35 @@ pub enum Change<'a> {
     Schema { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, text: &'a str, format: SchemaFormat },
 }
 
+/// What one write batch changed, found while it was applied: the net change of each
+/// relationship it named, and the objects first named by it (ids from `names_from[ty]` to
+/// `names_to[ty]` for each type).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Each relationship whose state differs before and after the batch (batch order).
+    pub rows: Vec<RowDelta>,
+    pub names_from: Vec<u32>,
+    pub names_to: Vec<u32>,
+}
+
+/// A relationship's state before and after a batch (`None`: absent); the two differ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowDelta {
+    pub key: Key,
+    pub before: Option<TupleAttrs>,
+    pub after: Option<TupleAttrs>,
+}
+
 impl Change<'_> {
+    /// The revision the change makes.
+    pub fn revision(&self) -> Revision {
+        match self {
+            Change::Batch { revision, .. } => *revision,
+            Change::Import { after, .. } | Change::Schema { after, .. } => after.revision,
+        }
+    }
+
+    /// The state after the change (for a [`Change::Batch`], possibly a later one: see there).
     pub fn after(&self) -> &Arc<IndexData> {
         match self {
             Change::Batch { after, .. } | Change::Import { after, .. } | Change::Schema { after, .. } => {
@@ -207,12 +237,40 @@ fn no_index() -> WriteError {
     WriteError::Storage { message: "this needs the index engine".into(), unknown_outcome: false }
 }
 
-/// `ops` applied to a copy of `before`: the next revision, and the relationships the batch named.
-fn apply(before: &Arc<IndexData>, ops: &[WriteOp]) -> Result<(Arc<IndexData>, Vec<Key>), WriteError> {
+/// `ops` applied to a copy of `before`: the next revision, and what the batch changed.
+fn apply(before: &Arc<IndexData>, ops: &[WriteOp]) -> Result<(Arc<IndexData>, Batch), WriteError> {
     let mut next = (**before).clone();
-    let keys = crate::store::apply_batch(&before.schema, &mut next, ops)?;
-    next.revision += 1;
-    Ok((Arc::new(next), keys))
+    let batch = apply_in_place(&mut next, ops)?;
+    Ok((Arc::new(next), batch))
+}
+
+/// Applies `ops` to `work` itself as its next revision and returns what they changed. On error
+/// `work` may be partly changed (and must be thrown away).
+fn apply_in_place(work: &mut IndexData, ops: &[WriteOp]) -> Result<Batch, WriteError> {
+    let schema = work.schema.clone();
+    let counts = |work: &IndexData| (0..schema.types.len() as u32).map(|ty| work.object_count(ty)).collect();
+    let names_from = counts(work);
+    let priors = crate::store::apply_batch_logged(&schema, work, ops)?;
+    let rows = priors
+        .into_iter()
+        .filter_map(|(key, before)| {
+            let after = work.get(key.0, key.1, key.2);
+            (before != after).then_some(RowDelta { key, before, after })
+        })
+        .collect();
+    work.revision += 1;
+    Ok(Batch { rows, names_from, names_to: counts(work) })
+}
+
+/// The state `base` with the `ops` of each batch applied in turn, on one copy: the batches of a
+/// write group that passed on their own, applied again after one of the group failed part-way.
+fn reapply<'o>(base: &IndexData, ops: impl Iterator<Item = &'o [WriteOp]>) -> Result<IndexData, WriteError> {
+    let mut work = base.clone();
+    for ops in ops {
+        crate::store::apply_batch(&base.schema, &mut work, ops)?;
+        work.revision += 1;
+    }
+    Ok(work)
 }
 
 fn lock_of<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -460,8 +518,9 @@ impl Purview {
             // The head may be ahead of what readers see while a sync is under way.
             return Ok(before.revision);
         }
-        let (after, keys) = apply(&before, &ops)?;
-        self.commit(w, Change::Batch { before: &before, after: &after, keys: &keys }).map_err(E::from)?;
+        let (after, batch) = apply(&before, &ops)?;
+        self.commit(w, Change::Batch { after: &after, revision: after.revision, batch: &batch })
+            .map_err(E::from)?;
         Ok(after.revision)
     }
 
@@ -577,51 +636,93 @@ impl Purview {
         }
     }
 
-    /// Applies, stages, syncs and publishes `batch` (see [`Purview::write_combined`]).
-    fn combine(&self, mut w: WriterGuard<'_>, batch: &[Arc<Request>]) {
+    /// Applies, stages, syncs and publishes `group` (see [`Purview::write_combined`]). The
+    /// batches are applied in turn to one copy of the head, each validated on its own; the
+    /// copy is published once, when the sync has made them all durable.
+    fn combine(&self, mut w: WriterGuard<'_>, group: &[Arc<Request>]) {
         let finish = |r: &Request, result: Result<Revision, WriteError>| {
             *lock_of(&r.result) = Some(result);
             r.thread.unpark();
         };
         let Some(journal) = self.shared.journal.clone() else {
-            batch.iter().for_each(|r| finish(r, Err(no_index())));
+            group.iter().for_each(|r| finish(r, Err(no_index())));
             return;
         };
-        let mut staged: Vec<(&Arc<Request>, Revision)> = Vec::with_capacity(batch.len());
-        let mut last = None;
-        for r in batch {
-            if let Some(reason) = &w.failed {
-                finish(r, Err(WriteError::Storage { message: reason.clone(), unknown_outcome: false }));
-                continue;
-            }
-            let Head::Index(before) = &w.head else {
-                finish(r, Err(no_index()));
-                continue;
-            };
-            let before = before.clone();
-            let (after, keys) = match apply(&before, &r.ops) {
-                Ok(applied) => applied,
+        if let Some(reason) = &w.failed {
+            let e = WriteError::Storage { message: reason.clone(), unknown_outcome: false };
+            group.iter().for_each(|r| finish(r, Err(e.clone())));
+            return;
+        }
+        let Head::Index(base) = &w.head else {
+            group.iter().for_each(|r| finish(r, Err(no_index())));
+            return;
+        };
+        let base = base.clone();
+        // Apply: a batch that fails may have changed the copy part-way, so the copy is made
+        // again from the head with the batches that passed (rare: a refused write).
+        let mut work = (*base).clone();
+        let mut passed: Vec<(&Arc<Request>, Batch)> = Vec::with_capacity(group.len());
+        for r in group {
+            match apply_in_place(&mut work, &r.ops) {
+                Ok(b) => passed.push((r, b)),
                 Err(e) => {
                     finish(r, Err(e));
-                    continue;
+                    match reapply(&base, passed.iter().map(|(r, _)| &r.ops[..])) {
+                        Ok(again) => work = again,
+                        Err(e) => {
+                            // Cannot happen (the same batches on the same state); refuse them
+                            // rather than publish a state that is not theirs.
+                            passed.drain(..).for_each(|(r, _)| finish(r, Err(e.clone())));
+                            work = (*base).clone();
+                        }
+                    }
                 }
-            };
-            let change = Change::Batch { before: &before, after: &after, keys: &keys };
+            }
+        }
+        if passed.is_empty() {
+            return;
+        }
+        let mut after = Arc::new(work);
+        // Stage, in revision order. A journal that refuses one refuses what follows it too (it
+        // was applied on top): the head becomes the state of the batches staged before it.
+        let mut staged = 0;
+        let mut last = None;
+        let mut refused = None;
+        for (i, (_, b)) in passed.iter().enumerate() {
+            let change = Change::Batch { after: &after, revision: base.revision + i as u64 + 1, batch: b };
             match journal.stage(change) {
                 Ok(ticket) => {
                     self.feed().record(&change);
-                    w.head = Head::Index(after.clone());
-                    staged.push((r, after.revision));
-                    last = Some((ticket, after));
+                    staged += 1;
+                    last = Some(ticket);
                 }
-                Err(message) => finish(r, Err(WriteError::Storage { message, unknown_outcome: false })),
+                Err(message) => {
+                    refused = Some(message);
+                    break;
+                }
             }
         }
+        if let Some(message) = refused {
+            let e = WriteError::Storage { message, unknown_outcome: false };
+            passed[staged..].iter().for_each(|(r, _)| finish(r, Err(e.clone())));
+            passed.truncate(staged);
+            match reapply(&base, passed.iter().map(|(r, _)| &r.ops[..])) {
+                Ok(again) => after = Arc::new(again),
+                Err(e) => {
+                    // Cannot happen; the staged batches' outcome is then unknown.
+                    let e = WriteError::Storage { message: e.to_string(), unknown_outcome: true };
+                    passed.iter().for_each(|(r, _)| finish(r, Err(e.clone())));
+                    w.failed = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+        let Some(ticket) = last else { return };
+        w.head = Head::Index(after.clone());
         drop(w);
-        let Some((ticket, after)) = last else { return };
         let settled = self.settle(&*journal, ticket, &after);
-        for (r, revision) in staged {
-            finish(r, settled.clone().map(|()| revision));
+        for (i, (r, _)) in passed.iter().enumerate() {
+            finish(r, settled.clone().map(|()| base.revision + i as u64 + 1));
         }
     }
 
@@ -638,9 +739,10 @@ impl Purview {
             Head::Index(i) => i.clone(),
             Head::Reference(_) => return Err(E::from(no_index())),
         };
-        let (after, keys) = apply(&before, ops)?;
+        let (after, batch) = apply(&before, ops)?;
         let extra = inspect(&before, &after)?;
-        self.commit(w, Change::Batch { before: &before, after: &after, keys: &keys }).map_err(E::from)?;
+        self.commit(w, Change::Batch { after: &after, revision: after.revision, batch: &batch })
+            .map_err(E::from)?;
         Ok((after.revision, extra))
     }
 

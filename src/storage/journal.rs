@@ -202,21 +202,30 @@ impl Journal for Durable {
         let mut names = lock(&inner.names);
         let time = now_micros();
         let commit = match change {
-            Change::Batch { before, after, keys } => {
-                let changes = diff(before, after, keys.iter().copied(), &names.mapping);
-                let new = new_names(before, after, &names.mapping);
+            Change::Batch { after, revision, batch } => {
+                let m = &names.mapping;
+                let portable = |a: &Option<TupleAttrs>| a.clone().map(|a| a.to_portable(|c| m.cond_sid(c)));
+                let changes: Vec<RowChange> = batch
+                    .rows
+                    .iter()
+                    .map(|r| RowChange {
+                        key: m.row_key(r.key),
+                        before: portable(&r.before),
+                        after: portable(&r.after),
+                    })
+                    .collect();
+                let mut new = Vec::new();
+                for (ty, (&from, &to)) in batch.names_from.iter().zip(&batch.names_to).enumerate() {
+                    for id in from..to {
+                        new.push((m.type_sid(ty as u32), id, after.names().name(ty as u32, id)));
+                    }
+                }
                 {
                     let mut t = lock(&inner.tail);
                     t.changes += changes.len() as u64;
                     t.since_flush += changes.len().max(1) as u64;
                 }
-                Commit {
-                    revision: after.revision,
-                    time,
-                    names: new,
-                    dict: Vec::new(),
-                    body: CommitBody::Write(changes),
-                }
+                Commit { revision, time, names: new, dict: Vec::new(), body: CommitBody::Write(changes) }
             }
             Change::Import { before, after, load, rows_written } => {
                 let new = new_names(before, after, &names.mapping);

@@ -13,7 +13,7 @@ pub mod write;
 
 pub use intern::{Interner, Probe};
 pub use relationship::{CaveatRef, ObjectRef, Relationship, RelationshipSyntaxError, SubjectRef};
-pub use write::{apply_batch, expand_replacements, Key, WriteError, WriteOp};
+pub use write::{apply_batch, apply_batch_logged, expand_replacements, Key, Prior, WriteError, WriteOp};
 
 use crate::schema::condition::JsonMap;
 use crate::schema::{CondId, RelId, Schema, TypeId};

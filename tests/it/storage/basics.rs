@@ -1,6 +1,6 @@
 //! A store keeps what it acknowledged, across reopen, with history.
 
-use purview::api::SchemaFormat;
+use purview::api::{SchemaFormat, UpdateKind};
 use purview::storage::{self, StoreOptions};
 use purview::{EvalOptions, Purview, Relationship, WriteOp};
 use std::path::Path;
@@ -214,6 +214,7 @@ fn concurrent_writers_with_bad_batches_in_the_mix() {
     let path = dir.path().join("store");
     let pv = init(&path);
     pv.write(&ops("doc:taken#viewer@user:x")).unwrap();
+    pv.keep_changes(1000);
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let pv = pv.clone();
@@ -248,8 +249,108 @@ fn concurrent_writers_with_bad_batches_in_the_mix() {
     good.sort();
     assert_eq!(pv.snapshot().relationship_lines(), good);
     assert_eq!(pv.revision(), good.len() as u64);
+    // Batches applied together (one copy per group) still get one revision each, and the feed
+    // and the changelog say exactly what each one wrote: one new relationship a revision.
+    let changes = pv.changes_after(1).unwrap();
+    assert_eq!(changes.len(), good.len() - 1);
+    let mut fed = Vec::new();
+    for (set, revision) in changes.iter().zip(2..) {
+        assert_eq!(set.revision, revision);
+        assert_eq!(set.updates.len(), 1, "{set:?}");
+        assert_eq!(set.updates[0].kind, UpdateKind::Touch);
+        fed.push(set.updates[0].relationship.to_string());
+    }
     drop(pv);
     let pv = Purview::open(&path, quiet()).unwrap();
     assert_eq!(pv.snapshot().relationship_lines(), good);
     assert_eq!(pv.view_at(1).unwrap().relationship_lines(), ["doc:taken#viewer@user:x"]);
+    for (revision, rel) in (2..).zip(&fed) {
+        let lines = pv.view_at(revision).unwrap().relationship_lines();
+        assert_eq!(lines.len() as u64, revision);
+        assert!(lines.contains(rel) && !pv.view_at(revision - 1).unwrap().relationship_lines().contains(rel));
+    }
+}
+
+/// A journal that keeps staged batches in memory, holding the writer lock for a while at its
+/// first stage so that the writers started meanwhile queue up and are applied as one group.
+#[derive(Debug, Default)]
+struct SlowJournal {
+    staged: std::sync::Mutex<Vec<(u64, usize)>>,
+}
+
+impl purview::api::Journal for SlowJournal {
+    fn stage(&self, change: purview::api::Change<'_>) -> Result<purview::api::Ticket, String> {
+        let purview::api::Change::Batch { revision, batch, .. } = change else {
+            return Err("only write batches here".into());
+        };
+        let mut staged = self.staged.lock().unwrap();
+        if staged.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
+        staged.push((revision, batch.rows.len()));
+        Ok(purview::api::Ticket(revision))
+    }
+    fn wait(&self, _: purview::api::Ticket) -> Result<(), String> {
+        Ok(())
+    }
+    fn view_at(
+        &self,
+        head: &std::sync::Arc<purview::index::IndexData>,
+        revision: u64,
+    ) -> Result<std::sync::Arc<purview::index::IndexData>, purview::EvalError> {
+        assert_eq!(revision, head.revision, "no history here");
+        Ok(head.clone())
+    }
+}
+
+#[test]
+fn a_write_group_with_refused_batches_in_it_publishes_only_the_good_ones() {
+    let memory = Purview::from_schema_text("s.pv", SCHEMA).unwrap();
+    let purview::api::View::Index(head) = memory.snapshot() else { panic!("the index engine") };
+    let journal = std::sync::Arc::new(SlowJournal::default());
+    let pv = Purview::with_journal(head, journal.clone());
+    // The first write holds the writer lock in its stage; the others queue in this order.
+    let first = {
+        let pv = pv.clone();
+        std::thread::spawn(move || pv.write(&ops("doc:taken#viewer@user:x")).unwrap())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut writers = Vec::new();
+    for i in 0..12 {
+        let pv = pv.clone();
+        let rel = format!("doc:d{i}#viewer@user:u{i}");
+        let batch = match i % 3 {
+            // A touch applied before the batch fails: the group's copy is changed part-way.
+            1 => vec![
+                WriteOp::Touch(Relationship::parse(&rel).unwrap()),
+                WriteOp::Create(Relationship::parse("doc:taken#viewer@user:x").unwrap()),
+            ],
+            // A new name interned before an unknown relation is found.
+            2 => ops(&format!("doc:n{i}#viewer@user:new{i}\ndoc:d{i}#viewr@user:u{i}")),
+            _ => ops(&rel),
+        };
+        writers.push(std::thread::spawn(move || (i, rel, pv.write(&batch))));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(first.join().unwrap(), 1);
+    let mut good = vec!["doc:taken#viewer@user:x".to_string()];
+    let mut revisions = vec![1];
+    for w in writers {
+        let (i, rel, result) = w.join().unwrap();
+        match result {
+            Ok(revision) => {
+                assert_eq!(i % 3, 0, "a bad batch was accepted");
+                good.push(rel);
+                revisions.push(revision);
+            }
+            Err(e) => assert_ne!(i % 3, 0, "a good batch failed: {e}"),
+        }
+    }
+    good.sort();
+    revisions.sort_unstable();
+    assert_eq!(revisions, (1..=good.len() as u64).collect::<Vec<_>>());
+    assert_eq!(pv.snapshot().relationship_lines(), good);
+    // Each staged batch: its own revision, one relationship changed.
+    let staged = journal.staged.lock().unwrap().clone();
+    assert_eq!(staged, (1..=good.len() as u64).map(|r| (r, 1)).collect::<Vec<_>>());
 }
