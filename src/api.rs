@@ -413,14 +413,14 @@ impl View {
                 let mut ev = IndexEval::new(data, opts);
                 let set = ev.who(o, rel, fty, frel)?;
                 ev.cond.fail_on_any()?;
-                let mut it = set.c.iter();
+                let mut it = set.c().iter();
                 it.advance_to(start);
                 let limit = page.limit.unwrap_or(usize::MAX).saturating_add(1);
                 let members = it.take(limit).map(|id| (id, set.get(id))).collect();
                 let exclusions = if set.default == Tri::False {
                     Vec::new()
                 } else {
-                    (&set.keys - &set.t).iter().map(|id| (id, set.get(id))).collect()
+                    (set.keys() - set.t()).iter().map(|id| (id, set.get(id))).collect()
                 };
                 (members, set.default, exclusions)
             }

@@ -278,12 +278,14 @@ impl View {
                 let mut ev = IndexEval::new(data, opts);
                 let set = ev.who(o, permission.rel, subjects.ty, subjects.relation)?;
                 ev.cond.fail_on_any()?;
-                out.allowed = set.t.clone();
-                out.conditional = &set.c - &set.t;
+                if set.has_conditional() {
+                    out.conditional = set.c() - set.t();
+                }
                 out.wildcard = set.default;
                 if set.default != Tri::False {
-                    out.excluded = &set.keys - &set.c;
+                    out.excluded = set.keys() - set.c();
                 }
+                out.allowed = set.into_t();
             }
             View::Reference(_) => {
                 let mut ev = Reference::new(self.source(), opts);

@@ -393,21 +393,57 @@ impl IndexEval<'_> {
 /// A set of subjects (ids of one type) with three-valued membership: `t ⊆ c ⊆ keys` are the
 /// named subjects that are members (`t`) or at least conditional members (`c`); every subject
 /// outside `keys` has membership `default` (a reached wildcard).
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// While nothing is conditional and no wildcard was reached (the common case) `c` and `keys`
+/// are `t` itself, not copies: one bitmap, and the set algebra runs once, not three times.
+#[derive(Clone, Debug, Default)]
 pub struct SubjectBits {
     pub default: Tri,
-    pub keys: RoaringBitmap,
-    pub t: RoaringBitmap,
-    pub c: RoaringBitmap,
+    t: RoaringBitmap,
+    /// `None`: equal to `t` (nothing conditional).
+    c: Option<RoaringBitmap>,
+    /// `None`: equal to `c`. Always `None` when `default` is false.
+    keys: Option<RoaringBitmap>,
+}
+
+impl PartialEq for SubjectBits {
+    fn eq(&self, o: &SubjectBits) -> bool {
+        self.default == o.default && self.t == o.t && self.c() == o.c() && self.keys() == o.keys()
+    }
 }
 
 impl SubjectBits {
+    /// The subjects that are members outright (named ones only, when a wildcard was reached).
+    pub fn t(&self) -> &RoaringBitmap {
+        &self.t
+    }
+
+    /// The named subjects that are at least conditional members.
+    pub fn c(&self) -> &RoaringBitmap {
+        self.c.as_ref().unwrap_or(&self.t)
+    }
+
+    /// The named subjects (the rest have membership `default`).
+    pub fn keys(&self) -> &RoaringBitmap {
+        self.keys.as_ref().unwrap_or_else(|| self.c())
+    }
+
+    /// The members outright, taken out of the set.
+    pub fn into_t(self) -> RoaringBitmap {
+        self.t
+    }
+
+    /// Whether some named subject is a conditional member.
+    pub fn has_conditional(&self) -> bool {
+        self.c.is_some()
+    }
+
     /// Membership of `keys`-or-more restricted to `k`, as (true, at-least-conditional).
     fn view(&self, k: &RoaringBitmap) -> (RoaringBitmap, RoaringBitmap) {
         let mut t = self.t.clone();
-        let mut c = self.c.clone();
+        let mut c = self.c().clone();
         if self.default != Tri::False {
-            let outside = k - &self.keys;
+            let outside = k - self.keys();
             if self.default == Tri::True {
                 t |= &outside;
             }
@@ -416,24 +452,33 @@ impl SubjectBits {
         (t, c)
     }
 
-    fn normalize(mut self) -> Self {
-        if self.default == Tri::False {
-            self.keys = self.c.clone();
-        }
-        self
+    /// The set from its three bitmaps, each kept only where it differs from the next smaller.
+    fn from_parts(default: Tri, keys: RoaringBitmap, t: RoaringBitmap, c: RoaringBitmap) -> SubjectBits {
+        // `t ⊆ c ⊆ keys`: equal lengths mean equal sets.
+        let keys = (default != Tri::False && keys.len() != c.len()).then_some(keys);
+        let c = (c.len() != t.len()).then_some(c);
+        SubjectBits { default, t, c, keys }
     }
 
     fn combine(&self, o: &SubjectBits, op: Op) -> SubjectBits {
         if self.default == Tri::False && o.default == Tri::False {
             // No wildcard on either side: plain set algebra on the members.
+            if self.c.is_none() && o.c.is_none() {
+                let t = match op {
+                    Op::Union => &self.t | &o.t,
+                    Op::Intersect => &self.t & &o.t,
+                    Op::Exclude => &self.t - &o.t,
+                };
+                return SubjectBits { default: Tri::False, t, c: None, keys: None };
+            }
             let (t, c) = match op {
-                Op::Union => (&self.t | &o.t, &self.c | &o.c),
-                Op::Intersect => (&self.t & &o.t, &self.c & &o.c),
-                Op::Exclude => (&self.t - &o.c, &self.c - &o.t),
+                Op::Union => (&self.t | &o.t, self.c() | o.c()),
+                Op::Intersect => (&self.t & &o.t, self.c() & o.c()),
+                Op::Exclude => (&self.t - o.c(), self.c() - &o.t),
             };
-            return SubjectBits { default: Tri::False, keys: c.clone(), t, c };
+            return SubjectBits::from_parts(Tri::False, RoaringBitmap::new(), t, c);
         }
-        let keys = &self.keys | &o.keys;
+        let keys = self.keys() | o.keys();
         let (at, ac) = self.view(&keys);
         let (bt, bc) = o.view(&keys);
         let (t, c, default) = match op {
@@ -441,7 +486,7 @@ impl SubjectBits {
             Op::Intersect => (at & bt, ac & bc, self.default.and(o.default)),
             Op::Exclude => (at - bc, ac - bt, self.default.and(o.default.not())),
         };
-        SubjectBits { default, keys, t, c }.normalize()
+        SubjectBits::from_parts(default, keys, t, c)
     }
 
     pub fn union(&self, o: &SubjectBits) -> SubjectBits {
@@ -461,13 +506,12 @@ impl SubjectBits {
         match x {
             Tri::True => self.clone(),
             Tri::False => SubjectBits::default(),
-            Tri::Cond => SubjectBits {
-                default: self.default.and(Tri::Cond),
-                keys: self.keys.clone(),
-                t: RoaringBitmap::new(),
-                c: self.c.clone(),
-            }
-            .normalize(),
+            Tri::Cond => SubjectBits::from_parts(
+                self.default.and(Tri::Cond),
+                self.keys().clone(),
+                RoaringBitmap::new(),
+                self.c().clone(),
+            ),
         }
     }
 
@@ -475,62 +519,61 @@ impl SubjectBits {
     pub fn or_with(&self, x: Tri) -> SubjectBits {
         match x {
             Tri::False => self.clone(),
-            Tri::True => SubjectBits {
-                default: Tri::True,
-                keys: self.keys.clone(),
-                t: self.keys.clone(),
-                c: self.keys.clone(),
-            },
-            Tri::Cond => SubjectBits {
-                default: self.default.or(Tri::Cond),
-                keys: self.keys.clone(),
-                t: self.t.clone(),
-                c: self.keys.clone(),
-            },
+            Tri::True => SubjectBits::from_parts(
+                Tri::True,
+                self.keys().clone(),
+                self.keys().clone(),
+                self.keys().clone(),
+            ),
+            Tri::Cond => SubjectBits::from_parts(
+                self.default.or(Tri::Cond),
+                self.keys().clone(),
+                self.t.clone(),
+                self.keys().clone(),
+            ),
         }
     }
 
     /// Adds one subject with membership `x` (or-ed with what it had).
     pub fn add(&mut self, id: u32, x: Tri) {
-        let prior = if self.keys.contains(id) {
-            if self.t.contains(id) {
-                Tri::True
-            } else if self.c.contains(id) {
-                Tri::Cond
-            } else {
-                Tri::False
-            }
-        } else {
-            self.default
-        };
-        let v = prior.or(x);
+        let v = self.get(id).or(x);
         if v == Tri::False {
             return;
         }
-        self.keys.insert(id);
-        self.c.insert(id);
+        if let Some(keys) = &mut self.keys {
+            keys.insert(id);
+        }
         if v == Tri::True {
             self.t.insert(id);
+            if let Some(c) = &mut self.c {
+                c.insert(id);
+            }
+        } else if !self.t.contains(id) {
+            self.c.get_or_insert_with(|| self.t.clone()).insert(id);
         }
     }
 
     /// Adds subjects that are members outright.
     pub fn add_all(&mut self, ids: &RoaringBitmap) {
-        self.keys |= ids;
+        if let Some(keys) = &mut self.keys {
+            *keys |= ids;
+        }
         self.t |= ids;
-        self.c |= ids;
+        if let Some(c) = &mut self.c {
+            *c |= ids;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.default == Tri::False && self.c.is_empty()
+        self.default == Tri::False && self.c().is_empty()
     }
 
     pub fn get(&self, id: u32) -> Tri {
-        if !self.keys.contains(id) {
+        if !self.keys().contains(id) {
             self.default
         } else if self.t.contains(id) {
             Tri::True
-        } else if self.c.contains(id) {
+        } else if self.c().contains(id) {
             Tri::Cond
         } else {
             Tri::False
@@ -628,7 +671,7 @@ impl IndexEval<'_> {
             memo.insert((object, rel), set.clone());
         }
         let limit = self.opts.limits.max_results;
-        if set.c.len() > limit as u64 {
+        if set.c().len() > limit as u64 {
             return Err(EvalError::TooManyResults { limit });
         }
         Ok(set)

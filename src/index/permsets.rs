@@ -397,10 +397,10 @@ impl IndexData {
         for object in 0..self.object_count(ty) {
             let mut ev = super::IndexEval::new(self, opts);
             let who = ev.who(crate::store::Obj { ty, id: object }, rel, subject_ty, None).ok()?;
-            if who.default != Tri::False || who.c != who.t {
+            if who.default != Tri::False || who.has_conditional() {
                 return None;
             }
-            for s in &who.t {
+            for s in who.t() {
                 per_subject.entry(s).or_default().insert(object);
             }
         }
@@ -499,13 +499,13 @@ impl IndexData {
             // Sets must not be read or computed here: this revision is being written.
             ev.use_sets = false;
             let who = ev.who(object, rel, ty, None).ok()?;
-            if who.default != Tri::False || who.c != who.t {
+            if who.default != Tri::False || who.has_conditional() {
                 return None;
             }
-            if out.len() as u64 + who.t.len() > MAX_STALE as u64 {
+            if out.len() as u64 + who.t().len() > MAX_STALE as u64 {
                 return None;
             }
-            out.extend(who.t.iter().map(|id| Subject { ty, id, rel: None }));
+            out.extend(who.t().iter().map(|id| Subject { ty, id, rel: None }));
         }
         Some(())
     }

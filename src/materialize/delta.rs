@@ -261,12 +261,12 @@ pub(super) fn rows_compared(
 
 /// A `who` answer as (allowed, conditional) subject ids below `count`.
 fn expand(set: &SubjectBits, count: u32) -> (RoaringBitmap, RoaringBitmap) {
-    let mut allowed = set.t.clone();
-    let mut cond = &set.c - &set.t;
+    let mut allowed = set.t().clone();
+    let mut cond = if set.has_conditional() { set.c() - set.t() } else { RoaringBitmap::new() };
     if set.default != Tri::False {
         let mut rest = RoaringBitmap::new();
         rest.insert_range(0..count);
-        rest -= &set.keys;
+        rest -= set.keys();
         match set.default {
             Tri::True => allowed |= rest,
             _ => cond |= rest,

@@ -198,7 +198,7 @@ impl Walk<'_> {
         let mut cache = WhoCache::default();
         let mut leads_to = |o: Obj, rel: RelId, out: &mut RoaringBitmap| -> Result<bool, EvalError> {
             let set = ev.who_cached(o, rel, fty, frel, &mut cache)?;
-            *out |= &set.c;
+            *out |= set.c();
             Ok(set.default == Tri::False)
         };
         for &(o, r, s) in changes {
