@@ -2,8 +2,8 @@
 //! consumes it (list filtering and row-level security in plain SQL).
 //!
 //! - [`VisibilityTable`] (this file): `NAME` is a view over the current generation's table
-//!   `NAME__gN` (`subject`, `permission`, `object`, `outcome`, indexed on `(subject,
-//!   permission)` and `(object, permission)`). A full load creates generation `N + 1`, fills it
+//!   `NAME__gN` (`subject`, `permission`, `object`, `outcome`, indexed bytewise on `(subject,
+//!   permission)` and `(object, permission)`, see `rows::indexes`). A full load creates generation `N + 1`, fills it
 //!   with binary `COPY`, builds its indexes, points the view at it and drops generation `N`, all
 //!   in one transaction: readers see the old rows or the new ones, never a half-loaded table,
 //!   and policies that use the view keep working (they depend on the view, which stays).
@@ -11,9 +11,10 @@
 //!   revision the table reflects; every change to the table updates it in the same transaction,
 //!   guarded by the revision it expects, so a follower killed at any point and restarted applies
 //!   each batch exactly once.
-//! - `rows.rs`: the full load's binary `COPY` stream (subject by subject, in the database's
-//!   index's bytewise order, so the subject index is built from sorted input) and the grouping of a
-//!   batch's removed pairs into statements (per subject or object losing many, else per pair).
+//! - `rows.rs`: the two indexes' DDL, the full load's binary `COPY` stream (subject by subject,
+//!   in the subject index's bytewise order, so that index is built from sorted input) and the
+//!   grouping of a batch's removed pairs into statements (per subject or object losing many,
+//!   else per pair).
 //! - [`follow`] (`follow.rs`): catches the table up with a Purview (a store or a PostgreSQL
 //!   datastore), by the deltas of the revisions since the state row's, and keeps it current.
 

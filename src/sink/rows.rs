@@ -4,9 +4,9 @@
 //!
 //! - **Full loads.** Rows are sent subject by subject, the subjects in bytewise order (the
 //!   order of the subject index, whose operator class compares bytewise, see [`indexes`]), so
-//!   the heap is already in `(subject, permission)` order: building that index finds its input sorted (one pass instead
-//!   of a sort of every row), and a subject's rows share heap pages, which is what a user's
-//!   group move deletes. The binary `COPY` format is written directly from names rendered once
+//!   the heap is already in `(subject, permission)` order: building that index finds its input
+//!   sorted (one pass instead of a sort of every row), and a subject's rows share heap pages,
+//!   which is what a user's group move deletes. The binary `COPY` format is written directly from names rendered once
 //!   per subject and per object.
 //! - **Removed pairs.** Deleting pairs one index probe at a time costs several microseconds a
 //!   pair; when one subject loses many pairs (a user leaves a group), one statement over that
