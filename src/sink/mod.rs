@@ -2,8 +2,8 @@
 //! consumes it (list filtering and row-level security in plain SQL).
 //!
 //! - [`VisibilityTable`] (this file): `NAME` is a view over the current generation's table
-//!   `NAME__gN` (`subject`, `permission`, `object`, `outcome`, indexed on `(subject,
-//!   permission)` and `(object, permission)`). A full load creates generation `N + 1`, fills it
+//!   `NAME__gN` (`subject`, `permission`, `object`, `outcome`, indexed bytewise on `(subject,
+//!   permission)` and `(object, permission)`, see `rows::indexes`). A full load creates generation `N + 1`, fills it
 //!   with binary `COPY`, builds its indexes, points the view at it and drops generation `N`, all
 //!   in one transaction: readers see the old rows or the new ones, never a half-loaded table,
 //!   and policies that use the view keep working (they depend on the view, which stays).
@@ -11,9 +11,10 @@
 //!   revision the table reflects; every change to the table updates it in the same transaction,
 //!   guarded by the revision it expects, so a follower killed at any point and restarted applies
 //!   each batch exactly once.
-//! - `rows.rs`: the full load's binary `COPY` stream (subject by subject, in the database's
-//!   collation order, so the subject index is built from sorted input) and the grouping of a
-//!   batch's removed pairs into statements (per subject or object losing many, else per pair).
+//! - `rows.rs`: the two indexes' DDL, the full load's binary `COPY` stream (subject by subject,
+//!   in the subject index's bytewise order, so that index is built from sorted input) and the
+//!   grouping of a batch's removed pairs into statements (per subject or object losing many,
+//!   else per pair).
 //! - [`follow`] (`follow.rs`): catches the table up with a Purview (a store or a PostgreSQL
 //!   datastore), by the deltas of the revisions since the state row's, and keeps it current.
 
@@ -263,6 +264,8 @@ impl VisibilityTable {
         let revision = m.revision as i64;
         let at = evaluated_at.to_rfc3339();
         let client = &mut self.client;
+        // The subject index's order (bytewise, see `rows::INDEXES`), computed here.
+        let order = rows::byte_order(&subjects);
         let (subjects, objects, permission) = (&subjects, &objects, permission.as_str());
         std::thread::scope(|scope| {
             block(async {
@@ -279,12 +282,6 @@ impl VisibilityTable {
                 ))
                 .await
                 .map_err(db("creating the new generation"))?;
-                let order: Option<Vec<i64>> = tx
-                    .query_one(rows::SUBJECT_ORDER, &[subjects])
-                    .await
-                    .map_err(db("ordering the subjects"))?
-                    .get(0);
-                let order = rows::subject_order(order, subjects.len());
                 let sink = tx
                     .copy_in::<_, bytes::Bytes>(&format!(
                         "COPY {new} (subject, permission, object, outcome) FROM STDIN (FORMAT binary, FREEZE)"
@@ -314,9 +311,9 @@ impl VisibilityTable {
                 let rows = sink.finish().await.map_err(db("copying the pairs"))?;
                 // The subject index first: the rows arrived in its order.
                 tx.batch_execute(&format!(
-                    "CREATE INDEX {new}_subject ON {new} (subject, permission); \
-                     CREATE INDEX {new}_object ON {new} (object, permission); ANALYZE {new}; \
-                     CREATE OR REPLACE VIEW {name} AS SELECT subject, permission, object, outcome FROM {new}"
+                    "{} ANALYZE {new}; \
+                     CREATE OR REPLACE VIEW {name} AS SELECT subject, permission, object, outcome FROM {new}",
+                    rows::indexes(&new)
                 ))
                 .await
                 .map_err(db("indexing the new generation"))?;
@@ -360,17 +357,25 @@ impl VisibilityTable {
         let subject = |id| data.subject_ref(t.subject(id)).to_string();
         let object = |id| data.object_ref(Obj { ty: t.object_type, id }).to_string();
         let outcome = |o: Tri| if o == Tri::Cond { "conditional" } else { "allowed" };
-        let mut added: [Vec<String>; 2] = Default::default();
-        let mut added_outcomes = Vec::new();
+        let mut new_rows = Vec::new();
         let mut removed = Vec::new();
         for d in deltas {
             if d.change == crate::materialize::Change::Added {
-                added[0].push(subject(d.subject));
-                added[1].push(object(d.object));
-                added_outcomes.push(outcome(d.outcome));
+                new_rows.push((object(d.object), subject(d.subject), outcome(d.outcome)));
             } else {
                 removed.push((d.subject, d.object, d.outcome));
             }
+        }
+        // Added rows in the object index's (bytewise) order: consecutive insertions descend to
+        // the same or the next leaf page (a subject's new rows all go to one place in the other).
+        new_rows
+            .sort_unstable_by(|a, b| (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes())));
+        let mut added: [Vec<String>; 2] = Default::default();
+        let mut added_outcomes = Vec::with_capacity(new_rows.len());
+        for (o, s, c) in new_rows {
+            added[0].push(s);
+            added[1].push(o);
+            added_outcomes.push(c);
         }
         // Removed pairs: one statement per subject or object losing many (see `rows.rs`).
         let groups = rows::group_removals(&removed, GROUP_MIN);
