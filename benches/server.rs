@@ -11,10 +11,13 @@
 //! - `PURVIEW_BENCH_MEMORY=1`: serve an in-memory Purview instead of a durable store;
 //! - `PURVIEW_BENCH_DIR`: where the store's temporary directory goes;
 //! - `PURVIEW_BENCH_CLIENT_THREADS` (default 2) and `PURVIEW_BENCH_CHANNELS` (default 8): the
-//!   client's runtime workers and HTTP/2 connections;
-//! - `PURVIEW_BENCH_CHECK_CLIENT` (`h2`, the default, or `tonic`): the client of the check
-//!   phases — the lean one of `server_h2.rs` (requests encoded once, HTTP/2 on the `h2` crate,
-//!   every answer decoded and checked) or tonic's generated client;
+//!   client's threads (runtime workers) and HTTP/2 connections;
+//! - `PURVIEW_BENCH_CHECK_CLIENT` (`h2`, the default, `h2-shared` or `tonic`): the client of the
+//!   check phases — the lean one of `server_h2.rs` (requests encoded once, HTTP/2 on the `h2`
+//!   crate, every answer decoded and checked) on client threads that each own their share of
+//!   the connections and the loops on them, as h2load runs (`h2`); the same client with its
+//!   connections on the client's multi-threaded runtime (`h2-shared`); or tonic's generated
+//!   client;
 //! - `PURVIEW_BENCH_SERVER_THREADS` (default: one per core, as `purview serve`): the server
 //!   runtime's workers;
 //! - `PURVIEW_BENCH_JSON`: where the JSON goes;
