@@ -11,10 +11,13 @@
 //! - `PURVIEW_BENCH_MEMORY=1`: serve an in-memory Purview instead of a durable store;
 //! - `PURVIEW_BENCH_DIR`: where the store's temporary directory goes;
 //! - `PURVIEW_BENCH_CLIENT_THREADS` (default 2) and `PURVIEW_BENCH_CHANNELS` (default 8): the
-//!   client's runtime workers and HTTP/2 connections;
-//! - `PURVIEW_BENCH_CHECK_CLIENT` (`h2`, the default, or `tonic`): the client of the check
-//!   phases — the lean one of `server_h2.rs` (requests encoded once, HTTP/2 on the `h2` crate,
-//!   every answer decoded and checked) or tonic's generated client;
+//!   client's threads (runtime workers) and HTTP/2 connections;
+//! - `PURVIEW_BENCH_CHECK_CLIENT` (`h2`, the default, `h2-shared` or `tonic`): the client of the
+//!   check phases — the lean one of `server_h2.rs` (requests encoded once, HTTP/2 on the `h2`
+//!   crate, every answer decoded and checked) on client threads that each own their share of
+//!   the connections and the loops on them, as h2load runs (`h2`); the same client with its
+//!   connections on the client's multi-threaded runtime (`h2-shared`); or tonic's generated
+//!   client;
 //! - `PURVIEW_BENCH_SERVER_THREADS` (default: one per core, as `purview serve`): the server
 //!   runtime's workers;
 //! - `PURVIEW_BENCH_JSON`: where the JSON goes;
@@ -411,10 +414,60 @@ impl CheckRun {
 /// The clients of the check loops (`PURVIEW_BENCH_CHECK_CLIENT`).
 #[derive(Clone)]
 enum Checkers {
-    /// The lean HTTP/2 client of `server_h2.rs`, each request encoded once (`h2`, the default).
+    /// The lean HTTP/2 client of `server_h2.rs` on client threads that each own their
+    /// connections and the loops on them (`h2`, the default; see [`Owned`]).
+    Owned(Arc<Owned>, Arc<Vec<bytes::Bytes>>),
+    /// The same client, its connections and loops on the client's multi-threaded runtime
+    /// (`h2-shared`).
     H2(Vec<h2_client::Conn>, Arc<Vec<bytes::Bytes>>),
     /// tonic's generated client over `Channel`s (`tonic`).
     Tonic(Vec<Checker>, Arc<Vec<pb::CheckPermissionRequest>>),
+}
+
+/// What one check loop brings back: latencies, allowed answers, calls made.
+type LoopResult = (Vec<Duration>, u64, u64);
+
+/// A job for a client thread of [`Owned`]: run on its runtime, with its connections.
+type Job = Box<dyn FnOnce(&tokio::runtime::Runtime, &[h2_client::Conn]) + Send>;
+
+/// Client threads as h2load has them: each runs its own single-threaded runtime with its share
+/// of the connections and of the loops, so a call's request, answer and loop stay on one
+/// thread (no hand-over between a multi-threaded runtime's workers on either side of a call).
+/// Connection `c` belongs to thread `c % threads`, loop `i` uses connection `i % channels`, as
+/// with the shared runtime. The threads (`pv-client-h2-N`) live as long as the bench, so their
+/// CPU time is counted as the client's.
+struct Owned {
+    threads: Vec<std::sync::mpsc::Sender<Job>>,
+    channels: usize,
+}
+
+impl Owned {
+    fn start(addr: SocketAddr, threads: usize, channels: usize) -> Owned {
+        let threads = (0..threads.min(channels))
+            .map(|t| {
+                let (tx, rx) = std::sync::mpsc::channel::<Job>();
+                let mine = (t..channels).step_by(threads.min(channels)).count();
+                std::thread::Builder::new()
+                    .name(format!("pv-client-h2-{t}"))
+                    .spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                        let conns: Vec<h2_client::Conn> = rt.block_on(async {
+                            let mut v = Vec::new();
+                            for _ in 0..mine {
+                                v.push(h2_client::Conn::connect(addr).await);
+                            }
+                            v
+                        });
+                        while let Ok(job) = rx.recv() {
+                            job(&rt, &conns);
+                        }
+                    })
+                    .unwrap();
+                tx
+            })
+            .collect();
+        Owned { threads, channels }
+    }
 }
 
 /// One check loop's client.
@@ -428,12 +481,14 @@ impl Checkers {
         match self {
             Checkers::H2(c, q) => Caller::H2(c[i % c.len()].clone(), q.clone()),
             Checkers::Tonic(c, q) => Caller::Tonic(c[i % c.len()].clone(), q.clone()),
+            Checkers::Owned(..) => unreachable!("the loops of owned connections run on their threads"),
         }
     }
 
     fn name(&self) -> &'static str {
         match self {
-            Checkers::H2(..) => "h2",
+            Checkers::Owned(..) => "h2",
+            Checkers::H2(..) => "h2-shared",
             Checkers::Tonic(..) => "tonic",
         }
     }
@@ -467,40 +522,50 @@ async fn check_loops(
     let before = cpu();
     let start = Instant::now();
     let end = start + length;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..concurrency {
-        let mut caller = checkers.caller(i);
-        let errors = errors.clone();
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            let mut latencies = Vec::with_capacity(1 << 16);
-            let mut allowed = 0u64;
-            let mut done = 0u64;
-            let mut k = i * 7919;
-            loop {
-                let now = Instant::now();
-                if now >= end || stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
-                    break;
-                }
-                k += 1;
-                match caller.call(k).await {
-                    Ok(p) => {
-                        if done.is_multiple_of(sample_every) {
-                            latencies.push(now.elapsed());
-                        }
-                        done += 1;
-                        if p == pb::check_permission_response::Permissionship::HasPermission as i32 {
-                            allowed += 1;
-                        } else if p != pb::check_permission_response::Permissionship::NoPermission as i32 {
-                            errors.other("CheckPermission", format!("unexpected permissionship {p}"));
-                        }
-                    }
-                    Err(h2_client::CallError::Status(e)) => errors.record("CheckPermission", &e),
-                    Err(h2_client::CallError::Other(e)) => errors.other("CheckPermission", e),
-                }
+    let mut results = Vec::new();
+    if let Checkers::Owned(owned, q) = checkers {
+        let n = owned.threads.len();
+        let mut answers = Vec::new();
+        for (t, thread) in owned.threads.iter().enumerate() {
+            // Loop i on connection i % channels, which is this thread's (i % channels) / n.
+            let mine: Vec<usize> = (0..concurrency).filter(|i| (i % owned.channels) % n == t).collect();
+            if mine.is_empty() {
+                continue;
             }
-            (latencies, allowed, done)
-        });
+            let (tx, rx) = tokio::sync::oneshot::channel::<Vec<LoopResult>>();
+            let (q, errors, stop, channels) = (q.clone(), errors.clone(), stop.clone(), owned.channels);
+            thread
+                .send(Box::new(move |rt: &tokio::runtime::Runtime, conns: &[h2_client::Conn]| {
+                    let out = rt.block_on(async {
+                        let mut tasks = tokio::task::JoinSet::new();
+                        for i in mine {
+                            let caller = Caller::H2(conns[(i % channels) / n].clone(), q.clone());
+                            tasks.spawn(check_loop(
+                                caller,
+                                i,
+                                end,
+                                errors.clone(),
+                                stop.clone(),
+                                sample_every,
+                            ));
+                        }
+                        tasks.join_all().await
+                    });
+                    let _ = tx.send(out);
+                }))
+                .unwrap();
+            answers.push(rx);
+        }
+        for rx in answers {
+            results.extend(rx.await.unwrap());
+        }
+    } else {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..concurrency {
+            let caller = checkers.caller(i);
+            tasks.spawn(check_loop(caller, i, end, errors.clone(), stop.clone(), sample_every));
+        }
+        results = tasks.join_all().await;
     }
     let mut run = CheckRun {
         done: 0,
@@ -509,8 +574,7 @@ async fn check_loops(
         latencies: Vec::new(),
         cpu: CpuUse::default(),
     };
-    while let Some(r) = tasks.join_next().await {
-        let (l, a, n) = r.unwrap();
+    for (l, a, n) in results {
         run.done += n;
         run.allowed += a;
         run.latencies.extend(l);
@@ -519,6 +583,44 @@ async fn check_loops(
     run.cpu = CpuUse::between(before, cpu());
     run.latencies.sort();
     run
+}
+
+/// One check loop: calls until `end` (or `stop`), each answer checked.
+async fn check_loop(
+    mut caller: Caller,
+    i: usize,
+    end: Instant,
+    errors: Arc<Errors>,
+    stop: Option<Arc<AtomicBool>>,
+    sample_every: u64,
+) -> LoopResult {
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let mut allowed = 0u64;
+    let mut done = 0u64;
+    let mut k = i * 7919;
+    loop {
+        let now = Instant::now();
+        if now >= end || stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            break;
+        }
+        k += 1;
+        match caller.call(k).await {
+            Ok(p) => {
+                if done.is_multiple_of(sample_every) {
+                    latencies.push(now.elapsed());
+                }
+                done += 1;
+                if p == pb::check_permission_response::Permissionship::HasPermission as i32 {
+                    allowed += 1;
+                } else if p != pb::check_permission_response::Permissionship::NoPermission as i32 {
+                    errors.other("CheckPermission", format!("unexpected permissionship {p}"));
+                }
+            }
+            Err(h2_client::CallError::Status(e)) => errors.record("CheckPermission", &e),
+            Err(h2_client::CallError::Other(e)) => errors.other("CheckPermission", e),
+        }
+    }
+    (latencies, allowed, done)
 }
 
 fn check_json(r: &CheckRun) -> serde_json::Value {
@@ -784,13 +886,18 @@ async fn client(
     let checkers = match std::env::var("PURVIEW_BENCH_CHECK_CLIENT").as_deref() {
         Ok("tonic") => Checkers::Tonic(clients.clone(), questions.clone()),
         Ok("h2") | Err(_) => {
+            let threads = env_usize("PURVIEW_BENCH_CLIENT_THREADS", 2).max(1);
+            let encoded = Arc::new(questions.iter().map(h2_client::encode).collect());
+            Checkers::Owned(Arc::new(Owned::start(addr, threads, channels)), encoded)
+        }
+        Ok("h2-shared") => {
             let mut h2 = Vec::new();
             for _ in 0..channels {
                 h2.push(h2_client::Conn::connect(addr).await);
             }
             Checkers::H2(h2, Arc::new(questions.iter().map(h2_client::encode).collect()))
         }
-        Ok(other) => panic!("PURVIEW_BENCH_CHECK_CLIENT is `h2` or `tonic`, not `{other}`"),
+        Ok(other) => panic!("PURVIEW_BENCH_CHECK_CLIENT is `h2`, `h2-shared` or `tonic`, not `{other}`"),
     };
     eprintln!("[server] check phases: the {} client", checkers.name());
     report.set("check_client", serde_json::json!(checkers.name()));

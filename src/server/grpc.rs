@@ -427,7 +427,10 @@ impl PermissionsService for Grpc {
                 if r.permission.is_empty() {
                     return Err(invalid("missing permission"));
                 }
-                let view = state.view(r.consistency.as_ref()).await?;
+                let view = match state.view_now(r.consistency.as_ref()) {
+                    Some(view) => view,
+                    None => Box::pin(state.view(r.consistency.as_ref())).await?,
+                };
                 let opts = opts_with(state, r.context.as_ref());
                 let d = view.check(&o, &r.permission, &s, &opts).map_err(|e| from_eval(&e))?;
                 let (permissionship, partial_caveat_info) = permissionship(&d);

@@ -308,7 +308,8 @@ impl State {
                         Poll::Ready(r) => r,
                         Poll::Pending => {
                             let until = tokio::time::Instant::from_std(start) + d;
-                            tokio::time::timeout_at(until, f).await.unwrap_or_else(|_| {
+                            // Boxed: the timer is large, and only a request that waits needs it.
+                            Box::pin(tokio::time::timeout_at(until, f)).await.unwrap_or_else(|_| {
                                 Err(Status::deadline_exceeded(format!(
                                     "{method} did not finish within {} ms",
                                     d.as_millis()
@@ -368,6 +369,21 @@ impl State {
     /// request itself was admitted).
     fn stream_permit(&self) -> Option<OwnedSemaphorePermit> {
         self.inflight.clone().try_acquire_owned().ok()
+    }
+
+    /// The view a request's consistency asks for when it is at hand without waiting (the
+    /// latest published one), else `None`: then [`State::view`] waits for it. The hot path
+    /// (CheckPermission) awaits `view` only then, boxed, so that its own future — copied into
+    /// a box on every call by tonic — stays small.
+    fn view_now(&self, c: Option<&pb::Consistency>) -> Option<crate::api::View> {
+        use pb::consistency::Requirement;
+        match c.and_then(|c| c.requirement.as_ref()) {
+            None | Some(Requirement::MinimizeLatency(_)) => Some(self.purview.snapshot()),
+            Some(Requirement::FullyConsistent(_)) if !self.purview.is_shared() => {
+                Some(self.purview.snapshot())
+            }
+            _ => None,
+        }
     }
 
     /// The view a request's consistency asks for.
