@@ -10,7 +10,8 @@
 //! - `PURVIEW_BENCH_PHASE_SECONDS` (default 10): length of each timed check phase;
 //! - `PURVIEW_BENCH_MEMORY=1`: serve an in-memory Purview instead of a durable store;
 //! - `PURVIEW_BENCH_DIR`: where the store's temporary directory goes;
-//! - `PURVIEW_BENCH_CLIENT_THREADS` (default 2) and `PURVIEW_BENCH_CHANNELS` (default 8): the
+//! - `PURVIEW_BENCH_CLIENT_THREADS` (default 2) and `PURVIEW_BENCH_CHANNELS` (default 2, as a SpiceDB
+//!   client keeps one or a few connections; 8 before session 8): the
 //!   client's threads (runtime workers) and HTTP/2 connections;
 //! - `PURVIEW_BENCH_CHECK_CLIENT` (`h2`, the default, `h2-shared` or `tonic`): the client of the
 //!   check phases — the lean one of `server_h2.rs` (requests encoded once, HTTP/2 on the `h2`
@@ -675,7 +676,7 @@ fn main() {
     let phase = Duration::from_secs_f64(env_f64("PURVIEW_BENCH_PHASE_SECONDS", 10.0));
     let memory = std::env::var("PURVIEW_BENCH_MEMORY").is_ok_and(|v| v == "1");
     let client_threads = env_usize("PURVIEW_BENCH_CLIENT_THREADS", 2).max(1);
-    let channels = env_usize("PURVIEW_BENCH_CHANNELS", 8).max(1);
+    let channels = env_usize("PURVIEW_BENCH_CHANNELS", 2).max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut report = Report::default();
 
