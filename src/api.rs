@@ -45,7 +45,9 @@ pub use bulk::{
 pub use feed::{ChangeSet, FeedError, Update, UpdateKind};
 pub use ids::{IdSet, ObjectId, PermissionId, SubjectId, SubjectType};
 pub(crate) use purview::random_id;
-pub use purview::{Caught, Change, Journal, Purview, RowEncoder, Ticket, WeakPurview};
+pub use purview::{
+    BatchChanges, Caught, Change, Journal, Purview, RowDelta, RowEncoder, Ticket, WeakPurview,
+};
 pub use read::{Deleted, GuardedWriteError, Precondition, RelationMatch, RelationshipFilter, SubjectMatch};
 pub use subset::{ObjectSet, SubsetResult};
 

@@ -29,11 +29,11 @@ pub struct Ticket(pub u64);
 /// A validated change, handed to the [`Journal`] before it is published.
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
-    /// A write batch that made `revision`: what it changed (see [`Batch`]). `after` is the state
-    /// after it or after a later batch applied with it (a write group is applied to one copy
-    /// and published once): a journal reads only names from it, which later batches never
-    /// change.
-    Batch { after: &'a Arc<IndexData>, revision: Revision, batch: &'a Batch },
+    /// A write batch that made `revision`: what it changed (see [`BatchChanges`]). `after` is
+    /// the state after it or after a later batch applied with it (a write group is applied to
+    /// one copy and published once): a journal reads only names from it, which later batches
+    /// never change.
+    Batch { after: &'a Arc<IndexData>, revision: Revision, batch: &'a BatchChanges },
     /// A bulk load: the relationships of `load` were touched (written, or their attributes
     /// replaced). `rows_written` when [`Journal::begin_import`] already wrote them.
     Import { before: &'a Arc<IndexData>, after: &'a Arc<IndexData>, load: &'a Resolved, rows_written: bool },
@@ -45,7 +45,7 @@ pub enum Change<'a> {
 /// relationship it named, and the objects first named by it (ids from `names_from[ty]` to
 /// `names_to[ty]` for each type).
 #[derive(Debug, Clone, Default)]
-pub struct Batch {
+pub struct BatchChanges {
     /// Each relationship whose state differs before and after the batch (batch order).
     pub rows: Vec<RowDelta>,
     pub names_from: Vec<u32>,
@@ -238,7 +238,7 @@ fn no_index() -> WriteError {
 }
 
 /// `ops` applied to a copy of `before`: the next revision, and what the batch changed.
-fn apply(before: &Arc<IndexData>, ops: &[WriteOp]) -> Result<(Arc<IndexData>, Batch), WriteError> {
+fn apply(before: &Arc<IndexData>, ops: &[WriteOp]) -> Result<(Arc<IndexData>, BatchChanges), WriteError> {
     let mut next = (**before).clone();
     let batch = apply_in_place(&mut next, ops)?;
     Ok((Arc::new(next), batch))
@@ -246,7 +246,7 @@ fn apply(before: &Arc<IndexData>, ops: &[WriteOp]) -> Result<(Arc<IndexData>, Ba
 
 /// Applies `ops` to `work` itself as its next revision and returns what they changed. On error
 /// `work` may be partly changed (and must be thrown away).
-fn apply_in_place(work: &mut IndexData, ops: &[WriteOp]) -> Result<Batch, WriteError> {
+fn apply_in_place(work: &mut IndexData, ops: &[WriteOp]) -> Result<BatchChanges, WriteError> {
     let schema = work.schema.clone();
     let counts = |work: &IndexData| (0..schema.types.len() as u32).map(|ty| work.object_count(ty)).collect();
     let names_from = counts(work);
@@ -259,7 +259,7 @@ fn apply_in_place(work: &mut IndexData, ops: &[WriteOp]) -> Result<Batch, WriteE
         })
         .collect();
     work.revision += 1;
-    Ok(Batch { rows, names_from, names_to: counts(work) })
+    Ok(BatchChanges { rows, names_from, names_to: counts(work) })
 }
 
 /// The state `base` with the `ops` of each batch applied in turn, on one copy: the batches of a
@@ -661,7 +661,7 @@ impl Purview {
         // Apply: a batch that fails may have changed the copy part-way, so the copy is made
         // again from the head with the batches that passed (rare: a refused write).
         let mut work = (*base).clone();
-        let mut passed: Vec<(&Arc<Request>, Batch)> = Vec::with_capacity(group.len());
+        let mut passed: Vec<(&Arc<Request>, BatchChanges)> = Vec::with_capacity(group.len());
         for r in group {
             match apply_in_place(&mut work, &r.ops) {
                 Ok(b) => passed.push((r, b)),
