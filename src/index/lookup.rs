@@ -551,6 +551,18 @@ impl SubjectBits {
         } else if !self.t.contains(id) {
             self.c.get_or_insert_with(|| self.t.clone()).insert(id);
         }
+        self.canon();
+    }
+
+    /// Drops `c` or `keys` when it has become equal to the next smaller set (`t ⊆ c ⊆ keys`:
+    /// equal lengths mean equal sets), so that [`SubjectBits::has_conditional`] is exact.
+    fn canon(&mut self) {
+        if self.c.as_ref().is_some_and(|c| c.len() == self.t.len()) {
+            self.c = None;
+        }
+        if self.keys.as_ref().is_some_and(|k| k.len() == self.c().len()) {
+            self.keys = None;
+        }
     }
 
     /// Adds subjects that are members outright.
@@ -562,6 +574,7 @@ impl SubjectBits {
         if let Some(c) = &mut self.c {
             *c |= ids;
         }
+        self.canon();
     }
 
     pub fn is_empty(&self) -> bool {

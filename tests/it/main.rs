@@ -35,6 +35,7 @@ mod seeds;
 mod server;
 mod sinks;
 mod storage;
+mod subject_bits;
 mod subset;
 mod syntax;
 mod testfile;
