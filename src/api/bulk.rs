@@ -411,6 +411,11 @@ impl BulkLoader<'_> {
             self.pending = p;
             return;
         }
+        self.intern_here(p);
+    }
+
+    /// Interns a batch's names on this thread and records it.
+    fn intern_here(&mut self, p: Pending) {
         let names = self.next.shared_names();
         let (rids, sids) = p.intern(&names);
         drop(names);
@@ -438,10 +443,7 @@ impl BulkLoader<'_> {
             // The thread is gone: what it sent back first, then this batch here.
             self.drain();
             self.interning = None;
-            let names = self.next.shared_names();
-            let (rids, sids) = p.intern(&names);
-            drop(names);
-            return self.interned((p, rids, sids));
+            return self.intern_here(p);
         }
         let mut ready = Vec::new();
         if let Some(i) = &mut self.interning {

@@ -7,7 +7,7 @@ use super::bulk::relationship_of;
 use super::purview::Change;
 use super::Purview;
 use crate::index::IndexData;
-use crate::store::{Relationship, Revision, TupleStore};
+use crate::store::{Relationship, Revision, TupleAttrs, TupleStore};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -131,20 +131,12 @@ fn describe(change: &Change<'_>) -> ChangeSet {
     };
     match change {
         Change::Batch { after, batch, .. } => {
-            for row in &batch.rows {
-                let (o, r, s) = row.key;
-                match (&row.before, &row.after) {
-                    (_, Some(now)) => set.updates.push(Update {
-                        kind: UpdateKind::Touch,
-                        relationship: relationship_of(&***after, o, r, s, now),
-                    }),
-                    (Some(was), None) => set.updates.push(Update {
-                        kind: UpdateKind::Delete,
-                        relationship: relationship_of(&***after, o, r, s, was),
-                    }),
-                    (None, None) => {}
-                }
-            }
+            set.updates.extend(
+                batch
+                    .rows
+                    .iter()
+                    .filter_map(|row| update(after, row.key, row.before.as_ref(), row.after.as_ref())),
+            );
         }
         Change::Import { before, after, load, .. } => {
             if load.plain.len() > MAX_IMPORT_UPDATES {
@@ -167,19 +159,31 @@ fn describe(change: &Change<'_>) -> ChangeSet {
     set
 }
 
-fn compare(before: &IndexData, after: &IndexData, (o, r, s): crate::store::Key, out: &mut Vec<Update>) {
+fn compare(before: &IndexData, after: &IndexData, key: crate::store::Key, out: &mut Vec<Update>) {
+    let (o, r, s) = key;
     // Objects first named by this change have ids past the end of `before`.
     let known = |ty, id| id < before.object_count(ty);
     let was =
         if known(o.ty, o.id) && (s.is_wildcard() || known(s.ty, s.id)) { before.get(o, r, s) } else { None };
-    match (was, after.get(o, r, s)) {
-        (w, Some(now)) if w.as_ref() != Some(&now) => {
-            out.push(Update { kind: UpdateKind::Touch, relationship: relationship_of(after, o, r, s, &now) })
+    out.extend(update(after, key, was.as_ref(), after.get(o, r, s).as_ref()));
+}
+
+/// The update that takes a relationship from `was` to `now` (`None`: absent), if they differ;
+/// names are read from `names`, a state that has them all (names are never removed).
+fn update(
+    names: &IndexData,
+    (o, r, s): crate::store::Key,
+    was: Option<&TupleAttrs>,
+    now: Option<&TupleAttrs>,
+) -> Option<Update> {
+    match (was, now) {
+        (w, Some(now)) if w != Some(now) => {
+            Some(Update { kind: UpdateKind::Touch, relationship: relationship_of(names, o, r, s, now) })
         }
         (Some(w), None) => {
-            out.push(Update { kind: UpdateKind::Delete, relationship: relationship_of(before, o, r, s, &w) })
+            Some(Update { kind: UpdateKind::Delete, relationship: relationship_of(names, o, r, s, w) })
         }
-        _ => {}
+        _ => None,
     }
 }
 

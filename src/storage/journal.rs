@@ -155,10 +155,20 @@ impl Durable {
 
 /// The object names `after` has and `before` had not: ids `[before count, after count)` per type.
 fn new_names(before: &IndexData, after: &IndexData, m: &Mapping) -> Vec<(u32, u32, String)> {
+    let types = 0..after.schema.types.len() as u32;
+    names_between(after, types.map(|ty| (before.object_count(ty), after.object_count(ty))), m)
+}
+
+/// The names of ids `[from, to)` of each type (`ranges` by type id), read from `index`.
+fn names_between(
+    index: &IndexData,
+    ranges: impl Iterator<Item = (u32, u32)>,
+    m: &Mapping,
+) -> Vec<(u32, u32, String)> {
     let mut out = Vec::new();
-    for ty in 0..after.schema.types.len() as u32 {
-        for id in before.object_count(ty)..after.object_count(ty) {
-            out.push((m.type_sid(ty), id, after.names().name(ty, id)));
+    for (ty, (from, to)) in (0u32..).zip(ranges) {
+        for id in from..to {
+            out.push((m.type_sid(ty), id, index.names().name(ty, id)));
         }
     }
     out
@@ -214,12 +224,8 @@ impl Journal for Durable {
                         after: portable(&r.after),
                     })
                     .collect();
-                let mut new = Vec::new();
-                for (ty, (&from, &to)) in batch.names_from.iter().zip(&batch.names_to).enumerate() {
-                    for id in from..to {
-                        new.push((m.type_sid(ty as u32), id, after.names().name(ty as u32, id)));
-                    }
-                }
+                let ranges = batch.names_from.iter().copied().zip(batch.names_to.iter().copied());
+                let new = names_between(after, ranges, m);
                 {
                     let mut t = lock(&inner.tail);
                     t.changes += changes.len() as u64;

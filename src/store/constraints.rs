@@ -20,6 +20,8 @@ type Key = (Obj, RelId, Subject);
 #[derive(Default)]
 pub(crate) struct Changes<'o> {
     keys: BTreeMap<Key, (usize, &'o WriteOp, Option<TupleAttrs>)>,
+    /// The keys in the order the batch first named them.
+    order: Vec<Key>,
     count: usize,
 }
 
@@ -31,8 +33,16 @@ impl<'o> Changes<'o> {
             Some(entry) => (entry.0, entry.1) = (self.count, op),
             None => {
                 self.keys.insert(key, (self.count, op, before()));
+                self.order.push(key);
             }
         }
+    }
+
+    /// Every relationship the batch named, once, in the order it first named them, with its
+    /// attributes before the batch.
+    pub fn into_priors(mut self) -> Vec<(Key, Option<TupleAttrs>)> {
+        let order = std::mem::take(&mut self.order);
+        order.into_iter().filter_map(|k| self.keys.remove(&k).map(|(_, _, before)| (k, before))).collect()
     }
 
     /// The change a violation of `c` on `object` is blamed on: the last one in the batch that

@@ -109,13 +109,13 @@ pub fn apply_batch<S: TupleStore>(
     data: &mut S,
     ops: &[WriteOp],
 ) -> Result<Vec<Key>, WriteError> {
-    apply(schema, data, ops, None)
+    apply(schema, data, ops, false).map(|(keys, _)| keys)
 }
 
 /// A relationship's state before a batch: its key and attributes (`None`: absent).
 pub type Prior = (Key, Option<TupleAttrs>);
 
-/// [`apply_batch`], also returning each relationship the batch named, once, in batch order,
+/// [`apply_batch`], returning instead each relationship the batch named, once, in batch order,
 /// with its state before the batch: what a caller applying batches in place (no copy per
 /// batch) needs to tell what each one changed.
 pub fn apply_batch_logged<S: TupleStore>(
@@ -123,51 +123,26 @@ pub fn apply_batch_logged<S: TupleStore>(
     data: &mut S,
     ops: &[WriteOp],
 ) -> Result<Vec<Prior>, WriteError> {
-    let mut log = Vec::new();
-    apply(schema, data, ops, Some(&mut log))?;
-    Ok(log)
+    apply(schema, data, ops, true).map(|(_, priors)| priors)
 }
 
-/// Records `key`'s state before the batch the first time the batch names it (a linear scan for
-/// small batches, a set for large ones).
-fn log_first<S: TupleStore>(
-    log: &mut Vec<Prior>,
-    seen: &mut std::collections::HashSet<Key>,
-    data: &S,
-    key: Key,
-) {
-    const SCAN: usize = 16;
-    let first = if log.len() < SCAN {
-        !log.iter().any(|(k, _)| *k == key)
-    } else {
-        if seen.is_empty() {
-            seen.extend(log.iter().map(|(k, _)| *k));
-        }
-        seen.insert(key)
-    };
-    if first {
-        log.push((key, data.get(key.0, key.1, key.2)));
-    }
-}
-
+/// Applies the batch; returns the keys it named (in batch order, repeats included) and, if
+/// `priors`, each one's state before the batch (once, in the order first named: recorded for
+/// the constraints' check anyway).
 fn apply<S: TupleStore>(
     schema: &Schema,
     data: &mut S,
     ops: &[WriteOp],
-    mut log: Option<&mut Vec<Prior>>,
-) -> Result<Vec<Key>, WriteError> {
+    priors: bool,
+) -> Result<(Vec<Key>, Vec<Prior>), WriteError> {
     let expanded = expand_replacements(schema, data, ops)?;
     let ops: &[WriteOp] = &expanded;
     let mut changes = constraints::Changes::default();
     let mut keys = Vec::with_capacity(ops.len());
-    let mut seen = std::collections::HashSet::new();
     for op in ops {
         let r = op.relationship();
         let (object, rel, subject, attrs) = resolve(schema, data, r)?;
         keys.push((object, rel, subject));
-        if let Some(log) = log.as_deref_mut() {
-            log_first(log, &mut seen, data, (object, rel, subject));
-        }
         changes.record((object, rel, subject), op, || data.get(object, rel, subject));
         match op {
             WriteOp::Touch(_) | WriteOp::Replace(_) => data.insert(object, rel, subject, attrs),
@@ -183,7 +158,7 @@ fn apply<S: TupleStore>(
         }
     }
     constraints::check(schema, data, &changes)?;
-    Ok(keys)
+    Ok((keys, if priors { changes.into_priors() } else { Vec::new() }))
 }
 
 /// The batch with its [`WriteOp::Replace`] groups written out: for each `object#relation` that is
