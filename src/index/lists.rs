@@ -16,20 +16,69 @@ pub const PAGE: usize = 256;
 /// Lists longer than this are kept as roaring bitmaps.
 pub const BIG: usize = 64;
 
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+// A chunk's short lists hold at most `CHUNK * BIG` entries in all, so `u16` offsets reach them.
+const _: () = assert!(CHUNK * BIG <= u16::MAX as usize);
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Chunk {
-    /// `offsets[k]..offsets[k + 1]` is the short list of key `k` in `items`; `CHUNK + 1` long.
-    #[serde(with = "crate::index::persist::u32_blob")]
-    offsets: Vec<u32>,
+    /// `offsets[k]..offsets[k + 1]` is the short list of key `k` in `items` (inline: a chunk is
+    /// one allocation besides its items).
+    #[serde(with = "offsets_blob")]
+    offsets: [u16; CHUNK + 1],
     #[serde(with = "crate::index::persist::u32_blob")]
     items: Vec<u32>,
     /// Long lists, by key within the chunk, sorted by key. Their range in `items` is empty.
     big: Vec<(u16, Arc<RoaringBitmap>)>,
 }
 
+/// A chunk's offsets as one byte string of little-endian `u16`s.
+mod offsets_blob {
+    use super::CHUNK;
+    use serde::de::Error;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u16; CHUNK + 1], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_bytes(&bytes)
+    }
+
+    struct Blob;
+
+    impl<'de> serde::de::Visitor<'de> for Blob {
+        type Value = [u16; CHUNK + 1];
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} little-endian u16s", CHUNK + 1)
+        }
+        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Self::Value, E> {
+            if b.len() != 2 * (CHUNK + 1) {
+                return Err(E::custom("a list chunk's offsets have the wrong length"));
+            }
+            let mut out = [0u16; CHUNK + 1];
+            for (o, c) in out.iter_mut().zip(b.chunks_exact(2)) {
+                *o = u16::from_le_bytes([c[0], c[1]]);
+            }
+            Ok(out)
+        }
+        fn visit_borrowed_bytes<E: Error>(self, b: &'de [u8]) -> Result<Self::Value, E> {
+            self.visit_bytes(b)
+        }
+        fn visit_byte_buf<E: Error>(self, b: Vec<u8>) -> Result<Self::Value, E> {
+            self.visit_bytes(&b)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u16; CHUNK + 1], D::Error> {
+        d.deserialize_bytes(Blob)
+    }
+}
+
 impl Chunk {
     fn new() -> Chunk {
-        Chunk { offsets: vec![0; CHUNK + 1], items: Vec::new(), big: Vec::new() }
+        Chunk { offsets: [0; CHUNK + 1], items: Vec::new(), big: Vec::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.big.is_empty()
     }
 
     fn get(&self, k: usize) -> ListRef<'_> {
@@ -42,7 +91,7 @@ impl Chunk {
 
     fn shift(&mut self, k: usize, delta: i64) {
         for o in &mut self.offsets[k + 1..] {
-            *o = (*o as i64 + delta) as u32;
+            *o = (i64::from(*o) + delta) as u16;
         }
     }
 
@@ -207,13 +256,17 @@ impl Lists {
 
     fn chunk_mut(&mut self, key: u32) -> &mut Chunk {
         let c = key as usize / CHUNK;
-        while self.chunk_count <= c {
-            if self.chunk_count.is_multiple_of(PAGE) {
-                self.pages.push(Arc::new(Vec::with_capacity(PAGE)));
+        if self.chunk_count <= c {
+            // New chunks share one empty chunk until written (the write below copies it).
+            let empty = Arc::new(Chunk::new());
+            while self.chunk_count <= c {
+                if self.chunk_count.is_multiple_of(PAGE) {
+                    self.pages.push(Arc::new(Vec::with_capacity(PAGE)));
+                }
+                let last = self.pages.len() - 1;
+                Arc::make_mut(&mut self.pages[last]).push(empty.clone());
+                self.chunk_count += 1;
             }
-            let last = self.pages.len() - 1;
-            Arc::make_mut(&mut self.pages[last]).push(Arc::new(Chunk::new()));
-            self.chunk_count += 1;
         }
         Arc::make_mut(&mut Arc::make_mut(&mut self.pages[c / PAGE])[c % PAGE])
     }
@@ -235,6 +288,16 @@ impl Lists {
 
     /// Builds from `(key, value)` pairs sorted by key then value (duplicates are skipped).
     pub fn from_sorted(pairs: impl IntoIterator<Item = (u32, u32)>) -> Lists {
+        // A built chunk keeps exact capacities; chunks with no list share one allocation.
+        let empty = Arc::new(Chunk::new());
+        let sealed = |mut c: Chunk, empty: &Arc<Chunk>| {
+            if c.is_empty() {
+                return empty.clone();
+            }
+            c.items.shrink_to_fit();
+            c.big.shrink_to_fit();
+            Arc::new(c)
+        };
         let mut chunks: Vec<Arc<Chunk>> = Vec::new();
         let mut cur = Chunk::new();
         let mut cur_idx = 0usize;
@@ -249,8 +312,8 @@ impl Lists {
             } else {
                 cur.items.extend_from_slice(run);
             }
-            // Offsets of the keys after `k` start where this run ends.
-            let end = cur.items.len() as u32;
+            // Offsets of the keys after `k` start where this run ends (at most `CHUNK * BIG`).
+            let end = cur.items.len() as u16;
             for o in &mut cur.offsets[k + 1..] {
                 *o = end;
             }
@@ -263,7 +326,7 @@ impl Lists {
                 }
                 let c = key as usize / CHUNK;
                 while cur_idx < c {
-                    chunks.push(Arc::new(std::mem::replace(&mut cur, Chunk::new())));
+                    chunks.push(sealed(std::mem::replace(&mut cur, Chunk::new()), &empty));
                     cur_idx += 1;
                 }
                 run_key = Some(key);
@@ -275,7 +338,7 @@ impl Lists {
         }
         if let Some(rk) = run_key {
             flush_run(&mut cur, rk, &mut run);
-            chunks.push(Arc::new(cur));
+            chunks.push(sealed(cur, &empty));
         }
         let chunk_count = chunks.len();
         let pages = chunks.chunks(PAGE).map(|p| Arc::new(p.to_vec())).collect();
@@ -294,10 +357,15 @@ impl Lists {
             .iter()
             .flat_map(|p| p.iter())
             .map(|c| {
-                c.offsets.capacity() * 4
-                    + c.items.capacity() * 4
-                    + c.big.iter().map(|(_, b)| b.serialized_size()).sum::<usize>()
-                    + std::mem::size_of::<Chunk>()
+                // Chunks with no list share one allocation: a pointer each.
+                let own = if c.is_empty() {
+                    0
+                } else {
+                    c.items.capacity() * 4
+                        + c.big.iter().map(|(_, b)| b.serialized_size()).sum::<usize>()
+                        + std::mem::size_of::<Chunk>()
+                };
+                own + std::mem::size_of::<Arc<Chunk>>()
             })
             .sum()
     }
@@ -318,8 +386,7 @@ impl<'de> serde::Deserialize<'de> for Lists {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (entries, chunks): (u64, Vec<Chunk>) = serde::Deserialize::deserialize(d)?;
         for c in &chunks {
-            let ok = c.offsets.len() == CHUNK + 1
-                && c.offsets.windows(2).all(|w| w[0] <= w[1])
+            let ok = c.offsets.windows(2).all(|w| w[0] <= w[1])
                 && c.offsets.last().is_some_and(|&e| e as usize == c.items.len())
                 && c.big.iter().all(|(k, _)| (*k as usize) < CHUNK);
             if !ok {
@@ -328,7 +395,8 @@ impl<'de> serde::Deserialize<'de> for Lists {
         }
         let chunk_count = chunks.len();
         let mut pages = Vec::with_capacity(chunk_count.div_ceil(PAGE));
-        let mut it = chunks.into_iter().map(Arc::new);
+        let empty = Arc::new(Chunk::new());
+        let mut it = chunks.into_iter().map(|c| if c.is_empty() { empty.clone() } else { Arc::new(c) });
         loop {
             let page: Vec<Arc<Chunk>> = it.by_ref().take(PAGE).collect();
             if page.is_empty() {
@@ -370,6 +438,31 @@ mod tests {
             assert_eq!(built.get(k).iter().collect::<Vec<_>>(), vec![k % 7]);
         }
         assert_eq!(built.get(span + 5).len(), 0);
+    }
+
+    #[test]
+    fn a_chunk_full_of_short_lists() {
+        // Every key of one chunk at the longest short list: the offsets' largest values.
+        let mut lists = Lists::default();
+        for k in 0..CHUNK as u32 {
+            for v in 0..BIG as u32 {
+                lists.insert(k, v * 3);
+            }
+        }
+        let pairs: Vec<(u32, u32)> =
+            (0..CHUNK as u32).flat_map(|k| (0..BIG as u32).map(move |v| (k, v * 3))).collect();
+        let built = Lists::from_sorted(pairs);
+        assert!(built.same_as(&lists));
+        assert_eq!(lists.get(CHUNK as u32 - 1).iter().last(), Some((BIG as u32 - 1) * 3));
+        // One more entry makes the last key's list a bitmap; removing entries makes it short again.
+        assert!(lists.insert(CHUNK as u32 - 1, 1));
+        assert!(matches!(lists.get(CHUNK as u32 - 1), ListRef::Big(_)));
+        for v in 0..BIG as u32 {
+            lists.remove(CHUNK as u32 - 1, v * 3);
+        }
+        assert_eq!(lists.get(CHUNK as u32 - 1).iter().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(lists.get(0).len(), BIG);
+        assert_eq!(lists.entries(), (CHUNK * BIG - BIG + 1) as u64);
     }
 
     proptest! {

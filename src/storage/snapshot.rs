@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! magic     "PVSNAP\r\n"                     8 bytes
-//! version   u32 LE                           the snapshot format (1)
+//! version   u32 LE                           the snapshot format (2; 1 had u32 list offsets)
 //! store     16 bytes                         the store id: a snapshot of another store is refused
 //! revision  u64 LE                           the revision of the index
 //! schema    u64 LE                           the revision of the schema it was built with
@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"PVSNAP\r\n";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 16 + 8 + 8 + 8 + 8;
 
 pub fn path(dir: &Path) -> PathBuf {
