@@ -82,10 +82,13 @@ impl Chunk {
     }
 
     fn get(&self, k: usize) -> ListRef<'_> {
-        if let Ok(i) = self.big.binary_search_by_key(&(k as u16), |(key, _)| *key) {
-            return ListRef::Big(&self.big[i].1);
-        }
+        // A long list's range in `items` is empty: a short one is found without reading `big`.
         let (a, b) = (self.offsets[k] as usize, self.offsets[k + 1] as usize);
+        if a == b && !self.big.is_empty() {
+            if let Ok(i) = self.big.binary_search_by_key(&(k as u16), |(key, _)| *key) {
+                return ListRef::Big(&self.big[i].1);
+            }
+        }
         ListRef::Small(&self.items[a..b])
     }
 

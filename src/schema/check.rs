@@ -5,6 +5,7 @@ use super::graph::SchemaGraph;
 use super::*;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::syntax::ast::{self, Expr, Item, Member, SubjectKind};
+use std::collections::HashMap;
 
 /// Resolves and checks a parsed schema.
 pub fn compile(schema: &ast::Schema) -> Result<Schema, Diagnostics> {
@@ -27,8 +28,8 @@ impl Checker {
             types: Vec::new(),
             conditions: Vec::new(),
             warnings: Vec::new(),
-            type_ids: HashMap::new(),
-            condition_ids: HashMap::new(),
+            type_ids: FxHashMap::default(),
+            condition_ids: FxHashMap::default(),
         };
         let mut type_spans: HashMap<String, Span> = HashMap::new();
         let mut cond_spans: HashMap<String, Span> = HashMap::new();
@@ -138,7 +139,7 @@ impl Checker {
             doc: t.doc.clone(),
             relations: Vec::new(),
             constraints: Vec::new(),
-            rel_ids: HashMap::new(),
+            rel_ids: FxHashMap::default(),
             span: t.name.span,
         };
         for m in &t.members {

@@ -17,7 +17,7 @@ pub use graph::SchemaGraph;
 
 pub use crate::syntax::ast::OnMode;
 use crate::syntax::ast::{ArrowMode, ParamType, Span};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Dense id of an object type.
 pub type TypeId = u32;
@@ -34,8 +34,8 @@ pub struct Schema {
     /// What the compiler found questionable but accepted (permissions that can never be
     /// granted, ...): `purview validate` shows them, loading goes on.
     pub warnings: Vec<crate::diag::Diagnostic>,
-    type_ids: HashMap<String, TypeId>,
-    condition_ids: HashMap<String, CondId>,
+    type_ids: FxHashMap<String, TypeId>,
+    condition_ids: FxHashMap<String, CondId>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub struct TypeDef {
     pub doc: Option<String>,
     pub relations: Vec<RelationDef>,
     pub constraints: Vec<Constraint>,
-    rel_ids: HashMap<String, RelId>,
+    rel_ids: FxHashMap<String, RelId>,
     pub span: Span,
 }
 
