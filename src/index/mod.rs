@@ -410,9 +410,16 @@ impl IndexData {
         self.rebuild_others();
     }
 
-    /// Approximate heap bytes of the adjacency lists.
+    /// Approximate heap bytes of the index's structures besides the names: the adjacency lists,
+    /// the closures of nested relations and the key sets of usersets and fast paths (not the
+    /// permission sets, a cache filled on demand).
     pub fn heap_bytes(&self) -> usize {
-        self.fwd.iter().chain(&self.rev).map(Lists::heap_bytes).sum()
+        let lists: usize = self.fwd.iter().chain(&self.rev).map(Lists::heap_bytes).sum();
+        let closures: usize =
+            self.closures.iter().flatten().map(|c| c.down.heap_bytes() + c.up.heap_bytes()).sum();
+        let sets: usize =
+            self.userset_keys.iter().flatten().chain(&self.others).map(|b| b.serialized_size()).sum();
+        lists + closures + sets
     }
 
     /// Approximate heap bytes of the object names (shared by every revision).

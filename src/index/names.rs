@@ -154,6 +154,7 @@ impl Names {
     /// `names[i]`. The names already present are found by batched lookups (see [`Probe`]).
     pub fn intern_many(&self, ty: TypeId, names: &[&str], out: &mut Vec<ObjId>) {
         out.clear();
+        out.reserve(names.len());
         let Some(t) = self.types.get(ty as usize) else {
             out.resize(names.len(), WILDCARD);
             return;
@@ -167,8 +168,8 @@ impl Names {
         }
         let mut recent = write(&t.recent);
         let mut in_recent = Vec::new();
-        let missing: Vec<&str> =
-            names.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(n, _)| *n).collect();
+        let mut missing: Vec<&str> = Vec::with_capacity(names.len());
+        missing.extend(names.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(n, _)| *n));
         recent.get_many(&missing, &mut in_recent);
         let mut more = in_recent.into_iter();
         for (name, f) in names.iter().zip(found) {
