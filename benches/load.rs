@@ -45,7 +45,7 @@ fn main() {
     rows.push((
         "resident memory after the public load (target <= 20 bytes per relationship)".into(),
         format!(
-            "{:.1} bytes per relationship ({:.0} MB; the index counts {:.1} bytes of lists and names)",
+            "{:.1} bytes per relationship ({:.0} MB; the index counts {:.1} bytes of lists, closures and names)",
             public_bytes as f64 / n as f64,
             public_bytes as f64 / 1e6,
             structures as f64 / n as f64
