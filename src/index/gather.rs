@@ -30,6 +30,8 @@ impl<'a> Gather<'a> {
                 let (lo, hi) = (s.partition_point(|&v| v < r.start), s.partition_point(|&v| v < r.end));
                 self.values.extend_from_slice(&s[lo..hi]);
             }
+            (ListRef::Narrow(..), None) => self.values.extend(list.iter()),
+            (ListRef::Narrow(..), Some(r)) => self.values.extend(list.iter().filter(|v| r.contains(v))),
         }
     }
 

@@ -25,10 +25,168 @@ struct Chunk {
     /// one allocation besides its items).
     #[serde(with = "offsets_blob")]
     offsets: [u16; CHUNK + 1],
-    #[serde(with = "crate::index::persist::u32_blob")]
-    items: Vec<u32>,
+    items: Items,
     /// Long lists, by key within the chunk, sorted by key. Their range in `items` is empty.
     big: Vec<(u16, Arc<RoaringBitmap>)>,
+}
+
+/// A chunk's short lists back to back: as 2-byte offsets from a base when all of them fit in
+/// 65,536 values (lists of groups, accounts, tags: small id spaces), else as 4-byte values.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum Items {
+    /// Values `base + x`.
+    Narrow {
+        base: u32,
+        #[serde(with = "crate::index::persist::u16_blob")]
+        v: Vec<u16>,
+    },
+    Wide(#[serde(with = "crate::index::persist::u32_blob")] Vec<u32>),
+}
+
+impl Items {
+    const EMPTY: Items = Items::Narrow { base: 0, v: Vec::new() };
+
+    fn len(&self) -> usize {
+        match self {
+            Items::Narrow { v, .. } => v.len(),
+            Items::Wide(v) => v.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Items::Narrow { v, .. } => v.capacity() * 2,
+            Items::Wide(v) => v.capacity() * 4,
+        }
+    }
+
+    fn list(&self, a: usize, b: usize) -> ListRef<'_> {
+        match self {
+            Items::Narrow { base, v } => ListRef::Narrow(*base, &v[a..b]),
+            Items::Wide(v) => ListRef::Small(&v[a..b]),
+        }
+    }
+
+    /// Where `x` is (or would go) in the sorted range `a..b`, relative to `a`.
+    fn search(&self, a: usize, b: usize, x: u32) -> Result<usize, usize> {
+        match self {
+            Items::Narrow { base, v } => {
+                let s = &v[a..b];
+                match x.checked_sub(*base) {
+                    None => Err(0),
+                    Some(d) => match u16::try_from(d) {
+                        Ok(d) => s.binary_search(&d),
+                        Err(_) => Err(s.len()),
+                    },
+                }
+            }
+            Items::Wide(v) => v[a..b].binary_search(&x),
+        }
+    }
+
+    fn to_wide(&mut self) -> &mut Vec<u32> {
+        if let Items::Narrow { base, v } = self {
+            let base = *base;
+            *self = Items::Wide(v.iter().map(|&d| base + u32::from(d)).collect());
+        }
+        match self {
+            Items::Wide(v) => v,
+            Items::Narrow { .. } => unreachable!("made wide above"),
+        }
+    }
+
+    /// Makes room for `x` in the narrow form (a new base) or turns wide when it cannot fit.
+    fn admit(&mut self, x: u32) {
+        let Items::Narrow { base, v } = self else { return };
+        if v.is_empty() {
+            *base = x;
+            return;
+        }
+        if x >= *base {
+            if x - *base > u32::from(u16::MAX) {
+                self.to_wide();
+            }
+            return;
+        }
+        // Below the base: a lower base, if the largest value still fits.
+        let hi = *base + u32::from(v.iter().copied().max().unwrap_or(0));
+        if hi - x > u32::from(u16::MAX) {
+            self.to_wide();
+        } else {
+            let up = (*base - x) as u16;
+            for d in v.iter_mut() {
+                *d += up;
+            }
+            *base = x;
+        }
+    }
+
+    fn insert(&mut self, at: usize, x: u32) {
+        self.admit(x);
+        match self {
+            Items::Narrow { base, v } => v.insert(at, (x - *base) as u16),
+            Items::Wide(v) => v.insert(at, x),
+        }
+    }
+
+    fn remove(&mut self, at: usize) {
+        match self {
+            Items::Narrow { v, .. } => {
+                v.remove(at);
+            }
+            Items::Wide(v) => {
+                v.remove(at);
+            }
+        }
+    }
+
+    /// Removes the range `a..b`, returning its values.
+    fn take(&mut self, a: usize, b: usize) -> Vec<u32> {
+        match self {
+            Items::Narrow { base, v } => {
+                let base = *base;
+                v.drain(a..b).map(|d| base + u32::from(d)).collect()
+            }
+            Items::Wide(v) => v.drain(a..b).collect(),
+        }
+    }
+
+    /// Puts sorted `xs` at `a`.
+    fn put(&mut self, a: usize, xs: &[u32]) {
+        if let (Some(&lo), Some(&hi)) = (xs.first(), xs.last()) {
+            self.admit(lo);
+            self.admit(hi);
+        }
+        match self {
+            Items::Narrow { base, v } => {
+                let base = *base;
+                v.splice(a..a, xs.iter().map(|&x| (x - base) as u16));
+            }
+            Items::Wide(v) => {
+                v.splice(a..a, xs.iter().copied());
+            }
+        }
+    }
+
+    /// Exact capacity, narrow when the values fit.
+    fn seal(&mut self) {
+        if let Items::Wide(v) = self {
+            if let (Some(&lo), Some(&hi)) = (v.iter().min(), v.iter().max()) {
+                if hi - lo <= u32::from(u16::MAX) {
+                    *self = Items::Narrow { base: lo, v: v.iter().map(|&x| (x - lo) as u16).collect() };
+                    return;
+                }
+            }
+        }
+        match self {
+            Items::Narrow { v, .. } => v.shrink_to_fit(),
+            Items::Wide(v) => v.shrink_to_fit(),
+        }
+    }
 }
 
 /// A chunk's offsets as one byte string of little-endian `u16`s.
@@ -74,7 +232,7 @@ mod offsets_blob {
 
 impl Chunk {
     fn new() -> Chunk {
-        Chunk { offsets: [0; CHUNK + 1], items: Vec::new(), big: Vec::new() }
+        Chunk { offsets: [0; CHUNK + 1], items: Items::EMPTY, big: Vec::new() }
     }
 
     fn is_empty(&self) -> bool {
@@ -89,7 +247,7 @@ impl Chunk {
                 return ListRef::Big(&self.big[i].1);
             }
         }
-        ListRef::Small(&self.items[a..b])
+        self.items.list(a, b)
     }
 
     fn shift(&mut self, k: usize, delta: i64) {
@@ -103,13 +261,12 @@ impl Chunk {
             return Arc::make_mut(&mut self.big[i].1).insert(v);
         }
         let (a, b) = (self.offsets[k] as usize, self.offsets[k + 1] as usize);
-        match self.items[a..b].binary_search(&v) {
+        match self.items.search(a, b, v) {
             Ok(_) => false,
             Err(pos) => {
                 if b - a >= BIG {
-                    let mut bm: RoaringBitmap = self.items[a..b].iter().copied().collect();
+                    let mut bm: RoaringBitmap = self.items.take(a, b).into_iter().collect();
                     bm.insert(v);
-                    self.items.drain(a..b);
                     self.shift(k, -((b - a) as i64));
                     let at = self.big.partition_point(|(key, _)| (*key as usize) < k);
                     self.big.insert(at, (k as u16, Arc::new(bm)));
@@ -128,14 +285,14 @@ impl Chunk {
             if self.big[i].1.len() <= (BIG / 2) as u64 {
                 let (_, bm) = self.big.remove(i);
                 let a = self.offsets[k] as usize;
-                let n = bm.len() as usize;
-                self.items.splice(a..a, bm.iter());
-                self.shift(k, n as i64);
+                let xs: Vec<u32> = bm.iter().collect();
+                self.items.put(a, &xs);
+                self.shift(k, xs.len() as i64);
             }
             return removed;
         }
         let (a, b) = (self.offsets[k] as usize, self.offsets[k + 1] as usize);
-        match self.items[a..b].binary_search(&v) {
+        match self.items.search(a, b, v) {
             Ok(pos) => {
                 self.items.remove(a + pos);
                 self.shift(k, -1);
@@ -150,6 +307,8 @@ impl Chunk {
 #[derive(Clone, Copy, Debug)]
 pub enum ListRef<'a> {
     Small(&'a [u32]),
+    /// Values `base + x`, ascending.
+    Narrow(u32, &'a [u16]),
     Big(&'a RoaringBitmap),
 }
 
@@ -159,6 +318,10 @@ impl<'a> ListRef<'a> {
     pub fn contains(&self, v: u32) -> bool {
         match self {
             ListRef::Small(s) => s.binary_search(&v).is_ok(),
+            ListRef::Narrow(base, s) => v
+                .checked_sub(*base)
+                .and_then(|d| u16::try_from(d).ok())
+                .is_some_and(|d| s.binary_search(&d).is_ok()),
             ListRef::Big(b) => b.contains(v),
         }
     }
@@ -166,6 +329,7 @@ impl<'a> ListRef<'a> {
     pub fn len(&self) -> usize {
         match self {
             ListRef::Small(s) => s.len(),
+            ListRef::Narrow(_, s) => s.len(),
             ListRef::Big(b) => b.len() as usize,
         }
     }
@@ -178,32 +342,31 @@ impl<'a> ListRef<'a> {
     pub fn iter(&self) -> ListIter<'a> {
         match *self {
             ListRef::Small(s) => ListIter::Small(s.iter()),
+            ListRef::Narrow(base, s) => ListIter::Narrow(base, s.iter()),
             ListRef::Big(b) => ListIter::Big(b.iter()),
         }
     }
 
     pub fn to_bitmap(&self) -> RoaringBitmap {
         match self {
-            ListRef::Small(s) => RoaringBitmap::from_sorted_iter(s.iter().copied()).unwrap_or_default(),
             ListRef::Big(b) => (*b).clone(),
+            _ => RoaringBitmap::from_sorted_iter(self.iter()).unwrap_or_default(),
         }
     }
 
     /// Adds the values to `out`.
     pub fn union_into(&self, out: &mut RoaringBitmap) {
         match self {
-            ListRef::Small(s) => {
-                out.extend(s.iter().copied());
-            }
             ListRef::Big(b) => *out |= *b,
+            _ => out.extend(self.iter()),
         }
     }
 
     /// Whether the list and the bitmap share a value.
     pub fn intersects(&self, other: &RoaringBitmap) -> bool {
         match self {
-            ListRef::Small(s) => s.iter().any(|v| other.contains(*v)),
             ListRef::Big(b) => !b.is_disjoint(other),
+            _ => self.iter().any(|v| other.contains(v)),
         }
     }
 }
@@ -211,6 +374,7 @@ impl<'a> ListRef<'a> {
 #[derive(Clone)]
 pub enum ListIter<'a> {
     Small(std::slice::Iter<'a, u32>),
+    Narrow(u32, std::slice::Iter<'a, u16>),
     Big(roaring::bitmap::Iter<'a>),
 }
 
@@ -219,7 +383,16 @@ impl Iterator for ListIter<'_> {
     fn next(&mut self) -> Option<u32> {
         match self {
             ListIter::Small(i) => i.next().copied(),
+            ListIter::Narrow(base, i) => i.next().map(|&d| *base + u32::from(d)),
             ListIter::Big(i) => i.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ListIter::Small(i) => i.size_hint(),
+            ListIter::Narrow(_, i) => i.size_hint(),
+            ListIter::Big(i) => i.size_hint(),
         }
     }
 }
@@ -297,7 +470,7 @@ impl Lists {
             if c.is_empty() {
                 return empty.clone();
             }
-            c.items.shrink_to_fit();
+            c.items.seal();
             c.big.shrink_to_fit();
             Arc::new(c)
         };
@@ -313,7 +486,7 @@ impl Lists {
                 let bm = RoaringBitmap::from_sorted_iter(run.iter().copied()).unwrap_or_default();
                 cur.big.push((k as u16, Arc::new(bm)));
             } else {
-                cur.items.extend_from_slice(run);
+                cur.items.to_wide().extend_from_slice(run);
             }
             // Offsets of the keys after `k` start where this run ends (at most `CHUNK * BIG`).
             let end = cur.items.len() as u16;
@@ -364,7 +537,7 @@ impl Lists {
                 let own = if c.is_empty() {
                     0
                 } else {
-                    c.items.capacity() * 4
+                    c.items.heap_bytes()
                         + c.big.iter().map(|(_, b)| b.serialized_size()).sum::<usize>()
                         + std::mem::size_of::<Chunk>()
                 };
@@ -391,7 +564,13 @@ impl<'de> serde::Deserialize<'de> for Lists {
         for c in &chunks {
             let ok = c.offsets.windows(2).all(|w| w[0] <= w[1])
                 && c.offsets.last().is_some_and(|&e| e as usize == c.items.len())
-                && c.big.iter().all(|(k, _)| (*k as usize) < CHUNK);
+                && c.big.iter().all(|(k, _)| (*k as usize) < CHUNK)
+                && match &c.items {
+                    Items::Narrow { base, v } => {
+                        v.iter().max().is_none_or(|&d| base.checked_add(u32::from(d)).is_some())
+                    }
+                    Items::Wide(_) => true,
+                };
             if !ok {
                 return Err(serde::de::Error::custom("a list chunk is malformed"));
             }
@@ -468,31 +647,85 @@ mod tests {
         assert_eq!(lists.entries(), (CHUNK * BIG - BIG + 1) as u64);
     }
 
-    proptest! {
-        #[test]
-        fn behaves_like_a_map_of_sets(ops in prop::collection::vec((any::<bool>(), 0u32..400, 0u32..200), 0..600)) {
-            let mut lists = Lists::default();
-            let mut model: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-            let snapshot = lists.clone();
-            for (ins, k, v) in ops {
-                if ins {
-                    prop_assert_eq!(lists.insert(k, v), model.entry(k).or_default().insert(v));
-                } else {
-                    prop_assert_eq!(lists.remove(k, v), model.entry(k).or_default().remove(&v));
+    /// Values mostly close together (a chunk's lists stay narrow), some far apart or at the top
+    /// of the range (the wildcard's id), so that chunks change form.
+    fn value() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            8 => 0u32..200,
+            1 => 65_400u32..65_800,
+            1 => 200_000u32..200_100,
+            1 => (u32::MAX - 3)..=u32::MAX,
+        ]
+    }
+
+    /// Applies `ops` (insert or remove `(key, value)`) to lists and to a map of sets, then
+    /// `more` to the lists built from the map and to the map; every form (mutated, built,
+    /// decoded from a snapshot) must hold what the map holds.
+    fn agree(ops: &[(bool, u32, u32)], more: &[(bool, u32, u32)], keys: u32) -> Result<(), TestCaseError> {
+        let mut lists = Lists::default();
+        let mut model: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+        let snapshot = lists.clone();
+        let apply =
+            |lists: &mut Lists, model: &mut BTreeMap<u32, BTreeSet<u32>>, ops: &[(bool, u32, u32)]| {
+                for &(ins, k, v) in ops {
+                    if ins {
+                        prop_assert_eq!(lists.insert(k, v), model.entry(k).or_default().insert(v));
+                    } else {
+                        prop_assert_eq!(lists.remove(k, v), model.entry(k).or_default().remove(&v));
+                    }
                 }
-            }
-            for k in 0..400 {
+                Ok(())
+            };
+        let same = |lists: &Lists, model: &BTreeMap<u32, BTreeSet<u32>>| {
+            for k in 0..keys {
                 let got: Vec<u32> = lists.get(k).iter().collect();
                 let want: Vec<u32> = model.get(&k).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                prop_assert_eq!(lists.get(k).len(), want.len());
+                for &v in want.iter().take(8) {
+                    prop_assert!(lists.contains(k, v));
+                    prop_assert!(v == u32::MAX || lists.contains(k, v + 1) == want.contains(&(v + 1)));
+                }
                 prop_assert_eq!(got, want);
             }
-            prop_assert_eq!(snapshot.entries(), 0);
-            let pairs: Vec<(u32, u32)> = model.iter().flat_map(|(k, s)| s.iter().map(move |v| (*k, *v))).collect();
-            let built = Lists::from_sorted(pairs);
-            for k in 0..400 {
-                prop_assert_eq!(built.get(k).iter().collect::<Vec<_>>(), lists.get(k).iter().collect::<Vec<_>>());
-            }
-            prop_assert_eq!(built.entries(), lists.entries());
+            prop_assert_eq!(lists.entries(), model.values().map(|s| s.len() as u64).sum::<u64>());
+            let cfg = bincode::config::standard();
+            let bytes =
+                bincode::serde::encode_to_vec(lists, cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (back, _): (Lists, usize) = bincode::serde::decode_from_slice(&bytes, cfg)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(back.same_as(lists));
+            Ok(())
+        };
+        apply(&mut lists, &mut model, ops)?;
+        same(&lists, &model)?;
+        prop_assert_eq!(snapshot.entries(), 0);
+        let pairs: Vec<(u32, u32)> =
+            model.iter().flat_map(|(k, s)| s.iter().map(move |v| (*k, *v))).collect();
+        let mut built = Lists::from_sorted(pairs);
+        same(&built, &model)?;
+        let before = built.clone();
+        let frozen = model.clone();
+        apply(&mut built, &mut model, more)?;
+        same(&built, &model)?;
+        same(&before, &frozen)
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_map_of_sets(
+            ops in prop::collection::vec((any::<bool>(), 0u32..400, value()), 0..600),
+            more in prop::collection::vec((any::<bool>(), 0u32..400, value()), 0..100),
+        ) {
+            agree(&ops, &more, 400)?;
+        }
+
+        /// Few keys, many values: lists turn into bitmaps and back.
+        #[test]
+        fn long_lists_behave_like_sets(
+            ops in prop::collection::vec((prop::bool::weighted(0.7), 0u32..3, value()), 0..800),
+            more in prop::collection::vec((any::<bool>(), 0u32..3, value()), 0..300),
+        ) {
+            agree(&ops, &more, 3)?;
         }
     }
 }

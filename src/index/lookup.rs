@@ -978,8 +978,14 @@ impl Accumulator {
         match (&mut self.dense, list) {
             (None, ListRef::Big(b)) => self.sparse |= b,
             (None, ListRef::Small(s)) => self.sparse.extend(s.iter().copied()),
+            (None, ListRef::Narrow(..)) => self.sparse.extend(list.iter()),
             (Some(words), ListRef::Small(s)) => {
                 for &v in s {
+                    set(words, v);
+                }
+            }
+            (Some(words), ListRef::Narrow(..)) => {
+                for v in list.iter() {
                     set(words, v);
                 }
             }

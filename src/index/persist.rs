@@ -56,6 +56,42 @@ pub mod u32_blob {
     }
 }
 
+/// `Vec<u16>` as one byte string (little-endian), as [`u32_blob`].
+pub mod u16_blob {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u16], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_bytes(&bytes)
+    }
+
+    struct Blob;
+
+    impl<'de> Visitor<'de> for Blob {
+        type Value = Vec<u16>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes holding little-endian u16s")
+        }
+        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<u16>, E> {
+            if !b.len().is_multiple_of(2) {
+                return Err(E::custom("a u16 list's length is not a multiple of 2"));
+            }
+            Ok(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
+        }
+        fn visit_borrowed_bytes<E: Error>(self, b: &'de [u8]) -> Result<Vec<u16>, E> {
+            self.visit_bytes(b)
+        }
+        fn visit_byte_buf<E: Error>(self, b: Vec<u8>) -> Result<Vec<u16>, E> {
+            self.visit_bytes(&b)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+        d.deserialize_bytes(Blob)
+    }
+}
+
 /// Where the names of one type end in its arena, as a u32 byte string (see [`u32_blob`]).
 #[derive(Serialize)]
 struct NamesRef<'a> {
