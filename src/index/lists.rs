@@ -1,10 +1,11 @@
 //! Persistent adjacency lists: `key → sorted set of u32`, cheap to snapshot, cheap to update.
 //!
 //! Keys are dense ids grouped in chunks of [`CHUNK`]. A chunk keeps its short lists packed in
-//! one array (CSR: offsets + items, 4 bytes an entry) and its long lists as roaring bitmaps. The
+//! one array (CSR: 2-byte offsets inline in the chunk; the values as 2-byte offsets from a base
+//! when they span at most 65,536, else 4 bytes each) and its long lists as roaring bitmaps. The
 //! chunks sit in a two-level persistent array of `Arc`s (pages of [`PAGE`] chunks), so cloning
-//! [`Lists`] (taking a snapshot) is
-//! O(1), and a write copies one chunk at most (nothing when no snapshot shares it).
+//! [`Lists`] (taking a snapshot) is O(1), and a write copies one chunk at most (nothing when no
+//! snapshot shares it). Chunks with no list share one allocation.
 
 use roaring::RoaringBitmap;
 use std::sync::Arc;
@@ -88,7 +89,7 @@ impl Items {
         }
     }
 
-    fn to_wide(&mut self) -> &mut Vec<u32> {
+    fn widen(&mut self) -> &mut Vec<u32> {
         if let Items::Narrow { base, v } = self {
             let base = *base;
             *self = Items::Wide(v.iter().map(|&d| base + u32::from(d)).collect());
@@ -108,14 +109,14 @@ impl Items {
         }
         if x >= *base {
             if x - *base > u32::from(u16::MAX) {
-                self.to_wide();
+                self.widen();
             }
             return;
         }
         // Below the base: a lower base, if the largest value still fits.
         let hi = *base + u32::from(v.iter().copied().max().unwrap_or(0));
         if hi - x > u32::from(u16::MAX) {
-            self.to_wide();
+            self.widen();
         } else {
             let up = (*base - x) as u16;
             for d in v.iter_mut() {
@@ -486,7 +487,7 @@ impl Lists {
                 let bm = RoaringBitmap::from_sorted_iter(run.iter().copied()).unwrap_or_default();
                 cur.big.push((k as u16, Arc::new(bm)));
             } else {
-                cur.items.to_wide().extend_from_slice(run);
+                cur.items.widen().extend_from_slice(run);
             }
             // Offsets of the keys after `k` start where this run ends (at most `CHUNK * BIG`).
             let end = cur.items.len() as u16;
