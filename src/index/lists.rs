@@ -158,9 +158,19 @@ impl Items {
 
     /// Puts sorted `xs` at `a`.
     fn put(&mut self, a: usize, xs: &[u32]) {
-        if let (Some(&lo), Some(&hi)) = (xs.first(), xs.last()) {
-            self.admit(lo);
-            self.admit(hi);
+        let (Some(&lo), Some(&hi)) = (xs.first(), xs.last()) else { return };
+        match self {
+            Items::Narrow { base, v } if v.is_empty() => {
+                if hi - lo <= u32::from(u16::MAX) {
+                    *base = lo;
+                } else {
+                    self.widen();
+                }
+            }
+            _ => {
+                self.admit(lo);
+                self.admit(hi);
+            }
         }
         match self {
             Items::Narrow { base, v } => {
@@ -718,6 +728,22 @@ mod tests {
             more in prop::collection::vec((any::<bool>(), 0u32..400, value()), 0..100),
         ) {
             agree(&ops, &more, 400)?;
+        }
+
+        /// Long lists of any values shrunk to short ones, beside short lists or alone in their
+        /// chunk.
+        #[test]
+        fn long_lists_shrink_into_short_ones(
+            from in prop_oneof![Just(0u32), Just(65_400), Just(u32::MAX - 400)],
+            values in prop::collection::vec((0u32..2, 0u32..400), 70..200),
+            keep in 0usize..40,
+            other in prop::collection::vec(value(), 0..3),
+        ) {
+            let values: Vec<(u32, u32)> = values.iter().map(|&(k, v)| (k, from + v)).collect();
+            let mut ops: Vec<(bool, u32, u32)> = values.iter().map(|&(k, v)| (true, k, v)).collect();
+            ops.extend(other.iter().map(|&v| (true, 2, v)));
+            ops.extend(values.iter().skip(keep).map(|&(k, v)| (false, k, v)));
+            agree(&ops, &[], 3)?;
         }
 
         /// Few keys, many values: lists turn into bitmaps and back.
