@@ -207,37 +207,12 @@ mod offsets_blob {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u16; CHUNK + 1], s: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        s.serialize_bytes(&bytes)
-    }
-
-    struct Blob;
-
-    impl<'de> serde::de::Visitor<'de> for Blob {
-        type Value = [u16; CHUNK + 1];
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{} little-endian u16s", CHUNK + 1)
-        }
-        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Self::Value, E> {
-            if b.len() != 2 * (CHUNK + 1) {
-                return Err(E::custom("a list chunk's offsets have the wrong length"));
-            }
-            let mut out = [0u16; CHUNK + 1];
-            for (o, c) in out.iter_mut().zip(b.chunks_exact(2)) {
-                *o = u16::from_le_bytes([c[0], c[1]]);
-            }
-            Ok(out)
-        }
-        fn visit_borrowed_bytes<E: Error>(self, b: &'de [u8]) -> Result<Self::Value, E> {
-            self.visit_bytes(b)
-        }
-        fn visit_byte_buf<E: Error>(self, b: Vec<u8>) -> Result<Self::Value, E> {
-            self.visit_bytes(&b)
-        }
+        crate::index::persist::blob::serialize(v, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u16; CHUNK + 1], D::Error> {
-        d.deserialize_bytes(Blob)
+        let v: Vec<u16> = crate::index::persist::blob::deserialize(d)?;
+        v.try_into().map_err(|_| D::Error::custom("a list chunk's offsets have the wrong length"))
     }
 }
 

@@ -16,79 +16,105 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// `Vec<u32>` as one byte string (little-endian), so that a snapshot decodes lists at memory
-/// speed instead of one integer at a time.
-pub mod u32_blob {
+/// Integers as one byte string (little-endian), so that a snapshot decodes lists at memory
+/// speed instead of one integer at a time: [`u32_blob`], [`u16_blob`].
+pub mod blob {
     use serde::de::{Error, Visitor};
     use serde::{Deserializer, Serializer};
+    use std::marker::PhantomData;
 
-    pub fn serialize<S: Serializer>(v: &[u32], s: S) -> Result<S::Ok, S::Error> {
-        let mut bytes = Vec::with_capacity(v.len() * 4);
-        for x in v {
-            bytes.extend_from_slice(&x.to_le_bytes());
+    /// A fixed-width little-endian integer.
+    pub trait Le: Copy {
+        const WIDTH: usize;
+        const NAME: &'static str;
+        fn put(self, out: &mut Vec<u8>);
+        /// From exactly `WIDTH` bytes.
+        fn get(b: &[u8]) -> Self;
+    }
+
+    impl Le for u16 {
+        const WIDTH: usize = 2;
+        const NAME: &'static str = "u16";
+        fn put(self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.to_le_bytes());
+        }
+        fn get(b: &[u8]) -> u16 {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    }
+
+    impl Le for u32 {
+        const WIDTH: usize = 4;
+        const NAME: &'static str = "u32";
+        fn put(self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.to_le_bytes());
+        }
+        fn get(b: &[u8]) -> u32 {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        }
+    }
+
+    pub fn serialize<T: Le, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(v.len() * T::WIDTH);
+        for &x in v {
+            x.put(&mut bytes);
         }
         s.serialize_bytes(&bytes)
     }
 
-    struct Blob;
+    struct Blob<T>(PhantomData<T>);
 
-    impl<'de> Visitor<'de> for Blob {
-        type Value = Vec<u32>;
+    impl<'de, T: Le> Visitor<'de> for Blob<T> {
+        type Value = Vec<T>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("bytes holding little-endian u32s")
+            write!(f, "bytes holding little-endian {}s", T::NAME)
         }
-        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<u32>, E> {
-            if !b.len().is_multiple_of(4) {
-                return Err(E::custom("a u32 list's length is not a multiple of 4"));
+        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<T>, E> {
+            if !b.len().is_multiple_of(T::WIDTH) {
+                return Err(E::custom(format!(
+                    "a {} list's length is not a multiple of {}",
+                    T::NAME,
+                    T::WIDTH
+                )));
             }
-            Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            Ok(b.chunks_exact(T::WIDTH).map(T::get).collect())
         }
-        fn visit_borrowed_bytes<E: Error>(self, b: &'de [u8]) -> Result<Vec<u32>, E> {
+        fn visit_borrowed_bytes<E: Error>(self, b: &'de [u8]) -> Result<Vec<T>, E> {
             self.visit_bytes(b)
         }
-        fn visit_byte_buf<E: Error>(self, b: Vec<u8>) -> Result<Vec<u32>, E> {
+        fn visit_byte_buf<E: Error>(self, b: Vec<u8>) -> Result<Vec<T>, E> {
             self.visit_bytes(&b)
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
-        d.deserialize_bytes(Blob)
+    pub fn deserialize<'de, T: Le, D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_bytes(Blob(PhantomData))
     }
 }
 
-/// `Vec<u16>` as one byte string (little-endian), as [`u32_blob`].
+/// `Vec<u32>` as one byte string (see [`blob`]).
+pub mod u32_blob {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        super::blob::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        super::blob::deserialize(d)
+    }
+}
+
+/// `Vec<u16>` as one byte string (see [`blob`]).
 pub mod u16_blob {
-    use serde::de::{Error, Visitor};
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u16], s: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        s.serialize_bytes(&bytes)
-    }
-
-    struct Blob;
-
-    impl<'de> Visitor<'de> for Blob {
-        type Value = Vec<u16>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("bytes holding little-endian u16s")
-        }
-        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<u16>, E> {
-            if !b.len().is_multiple_of(2) {
-                return Err(E::custom("a u16 list's length is not a multiple of 2"));
-            }
-            Ok(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
-        }
-        fn visit_borrowed_bytes<E: Error>(self, b: &'de [u8]) -> Result<Vec<u16>, E> {
-            self.visit_bytes(b)
-        }
-        fn visit_byte_buf<E: Error>(self, b: Vec<u8>) -> Result<Vec<u16>, E> {
-            self.visit_bytes(&b)
-        }
+        super::blob::serialize(v, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
-        d.deserialize_bytes(Blob)
+        super::blob::deserialize(d)
     }
 }
 
