@@ -219,8 +219,20 @@ impl Pending {
             subjects.push(self.text.get(at..end).unwrap_or(""));
             start = end;
         }
-        let (mut rids, mut sids) = (Vec::new(), Vec::new());
-        names.intern_many(rty, &resources, &mut rids);
+        // A loader usually reads an object's relationships together: each run of one resource
+        // name is looked up once (first occurrences keep their order, so ids are the same).
+        let mut runs: Vec<&str> = Vec::with_capacity(resources.len());
+        let mut run_of: Vec<usize> = Vec::with_capacity(resources.len());
+        for &r in &resources {
+            if runs.last() != Some(&r) {
+                runs.push(r);
+            }
+            run_of.push(runs.len() - 1);
+        }
+        let (mut run_ids, mut sids) = (Vec::new(), Vec::new());
+        names.intern_many(rty, &runs, &mut run_ids);
+        let rids: Vec<ObjId> =
+            run_of.iter().map(|&i| run_ids.get(i).copied().unwrap_or(crate::store::WILDCARD)).collect();
         if self.wildcard {
             sids.resize(subjects.len(), crate::store::WILDCARD);
         } else {
