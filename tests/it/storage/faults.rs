@@ -66,6 +66,8 @@ fn a_damaged_snapshot_is_rebuilt_with_a_warning_never_trusted() {
             }),
         ),
         ("bit-flipped in the header", Box::new(|b: &mut Vec<u8>| b[30] ^= 0x01)),
+        // A snapshot written by an earlier Purview (format 1: 4-byte list offsets).
+        ("of an older format", Box::new(|b: &mut Vec<u8>| b[8..12].copy_from_slice(&1u32.to_le_bytes()))),
         ("empty", Box::new(|b: &mut Vec<u8>| b.clear())),
         ("missing", Box::new(|_: &mut Vec<u8>| {})),
     ];
