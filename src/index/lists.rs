@@ -100,34 +100,38 @@ impl Items {
         }
     }
 
-    /// Makes room for `x` in the narrow form (a new base) or turns wide when it cannot fit.
-    fn admit(&mut self, x: u32) {
+    /// Makes room for values in `lo..=hi` beside those held: in the narrow form (a lower base
+    /// when `lo` is below it) while everything spans at most 65,536, else wide.
+    fn admit(&mut self, lo: u32, hi: u32) {
         let Items::Narrow { base, v } = self else { return };
         if v.is_empty() {
-            *base = x;
-            return;
-        }
-        if x >= *base {
-            if x - *base > u32::from(u16::MAX) {
+            if hi - lo <= u32::from(u16::MAX) {
+                *base = lo;
+            } else {
                 self.widen();
             }
             return;
         }
-        // Below the base: a lower base, if the largest value still fits.
-        let hi = *base + u32::from(v.iter().copied().max().unwrap_or(0));
-        if hi - x > u32::from(u16::MAX) {
+        if lo >= *base && hi - *base <= u32::from(u16::MAX) {
+            return;
+        }
+        // Only now the largest value held is needed (a scan).
+        let held = v.iter().copied().max().unwrap_or(0);
+        let low = (*base).min(lo);
+        let top = (*base + u32::from(held)).max(hi);
+        if top - low > u32::from(u16::MAX) {
             self.widen();
-        } else {
-            let up = (*base - x) as u16;
+        } else if low < *base {
+            let up = (*base - low) as u16;
             for d in v.iter_mut() {
                 *d += up;
             }
-            *base = x;
+            *base = low;
         }
     }
 
     fn insert(&mut self, at: usize, x: u32) {
-        self.admit(x);
+        self.admit(x, x);
         match self {
             Items::Narrow { base, v } => v.insert(at, (x - *base) as u16),
             Items::Wide(v) => v.insert(at, x),
@@ -159,19 +163,7 @@ impl Items {
     /// Puts sorted `xs` at `a`.
     fn put(&mut self, a: usize, xs: &[u32]) {
         let (Some(&lo), Some(&hi)) = (xs.first(), xs.last()) else { return };
-        match self {
-            Items::Narrow { base, v } if v.is_empty() => {
-                if hi - lo <= u32::from(u16::MAX) {
-                    *base = lo;
-                } else {
-                    self.widen();
-                }
-            }
-            _ => {
-                self.admit(lo);
-                self.admit(hi);
-            }
-        }
+        self.admit(lo, hi);
         match self {
             Items::Narrow { base, v } => {
                 let base = *base;
