@@ -18,8 +18,14 @@ use crate::store::{
     WriteOp,
 };
 use crate::syntax::formats::SchemaFormat;
+use interning::{Interning, Lost, Pending, Scratch, BATCH};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+mod interning;
+
+/// Threads interning a load's names, at most (each type's names go to one of them).
+const MAX_WORKERS: usize = 4;
 
 /// Why a bulk load was refused. Nothing of it was written.
 #[derive(Debug, thiserror::Error)]
@@ -152,109 +158,19 @@ pub struct BulkLoader<'p> {
     run: usize,
     /// Plain relationships of the current shape whose names are not interned yet.
     pending: Pending,
-    /// Full batches being interned on another thread, started with the first one.
+    /// Full batches being interned on other threads, started with the first one.
     interning: Option<Interning>,
     /// Batches whose names were interned, their buffers kept for reuse.
     spare: Vec<Pending>,
-    /// Whether the interning thread ended with batches out (a bug): the load is refused.
+    /// Whether an interning thread ended with batches out (a bug): the load is refused.
     lost: bool,
+    /// For batches interned on this thread.
+    scratch: Scratch,
+    /// Whether this thread interns every batch (one core, or no threads to be had).
+    alone: bool,
+    /// Threads interning names, if chosen ([`BulkLoader::with_interning_threads`]).
+    workers: Option<usize>,
 }
-
-/// A thread interning full batches of names while the loader reads the next relationships.
-/// Batches go out and come back in order, and the loader interns nothing itself while any is
-/// out ([`BulkLoader::drain`]), so names get the same ids as when interned on one thread.
-struct Interning {
-    to: Option<std::sync::mpsc::Sender<Pending>>,
-    from: std::sync::mpsc::Receiver<Interned>,
-    /// Batches sent whose ids have not been received, and their relationships.
-    out: usize,
-    items: usize,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// A batch with its resources' and subjects' ids.
-type Interned = (Pending, Vec<ObjId>, Vec<ObjId>);
-
-/// Batches out at once, at most.
-const AHEAD: usize = 4;
-
-impl Interning {
-    fn start(names: Arc<crate::index::Names>) -> Option<Interning> {
-        let (to, inbox) = std::sync::mpsc::channel::<Pending>();
-        let (outbox, from) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("purview-intern".into())
-            .spawn(move || {
-                for p in inbox {
-                    let (rids, sids) = p.intern(&names);
-                    if outbox.send((p, rids, sids)).is_err() {
-                        return;
-                    }
-                }
-            })
-            .ok()?;
-        Some(Interning { to: Some(to), from, out: 0, items: 0, thread: Some(thread) })
-    }
-}
-
-impl Drop for Interning {
-    fn drop(&mut self) {
-        // The thread ends when its inbox closes.
-        self.to = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Pending {
-    /// Interns the batch's names: the resources' ids, then the subjects'.
-    fn intern(&self, names: &crate::index::Names) -> (Vec<ObjId>, Vec<ObjId>) {
-        let Some((rty, _, sty, _)) = self.ids else { return (Vec::new(), Vec::new()) };
-        let mut start = 0;
-        let (mut resources, mut subjects) =
-            (Vec::with_capacity(self.ends.len()), Vec::with_capacity(self.ends.len()));
-        for &(at, end) in &self.ends {
-            resources.push(self.text.get(start..at).unwrap_or(""));
-            subjects.push(self.text.get(at..end).unwrap_or(""));
-            start = end;
-        }
-        // A loader usually reads an object's relationships together: each run of one resource
-        // name is looked up once (first occurrences keep their order, so ids are the same).
-        let mut runs: Vec<&str> = Vec::with_capacity(resources.len());
-        let mut run_of: Vec<usize> = Vec::with_capacity(resources.len());
-        for &r in &resources {
-            if runs.last() != Some(&r) {
-                runs.push(r);
-            }
-            run_of.push(runs.len() - 1);
-        }
-        let (mut run_ids, mut sids) = (Vec::new(), Vec::new());
-        names.intern_many(rty, &runs, &mut run_ids);
-        let rids: Vec<ObjId> =
-            run_of.iter().map(|&i| run_ids.get(i).copied().unwrap_or(crate::store::WILDCARD)).collect();
-        if self.wildcard {
-            sids.resize(subjects.len(), crate::store::WILDCARD);
-        } else {
-            names.intern_many(sty, &subjects, &mut sids);
-        }
-        (rids, sids)
-    }
-}
-
-/// Relationships of one shape waiting to have their names interned together (see
-/// [`crate::store::Probe`]: lookups of many names overlap their cache misses).
-#[derive(Debug, Default)]
-struct Pending {
-    ids: Option<(TypeId, RelId, TypeId, Option<RelId>)>,
-    wildcard: bool,
-    text: String,
-    /// Where each relationship's resource name and subject name end in `text`.
-    ends: Vec<(usize, usize)>,
-}
-
-/// Relationships interned together.
-const BATCH: usize = 512;
 
 /// Plain keys per sorted run of a bulk load.
 const RUN: usize = 1 << 18;
@@ -427,91 +343,78 @@ impl BulkLoader<'_> {
     }
 
     /// Interns a batch's names on this thread and records it.
-    fn intern_here(&mut self, p: Pending) {
+    fn intern_here(&mut self, mut p: Pending) {
         let names = self.next.shared_names();
-        let (rids, sids) = p.intern(&names);
+        p.intern(&names, &mut self.scratch);
         drop(names);
-        self.interned((p, rids, sids));
+        self.interned(p);
     }
 
-    /// Sends the pending batch (full) to the interning thread, or interns it here if there is
-    /// none; records the batches that came back.
+    /// Sends the pending batch (full) to the interning workers, or interns it here if there
+    /// are none; records the batches that came back.
     fn hand_off(&mut self) {
-        if self.interning.is_none() && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
-            self.interning = Interning::start(self.next.shared_names());
+        if self.interning.is_none() && !self.alone {
+            let n = self.workers.unwrap_or_else(|| {
+                // Asked once a load (it reads the process's CPU limits).
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if cores > 1 {
+                    cores.min(MAX_WORKERS)
+                } else {
+                    0
+                }
+            });
+            if n > 0 {
+                self.interning = Interning::start(self.next.shared_names(), n);
+            }
+            self.alone = self.interning.is_none();
         }
-        if self.interning.is_none() {
-            return self.flush();
-        }
+        let Some(interning) = &mut self.interning else { return self.flush() };
         let p = std::mem::replace(&mut self.pending, self.spare.pop().unwrap_or_default());
         self.pending.ids = p.ids;
         self.pending.wildcard = p.wildcard;
-        let items = p.ends.len();
-        let sent = match self.interning.as_ref().and_then(|i| i.to.as_ref()) {
-            Some(to) => to.send(p).map_err(|e| e.0),
-            None => Err(p),
-        };
-        if let Err(p) = sent {
-            // The thread is gone: what it sent back first, then this batch here.
-            self.drain();
-            self.interning = None;
-            return self.intern_here(p);
-        }
-        let mut ready = Vec::new();
-        if let Some(i) = &mut self.interning {
-            i.out += 1;
-            i.items += items;
-            while let Ok(done) = i.from.try_recv() {
-                ready.push(done);
-            }
-            if i.out - ready.len() >= AHEAD {
-                if let Ok(done) = i.from.recv() {
-                    ready.push(done);
+        match interning.send(p) {
+            Ok(ready) => {
+                for done in ready {
+                    self.interned(done);
                 }
             }
-            i.out -= ready.len();
-            i.items -= ready.iter().map(|d| d.0.ends.len()).sum::<usize>();
-        }
-        for done in ready {
-            self.interned(done);
+            Err(Lost) => self.lose(),
         }
     }
 
     /// Waits for every batch handed off and records them.
     fn drain(&mut self) {
-        let mut ready = Vec::new();
-        if let Some(i) = &mut self.interning {
-            while i.out > 0 {
-                match i.from.recv() {
-                    Ok(done) => {
-                        i.items -= done.0.ends.len();
-                        ready.push(done);
-                        i.out -= 1;
-                    }
-                    Err(_) => break,
+        let Some(interning) = &mut self.interning else { return };
+        match interning.drain() {
+            Ok(ready) => {
+                for done in ready {
+                    self.interned(done);
                 }
             }
-        }
-        if self.interning.as_ref().is_some_and(|i| i.out > 0) {
-            // The thread ended with batches out: they are lost, and so is the load.
-            self.lost = true;
-            self.interning = None;
-        }
-        for done in ready {
-            self.interned(done);
+            Err(Lost) => self.lose(),
         }
     }
 
+    /// A worker failed with batches out (a bug): they are lost, and so is the load.
+    fn lose(&mut self) {
+        self.lost = true;
+        self.interning = None;
+    }
+
     /// Records a batch whose names have ids.
-    fn interned(&mut self, (mut p, rids, sids): Interned) {
+    fn interned(&mut self, mut p: Pending) {
         let Some((rty, rel, sty, srel)) = p.ids else { return };
-        self.next.count_interned(rty, &rids);
-        self.next.count_interned(sty, &sids);
-        for (&o, &s) in rids.iter().zip(&sids) {
+        self.next.count_interned(rty, &p.rids);
+        self.next.count_interned(sty, &p.sids);
+        for (&o, &s) in p.rids.iter().zip(&p.sids) {
             let key = (Obj { ty: rty, id: o }, rel, Subject { ty: sty, id: s, rel: srel });
             self.add(key, crate::index::PLAIN);
         }
         // The buffers are kept for a later batch.
+        if let Some(interning) = &mut self.interning {
+            interning.recycle(std::mem::take(&mut p.rids));
+            interning.recycle(std::mem::take(&mut p.sids));
+        }
         p.text.clear();
         p.ends.clear();
         p.ids = None;
@@ -562,9 +465,17 @@ impl BulkLoader<'_> {
         self
     }
 
+    /// Interns names on `n` threads besides the loader's (default: one per core, at most four,
+    /// none on one core); `0` interns them on the loader's thread. Ids do not depend on it: each
+    /// type's names are interned in the order they were pushed, by one thread.
+    pub fn with_interning_threads(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
     /// Relationships pushed so far.
     pub fn len(&self) -> usize {
-        self.read + self.pending.ends.len() + self.interning.as_ref().map_or(0, |i| i.items)
+        self.read + self.pending.ends.len() + self.interning.as_ref().map_or(0, |i| i.items())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -678,6 +589,9 @@ impl Purview {
             interning: None,
             spare: Vec::new(),
             lost: false,
+            scratch: Scratch::default(),
+            alone: false,
+            workers: None,
         })
     }
 
@@ -685,14 +599,17 @@ impl Purview {
     /// and times replaced), streaming: items are validated as they come, exactly as a write
     /// validates them, and the index is built in one pass. On the first bad item nothing is
     /// written, and the error names its position. Needs the index engine.
-    pub fn bulk_load<E>(
+    ///
+    /// Items may be owned or borrowed (`rels.iter().map(Ok)`): a loader of relationships the
+    /// caller keeps needs no copy of them.
+    pub fn bulk_load<R: std::borrow::Borrow<Relationship>, E>(
         &self,
-        items: impl IntoIterator<Item = Result<Relationship, E>>,
+        items: impl IntoIterator<Item = Result<R, E>>,
     ) -> Result<BulkLoad, BulkError<E>> {
         let mut loader = self.bulk_loader().map_err(BulkError::Storage)?;
         for (index, item) in items.into_iter().enumerate() {
             let r = item.map_err(|error| BulkError::Source { index, error })?;
-            loader.push(&r).map_err(|error| BulkError::Invalid { index, error: Box::new(error) })?;
+            loader.push(r.borrow()).map_err(|error| BulkError::Invalid { index, error: Box::new(error) })?;
         }
         loader.finish()
     }

@@ -24,7 +24,7 @@ mod what_closure;
 
 pub use check::IndexEval;
 pub use lookup::{SubjectBits, TriBits, WhoCache};
-pub use names::Names;
+pub use names::{InternScratch, Names};
 pub use replan::Orphans;
 
 use crate::schema::{RelId, Schema, TypeId};

@@ -15,6 +15,14 @@ use crate::store::{Interner, ObjId, Probe, WILDCARD};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+/// The temporary vectors of [`Names::intern_many_with`].
+#[derive(Debug, Default)]
+pub struct InternScratch {
+    found: Vec<Option<ObjId>>,
+    missing: Vec<usize>,
+    in_recent: Vec<Option<u32>>,
+}
+
 #[derive(Debug, Default)]
 pub struct Names {
     types: Vec<TypeNames>,
@@ -153,31 +161,56 @@ impl Names {
     /// Interns many names of one type at once (a bulk load): `out[i]` is the id of
     /// `names[i]`. The names already present are found by batched lookups (see [`Probe`]).
     pub fn intern_many(&self, ty: TypeId, names: &[&str], out: &mut Vec<ObjId>) {
+        let name = |i: usize| names.get(i).copied().unwrap_or("");
+        self.intern_many_by(ty, names.len(), name, out, &mut InternScratch::default());
+    }
+
+    /// [`Names::intern_many`] of the names at `ranges` of `text`, its temporary vectors in
+    /// `scratch` (kept from one batch to the next).
+    pub fn intern_many_with(
+        &self,
+        ty: TypeId,
+        text: &str,
+        ranges: &[(usize, usize)],
+        out: &mut Vec<ObjId>,
+        scratch: &mut InternScratch,
+    ) {
+        let name = |i: usize| ranges.get(i).and_then(|&(from, to)| text.get(from..to)).unwrap_or("");
+        self.intern_many_by(ty, ranges.len(), name, out, scratch);
+    }
+
+    fn intern_many_by<'a>(
+        &self,
+        ty: TypeId,
+        n: usize,
+        name: impl Fn(usize) -> &'a str,
+        out: &mut Vec<ObjId>,
+        scratch: &mut InternScratch,
+    ) {
         out.clear();
-        out.reserve(names.len());
+        out.reserve(n);
         let Some(t) = self.types.get(ty as usize) else {
-            out.resize(names.len(), WILDCARD);
+            out.resize(n, WILDCARD);
             return;
         };
-        let mut found = Vec::new();
-        t.frozen.get_many(names, &mut found);
+        let InternScratch { found, missing, in_recent } = scratch;
+        t.frozen.get_many_by(n, &name, found);
         let base = t.frozen.len() as u32;
         if found.iter().all(Option::is_some) {
-            out.extend(found.into_iter().map(|id| id.unwrap_or(WILDCARD)));
+            out.extend(found.iter().map(|id| id.unwrap_or(WILDCARD)));
             return;
         }
         let mut recent = write(&t.recent);
-        let mut in_recent = Vec::new();
-        let mut missing: Vec<&str> = Vec::with_capacity(names.len());
-        missing.extend(names.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(n, _)| *n));
-        recent.get_many(&missing, &mut in_recent);
-        let mut more = in_recent.into_iter();
-        for (name, f) in names.iter().zip(found) {
+        missing.clear();
+        missing.extend(found.iter().enumerate().filter(|(_, f)| f.is_none()).map(|(i, _)| i));
+        recent.get_many_by(missing.len(), |k| missing.get(k).map_or("", |&i| name(i)), in_recent);
+        let mut more = in_recent.iter();
+        for (i, f) in found.iter().enumerate() {
             let id = match f {
-                Some(id) => id,
-                None => match more.next().flatten() {
+                Some(id) => *id,
+                None => match more.next().copied().flatten() {
                     Some(id) => id + base,
-                    None => recent.intern(name) + base,
+                    None => recent.intern(name(i)) + base,
                 },
             };
             out.push(id);

@@ -62,12 +62,11 @@ pub struct Plan {
     pub closure_slots: Vec<SlotId>,
     /// `(type, relation)` whose relationships decide which nodes a fast path must look at
     /// individually (its "others"), with the fast paths concerned.
-    pub others_deps: HashMap<(TypeId, RelId), Vec<FastRef>>,
+    pub others_deps: rustc_hash::FxHashMap<(TypeId, RelId), Vec<FastRef>>,
     /// `[type][relation]` → its slots.
     by_rel: Vec<Vec<Vec<SlotId>>>,
     /// `rel_base[type] + relation` numbers every relation of every type densely.
     rel_base: Vec<usize>,
-    lookup: HashMap<(TypeId, RelId, TypeId, SlotKind), SlotId>,
     pub graph: SchemaGraph,
 }
 
@@ -105,12 +104,11 @@ impl Plan {
             slots,
             by_rel,
             rel_base,
-            lookup,
             graph: SchemaGraph::build(schema),
             fast: HashMap::new(),
             fast_flat: Vec::new(),
             closure_slots: Vec::new(),
-            others_deps: HashMap::new(),
+            others_deps: Default::default(),
         };
         plan.find_fast_paths(schema);
         plan.fast_flat = vec![None; plan.relation_count()];
@@ -204,8 +202,13 @@ impl Plan {
         self.by_rel.get(ty as usize).and_then(|r| r.get(rel as usize)).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
+    /// The slot of `ty#rel@subject_ty` of this kind: one of the few slots of the relation (a
+    /// scan, no hashing: a bulk build asks once per relationship).
     pub fn slot(&self, ty: TypeId, rel: RelId, subject_ty: TypeId, kind: SlotKind) -> Option<SlotId> {
-        self.lookup.get(&(ty, rel, subject_ty, kind)).copied()
+        self.slots_of(ty, rel).iter().copied().find(|&s| {
+            let info = &self.slots[s as usize];
+            info.subject_ty == subject_ty && info.kind == kind
+        })
     }
 
     pub fn info(&self, slot: SlotId) -> SlotInfo {

@@ -334,19 +334,25 @@ impl Interner {
     /// `names[i]`. Much faster than one [`Interner::get`] after another when the table is
     /// larger than the caches.
     pub fn get_many(&self, names: &[&str], out: &mut Vec<Option<u32>>) {
+        self.get_many_by(names.len(), |i| names.get(i).copied().unwrap_or(""), out);
+    }
+
+    /// [`Interner::get_many`] of the `n` names `name(0)`, `name(1)`, …
+    pub fn get_many_by<'a>(&self, n: usize, name: impl Fn(usize) -> &'a str, out: &mut Vec<Option<u32>>) {
         out.clear();
-        out.reserve(names.len());
+        out.reserve(n);
         const K: usize = 16;
-        for chunk in names.chunks(K) {
+        for from in (0..n).step_by(K) {
+            let k = K.min(n - from);
             let mut probes = [Probe::EMPTY; K];
-            for (p, name) in probes.iter_mut().zip(chunk) {
-                *p = Probe::start(self, name);
+            for (i, p) in probes.iter_mut().take(k).enumerate() {
+                *p = Probe::start(self, name(from + i));
             }
-            for p in probes.iter_mut().take(chunk.len()) {
+            for p in probes.iter_mut().take(k) {
                 p.locate(self);
             }
-            for (p, name) in probes.iter().zip(chunk) {
-                out.push(p.finish(self, name));
+            for (i, p) in probes.iter().take(k).enumerate() {
+                out.push(p.finish(self, name(from + i)));
             }
         }
     }

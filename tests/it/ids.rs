@@ -264,3 +264,74 @@ fn what_across_every_type_groups_by_type() {
     );
     assert!(v.what_all(&ann, "nope", &opts).is_err());
 }
+
+/// A bulk load gives every name the same id whatever the number of threads interning names
+/// (each type's names are interned by one thread, in the order they were pushed), and the same
+/// relationships: checked on runs of relationships of one shape long enough to be handed to
+/// the interning threads in batches, with types on both sides and names recurring across
+/// batches.
+#[test]
+fn a_bulk_load_gives_the_same_ids_on_any_number_of_interning_threads() {
+    const SCHEMA: &str = "type user {}\n\
+        type group {\n  relation member: user | group#member\n}\n\
+        type folder {\n  relation viewer: user | group#member\n}\n\
+        type doc {\n  relation parent: folder | doc\n  relation viewer: user | group#member | user:*\n}\n";
+    let shapes = [
+        ("group", "member", "user", "u", ""),
+        ("group", "member", "group", "g", "#member"),
+        ("folder", "viewer", "group", "g", "#member"),
+        ("doc", "parent", "folder", "f", ""),
+        ("doc", "parent", "doc", "d", ""),
+        ("doc", "viewer", "user", "u", ""),
+        ("doc", "viewer", "user", "*", ""),
+    ];
+    // A small deterministic generator (xorshift).
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut lines = Vec::new();
+    for _ in 0..40 {
+        let (ty, rel, sty, prefix, srel) = shapes[next(shapes.len() as u64) as usize];
+        for _ in 0..1 + next(1500) {
+            let resource = format!("{}{}", &ty[..1], next(3000));
+            let subject = if prefix == "*" { "*".to_string() } else { format!("{prefix}{}", next(3000)) };
+            lines.push(format!("{ty}:{resource}#{rel}@{sty}:{subject}{srel}"));
+        }
+    }
+    let load = |threads: usize| {
+        let pv = Purview::from_schema_text("s.pv", SCHEMA).unwrap();
+        let mut loader = pv.bulk_loader().unwrap().with_interning_threads(threads);
+        for line in &lines {
+            loader.push_text(line).unwrap();
+        }
+        loader.finish::<std::convert::Infallible>().unwrap();
+        pv
+    };
+    let ids = |pv: &Purview| {
+        let view = pv.snapshot();
+        let mut names: Vec<ObjectRef> = lines
+            .iter()
+            .flat_map(|l| {
+                let r = purview::store::Relationship::parse(l).unwrap();
+                [r.resource.clone(), r.subject.object()]
+            })
+            .filter(|o| o.id != "*")
+            .collect();
+        names.sort();
+        names.dedup();
+        let ids: Vec<String> =
+            names.iter().map(|o| format!("{o} {:?}", view.object_id(o).unwrap())).collect();
+        (ids, view.relationship_lines())
+    };
+    let one = ids(&load(0));
+    assert!(one.0.len() > 10_000, "{} names", one.0.len());
+    for threads in [1, 2, 3, 4] {
+        let other = ids(&load(threads));
+        assert!(one.0 == other.0, "ids differ with {threads} interning threads");
+        assert!(one.1 == other.1, "relationships differ with {threads} interning threads");
+    }
+}
