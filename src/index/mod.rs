@@ -443,7 +443,7 @@ impl IndexData {
     }
 
     /// Counts objects of `ty` interned in this index's names table elsewhere (`ids` from
-    /// [`Names::intern_many`] on [`IndexData::shared_names`]).
+    /// [`Names::intern_many_with`] on [`IndexData::shared_names`]).
     pub(crate) fn count_interned(&mut self, ty: TypeId, ids: &[ObjId]) {
         let most = ids.iter().copied().filter(|&id| id != WILDCARD).max();
         if let (Some(c), Some(most)) = (self.counts.get_mut(ty as usize), most) {

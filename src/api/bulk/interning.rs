@@ -198,8 +198,9 @@ impl Interning {
         let mut out = Out { batch: batch.clone(), rids: None, sids: None };
         for side in [Side::Resources, Side::Subjects] {
             let Some(ty) = batch.type_of(side) else {
-                // Nothing to intern (a wildcard's subjects).
-                let ids = self.buffer();
+                // Nothing to intern (a wildcard's subjects): done here.
+                let mut ids = self.buffer();
+                ids.resize(batch.ends.len(), WILDCARD);
                 *slot(&mut out, side) = Some(ids);
                 continue;
             };
@@ -282,9 +283,6 @@ impl Interning {
             let mut p = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
             self.items -= p.ends.len();
             (p.rids, p.sids) = (rids.unwrap_or_default(), sids.unwrap_or_default());
-            if p.sids.is_empty() && p.wildcard {
-                p.sids.resize(p.ends.len(), WILDCARD);
-            }
             ready.push(p);
         }
     }
