@@ -2,9 +2,11 @@
 //!
 //! A bulk load validates every relationship exactly as a write does, then builds the index's
 //! lists in one sorted pass instead of one insert at a time, and hands the whole load to the
-//! journal as one revision. Runs of relationships of one shape have their names interned a
-//! batch at a time, full batches on a second thread while the loader reads on. A schema change re-validates every stored relationship against the
-//! new schema and refuses the change, listing what blocks it, if any would no longer fit.
+//! journal as one revision. Plain relationships wait in a batch per shape (types and relations,
+//! validated once) and have their names interned a batch at a time, full batches on other
+//! threads while the loader reads on; shapes may alternate line by line without stalling it. A
+//! schema change re-validates every stored relationship against the new schema and refuses the
+//! change, listing what blocks it, if any would no longer fit.
 
 use super::purview::{Change, Purview, RowEncoder, WriterGuard};
 use super::{compile_schema_as, SchemaError};
@@ -146,8 +148,9 @@ pub struct BulkLoader<'p> {
     read: usize,
     /// The last name interned per type (see [`Recent`]).
     recent: Vec<Option<(String, ObjId)>>,
-    /// The shape of the last plain relationship validated, and its ids.
-    shape: Option<Shape>,
+    /// The shapes of plain relationships validated so far (at most [`SHAPES`]), the last one
+    /// matched first.
+    shapes: Vec<Shape>,
     /// On a durable Purview loading into an empty store: the journal's row order, and the
     /// plain keys sorted by it so far, run by run on other threads (see [`super::Journal::row_encoder`]).
     encoder: Option<RowEncoder>,
@@ -156,8 +159,8 @@ pub struct BulkLoader<'p> {
     sent: usize,
     /// Plain keys per run.
     run: usize,
-    /// Plain relationships of the current shape whose names are not interned yet.
-    pending: Pending,
+    /// Per shape (its `batch`), plain relationships whose names are not interned yet.
+    pending: Vec<Pending>,
     /// Full batches being interned on other threads, started with the first one.
     interning: Option<Interning>,
     /// Batches whose names were interned, their buffers kept for reuse.
@@ -171,6 +174,10 @@ pub struct BulkLoader<'p> {
     /// Threads interning names, if chosen ([`BulkLoader::with_interning_threads`]).
     workers: Option<usize>,
 }
+
+/// Shapes of plain relationships remembered at once: a load that interleaves more (each
+/// object's relationships of many kinds together) interns names on the loader's thread.
+const SHAPES: usize = 16;
 
 /// Plain keys per sorted run of a bulk load.
 const RUN: usize = 1 << 18;
@@ -195,10 +202,12 @@ struct Shape {
     subject_relation: Option<String>,
     wildcard: bool,
     ids: (TypeId, RelId, TypeId, Option<RelId>),
+    /// Its relationships waiting to be interned: `BulkLoader::pending[batch]`.
+    batch: usize,
 }
 
 impl Shape {
-    fn of(r: &RelRef<'_>, ids: (TypeId, RelId, TypeId, Option<RelId>)) -> Shape {
+    fn of(r: &RelRef<'_>, ids: (TypeId, RelId, TypeId, Option<RelId>), batch: usize) -> Shape {
         Shape {
             resource_ty: r.resource_ty.to_string(),
             relation: r.relation.to_string(),
@@ -206,6 +215,7 @@ impl Shape {
             subject_relation: r.subject_relation.map(str::to_string),
             wildcard: r.subject_id == "*",
             ids,
+            batch,
         }
     }
 
@@ -290,56 +300,76 @@ impl BulkLoader<'_> {
 
     fn push_ref(&mut self, r: &RelRef<'_>) -> Result<(), WriteError> {
         let plain = r.caveat.is_none() && r.valid_from.is_none() && r.expires_at.is_none();
-        // A plain relationship of the same shape as the last one validated needs only its names
-        // interned: whether it is valid depends on nothing else.
+        // A plain relationship of a shape validated before needs only its names interned:
+        // whether it is valid depends on nothing else.
         if plain {
-            if let Some(sh) = &self.shape {
-                if sh.matches(r) {
-                    if self.ops.is_none() {
-                        // Interned later, with the others of the batch.
-                        let p = &mut self.pending;
-                        if p.ids != Some(sh.ids) {
-                            self.flush();
-                            self.pending.ids = self.shape.as_ref().map(|sh| sh.ids);
-                            self.pending.wildcard = r.subject_id == "*";
-                        }
-                        let p = &mut self.pending;
-                        p.text.push_str(r.resource_id);
-                        let at = p.text.len();
-                        p.text.push_str(r.subject_id);
-                        p.ends.push((at, p.text.len()));
-                        if p.ends.len() >= BATCH {
-                            self.hand_off();
-                        }
-                        return Ok(());
+            if let Some(k) = self.shapes.iter().position(|sh| sh.matches(r)) {
+                // Loads often alternate between a few shapes (an object's relationships of
+                // each kind): the last one matched is tried first.
+                self.shapes[..=k].rotate_right(1);
+                let (ids, b) = (self.shapes[0].ids, self.shapes[0].batch);
+                if self.ops.is_none() {
+                    // Interned later, with the others of its shape's batch.
+                    let Some(p) = self.pending.get_mut(b) else {
+                        return Err(WriteError::Storage {
+                            message: "the bulk loader lost a batch (a bug)".into(),
+                            unknown_outcome: false,
+                        });
+                    };
+                    p.text.push_str(r.resource_id);
+                    let at = p.text.len();
+                    p.text.push_str(r.subject_id);
+                    p.ends.push((at, p.text.len()));
+                    if p.ends.len() >= BATCH {
+                        self.hand_off(b);
                     }
-                    let mut data = Recent { data: &mut self.next, last: &mut self.recent };
-                    let o = Obj { ty: sh.ids.0, id: data.intern(sh.ids.0, r.resource_id) };
-                    let s = Subject { ty: sh.ids.2, id: data.intern(sh.ids.2, r.subject_id), rel: sh.ids.3 };
-                    return self.record(r, (o, sh.ids.1, s), crate::index::PLAIN);
+                    return Ok(());
                 }
+                let mut data = Recent { data: &mut self.next, last: &mut self.recent };
+                let o = Obj { ty: ids.0, id: data.intern(ids.0, r.resource_id) };
+                let s = Subject { ty: ids.2, id: data.intern(ids.2, r.subject_id), rel: ids.3 };
+                return self.record(r, (o, ids.1, s), crate::index::PLAIN);
             }
         }
+        // A new shape, or a relationship with a condition or times: validated in full, its
+        // names interned here, after everything pushed before it.
         self.flush();
         let schema = self.head.schema.clone();
         let mut data = Recent { data: &mut self.next, last: &mut self.recent };
         let (o, rel, s, a) = crate::store::write::resolve_ref(&schema, &mut data, r)?;
         if plain {
-            self.shape = Some(Shape::of(r, (o.ty, rel, s.ty, s.rel)));
+            if self.shapes.len() >= SHAPES {
+                // Nothing is pending after the flush.
+                self.shapes.clear();
+                self.spare.append(&mut self.pending);
+            }
+            let ids = (o.ty, rel, s.ty, s.rel);
+            let mut p = self.spare.pop().unwrap_or_default();
+            (p.ids, p.wildcard) = (Some(ids), r.subject_id == "*");
+            self.shapes.insert(0, Shape::of(r, ids, self.pending.len()));
+            self.pending.push(p);
         }
         self.record(r, (o, rel, s), a)
     }
 
-    /// Interns the pending relationships' names and records them, after every batch handed
-    /// off: nothing is pending when this returns.
+    /// Interns every pending relationship's names and records them, after every batch handed
+    /// off (shape by shape, in the order the shapes were first seen): nothing is pending when
+    /// this returns.
     fn flush(&mut self) {
         self.drain();
-        let p = std::mem::take(&mut self.pending);
-        if p.ids.is_none() {
-            self.pending = p;
-            return;
+        for b in 0..self.pending.len() {
+            if let Some(p) = self.take_batch(b) {
+                self.intern_here(p);
+            }
         }
-        self.intern_here(p);
+    }
+
+    /// Shape `b`'s pending relationships, if any, replaced by an empty batch of the shape.
+    fn take_batch(&mut self, b: usize) -> Option<Pending> {
+        let pending = self.pending.get_mut(b).filter(|p| !p.ends.is_empty())?;
+        let mut next = self.spare.pop().unwrap_or_default();
+        (next.ids, next.wildcard) = (pending.ids, pending.wildcard);
+        Some(std::mem::replace(pending, next))
     }
 
     /// Interns a batch's names on this thread and records it.
@@ -350,9 +380,9 @@ impl BulkLoader<'_> {
         self.interned(p);
     }
 
-    /// Sends the pending batch (full) to the interning workers, or interns it here if there
-    /// are none; records the batches that came back.
-    fn hand_off(&mut self) {
+    /// Sends shape `b`'s pending batch (full) to the interning workers, or interns it here if
+    /// there are none; records the batches that came back.
+    fn hand_off(&mut self, b: usize) {
         if self.interning.is_none() && !self.alone {
             let n = self.workers.unwrap_or_else(|| {
                 // Asked once a load (it reads the process's CPU limits).
@@ -368,10 +398,8 @@ impl BulkLoader<'_> {
             }
             self.alone = self.interning.is_none();
         }
-        let Some(interning) = &mut self.interning else { return self.flush() };
-        let p = std::mem::replace(&mut self.pending, self.spare.pop().unwrap_or_default());
-        self.pending.ids = p.ids;
-        self.pending.wildcard = p.wildcard;
+        let Some(p) = self.take_batch(b) else { return };
+        let Some(interning) = &mut self.interning else { return self.intern_here(p) };
         match interning.send(p) {
             Ok(ready) => {
                 for done in ready {
@@ -418,11 +446,7 @@ impl BulkLoader<'_> {
         p.text.clear();
         p.ends.clear();
         p.ids = None;
-        if self.pending.ids.is_none() && self.pending.ends.is_empty() {
-            self.pending = p;
-        } else {
-            self.spare.push(p);
-        }
+        self.spare.push(p);
     }
 
     fn record(&mut self, r: &RelRef<'_>, key: Key, a: TupleAttrs) -> Result<(), WriteError> {
@@ -475,7 +499,8 @@ impl BulkLoader<'_> {
 
     /// Relationships pushed so far.
     pub fn len(&self) -> usize {
-        self.read + self.pending.ends.len() + self.interning.as_ref().map_or(0, |i| i.items())
+        let pending: usize = self.pending.iter().map(|p| p.ends.len()).sum();
+        self.read + pending + self.interning.as_ref().map_or(0, |i| i.items())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -580,12 +605,12 @@ impl Purview {
             ops,
             read: 0,
             recent,
-            shape: None,
+            shapes: Vec::new(),
             encoder,
             runs: Vec::new(),
             sent: 0,
             run: RUN,
-            pending: Pending::default(),
+            pending: Vec::new(),
             interning: None,
             spare: Vec::new(),
             lost: false,

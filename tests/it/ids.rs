@@ -275,7 +275,10 @@ fn a_bulk_load_gives_the_same_ids_on_any_number_of_interning_threads() {
     const SCHEMA: &str = "type user {}\n\
         type group {\n  relation member: user | group#member\n}\n\
         type folder {\n  relation viewer: user | group#member\n}\n\
-        type doc {\n  relation parent: folder | doc\n  relation viewer: user | group#member | user:*\n}\n";
+        type doc {\n  relation parent: folder | doc\n  relation viewer: user | group#member | user:*\n}\n\
+        type tag {\n  relation r0: user | group#member\n  relation r1: user | group#member\n  \
+        relation r2: user | group#member\n  relation r3: user | group#member\n  \
+        relation r4: user | group#member\n  relation r5: user | group#member\n}\n";
     let shapes = [
         ("group", "member", "user", "u", ""),
         ("group", "member", "group", "g", "#member"),
@@ -300,6 +303,24 @@ fn a_bulk_load_gives_the_same_ids_on_any_number_of_interning_threads() {
             let resource = format!("{}{}", &ty[..1], next(3000));
             let subject = if prefix == "*" { "*".to_string() } else { format!("{prefix}{}", next(3000)) };
             lines.push(format!("{ty}:{resource}#{rel}@{sty}:{subject}{srel}"));
+        }
+    }
+    // Then shapes alternating line by line, more of them than the loader keeps batches for
+    // (19), with names recurring.
+    let tags: Vec<(String, &str, &str)> =
+        (0..6).flat_map(|k| [(format!("r{k}"), "user", "u"), (format!("r{k}"), "group", "g")]).collect();
+    for _ in 0..30_000 {
+        let pick = next((shapes.len() + tags.len()) as u64) as usize;
+        match (shapes.get(pick), tags.get(pick.saturating_sub(shapes.len()))) {
+            (Some(&(ty, rel, sty, prefix, srel)), _) => {
+                let subject = if prefix == "*" { "*".to_string() } else { format!("{prefix}{}", next(3000)) };
+                lines.push(format!("{ty}:{}{}#{rel}@{sty}:{subject}{srel}", &ty[..1], next(3000)));
+            }
+            (None, Some((rel, sty, prefix))) => {
+                let srel = if *sty == "group" { "#member" } else { "" };
+                lines.push(format!("tag:t{}#{rel}@{sty}:{prefix}{}{srel}", next(3000), next(3000)));
+            }
+            (None, None) => {}
         }
     }
     let load = |threads: usize| {

@@ -106,6 +106,25 @@ fn load_runs() -> impl Strategy<Value = Vec<String>> {
     })
 }
 
+/// Relationships of every shape interleaved line by line (as a load sorted by resource gives
+/// them: an object's relationships of each kind together), enough of each shape for full
+/// batches, with a condition now and then.
+fn load_interleaved() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec((0u8..5, 0u64..700, 0u64..900, 0u8..60), 0..4000).prop_map(|picks| {
+        picks
+            .into_iter()
+            .map(|(kind, d, u, special)| match kind {
+                0 => format!("doc:d{d}#viewer@user:u{u}"),
+                1 if special == 0 => format!("doc:d{d}#viewer@user:u{u}[expiration:2030-01-01T00:00:00Z]"),
+                1 => format!("doc:d{d}#viewer@user:v{u}"),
+                2 => format!("doc:d{d}#viewer@group:g{u}#member"),
+                3 => format!("group:g{d}#member@user:u{u}"),
+                _ => format!("doc:d{d}#viewer@user:*"),
+            })
+            .collect()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
 
@@ -114,6 +133,13 @@ proptest! {
     #[test]
     fn large_bulk_load_equals_a_batch_of_touches(lines in load_runs()) {
         loads_equal_touches(&lines, 700)?;
+    }
+
+    /// The same when shapes alternate line by line: each shape's relationships wait in a batch
+    /// of their own, none flushed by the others.
+    #[test]
+    fn interleaved_bulk_load_equals_a_batch_of_touches(lines in load_interleaved()) {
+        loads_equal_touches(&lines, 900)?;
     }
 }
 
