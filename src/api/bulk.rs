@@ -85,25 +85,74 @@ fn blockers_text(b: &[Blocker]) -> String {
 /// given more than once, the last copy wins, as in a sequence of touches.
 #[derive(Debug, Default)]
 pub struct Resolved {
-    /// Relationships with no condition and no time bounds (duplicates possible).
-    pub plain: Vec<Key>,
+    /// Relationships with no condition and no time bounds (duplicates possible), in push order:
+    /// runs of one shape, 8 bytes a relationship.
+    plain: Vec<PlainRun>,
+    plain_len: usize,
     /// The others, with their attributes, in push order (see [`Resolved::specials`]).
     special: Vec<(Key, TupleAttrs)>,
     /// Per key, the special copy in effect: the last one, unless a plain copy came after it.
     special_at: HashMap<Key, usize>,
 }
 
+/// A shape of plain relationships: resource type, relation, subject type and relation.
+pub(crate) type ShapeIds = (TypeId, RelId, TypeId, Option<RelId>);
+
+/// Consecutive plain relationships of one shape, as (resource id, subject id) pairs.
+#[derive(Debug)]
+struct PlainRun {
+    shape: ShapeIds,
+    pairs: Vec<(ObjId, ObjId)>,
+}
+
+impl PlainRun {
+    fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        let (ty, rel, sty, srel) = self.shape;
+        self.pairs.iter().map(move |&(o, s)| (Obj { ty, id: o }, rel, Subject { ty: sty, id: s, rel: srel }))
+    }
+}
+
 impl Resolved {
     pub fn push(&mut self, key: Key, attrs: TupleAttrs) {
         if attrs.caveat.is_none() && attrs.valid_from.is_none() && attrs.expires_at.is_none() {
-            if !self.special_at.is_empty() {
-                self.special_at.remove(&key);
-            }
-            self.plain.push(key);
+            let (o, rel, s) = key;
+            self.push_plain((o.ty, rel, s.ty, s.rel), &[o.id], &[s.id]);
         } else {
             self.special_at.insert(key, self.special.len());
             self.special.push((key, attrs));
         }
+    }
+
+    /// Plain relationships of one shape: resource `rids[i]` with subject `sids[i]`.
+    pub(crate) fn push_plain(&mut self, shape: ShapeIds, rids: &[ObjId], sids: &[ObjId]) {
+        let pairs = rids.iter().copied().zip(sids.iter().copied());
+        if !self.special_at.is_empty() {
+            // A plain copy after a special one replaces it.
+            let run = PlainRun { shape, pairs: pairs.clone().collect() };
+            for key in run.keys() {
+                self.special_at.remove(&key);
+            }
+        }
+        match self.plain.last_mut() {
+            Some(run) if run.shape == shape => run.pairs.extend(pairs),
+            _ => self.plain.push(PlainRun { shape, pairs: pairs.collect() }),
+        }
+        self.plain_len += rids.len().min(sids.len());
+    }
+
+    /// How many plain relationships were pushed (duplicates included).
+    pub fn plain_len(&self) -> usize {
+        self.plain_len
+    }
+
+    /// The plain relationships from the `from`th on, in push order.
+    pub fn plain_from(&self, from: usize) -> impl Iterator<Item = Key> + '_ {
+        let mut skip = from;
+        self.plain.iter().flat_map(move |run| {
+            let k = skip.min(run.pairs.len());
+            skip -= k;
+            run.keys().skip(k)
+        })
     }
 
     /// The special relationships in effect (each later than any plain copy of its key), in
@@ -117,13 +166,13 @@ impl Resolved {
     /// Every relationship with its attributes (plain ones first, then the specials in effect,
     /// which replace a plain copy).
     pub fn tuples(&self) -> impl Iterator<Item = (Obj, RelId, Subject, TupleAttrs)> + '_ {
-        let plain = self.plain.iter().map(|&(o, r, s)| (o, r, s, crate::index::PLAIN));
+        let plain = self.plain_from(0).map(|(o, r, s)| (o, r, s, crate::index::PLAIN));
         plain.chain(self.specials().map(|&((o, r, s), ref a)| (o, r, s, a.clone())))
     }
 
     /// Builds `data` (fresh, its names interned) from the relationships.
     pub fn build_into(&self, data: &mut IndexData) {
-        data.bulk_load_plain(&self.plain);
+        data.bulk_load_runs(self.plain.iter().map(|run| (run.shape, run.pairs.as_slice())));
         for ((o, r, s), a) in self.specials() {
             data.insert(*o, *r, *s, a.clone());
         }
@@ -434,10 +483,9 @@ impl BulkLoader<'_> {
         let Some((rty, rel, sty, srel)) = p.ids else { return };
         self.next.count_interned(rty, &p.rids);
         self.next.count_interned(sty, &p.sids);
-        for (&o, &s) in p.rids.iter().zip(&p.sids) {
-            let key = (Obj { ty: rty, id: o }, rel, Subject { ty: sty, id: s, rel: srel });
-            self.add(key, crate::index::PLAIN);
-        }
+        self.resolved.push_plain((rty, rel, sty, srel), &p.rids, &p.sids);
+        self.read += p.rids.len().min(p.sids.len());
+        self.sort_full_run();
         // The buffers are kept for a later batch.
         if let Some(interning) = &mut self.interning {
             interning.recycle(std::mem::take(&mut p.rids));
@@ -460,10 +508,16 @@ impl BulkLoader<'_> {
     fn add(&mut self, (o, rel, s): Key, a: TupleAttrs) {
         self.resolved.push((o, rel, s), a);
         self.read += 1;
+        self.sort_full_run();
+    }
+
+    /// On a durable load, sorts the plain keys not sent yet on another thread once there are
+    /// a run's worth.
+    fn sort_full_run(&mut self) {
         if let Some(encoder) = &self.encoder {
-            if self.resolved.plain.len() - self.sent >= self.run {
-                let chunk = self.resolved.plain[self.sent..].to_vec();
-                self.sent = self.resolved.plain.len();
+            if self.resolved.plain_len() - self.sent >= self.run {
+                let chunk = self.resolved.plain_from(self.sent).collect();
+                self.sent = self.resolved.plain_len();
                 self.runs.push(sort_run(encoder, chunk));
             }
         }
@@ -541,8 +595,8 @@ impl BulkLoader<'_> {
         // The last run, then every run, sorted.
         let mut runs = runs;
         if let Some(encoder) = &encoder {
-            if resolved.plain.len() > sent {
-                runs.push(sort_run(encoder, resolved.plain[sent..].to_vec()));
+            if resolved.plain_len() > sent {
+                runs.push(sort_run(encoder, resolved.plain_from(sent).collect()));
             }
         }
         let mut sorted = Vec::with_capacity(runs.len());

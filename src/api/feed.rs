@@ -139,7 +139,7 @@ fn describe(change: &Change<'_>) -> ChangeSet {
             );
         }
         Change::Import { before, after, load, .. } => {
-            if load.plain.len() > MAX_IMPORT_UPDATES {
+            if load.plain_len() > MAX_IMPORT_UPDATES {
                 set.truncated = true;
             } else {
                 let mut seen = HashSet::new();

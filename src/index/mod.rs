@@ -350,6 +350,42 @@ impl IndexData {
         self.build_lists(per_slot);
     }
 
+    /// [`IndexData::bulk_load_plain`] of runs of relationships of one shape (resource type,
+    /// relation, subject type and relation), each as (resource id, subject id) pairs.
+    pub fn bulk_load_runs<'a>(
+        &mut self,
+        runs: impl Iterator<Item = ((TypeId, RelId, TypeId, Option<RelId>), &'a [(ObjId, ObjId)])> + Clone,
+    ) {
+        let slots_of = |(ty, rel, sty, srel): (TypeId, RelId, TypeId, Option<RelId>)| {
+            let o = Obj { ty, id: 0 };
+            let slot = |id| self.slot_for(o, rel, Subject { ty: sty, id, rel: srel }).map(|(slot, _)| slot);
+            (slot(0), slot(WILDCARD))
+        };
+        // Exact sizes first: the pairs are copied once.
+        let mut sizes = vec![0usize; self.plan.slots.len()];
+        for (shape, pairs) in runs.clone() {
+            let (plain, wildcard) = slots_of(shape);
+            let wildcards =
+                if wildcard.is_some() { pairs.iter().filter(|p| p.1 == WILDCARD).count() } else { 0 };
+            for (slot, n) in [(plain, pairs.len() - wildcards), (wildcard, wildcards)] {
+                if let Some(size) = slot.and_then(|slot| sizes.get_mut(slot as usize)) {
+                    *size += n;
+                }
+            }
+        }
+        let mut per_slot: Vec<Vec<(u32, u32)>> = sizes.into_iter().map(Vec::with_capacity).collect();
+        for (shape, pairs) in runs {
+            let (plain, wildcard) = slots_of(shape);
+            for &(o, s) in pairs {
+                let (slot, v) = if s == WILDCARD { (wildcard, 0) } else { (plain, s) };
+                if let Some(list) = slot.and_then(|slot| per_slot.get_mut(slot as usize)) {
+                    list.push((o, v));
+                }
+            }
+        }
+        self.build_lists(per_slot);
+    }
+
     /// Builds an index from relationships given by ids (used by bulk loads); faster than
     /// writing them one by one. Special relationships are stored as such.
     pub fn bulk_load(&mut self, tuples: Vec<(Obj, RelId, Subject, TupleAttrs)>) {

@@ -244,7 +244,7 @@ impl Journal for Durable {
                 let body = if rows_written {
                     CommitBody::Import { changes: Vec::new(), rows, rows_written: true }
                 } else {
-                    let keys = load.plain.iter().copied().chain(load.specials().map(|(k, _)| *k));
+                    let keys = load.plain_from(0).chain(load.specials().map(|(k, _)| *k));
                     let changes = diff(before, after, keys, &names.mapping);
                     let rows = changes.len() as u64;
                     CommitBody::Import { changes, rows, rows_written: false }
@@ -468,12 +468,12 @@ impl Journal for Durable {
         let mapping = lock(&inner.names).mapping.clone();
         let portable = |a: &TupleAttrs| a.to_portable(|c| mapping.cond_sid(c));
         // The loader sorted the plain keys in runs as it read; if it did not, sort them here.
-        let runs = if runs.iter().map(Vec::len).sum::<usize>() == load.plain.len() {
+        let runs = if runs.iter().map(Vec::len).sum::<usize>() == load.plain_len() {
             runs
         } else {
             use rayon::slice::ParallelSliceMut;
             let mut all: Vec<[u8; 24]> =
-                load.plain.iter().map(|&k| super::row_bytes(&mapping.row_key(k))).collect();
+                load.plain_from(0).map(|k| super::row_bytes(&mapping.row_key(k))).collect();
             all.par_sort_unstable();
             vec![all]
         };
