@@ -354,26 +354,14 @@ impl IndexData {
     /// relation, subject type and relation), each as (resource id, subject id) pairs.
     pub fn bulk_load_runs<'a>(
         &mut self,
-        runs: impl Iterator<Item = ((TypeId, RelId, TypeId, Option<RelId>), &'a [(ObjId, ObjId)])> + Clone,
+        runs: impl Iterator<Item = ((TypeId, RelId, TypeId, Option<RelId>), &'a [(ObjId, ObjId)])>,
     ) {
         let slots_of = |(ty, rel, sty, srel): (TypeId, RelId, TypeId, Option<RelId>)| {
             let o = Obj { ty, id: 0 };
             let slot = |id| self.slot_for(o, rel, Subject { ty: sty, id, rel: srel }).map(|(slot, _)| slot);
             (slot(0), slot(WILDCARD))
         };
-        // Exact sizes first: the pairs are copied once.
-        let mut sizes = vec![0usize; self.plan.slots.len()];
-        for (shape, pairs) in runs.clone() {
-            let (plain, wildcard) = slots_of(shape);
-            let wildcards =
-                if wildcard.is_some() { pairs.iter().filter(|p| p.1 == WILDCARD).count() } else { 0 };
-            for (slot, n) in [(plain, pairs.len() - wildcards), (wildcard, wildcards)] {
-                if let Some(size) = slot.and_then(|slot| sizes.get_mut(slot as usize)) {
-                    *size += n;
-                }
-            }
-        }
-        let mut per_slot: Vec<Vec<(u32, u32)>> = sizes.into_iter().map(Vec::with_capacity).collect();
+        let mut per_slot: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.plan.slots.len()];
         for (shape, pairs) in runs {
             let (plain, wildcard) = slots_of(shape);
             for &(o, s) in pairs {
