@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Relationships interned together.
-pub(super) const BATCH: usize = 4096;
+pub(super) const BATCH: usize = 1024;
 
 /// Batches out at once, at most, per worker.
 const AHEAD: usize = 4;
