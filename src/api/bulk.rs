@@ -128,9 +128,9 @@ impl Resolved {
         let pairs = rids.iter().copied().zip(sids.iter().copied());
         if !self.special_at.is_empty() {
             // A plain copy after a special one replaces it.
-            let run = PlainRun { shape, pairs: pairs.clone().collect() };
-            for key in run.keys() {
-                self.special_at.remove(&key);
+            let (ty, rel, sty, srel) = shape;
+            for (o, s) in pairs.clone() {
+                self.special_at.remove(&(Obj { ty, id: o }, rel, Subject { ty: sty, id: s, rel: srel }));
             }
         }
         match self.plain.last_mut() {
