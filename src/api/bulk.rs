@@ -85,8 +85,10 @@ fn blockers_text(b: &[Blocker]) -> String {
 /// given more than once, the last copy wins, as in a sequence of touches.
 #[derive(Debug, Default)]
 pub struct Resolved {
-    /// Relationships with no condition and no time bounds (duplicates possible), in push order:
-    /// runs of one shape, 8 bytes a relationship.
+    /// Relationships with no condition and no time bounds (duplicates possible), as recorded:
+    /// runs of one shape, 8 bytes a relationship. Each shape's are in push order; shapes
+    /// interleave batch by batch (every special relationship is recorded after the plain ones
+    /// pushed before it, which is the only order that matters).
     plain: Vec<PlainRun>,
     plain_len: usize,
     /// The others, with their attributes, in push order (see [`Resolved::specials`]).
@@ -145,7 +147,7 @@ impl Resolved {
         self.plain_len
     }
 
-    /// The plain relationships from the `from`th on, in push order.
+    /// The plain relationships from the `from`th recorded on.
     pub fn plain_from(&self, from: usize) -> impl Iterator<Item = Key> + '_ {
         let mut skip = from;
         self.plain.iter().flat_map(move |run| {
@@ -198,7 +200,7 @@ pub struct BulkLoader<'p> {
     /// The last name interned per type (see [`Recent`]).
     recent: Vec<Option<(String, ObjId)>>,
     /// The shapes of plain relationships validated so far (at most [`SHAPES`]), the last one
-    /// matched first.
+    /// matched first, each with its relationships whose names are not interned yet.
     shapes: Vec<Shape>,
     /// On a durable Purview loading into an empty store: the journal's row order, and the
     /// plain keys sorted by it so far, run by run on other threads (see [`super::Journal::row_encoder`]).
@@ -208,8 +210,6 @@ pub struct BulkLoader<'p> {
     sent: usize,
     /// Plain keys per run.
     run: usize,
-    /// Per shape (its `batch`), plain relationships whose names are not interned yet.
-    pending: Vec<Pending>,
     /// Full batches being interned on other threads, started with the first one.
     interning: Option<Interning>,
     /// Batches whose names were interned, their buffers kept for reuse.
@@ -250,13 +250,13 @@ struct Shape {
     subject_ty: String,
     subject_relation: Option<String>,
     wildcard: bool,
-    ids: (TypeId, RelId, TypeId, Option<RelId>),
-    /// Its relationships waiting to be interned: `BulkLoader::pending[batch]`.
-    batch: usize,
+    ids: ShapeIds,
+    /// Its relationships waiting to have their names interned.
+    pending: Pending,
 }
 
 impl Shape {
-    fn of(r: &RelRef<'_>, ids: (TypeId, RelId, TypeId, Option<RelId>), batch: usize) -> Shape {
+    fn of(r: &RelRef<'_>, ids: ShapeIds, pending: Pending) -> Shape {
         Shape {
             resource_ty: r.resource_ty.to_string(),
             relation: r.relation.to_string(),
@@ -264,7 +264,7 @@ impl Shape {
             subject_relation: r.subject_relation.map(str::to_string),
             wildcard: r.subject_id == "*",
             ids,
-            batch,
+            pending,
         }
     }
 
@@ -356,21 +356,16 @@ impl BulkLoader<'_> {
                 // Loads often alternate between a few shapes (an object's relationships of
                 // each kind): the last one matched is tried first.
                 self.shapes[..=k].rotate_right(1);
-                let (ids, b) = (self.shapes[0].ids, self.shapes[0].batch);
+                let ids = self.shapes[0].ids;
                 if self.ops.is_none() {
                     // Interned later, with the others of its shape's batch.
-                    let Some(p) = self.pending.get_mut(b) else {
-                        return Err(WriteError::Storage {
-                            message: "the bulk loader lost a batch (a bug)".into(),
-                            unknown_outcome: false,
-                        });
-                    };
+                    let p = &mut self.shapes[0].pending;
                     p.text.push_str(r.resource_id);
                     let at = p.text.len();
                     p.text.push_str(r.subject_id);
                     p.ends.push((at, p.text.len()));
                     if p.ends.len() >= BATCH {
-                        self.hand_off(b);
+                        self.hand_off(0);
                     }
                     return Ok(());
                 }
@@ -389,33 +384,30 @@ impl BulkLoader<'_> {
         if plain {
             if self.shapes.len() >= SHAPES {
                 // Nothing is pending after the flush.
-                self.shapes.clear();
-                self.spare.append(&mut self.pending);
+                self.spare.extend(self.shapes.drain(..).map(|sh| sh.pending));
             }
             let ids = (o.ty, rel, s.ty, s.rel);
             let mut p = self.spare.pop().unwrap_or_default();
             (p.ids, p.wildcard) = (Some(ids), r.subject_id == "*");
-            self.shapes.insert(0, Shape::of(r, ids, self.pending.len()));
-            self.pending.push(p);
+            self.shapes.insert(0, Shape::of(r, ids, p));
         }
         self.record(r, (o, rel, s), a)
     }
 
     /// Interns every pending relationship's names and records them, after every batch handed
-    /// off (shape by shape, in the order the shapes were first seen): nothing is pending when
-    /// this returns.
+    /// off (shape by shape, the last matched first): nothing is pending when this returns.
     fn flush(&mut self) {
         self.drain();
-        for b in 0..self.pending.len() {
-            if let Some(p) = self.take_batch(b) {
+        for k in 0..self.shapes.len() {
+            if let Some(p) = self.take_batch(k) {
                 self.intern_here(p);
             }
         }
     }
 
-    /// Shape `b`'s pending relationships, if any, replaced by an empty batch of the shape.
-    fn take_batch(&mut self, b: usize) -> Option<Pending> {
-        let pending = self.pending.get_mut(b).filter(|p| !p.ends.is_empty())?;
+    /// Shape `k`'s pending relationships, if any, replaced by an empty batch of the shape.
+    fn take_batch(&mut self, k: usize) -> Option<Pending> {
+        let pending = self.shapes.get_mut(k).map(|sh| &mut sh.pending).filter(|p| !p.ends.is_empty())?;
         let mut next = self.spare.pop().unwrap_or_default();
         (next.ids, next.wildcard) = (pending.ids, pending.wildcard);
         Some(std::mem::replace(pending, next))
@@ -429,9 +421,9 @@ impl BulkLoader<'_> {
         self.interned(p);
     }
 
-    /// Sends shape `b`'s pending batch (full) to the interning workers, or interns it here if
+    /// Sends shape `k`'s pending batch (full) to the interning workers, or interns it here if
     /// there are none; records the batches that came back.
-    fn hand_off(&mut self, b: usize) {
+    fn hand_off(&mut self, k: usize) {
         if self.interning.is_none() && !self.alone {
             let n = self.workers.unwrap_or_else(|| {
                 // Asked once a load (it reads the process's CPU limits).
@@ -447,7 +439,7 @@ impl BulkLoader<'_> {
             }
             self.alone = self.interning.is_none();
         }
-        let Some(p) = self.take_batch(b) else { return };
+        let Some(p) = self.take_batch(k) else { return };
         let Some(interning) = &mut self.interning else { return self.intern_here(p) };
         match interning.send(p) {
             Ok(ready) => {
@@ -480,10 +472,10 @@ impl BulkLoader<'_> {
 
     /// Records a batch whose names have ids.
     fn interned(&mut self, mut p: Pending) {
-        let Some((rty, rel, sty, srel)) = p.ids else { return };
+        let Some(ids @ (rty, _, sty, _)) = p.ids else { return };
         self.next.count_interned(rty, &p.rids);
         self.next.count_interned(sty, &p.sids);
-        self.resolved.push_plain((rty, rel, sty, srel), &p.rids, &p.sids);
+        self.resolved.push_plain(ids, &p.rids, &p.sids);
         self.read += p.rids.len().min(p.sids.len());
         self.sort_full_run();
         // The buffers are kept for a later batch.
@@ -545,7 +537,8 @@ impl BulkLoader<'_> {
 
     /// Interns names on `n` threads besides the loader's (default: one per core, at most four,
     /// none on one core); `0` interns them on the loader's thread. Ids do not depend on it: each
-    /// type's names are interned in the order they were pushed, by one thread.
+    /// type's names are interned by one thread, batch by batch in the order the batches were
+    /// handed over.
     pub fn with_interning_threads(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -553,7 +546,7 @@ impl BulkLoader<'_> {
 
     /// Relationships pushed so far.
     pub fn len(&self) -> usize {
-        let pending: usize = self.pending.iter().map(|p| p.ends.len()).sum();
+        let pending: usize = self.shapes.iter().map(|sh| sh.pending.ends.len()).sum();
         self.read + pending + self.interning.as_ref().map_or(0, |i| i.items())
     }
 
@@ -664,7 +657,6 @@ impl Purview {
             runs: Vec::new(),
             sent: 0,
             run: RUN,
-            pending: Vec::new(),
             interning: None,
             spare: Vec::new(),
             lost: false,

@@ -453,13 +453,6 @@ impl IndexData {
 }
 
 impl IndexData {
-    /// Interns many names of one type at once (a bulk load; see [`Names::intern_many`]):
-    /// `out[i]` is the id of `names[i]`. No name may be the wildcard `*`.
-    pub fn intern_many(&mut self, ty: TypeId, names: &[&str], out: &mut Vec<ObjId>) {
-        self.names.intern_many(ty, names, out);
-        self.count_interned(ty, out);
-    }
-
     /// The names table itself, for interning on another thread (see
     /// [`IndexData::count_interned`]).
     pub(crate) fn shared_names(&self) -> Arc<Names> {

@@ -158,15 +158,9 @@ impl Names {
         (found(ta, &pa, a.1), found(tb, &pb, b.1))
     }
 
-    /// Interns many names of one type at once (a bulk load): `out[i]` is the id of
-    /// `names[i]`. The names already present are found by batched lookups (see [`Probe`]).
-    pub fn intern_many(&self, ty: TypeId, names: &[&str], out: &mut Vec<ObjId>) {
-        let name = |i: usize| names.get(i).copied().unwrap_or("");
-        self.intern_many_by(ty, names.len(), name, out, &mut InternScratch::default());
-    }
-
-    /// [`Names::intern_many`] of the names at `ranges` of `text`, its temporary vectors in
-    /// `scratch` (kept from one batch to the next).
+    /// Interns many names of one type at once (a bulk load): `out[i]` is the id of the name at
+    /// `ranges[i]` of `text`. The names already present are found by batched lookups (see
+    /// [`Probe`]); the temporary vectors are in `scratch`, kept from one batch to the next.
     pub fn intern_many_with(
         &self,
         ty: TypeId,
@@ -176,17 +170,7 @@ impl Names {
         scratch: &mut InternScratch,
     ) {
         let name = |i: usize| ranges.get(i).and_then(|&(from, to)| text.get(from..to)).unwrap_or("");
-        self.intern_many_by(ty, ranges.len(), name, out, scratch);
-    }
-
-    fn intern_many_by<'a>(
-        &self,
-        ty: TypeId,
-        n: usize,
-        name: impl Fn(usize) -> &'a str,
-        out: &mut Vec<ObjId>,
-        scratch: &mut InternScratch,
-    ) {
+        let n = ranges.len();
         out.clear();
         out.reserve(n);
         let Some(t) = self.types.get(ty as usize) else {
@@ -194,7 +178,7 @@ impl Names {
             return;
         };
         let InternScratch { found, missing, in_recent } = scratch;
-        t.frozen.get_many_by(n, &name, found);
+        t.frozen.get_many_by(n, name, found);
         let base = t.frozen.len() as u32;
         if found.iter().all(Option::is_some) {
             out.extend(found.iter().map(|id| id.unwrap_or(WILDCARD)));

@@ -266,7 +266,7 @@ fn what_across_every_type_groups_by_type() {
 }
 
 /// A bulk load gives every name the same id whatever the number of threads interning names
-/// (each type's names are interned by one thread, in the order they were pushed), and the same
+/// (each type's names are interned by one thread, batch by batch in hand-over order), and the same
 /// relationships: checked on runs of relationships of one shape long enough to be handed to
 /// the interning threads in batches, with types on both sides and names recurring across
 /// batches.

@@ -7,8 +7,9 @@
 //! every type's names are interned in the same order as on one thread and get the same ids,
 //! whatever the timing. Batches come back to the loader in order.
 
+use super::ShapeIds;
 use crate::index::{InternScratch, Names};
-use crate::schema::{RelId, TypeId};
+use crate::schema::TypeId;
 use crate::store::{ObjId, WILDCARD};
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -26,7 +27,7 @@ const AHEAD: usize = 4;
 /// [`crate::store::Probe`]: lookups of many names overlap their cache misses).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Pending {
-    pub ids: Option<(TypeId, RelId, TypeId, Option<RelId>)>,
+    pub ids: Option<ShapeIds>,
     pub wildcard: bool,
     pub text: String,
     /// Where each relationship's resource name and subject name end in `text`.
